@@ -1,0 +1,347 @@
+//! One configuration tree, layered: defaults < TOML file (`--config`) < environment < flags.
+//!
+//! Every setting is described once in [`SETTINGS`] with its TOML key, the environment
+//! variables that set it (KnowledgeBeast's `KB_*` names where they exist) and what it accepts,
+//! so that a bad value anywhere stops start-up with a message naming where it came from.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The resolved configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub log_level: LogLevel,
+    pub kb: KbSettings,
+    /// Where each setting came from (`default`, `KB_CHUNK_SIZE`, `--max-workers`, ...).
+    pub origins: BTreeMap<&'static str, String>,
+}
+
+/// Knowledge-base settings (KnowledgeBeast's `KnowledgeBeastConfig` where names agree).
+#[derive(Clone, Debug, PartialEq)]
+pub struct KbSettings {
+    pub knowledge_dirs: Vec<PathBuf>,
+    /// Where the index lives (`KB_CACHE_FILE`); default `<data_dir>/kb`.
+    pub index_dir: PathBuf,
+    pub max_cache_size: usize,
+    pub max_workers: usize,
+    pub auto_warm: bool,
+    pub warming_queries: Vec<String>,
+    pub heartbeat_interval: u64,
+    pub chunk_size: usize,
+    pub chunk_overlap: usize,
+    pub max_file_size: u64,
+    pub stemming: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    /// The `tracing` filter directive for this level.
+    pub fn as_filter(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// KnowledgeBeast's default warming queries.
+pub const DEFAULT_WARMING_QUERIES: &[&str] = &[
+    "audio processing",
+    "juce framework",
+    "librosa analysis",
+    "machine learning",
+    "signal processing",
+    "real-time audio",
+    "plugin development",
+];
+
+/// A setting that could not be accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Path,
+    PathList,
+    StringList,
+    Int { min: u64 },
+    Bool,
+    Level,
+}
+
+impl Kind {
+    fn accepts(self) -> String {
+        match self {
+            Kind::Path => "a path".into(),
+            Kind::PathList => "a comma-separated list of directories (a TOML array in files)".into(),
+            Kind::StringList => "a list of strings".into(),
+            Kind::Int { min } => format!("an integer >= {min}"),
+            Kind::Bool => "true or false (also 1/0, yes/no, on/off)".into(),
+            Kind::Level => "one of trace, debug, info, warning, error, critical".into(),
+        }
+    }
+}
+
+struct Spec {
+    key: &'static str,
+    env: &'static [&'static str],
+    kind: Kind,
+}
+
+/// Every setting: TOML key (`kb.` keys live in the `[kb]` table), environment variables in
+/// increasing precedence, and the kind of value.
+const SETTINGS: &[Spec] = &[
+    Spec { key: "data_dir", env: &["MNEME_DATA_DIR"], kind: Kind::Path },
+    Spec { key: "log_level", env: &["KB_LOG_LEVEL", "MNEME_LOG_LEVEL"], kind: Kind::Level },
+    Spec { key: "kb.knowledge_dirs", env: &["KB_KNOWLEDGE_DIRS"], kind: Kind::PathList },
+    Spec { key: "kb.index_dir", env: &["KB_CACHE_FILE"], kind: Kind::Path },
+    Spec { key: "kb.max_cache_size", env: &["KB_MAX_CACHE_SIZE"], kind: Kind::Int { min: 1 } },
+    Spec { key: "kb.max_workers", env: &["KB_MAX_WORKERS"], kind: Kind::Int { min: 1 } },
+    Spec { key: "kb.auto_warm", env: &["KB_AUTO_WARM"], kind: Kind::Bool },
+    Spec { key: "kb.warming_queries", env: &[], kind: Kind::StringList },
+    Spec { key: "kb.heartbeat_interval", env: &["KB_HEARTBEAT_INTERVAL"], kind: Kind::Int { min: 10 } },
+    Spec { key: "kb.chunk_size", env: &["KB_CHUNK_SIZE"], kind: Kind::Int { min: 1 } },
+    Spec { key: "kb.chunk_overlap", env: &["KB_CHUNK_OVERLAP"], kind: Kind::Int { min: 0 } },
+    Spec { key: "kb.max_file_size", env: &["MNEME_KB_MAX_FILE_SIZE"], kind: Kind::Int { min: 1 } },
+    Spec { key: "kb.stemming", env: &["MNEME_KB_STEMMING"], kind: Kind::Bool },
+];
+
+/// The environment variables mneme reads, for `--help` and the docs.
+pub fn environment_variables() -> Vec<(&'static str, &'static str)> {
+    SETTINGS.iter().flat_map(|spec| spec.env.iter().map(move |var| (*var, spec.key))).collect()
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Value {
+    Path(PathBuf),
+    Paths(Vec<PathBuf>),
+    Strings(Vec<String>),
+    Int(u64),
+    Bool(bool),
+    Level(LogLevel),
+}
+
+/// A value set by a command-line flag: the setting key, the raw text and the flag's name.
+#[derive(Clone, Debug)]
+pub struct FlagValue {
+    pub key: &'static str,
+    pub value: String,
+    pub flag: &'static str,
+}
+
+/// Resolves the configuration from an optional TOML file, an environment lookup and flags.
+pub fn load(
+    file: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+    flags: &[FlagValue],
+) -> Result<Config, ConfigError> {
+    let mut layers: BTreeMap<&'static str, (Value, String)> = BTreeMap::new();
+    if let Some(file) = file {
+        read_file(file, &mut layers)?;
+    }
+    for spec in SETTINGS {
+        for var in spec.env {
+            if let Some(raw) = env(var) {
+                let value = parse_str(spec.kind, &raw).map_err(|accepts| ConfigError {
+                    message: format!("{var}={raw:?} is not valid: expected {accepts}"),
+                })?;
+                layers.insert(spec.key, (value, (*var).to_owned()));
+            }
+        }
+    }
+    for flag in flags {
+        let spec = spec_of(flag.key);
+        let value = parse_str(spec.kind, &flag.value).map_err(|accepts| ConfigError {
+            message: format!("{} {:?} is not valid: expected {accepts}", flag.flag, flag.value),
+        })?;
+        layers.insert(spec.key, (value, flag.flag.to_owned()));
+    }
+    resolve(layers)
+}
+
+fn spec_of(key: &str) -> &'static Spec {
+    SETTINGS.iter().find(|spec| spec.key == key).expect("flag names a known setting")
+}
+
+fn read_file(file: &Path, layers: &mut BTreeMap<&'static str, (Value, String)>) -> Result<(), ConfigError> {
+    let shown = file.display();
+    let text = std::fs::read_to_string(file).map_err(|err| ConfigError {
+        message: format!("cannot read the config file {shown}: {err}"),
+    })?;
+    let table: toml::Table = text.parse().map_err(|err| ConfigError {
+        message: format!("{shown} is not valid TOML: {err}"),
+    })?;
+    let mut flat = Vec::new();
+    for (key, value) in &table {
+        match (key.as_str(), value) {
+            ("kb", toml::Value::Table(kb)) => {
+                flat.extend(kb.iter().map(|(k, v)| (format!("kb.{k}"), v)));
+            }
+            _ => flat.push((key.clone(), value)),
+        }
+    }
+    for (key, value) in flat {
+        let Some(spec) = SETTINGS.iter().find(|spec| spec.key == key) else {
+            let known: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
+            return Err(ConfigError {
+                message: format!("{shown}: unknown setting `{key}` (known: {})", known.join(", ")),
+            });
+        };
+        let parsed = parse_toml(spec.kind, value, file.parent().unwrap_or(Path::new("")))
+            .map_err(|accepts| ConfigError { message: format!("{shown}: `{key}` must be {accepts}") })?;
+        layers.insert(spec.key, (parsed, format!("{key} in {shown}")));
+    }
+    Ok(())
+}
+
+fn parse_str(kind: Kind, raw: &str) -> Result<Value, String> {
+    let trimmed = raw.trim();
+    let bad = || kind.accepts();
+    Ok(match kind {
+        Kind::Path if !trimmed.is_empty() => Value::Path(PathBuf::from(trimmed)),
+        Kind::PathList => {
+            let dirs: Vec<PathBuf> = trimmed
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .collect();
+            if dirs.is_empty() {
+                return Err(bad());
+            }
+            Value::Paths(dirs)
+        }
+        Kind::StringList => Value::Strings(
+            trimmed.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        ),
+        Kind::Int { min } => {
+            let n: u64 = trimmed.parse().map_err(|_| bad())?;
+            if n < min {
+                return Err(bad());
+            }
+            Value::Int(n)
+        }
+        Kind::Bool => Value::Bool(match trimmed.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => return Err(bad()),
+        }),
+        Kind::Level => Value::Level(match trimmed.to_ascii_lowercase().as_str() {
+            "trace" => LogLevel::Trace,
+            "debug" => LogLevel::Debug,
+            "info" => LogLevel::Info,
+            "warn" | "warning" => LogLevel::Warn,
+            "error" | "critical" => LogLevel::Error,
+            _ => return Err(bad()),
+        }),
+        Kind::Path => return Err(bad()),
+    })
+}
+
+fn parse_toml(kind: Kind, value: &toml::Value, base: &Path) -> Result<Value, String> {
+    let bad = || kind.accepts();
+    let relative = |p: &str| if Path::new(p).is_absolute() { PathBuf::from(p) } else { base.join(p) };
+    match (kind, value) {
+        (Kind::Path, toml::Value::String(s)) if !s.is_empty() => Ok(Value::Path(relative(s))),
+        (Kind::PathList | Kind::StringList, toml::Value::Array(items)) => {
+            let strings: Option<Vec<String>> =
+                items.iter().map(|v| v.as_str().map(str::to_owned)).collect();
+            let strings = strings.ok_or_else(bad)?;
+            match kind {
+                Kind::PathList if strings.is_empty() => Err(bad()),
+                Kind::PathList => Ok(Value::Paths(strings.iter().map(|s| relative(s)).collect())),
+                _ => Ok(Value::Strings(strings)),
+            }
+        }
+        (Kind::Int { min }, toml::Value::Integer(n)) if *n >= 0 && (*n as u64) >= min => {
+            Ok(Value::Int(*n as u64))
+        }
+        (Kind::Bool, toml::Value::Boolean(b)) => Ok(Value::Bool(*b)),
+        (Kind::Level, toml::Value::String(s)) => parse_str(kind, s),
+        _ => Err(bad()),
+    }
+}
+
+fn resolve(mut layers: BTreeMap<&'static str, (Value, String)>) -> Result<Config, ConfigError> {
+    let mut origins = BTreeMap::new();
+    let mut take = |key: &'static str| {
+        let (value, origin) = layers.remove(key).map_or((None, "default".to_owned()), |(v, o)| (Some(v), o));
+        origins.insert(key, origin);
+        value
+    };
+    let path = |v: Option<Value>| match v {
+        Some(Value::Path(p)) => Some(p),
+        _ => None,
+    };
+    let int = |v: Option<Value>, default: u64| match v {
+        Some(Value::Int(n)) => n,
+        _ => default,
+    };
+    let boolean = |v: Option<Value>, default: bool| match v {
+        Some(Value::Bool(b)) => b,
+        _ => default,
+    };
+    let data_dir = path(take("data_dir")).unwrap_or_else(|| PathBuf::from(".mneme"));
+    let log_level = match take("log_level") {
+        Some(Value::Level(level)) => level,
+        _ => LogLevel::Info,
+    };
+    let knowledge_dirs = match take("kb.knowledge_dirs") {
+        Some(Value::Paths(dirs)) => dirs,
+        _ => vec![PathBuf::from("knowledge-base")],
+    };
+    let index_dir = path(take("kb.index_dir")).unwrap_or_else(|| data_dir.join("kb"));
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let warming_queries = match take("kb.warming_queries") {
+        Some(Value::Strings(queries)) => queries,
+        _ => DEFAULT_WARMING_QUERIES.iter().map(|q| (*q).to_owned()).collect(),
+    };
+    let kb = KbSettings {
+        knowledge_dirs,
+        index_dir,
+        max_cache_size: int(take("kb.max_cache_size"), 100) as usize,
+        max_workers: int(take("kb.max_workers"), cpus) as usize,
+        auto_warm: boolean(take("kb.auto_warm"), true),
+        warming_queries,
+        heartbeat_interval: int(take("kb.heartbeat_interval"), 300),
+        chunk_size: int(take("kb.chunk_size"), 1000) as usize,
+        chunk_overlap: int(take("kb.chunk_overlap"), 200) as usize,
+        max_file_size: int(take("kb.max_file_size"), 50 * 1024 * 1024),
+        stemming: boolean(take("kb.stemming"), false),
+    };
+    if kb.chunk_overlap >= kb.chunk_size {
+        return Err(ConfigError {
+            message: format!(
+                "chunk_overlap ({}, from {}) must be smaller than chunk_size ({}, from {})",
+                kb.chunk_overlap, origins["kb.chunk_overlap"], kb.chunk_size, origins["kb.chunk_size"]
+            ),
+        });
+    }
+    Ok(Config { data_dir, log_level, kb, origins })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,94 @@
+//! The knowledge base as a service: the engine plus the counters KnowledgeBeast reports
+//! (queries, last access, warm-ups) and the clock readings the engine does not take itself.
+
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use mneme_kb::{ChunkConfig, KbConfig, KnowledgeBase, Ranking, SearchOutcome, SearchRequest};
+
+use crate::config::KbSettings;
+
+/// Warm-up and access figures of this process (query and cache counters live in the engine,
+/// which persists them with its cache).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct QueryStats {
+    pub warm_queries: u64,
+    pub last_warm_time: Option<Duration>,
+    pub last_access: Option<Duration>,
+}
+
+/// The engine configuration for these settings.
+pub fn kb_config(settings: &KbSettings) -> KbConfig {
+    KbConfig {
+        chunk: ChunkConfig { chunk_size: settings.chunk_size, chunk_overlap: settings.chunk_overlap },
+        stemming: settings.stemming,
+        max_file_size: settings.max_file_size,
+        max_workers: settings.max_workers,
+        cache_capacity: NonZeroUsize::new(settings.max_cache_size).unwrap_or(NonZeroUsize::MIN),
+        writer_memory_per_thread: 64 << 20,
+    }
+}
+
+pub struct Knowledge {
+    pub kb: KnowledgeBase,
+    pub settings: KbSettings,
+    warm_queries: AtomicU64,
+    last_warm: Mutex<Option<Duration>>,
+    last_access: Mutex<Option<Instant>>,
+}
+
+impl Knowledge {
+    /// Opens the index named by the settings.
+    pub fn open(settings: &KbSettings) -> mneme_kb::Result<Knowledge> {
+        if settings.index_dir.is_file() {
+            return Err(mneme_kb::Error::Corrupt(format!(
+                "{} is a file; mneme keeps its index in a directory (set KB_CACHE_FILE or kb.index_dir to a directory)",
+                settings.index_dir.display()
+            )));
+        }
+        let kb = KnowledgeBase::open(&settings.index_dir, kb_config(settings))?;
+        Ok(Knowledge {
+            kb,
+            settings: settings.clone(),
+            warm_queries: AtomicU64::new(0),
+            last_warm: Mutex::new(None),
+            last_access: Mutex::new(None),
+        })
+    }
+
+    /// The configured knowledge directories.
+    pub fn knowledge_dirs(&self) -> Vec<PathBuf> {
+        self.settings.knowledge_dirs.clone()
+    }
+
+    /// Answers a query and notes the access time.
+    pub fn search(&self, request: &SearchRequest<'_>) -> mneme_kb::Result<SearchOutcome> {
+        *self.last_access.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        self.kb.search(request)
+    }
+
+    /// Runs the configured warming queries; returns how many ran and how long it took.
+    pub fn warm(&self) -> mneme_kb::Result<(usize, Duration)> {
+        let started = Instant::now();
+        let executed = self.kb.warm(&self.settings.warming_queries, Ranking::Bm25, 10)?;
+        let elapsed = started.elapsed();
+        self.warm_queries.fetch_add(executed as u64, Ordering::Relaxed);
+        *self.last_warm.lock().unwrap_or_else(|p| p.into_inner()) = Some(elapsed);
+        Ok((executed, elapsed))
+    }
+
+    pub fn query_stats(&self) -> QueryStats {
+        QueryStats {
+            warm_queries: self.warm_queries.load(Ordering::Relaxed),
+            last_warm_time: *self.last_warm.lock().unwrap_or_else(|p| p.into_inner()),
+            last_access: self
+                .last_access
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .map(|at| at.elapsed()),
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Wires mneme's engines to their storage and to one configuration tree.
+//!
+//! `app` owns what the engines deliberately do not: configuration (files, environment),
+//! clocks, and the counters a running service reports. The CLI and the HTTP server both go
+//! through it, so that they behave the same.
+
+pub mod config;
+mod knowledge;
+
+pub use config::{Config, ConfigError, FlagValue, KbSettings, LogLevel};
+pub use knowledge::{Knowledge, QueryStats, kb_config};

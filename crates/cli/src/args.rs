@@ -1,0 +1,148 @@
+//! Command-line arguments (clap derive) and how global flags feed the configuration tree.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use mneme_app::{Config, FlagValue};
+
+const AFTER_HELP: &str = "\
+Configuration, lowest to highest precedence: built-in defaults, the TOML file given with
+--config (or MNEME_CONFIG), environment variables, then flags. KnowledgeBeast's variables
+work: KB_KNOWLEDGE_DIRS (comma list), KB_CACHE_FILE (index directory), KB_MAX_CACHE_SIZE,
+KB_MAX_WORKERS, KB_AUTO_WARM, KB_HEARTBEAT_INTERVAL, KB_CHUNK_SIZE, KB_CHUNK_OVERLAP,
+KB_LOG_LEVEL; mneme adds MNEME_DATA_DIR, MNEME_KB_MAX_FILE_SIZE and MNEME_KB_STEMMING.
+
+Exit status: 0 success, 1 error, 2 bad usage, 3 partial success (some files or queries
+were skipped; each is reported with its reason).
+
+Examples:
+  mneme ingest docs/                 index a directory (again: only changed files are read)
+  mneme query \"cache eviction\"       top 10 documents by BM25
+  mneme query \"cache\" --mode terms   KnowledgeBeast's ranking (distinct matched terms)
+  mneme query --batch queries.txt    one JSON line per query
+  mneme stats --json                 index and cache figures for scripts";
+
+/// mneme: a fast knowledge engine. Ingest documents, query them by keyword, keep hot answers
+/// cached.
+#[derive(Debug, Parser)]
+#[command(name = "mneme", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "MNEME_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory for mneme's data (the index lives in DIR/kb unless KB_CACHE_FILE says
+    /// otherwise) [default: .mneme].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<String>,
+    /// Log level: trace, debug, info, warning, error [default: info].
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Threads that convert and index files [default: number of CPUs].
+    #[arg(long, global = true, value_name = "N")]
+    pub max_workers: Option<String>,
+}
+
+impl GlobalArgs {
+    pub fn load_config(&self) -> anyhow::Result<Config> {
+        let mut flags = Vec::new();
+        let mut push = |key, value: &Option<String>, flag| {
+            if let Some(value) = value {
+                flags.push(FlagValue { key, value: value.clone(), flag });
+            }
+        };
+        push("data_dir", &self.data_dir, "--data-dir");
+        push("log_level", &self.log_level, "--log-level");
+        push("kb.max_workers", &self.max_workers, "--max-workers");
+        let env = |var: &str| std::env::var(var).ok();
+        Ok(mneme_app::config::load(self.config.as_deref(), &env, &flags)?)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Ingest files and directories (default: the configured knowledge dirs). Only files whose
+    /// content changed are read again, and documents whose files are gone are removed.
+    Ingest(IngestArgs),
+    /// Search the knowledge base.
+    Query(QueryArgs),
+    /// Show index size and cache counters.
+    Stats(StatsArgs),
+    /// Run the configured warming queries so that they are answered from the cache.
+    Warm,
+    /// Empty the query-result cache.
+    ClearCache,
+    /// Check that the configuration, knowledge dirs, index and disk are usable.
+    Health(HealthArgs),
+    /// Print the version.
+    Version,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Files or directories to ingest [default: the configured knowledge dirs].
+    pub paths: Vec<PathBuf>,
+    /// Re-read every file and rebuild the index from scratch.
+    #[arg(long)]
+    pub rebuild: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// BM25 over heading-aware chunks, one hit per document.
+    Keyword,
+    /// KnowledgeBeast's ranking: number of distinct query words in the document.
+    Terms,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The query (1 to 1000 characters; none of < > ; & | $ ` and no line breaks).
+    #[arg(required_unless_present = "batch", conflicts_with = "batch")]
+    pub text: Option<String>,
+    /// Number of documents to return.
+    #[arg(long, short = 'n', default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub limit: u32,
+    /// Number of documents to skip (for paging).
+    #[arg(long, default_value_t = 0)]
+    pub offset: u32,
+    /// Ranking mode.
+    #[arg(long, value_enum, default_value_t = Mode::Keyword)]
+    pub mode: Mode,
+    /// Do not read or fill the result cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Include each document's full text.
+    #[arg(long)]
+    pub content: bool,
+    /// Print JSON instead of a listing.
+    #[arg(long)]
+    pub json: bool,
+    /// Read one query per line from FILE ('-' for stdin) and print one JSON line per query.
+    #[arg(long, value_name = "FILE")]
+    pub batch: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,160 @@
+//! `mneme ingest`: a progress bar while files are read, one line per skipped file, a summary
+//! at the end, and exit status 3 when some files were skipped.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mneme_app::Knowledge;
+use mneme_kb::convert::Problem;
+use mneme_kb::{IngestOptions, IngestProgress, IngestReport};
+
+use crate::args::IngestArgs;
+use crate::output::{human_bytes, json_line};
+
+pub fn run(knowledge: &Knowledge, args: &IngestArgs) -> anyhow::Result<ExitCode> {
+    let roots = if args.paths.is_empty() { knowledge.knowledge_dirs() } else { args.paths.clone() };
+    let (report, elapsed) = ingest(knowledge, &roots, args.rebuild, !args.json)?;
+    if args.json {
+        println!("{}", json_line(&report_json(&report, elapsed)));
+    } else {
+        print_summary(&report, elapsed);
+    }
+    Ok(if report.is_partial() { ExitCode::from(crate::EXIT_PARTIAL) } else { ExitCode::SUCCESS })
+}
+
+/// Ingests `roots` with a progress bar on a terminal, warms the cache when configured, and
+/// saves the cache. Problems are printed to stderr as they happen (unless `quiet_problems`).
+pub fn ingest(
+    knowledge: &Knowledge,
+    roots: &[PathBuf],
+    rebuild: bool,
+    print_problems: bool,
+) -> anyhow::Result<(IngestReport, Duration)> {
+    let started = Instant::now();
+    let progress = Progress::new(print_problems);
+    let report = knowledge
+        .kb
+        .ingest(roots, IngestOptions { rebuild }, &progress)
+        .with_context(|| format!("ingesting {}", display_paths(roots)))?;
+    progress.bar.finish_and_clear();
+    let elapsed = started.elapsed();
+    if report.committed && knowledge.settings.auto_warm {
+        knowledge.warm().context("warming the cache")?;
+    }
+    if let Err(err) = knowledge.kb.persist_cache() {
+        tracing::warn!("could not save the query cache: {err}");
+    }
+    Ok((report, elapsed))
+}
+
+fn display_paths(paths: &[PathBuf]) -> String {
+    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+struct Progress {
+    bar: ProgressBar,
+    print_problems: bool,
+    /// Test hook: with MNEME_TEST_PAUSE_BEFORE_COMMIT=FILE, the ingest creates FILE right
+    /// before its commit and then waits, so that a test can kill it at the worst moment.
+    pause_marker: Option<PathBuf>,
+}
+
+impl Progress {
+    fn new(print_problems: bool) -> Progress {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
+        if !std::io::stderr().is_terminal() {
+            bar.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} ingesting [{bar:30}] {pos}/{len} files  {binary_bytes}/{binary_total_bytes}  {eta} left",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        let pause_marker = std::env::var_os("MNEME_TEST_PAUSE_BEFORE_COMMIT").map(PathBuf::from);
+        Progress { bar, print_problems, pause_marker }
+    }
+}
+
+impl IngestProgress for Progress {
+    fn planned(&self, files: usize, bytes: u64) {
+        self.bar.set_length(files as u64);
+        self.bar.set_message(human_bytes(bytes));
+        self.bar.set_style(
+            ProgressStyle::with_template("{spinner} ingesting [{bar:30}] {pos}/{len} files  {eta} left")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+    }
+
+    fn advanced(&self, _path: &Path, _bytes: u64) {
+        self.bar.inc(1);
+    }
+
+    fn problem(&self, path: &Path, problem: &Problem) {
+        if self.print_problems {
+            self.bar.suspend(|| eprintln!("skipped {}: {problem}", path.display()));
+        }
+    }
+
+    fn before_commit(&self) {
+        if let Some(marker) = &self.pause_marker {
+            let _ = std::fs::write(marker, b"paused");
+            std::thread::sleep(Duration::from_secs(120));
+        }
+    }
+}
+
+fn print_summary(report: &IngestReport, elapsed: Duration) {
+    println!(
+        "{} files: {} added, {} updated, {} unchanged, {} removed, {} skipped{}",
+        report.files,
+        report.added,
+        report.updated,
+        report.unchanged,
+        report.removed,
+        report.problems.len(),
+        if report.ignored > 0 { format!(" ({} other files ignored)", report.ignored) } else { String::new() },
+    );
+    println!(
+        "read {} and wrote {} chunks in {:.2}s; the index holds {} documents in {} chunks (generation {})",
+        human_bytes(report.bytes_read),
+        report.chunks_written,
+        elapsed.as_secs_f64(),
+        report.documents,
+        report.chunks,
+        report.generation,
+    );
+    if report.is_partial() {
+        println!("partial ingest: {} file(s) skipped, see the reasons above", report.problems.len());
+    }
+}
+
+fn report_json(report: &IngestReport, elapsed: Duration) -> serde_json::Value {
+    serde_json::json!({
+        "files": report.files,
+        "added": report.added,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "removed": report.removed,
+        "ignored": report.ignored,
+        "skipped": report.problems.iter().map(|(path, problem)| serde_json::json!({
+            "path": path.display().to_string(),
+            "reason": problem.kind.name(),
+            "detail": problem.detail,
+        })).collect::<Vec<_>>(),
+        "chunks_written": report.chunks_written,
+        "bytes_read": report.bytes_read,
+        "documents": report.documents,
+        "chunks": report.chunks,
+        "generation": report.generation,
+        "committed": report.committed,
+        "partial": report.is_partial(),
+        "elapsed_seconds": elapsed.as_secs_f64(),
+    })
+}

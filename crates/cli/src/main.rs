@@ -1,0 +1,66 @@
+//! `mneme`: the command-line front of the knowledge base (and, later, the pattern engine and
+//! the HTTP server). It only parses arguments, loads the configuration and wires the `app`
+//! crate to a terminal; every behaviour lives in the libraries.
+
+mod args;
+mod health;
+mod ingest;
+mod output;
+mod query;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use args::{Cli, Command};
+use mneme_app::Knowledge;
+
+/// Exit status when a command succeeded only in part (some files or queries failed).
+pub const EXIT_PARTIAL: u8 = 3;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Version = cli.command {
+        output::print_version();
+        return Ok(ExitCode::SUCCESS);
+    }
+    let config = cli.global.load_config()?;
+    init_logging(config.log_level);
+    let open = || {
+        Knowledge::open(&config.kb)
+            .with_context(|| format!("opening the index at {}", config.kb.index_dir.display()))
+    };
+    let code = match &cli.command {
+        Command::Ingest(args) => ingest::run(&open()?, args)?,
+        Command::Query(args) => query::run(&open()?, args)?,
+        Command::Stats(args) => health::stats(&open()?, &config, args)?,
+        Command::Warm => health::warm(&open()?)?,
+        Command::ClearCache => health::clear_cache(&open()?)?,
+        Command::Health(args) => health::health(&config, args)?,
+        Command::Version => unreachable!("handled above"),
+    };
+    Ok(code)
+}
+
+fn init_logging(level: mneme_app::LogLevel) {
+    let filter = tracing_subscriber::EnvFilter::new(format!(
+        "warn,mneme={0},mneme_kb={0},mneme_app={0},tantivy=warn",
+        level.as_filter()
+    ));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,290 @@
+//! `KnowledgeBase`: one index directory, many concurrent readers, one writer.
+//!
+//! Readers take an `Arc<Snapshot>` (a tantivy searcher and the catalog of the same generation)
+//! and never wait for the writer; an ingest installs a new snapshot only after its commit, so a
+//! reader sees the whole old index or the whole new one.
+
+use std::collections::BTreeSet;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use tantivy::schema::Field;
+use tantivy::tokenizer::TextAnalyzer;
+use tantivy::{Index, IndexReader, Searcher};
+
+use crate::cache::{CacheKey, CacheStats, QueryCache};
+use crate::catalog::{Catalog, DocEntry, IndexSettings};
+use crate::chunk::ChunkConfig;
+use crate::error::{Error, Result};
+use crate::index::{self, Fields};
+use crate::ingest::{self, CONVERTER_VERSION, IngestOptions, IngestProgress, IngestReport};
+use crate::search::{self, Ranking, SearchRequest, SearchResults};
+
+/// The persisted query cache, in the index directory.
+const CACHE_FILE: &str = "query-cache.bin";
+
+/// Engine knobs. Chunking and stemming shape the index: changing them makes the next ingest
+/// re-read every file.
+#[derive(Clone, Debug)]
+pub struct KbConfig {
+    pub chunk: ChunkConfig,
+    /// English stemming of indexed words and queries (BM25 mode).
+    pub stemming: bool,
+    /// Files larger than this many bytes are skipped.
+    pub max_file_size: u64,
+    /// Threads converting files during an ingest (also tantivy's indexing threads, up to 8).
+    pub max_workers: usize,
+    /// Entries of the query-result cache.
+    pub cache_capacity: NonZeroUsize,
+    /// Indexing memory per writer thread, in bytes (tantivy needs at least 15 MB).
+    pub writer_memory_per_thread: usize,
+}
+
+/// The index as of one generation, immutable.
+pub struct Snapshot {
+    pub(crate) catalog: Arc<Catalog>,
+    pub(crate) searcher: Searcher,
+    pub(crate) fields: Fields,
+    pub(crate) analyzer: TextAnalyzer,
+}
+
+impl Snapshot {
+    pub(crate) fn searched_field(&self) -> Field {
+        self.fields.searched(self.catalog.settings().stemming)
+    }
+}
+
+/// A query's answer and whether it came from the cache.
+#[derive(Clone, Debug)]
+pub struct SearchOutcome {
+    pub results: Arc<SearchResults>,
+    pub cached: bool,
+}
+
+/// Size of the index and cache counters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KbStats {
+    pub documents: usize,
+    pub chunks: u64,
+    /// Distinct `lower().split()` terms (KnowledgeBeast's `total_terms`).
+    pub terms: usize,
+    pub generation: u64,
+    pub settings: IndexSettings,
+    pub cache: CacheStats,
+}
+
+pub struct KnowledgeBase {
+    pub(crate) dir: PathBuf,
+    pub(crate) index: Index,
+    reader: IndexReader,
+    pub(crate) fields: Fields,
+    pub(crate) config: KbConfig,
+    current: RwLock<Arc<Snapshot>>,
+    cache: QueryCache,
+    pub(crate) write_lock: Mutex<()>,
+}
+
+impl KnowledgeBase {
+    /// Opens the index in `dir`, creating an empty one if there is none. Reopening is cheap:
+    /// the chunk index is memory-mapped and only the catalog is read.
+    pub fn open(dir: &Path, config: KbConfig) -> Result<KnowledgeBase> {
+        if config.chunk.chunk_size == 0 || config.chunk.chunk_overlap >= config.chunk.chunk_size {
+            return Err(Error::InvalidQuery(format!(
+                "chunk_overlap ({}) must be smaller than chunk_size ({})",
+                config.chunk.chunk_overlap, config.chunk.chunk_size
+            )));
+        }
+        let (index, reader, fields) = index::open(dir)?;
+        let settings = IndexSettings {
+            chunk: config.chunk,
+            stemming: config.stemming,
+            converter_version: CONVERTER_VERSION,
+        };
+        let (generation, searcher) = consistent_searcher(&index, &reader)?;
+        let catalog = if generation == 0 {
+            Catalog::empty(settings)
+        } else {
+            Catalog::load(dir, generation)?
+        };
+        let snapshot = make_snapshot(Arc::new(catalog), searcher, fields);
+        let cache = QueryCache::new(config.cache_capacity);
+        cache.load(&dir.join(CACHE_FILE), generation);
+        Ok(KnowledgeBase {
+            dir: dir.to_path_buf(),
+            index,
+            reader,
+            fields,
+            cache,
+            config,
+            current: RwLock::new(Arc::new(snapshot)),
+            write_lock: Mutex::new(()),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Ingests files and directories (see [`crate::ingest`]); only one ingest runs at a time
+    /// per index, across processes too ([`Error::Busy`] otherwise).
+    pub fn ingest(
+        &self,
+        roots: &[PathBuf],
+        options: IngestOptions,
+        progress: &dyn IngestProgress,
+    ) -> Result<IngestReport> {
+        ingest::run(self, roots, options, progress)
+    }
+
+    /// Runs a query on the current snapshot, through the cache when the request allows it.
+    pub fn search(&self, request: &SearchRequest<'_>) -> Result<SearchOutcome> {
+        let snapshot = self.snapshot();
+        self.cache.count_query();
+        let key = request.use_cache.then(|| CacheKey {
+            terms: CacheKey::normalise(request.query),
+            ranking: request.ranking,
+            limit: request.limit,
+            offset: request.offset,
+            with_content: request.with_content,
+            with_total: request.with_total,
+            generation: snapshot.catalog.generation(),
+        });
+        if let Some(results) = key.as_ref().and_then(|key| self.cache.get(key)) {
+            return Ok(SearchOutcome { results, cached: true });
+        }
+        let results = Arc::new(search::run(&snapshot, request)?);
+        if let Some(key) = key {
+            self.cache.put(key, results.clone());
+        }
+        Ok(SearchOutcome { results, cached: false })
+    }
+
+    /// Runs each query through the cache (top `limit` by `ranking`), so that the first real
+    /// request for it is a hit; also pages the index into memory. Returns how many ran.
+    pub fn warm(&self, queries: &[String], ranking: Ranking, limit: usize) -> Result<usize> {
+        let mut executed = 0;
+        for query in queries {
+            let request = SearchRequest {
+                query,
+                ranking,
+                limit,
+                offset: 0,
+                with_content: false,
+                with_total: false,
+                use_cache: true,
+            };
+            match self.search(&request) {
+                Ok(_) => executed += 1,
+                Err(Error::InvalidQuery(_)) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(executed)
+    }
+
+    /// Saves the result cache and its counters in the index directory, so that the next
+    /// process that opens the index starts warm (entries of older generations are dropped on
+    /// load). Best effort: the cache is not data.
+    pub fn persist_cache(&self) -> Result<()> {
+        let path = self.dir.join(CACHE_FILE);
+        self.cache.save(&path).map_err(|err| Error::io(format!("writing {}", path.display()), err))
+    }
+
+    /// Empties the result cache; returns how many entries it held.
+    pub fn clear_cache(&self) -> usize {
+        self.cache.clear()
+    }
+
+    pub fn stats(&self) -> KbStats {
+        let snapshot = self.snapshot();
+        let catalog = &snapshot.catalog;
+        KbStats {
+            documents: catalog.document_count(),
+            chunks: catalog.chunk_count(),
+            terms: catalog.term_count(),
+            generation: catalog.generation(),
+            settings: catalog.settings(),
+            cache: self.cache.stats(),
+        }
+    }
+
+    /// The generation readers currently see (0 before the first ingest).
+    pub fn generation(&self) -> u64 {
+        self.snapshot().catalog.generation()
+    }
+
+    /// The catalog entry of one document.
+    pub fn document(&self, doc_id: &str) -> Option<DocEntry> {
+        self.snapshot().catalog.get(doc_id).cloned()
+    }
+
+    /// The full text of one document, rebuilt from its chunks.
+    pub fn document_text(&self, doc_id: &str) -> Result<Option<String>> {
+        let snapshot = self.snapshot();
+        let Some(entry) = snapshot.catalog.get(doc_id) else { return Ok(None) };
+        Ok(Some(search::stitch(&search::document_chunks(&snapshot, entry.key)?)))
+    }
+
+    /// Picks up a generation committed by another process; returns whether it changed.
+    pub fn refresh(&self) -> Result<bool> {
+        let _writing = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let (generation, searcher) = consistent_searcher(&self.index, &self.reader)?;
+        if generation == self.generation() {
+            return Ok(false);
+        }
+        let catalog = Arc::new(Catalog::load(&self.dir, generation)?);
+        self.swap(make_snapshot(catalog, searcher, self.fields));
+        Ok(true)
+    }
+
+    pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Makes a just-committed generation visible to readers.
+    pub(crate) fn install(&self, catalog: Arc<Catalog>) -> Result<()> {
+        let (generation, searcher) = consistent_searcher(&self.index, &self.reader)?;
+        if generation != catalog.generation() {
+            return Err(Error::Corrupt(format!(
+                "committed generation {} but the index names {generation}",
+                catalog.generation()
+            )));
+        }
+        self.swap(make_snapshot(catalog, searcher, self.fields));
+        Ok(())
+    }
+
+    fn swap(&self, snapshot: Snapshot) {
+        let generation = snapshot.catalog.generation();
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(snapshot);
+        self.cache.retain_generation(generation);
+    }
+}
+
+fn make_snapshot(catalog: Arc<Catalog>, searcher: Searcher, fields: Fields) -> Snapshot {
+    let analyzer = index::analyzer(catalog.settings().stemming);
+    Snapshot { catalog, searcher, fields, analyzer }
+}
+
+/// A searcher over exactly the segments of the last commit, with that commit's generation.
+/// Another process may commit between reading `meta.json` and reloading; then try again.
+fn consistent_searcher(index: &Index, reader: &IndexReader) -> Result<(u64, Searcher)> {
+    for _ in 0..20 {
+        let metas = index.load_metas()?;
+        let generation = index::committed_generation(index)?;
+        reader.reload()?;
+        let searcher = reader.searcher();
+        let committed: BTreeSet<_> =
+            metas.segments.iter().map(|s| (s.id(), s.num_deleted_docs())).collect();
+        let loaded: BTreeSet<_> = searcher
+            .segment_readers()
+            .iter()
+            .map(|s| (s.segment_id(), s.num_deleted_docs()))
+            .collect();
+        if committed == loaded {
+            return Ok((generation, searcher));
+        }
+    }
+    Err(Error::Corrupt("the index keeps changing under this reader; try again".into()))
+}

@@ -1,0 +1,346 @@
+//! Ingest: walk, detect changes, convert and chunk in parallel, then commit the catalog and the
+//! chunk index as one generation.
+//!
+//! Commit protocol (the reason a crash at any point leaves the last generation readable):
+//! 1. write `catalog-<g+1>.bin` durably;
+//! 2. commit tantivy with the payload `generation=<g+1>` (tantivy swaps `meta.json` atomically);
+//! 3. delete other catalogs.
+//!
+//! A reader opens the generation named by `meta.json`; until step 2 completes that is still `g`,
+//! whose catalog step 3 has not yet removed.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use tantivy::{IndexWriter, TantivyDocument, Term};
+
+use crate::catalog::{self, Catalog, DocEntry, IndexSettings};
+use crate::chunk::chunk_text;
+use crate::convert::{self, Problem, ProblemKind};
+use crate::engine::KnowledgeBase;
+use crate::error::{Error, Result};
+use crate::index::{self, Fields};
+use crate::text;
+use crate::walk::{self, Candidate};
+
+/// Bump when a converter's output changes: documents are then converted again.
+pub(crate) const CONVERTER_VERSION: u32 = 1;
+
+/// Ingest options.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IngestOptions {
+    /// Re-read and re-index every file, dropping everything else from the index.
+    pub rebuild: bool,
+}
+
+/// Callbacks for progress display; every method has an empty default.
+pub trait IngestProgress: Sync {
+    /// The walk is done: `files` will be read, `bytes` in all.
+    fn planned(&self, _files: usize, _bytes: u64) {}
+    /// One file was processed (read, converted and indexed, or rejected).
+    fn advanced(&self, _path: &Path, _bytes: u64) {}
+    /// A file was skipped for `problem`.
+    fn problem(&self, _path: &Path, _problem: &Problem) {}
+    /// Called right before the commit; a test hook to simulate a crash at the worst moment.
+    fn before_commit(&self) {}
+}
+
+/// A progress sink that shows nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoProgress;
+
+impl IngestProgress for NoProgress {}
+
+/// What one ingest did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IngestReport {
+    /// Supported files found by the walk.
+    pub files: usize,
+    pub added: usize,
+    pub updated: usize,
+    /// Files whose size and modification time (or content) had not changed.
+    pub unchanged: usize,
+    pub removed: usize,
+    /// Files of kinds mneme does not ingest.
+    pub ignored: usize,
+    /// Files skipped, with the reason.
+    pub problems: Vec<(PathBuf, Problem)>,
+    pub chunks_written: u64,
+    pub bytes_read: u64,
+    /// Documents and chunks in the index after the ingest.
+    pub documents: usize,
+    pub chunks: u64,
+    pub generation: u64,
+    /// Whether a new generation was committed (false when nothing changed).
+    pub committed: bool,
+}
+
+impl IngestReport {
+    /// True when some files were skipped: the ingest succeeded only in part.
+    pub fn is_partial(&self) -> bool {
+        !self.problems.is_empty()
+    }
+}
+
+enum Outcome {
+    Unchanged,
+    /// Same content under a new modification time: only the catalog entry changes.
+    Touched,
+    Indexed { entry: DocEntry, terms: Vec<String>, replaced: bool },
+    Failed(Problem),
+    /// The index writer failed: the whole ingest is abandoned, nothing is committed.
+    Fatal(tantivy::TantivyError),
+}
+
+pub(crate) fn run(
+    kb: &KnowledgeBase,
+    roots: &[PathBuf],
+    options: IngestOptions,
+    progress: &dyn IngestProgress,
+) -> Result<IngestReport> {
+    let _writing = kb.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+    let walked = walk::walk(roots)?;
+    let current = kb.snapshot();
+    let settings = IndexSettings {
+        chunk: kb.config.chunk,
+        stemming: kb.config.stemming,
+        converter_version: CONVERTER_VERSION,
+    };
+    let rebuild = options.rebuild || current.catalog.settings() != settings;
+    let base = if rebuild { Catalog::empty(settings) } else { (*current.catalog).clone() };
+
+    let mut report = IngestReport { ignored: walked.ignored, ..IngestReport::default() };
+    for (path, problem) in walked.problems {
+        progress.problem(&path, &problem);
+        report.problems.push((path, problem));
+    }
+    report.files = walked.candidates.len();
+    let candidates = dedupe(walked.candidates, &base, &mut report, progress);
+
+    let planned: Vec<&Candidate> = candidates
+        .iter()
+        .filter(|c| base.get(&c.doc_id).is_none_or(|e| e.size != c.size || e.mtime_ns != c.mtime_ns))
+        .collect();
+    progress.planned(planned.len(), planned.iter().map(|c| c.size).sum());
+
+    let mut writer = open_writer(kb)?;
+    if rebuild {
+        writer.delete_all_documents()?;
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(kb.config.max_workers.max(1))
+        .thread_name(|i| format!("mneme-ingest-{i}"))
+        .build()
+        .map_err(|err| Error::io("starting ingest workers", std::io::Error::other(err)))?;
+    let ctx = WorkerCtx { writer: &writer, fields: kb.fields, base: &base, settings, max_file_size: kb.config.max_file_size };
+    let outcomes: Vec<Outcome> = pool.install(|| {
+        candidates
+            .par_iter()
+            .map(|candidate| {
+                let outcome = process(&ctx, candidate);
+                if !matches!(outcome, Outcome::Unchanged) {
+                    progress.advanced(&candidate.path, candidate.size);
+                }
+                outcome
+            })
+            .collect()
+    });
+
+    let mut next = base.clone();
+    let mut changed = false;
+    for (candidate, outcome) in candidates.iter().zip(outcomes) {
+        match outcome {
+            Outcome::Unchanged => report.unchanged += 1,
+            Outcome::Touched => {
+                report.unchanged += 1;
+                report.bytes_read += candidate.size;
+                next.update_file_meta(&candidate.doc_id, candidate.size, candidate.mtime_ns);
+                changed = true;
+            }
+            Outcome::Indexed { entry, terms, replaced } => {
+                report.bytes_read += candidate.size;
+                report.chunks_written += u64::from(entry.n_chunks);
+                if replaced {
+                    next.remove(&entry.doc_id);
+                    report.updated += 1;
+                } else {
+                    report.added += 1;
+                }
+                next.insert(entry, &terms);
+                changed = true;
+            }
+            Outcome::Fatal(err) => return Err(Error::Index(err)),
+            Outcome::Failed(problem) => {
+                report.bytes_read += candidate.size;
+                progress.problem(&candidate.path, &problem);
+                report.problems.push((candidate.path.clone(), problem));
+            }
+        }
+    }
+    // Documents under a walked directory whose file is gone.
+    let seen: std::collections::HashSet<&str> = candidates.iter().map(|c| c.doc_id.as_str()).collect();
+    let gone: Vec<DocEntry> = next
+        .documents()
+        .filter(|e| walked.dir_roots.iter().any(|root| **root == *e.kb_dir) && !seen.contains(e.doc_id.as_str()))
+        .cloned()
+        .collect();
+    for entry in gone {
+        writer.delete_term(Term::from_field_u64(kb.fields.doc_key, entry.key));
+        next.remove(&entry.doc_id);
+        report.removed += 1;
+        changed = true;
+    }
+    report.problems.sort_by(|a, b| a.0.cmp(&b.0));
+
+    if changed || rebuild {
+        next.generation = current.catalog.generation() + 1;
+        next.compact_if_sparse();
+        next.save(&kb.dir)?;
+        progress.before_commit();
+        let mut prepared = writer.prepare_commit()?;
+        prepared.set_payload(&index::payload(next.generation));
+        prepared.commit()?;
+        writer.wait_merging_threads()?;
+        catalog::remove_stale(&kb.dir, next.generation);
+        kb.install(Arc::new(next))?;
+        report.committed = true;
+    } else {
+        writer.rollback()?;
+    }
+    let snapshot = kb.snapshot();
+    report.documents = snapshot.catalog.document_count();
+    report.chunks = snapshot.catalog.chunk_count();
+    report.generation = snapshot.catalog.generation();
+    Ok(report)
+}
+
+/// Drops candidates whose doc_id (or its 64-bit key) is already taken by another file.
+fn dedupe(
+    candidates: Vec<Candidate>,
+    base: &Catalog,
+    report: &mut IngestReport,
+    progress: &dyn IngestProgress,
+) -> Vec<Candidate> {
+    let mut by_id: std::collections::HashMap<String, PathBuf> = std::collections::HashMap::new();
+    let mut keys: std::collections::HashMap<u64, String> = std::collections::HashMap::new();
+    let mut kept = Vec::with_capacity(candidates.len());
+    for candidate in candidates {
+        let key = doc_key(&candidate.doc_id);
+        let clash = if let Some(first) = by_id.get(&candidate.doc_id) {
+            Some(format!("doc_id {} is already used by {}", candidate.doc_id, first.display()))
+        } else if let Some(other) = keys.get(&key).filter(|other| **other != candidate.doc_id) {
+            Some(format!("doc_id {} collides with {other}", candidate.doc_id))
+        } else {
+            base.ord_of_key(key)
+                .and_then(|ord| base.entry(ord))
+                .filter(|e| e.doc_id != candidate.doc_id)
+                .map(|e| format!("doc_id {} collides with {}", candidate.doc_id, e.doc_id))
+        };
+        if let Some(detail) = clash {
+            let problem = Problem::new(ProblemKind::DuplicateId, detail);
+            progress.problem(&candidate.path, &problem);
+            report.problems.push((candidate.path, problem));
+            continue;
+        }
+        by_id.insert(candidate.doc_id.clone(), candidate.path.clone());
+        keys.insert(key, candidate.doc_id.clone());
+        kept.push(candidate);
+    }
+    kept
+}
+
+/// The stable key of a doc_id, stored with its chunks.
+pub(crate) fn doc_key(doc_id: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(doc_id.as_bytes())
+}
+
+fn open_writer(kb: &KnowledgeBase) -> Result<IndexWriter<TantivyDocument>> {
+    let threads = kb.config.max_workers.clamp(1, 8);
+    let budget = threads * kb.config.writer_memory_per_thread.max(16 << 20);
+    kb.index.writer_with_num_threads(threads, budget).map_err(|err| match err {
+        tantivy::TantivyError::LockFailure(..) => Error::Busy(kb.dir.clone()),
+        other => Error::Index(other),
+    })
+}
+
+struct WorkerCtx<'a> {
+    writer: &'a IndexWriter<TantivyDocument>,
+    fields: Fields,
+    base: &'a Catalog,
+    settings: IndexSettings,
+    max_file_size: u64,
+}
+
+fn process(ctx: &WorkerCtx<'_>, candidate: &Candidate) -> Outcome {
+    let previous = ctx.base.get(&candidate.doc_id);
+    if previous.is_some_and(|e| e.size == candidate.size && e.mtime_ns == candidate.mtime_ns) {
+        return Outcome::Unchanged;
+    }
+    if candidate.size > ctx.max_file_size {
+        return Outcome::Failed(Problem::new(
+            ProblemKind::TooLarge,
+            format!("{} bytes is over the limit of {} bytes (max_file_size)", candidate.size, ctx.max_file_size),
+        ));
+    }
+    let bytes = match std::fs::read(&candidate.path) {
+        Ok(bytes) => bytes,
+        Err(err) => return Outcome::Failed(Problem::new(ProblemKind::Unreadable, err.to_string())),
+    };
+    if bytes.len() as u64 > ctx.max_file_size {
+        return Outcome::Failed(Problem::new(
+            ProblemKind::TooLarge,
+            format!("{} bytes is over the limit of {} bytes (max_file_size)", bytes.len(), ctx.max_file_size),
+        ));
+    }
+    let hash = xxhash_rust::xxh3::xxh3_128(&bytes).to_le_bytes();
+    if previous.is_some_and(|e| e.hash == hash) {
+        return Outcome::Touched;
+    }
+    let file_name = candidate.path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let converted = match convert::convert(candidate.format, &file_name, &bytes) {
+        Ok(converted) => converted,
+        Err(problem) => return Outcome::Failed(problem),
+    };
+    drop(bytes);
+    let spans = chunk_text(&converted.text, &converted.headings, ctx.settings.chunk);
+    let key = doc_key(&candidate.doc_id);
+    if previous.is_some() {
+        ctx.writer.delete_term(Term::from_field_u64(ctx.fields.doc_key, key));
+    }
+    let indexed = ctx.fields.searched(ctx.settings.stemming);
+    for (chunk_idx, span) in spans.iter().enumerate() {
+        let mut doc = TantivyDocument::new();
+        doc.add_u64(ctx.fields.doc_key, key);
+        doc.add_u64(ctx.fields.chunk_idx, chunk_idx as u64);
+        doc.add_u64(ctx.fields.start, span.start as u64);
+        doc.add_u64(ctx.fields.end, span.end as u64);
+        let body = &converted.text[span.start..span.end];
+        doc.add_text(ctx.fields.body, body);
+        for heading in &span.heading_path {
+            doc.add_text(ctx.fields.heading, heading);
+            doc.add_text(indexed, heading);
+        }
+        doc.add_text(indexed, body);
+        if let Err(err) = ctx.writer.add_document(doc) {
+            return Outcome::Fatal(err);
+        }
+    }
+    let name = candidate.path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let entry = DocEntry {
+        doc_id: candidate.doc_id.clone(),
+        key,
+        path: candidate.path.to_string_lossy().into_owned(),
+        kb_dir: candidate.kb_dir.to_string(),
+        name,
+        title: converted.title,
+        format: candidate.format,
+        size: candidate.size,
+        mtime_ns: candidate.mtime_ns,
+        hash,
+        n_chunks: spans.len() as u32,
+        n_chars: converted.text.chars().count() as u64,
+    };
+    let terms = text::py_terms(&converted.text);
+    Outcome::Indexed { entry, terms, replaced: previous.is_some() }
+}

@@ -1,0 +1,65 @@
+//! The knowledge-base engine of mneme: documents in, ranked passages out.
+//!
+//! Files (markdown, text, HTML, PDF, DOCX, source code) are converted to text, cut into
+//! heading-aware chunks and indexed with tantivy for BM25; a catalog beside the index keeps
+//! the document table and KnowledgeBeast's `lower().split()` word index for its `terms`
+//! ranking. Queries run on immutable snapshots through an LRU result cache keyed by index
+//! generation.
+//!
+//! This crate does no I/O outside the index directory and the paths it is given, reads no
+//! environment and no clock, and knows nothing of HTTP or JSON.
+//!
+//! ```
+//! use std::num::NonZeroUsize;
+//! use mneme_kb::{ChunkConfig, IngestOptions, KbConfig, KnowledgeBase, NoProgress, Ranking, SearchRequest};
+//!
+//! let docs = tempfile::tempdir()?;
+//! std::fs::write(docs.path().join("cache.md"), "# Caching\n\nThe LRU cache keeps hot answers.")?;
+//! let data = tempfile::tempdir()?;
+//! let config = KbConfig {
+//!     chunk: ChunkConfig { chunk_size: 1000, chunk_overlap: 200 },
+//!     stemming: false,
+//!     max_file_size: 1 << 20,
+//!     max_workers: 1,
+//!     cache_capacity: NonZeroUsize::new(100).unwrap(),
+//!     writer_memory_per_thread: 16 << 20,
+//! };
+//! let kb = KnowledgeBase::open(data.path(), config)?;
+//! kb.ingest(&[docs.path().to_path_buf()], IngestOptions::default(), &NoProgress)?;
+//! let request = SearchRequest {
+//!     query: "hot cache",
+//!     ranking: Ranking::Bm25,
+//!     limit: 10,
+//!     offset: 0,
+//!     with_content: false,
+//!     with_total: false,
+//!     use_cache: true,
+//! };
+//! let hits = &kb.search(&request)?.results.hits;
+//! assert_eq!(hits[0].title, "Caching");
+//! assert_eq!(hits[0].snippet.marked("[", "]"), "# Caching\n\nThe LRU [cache] keeps [hot] answers");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod cache;
+mod catalog;
+mod chunk;
+pub mod convert;
+mod engine;
+mod error;
+mod index;
+mod ingest;
+mod search;
+pub mod text;
+mod walk;
+
+pub use cache::CacheStats;
+pub use catalog::{DocEntry, IndexSettings};
+pub use chunk::{ChunkConfig, ChunkSpan, chunk_text};
+pub use engine::{KbConfig, KbStats, KnowledgeBase, SearchOutcome};
+pub use error::{Error, ErrorKind, Result};
+pub use ingest::{IngestOptions, IngestProgress, IngestReport, NoProgress};
+pub use search::{
+    FORBIDDEN_QUERY_CHARS, Hit, MAX_QUERY_CHARS, Ranking, SearchRequest, SearchResults, Snippet,
+    validate_query,
+};
