@@ -11,10 +11,16 @@ use crate::args::{Mode, QueryArgs};
 use crate::output::json_line;
 
 pub fn run(knowledge: &Knowledge, args: &QueryArgs) -> anyhow::Result<ExitCode> {
-    ensure_ingested(knowledge)?;
     let code = match &args.batch {
-        Some(path) => batch(knowledge, args, path)?,
-        None => single(knowledge, args, args.text.as_deref().unwrap_or_default())?,
+        Some(path) => {
+            ensure_ingested(knowledge)?;
+            batch(knowledge, args, path)?
+        }
+        None => {
+            let query = validate_query(args.text.as_deref().unwrap_or_default()).context("invalid query")?;
+            ensure_ingested(knowledge)?;
+            single(knowledge, args, query)?
+        }
     };
     if !args.no_cache {
         if let Err(err) = knowledge.kb.persist_cache() {
@@ -59,8 +65,7 @@ fn request<'a>(args: &QueryArgs, query: &'a str) -> SearchRequest<'a> {
     }
 }
 
-fn single(knowledge: &Knowledge, args: &QueryArgs, text: &str) -> anyhow::Result<ExitCode> {
-    let query = validate_query(text).context("invalid query")?;
+fn single(knowledge: &Knowledge, args: &QueryArgs, query: &str) -> anyhow::Result<ExitCode> {
     let outcome = knowledge.search(&request(args, query))?;
     if args.json {
         println!("{}", json_line(&outcome_json(query, args, &outcome)));

@@ -49,7 +49,7 @@ fn schema() -> (Schema, Fields) {
     };
     let fields = Fields {
         doc_key: builder.add_u64_field("doc_key", INDEXED | FAST | STORED),
-        chunk_idx: builder.add_u64_field("chunk_idx", STORED),
+        chunk_idx: builder.add_u64_field("chunk_idx", INDEXED | STORED),
         start: builder.add_u64_field("start", STORED),
         end: builder.add_u64_field("end", STORED),
         body: builder.add_text_field("body", STORED),

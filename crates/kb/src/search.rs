@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::ops::Range;
 
 use tantivy::collector::{Collector, DocSetCollector, SegmentCollector, TopDocs};
-use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
+use tantivy::query::{BooleanQuery, ConstScoreQuery, EmptyQuery, Occur, Query, TermQuery};
 use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::snippet::SnippetGenerator;
 use tantivy::tokenizer::TextAnalyzer;
@@ -200,10 +200,10 @@ fn context<'s>(snapshot: &'s Snapshot, query_text: &str) -> Result<Ctx<'s>> {
         }
         clauses.push((Occur::Should, Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs))));
     }
-    let query: Box<dyn Query> = if clauses.len() == 1 {
-        clauses.pop().unwrap().1
-    } else {
-        Box::new(BooleanQuery::new(clauses))
+    let query: Box<dyn Query> = match clauses.len() {
+        0 => Box::new(EmptyQuery),
+        1 => clauses.pop().unwrap().1,
+        _ => Box::new(BooleanQuery::new(clauses)),
     };
     let snippets =
         SnippetGenerator::new(weights, snapshot.analyzer.clone(), field, SNIPPET_CHARS);
@@ -276,24 +276,8 @@ fn terms(snapshot: &Snapshot, request: &SearchRequest<'_>) -> Result<SearchResul
         .skip(request.offset)
         .take(request.limit)
         .map(|(ord, count)| {
-            let chunks = document_chunks(snapshot, key_of(snapshot, ord))?;
-            let best = chunks
-                .iter()
-                .max_by_key(|chunk| {
-                    let chunk_terms = text::py_terms(&chunk.body);
-                    let matched = query_terms
-                        .iter()
-                        .filter(|t| chunk_terms.binary_search(t).is_ok())
-                        .count();
-                    (matched, std::cmp::Reverse(chunk.index))
-                })
-                .cloned()
-                .unwrap_or_default();
-            let mut hit = build_hit(&ctx, ord, count as f32, best, false)?;
-            if request.with_content {
-                hit.content = Some(stitch(&chunks));
-            }
-            Ok(hit)
+            let chunk = best_chunk(&ctx, key_of(snapshot, ord))?;
+            build_hit(&ctx, ord, count as f32, chunk, request.with_content)
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(SearchResults {
@@ -301,6 +285,33 @@ fn terms(snapshot: &Snapshot, request: &SearchRequest<'_>) -> Result<SearchResul
         total: request.with_total.then_some(total),
         generation: catalog.generation,
     })
+}
+
+/// The chunk of one document that scores best for the query under BM25, or its first chunk
+/// when no chunk matches (a `terms` query may match only punctuation-attached words).
+fn best_chunk(ctx: &Ctx<'_>, key: u64) -> Result<StoredChunk> {
+    let fields = &ctx.snapshot.fields;
+    let of_document: Box<dyn Query> = Box::new(ConstScoreQuery::new(
+        Box::new(TermQuery::new(Term::from_field_u64(fields.doc_key, key), IndexRecordOption::Basic)),
+        0.0,
+    ));
+    let scored = BooleanQuery::new(vec![(Occur::Must, of_document.box_clone()), (Occur::Must, ctx.query.box_clone())]);
+    let top = ctx.snapshot.searcher.search(&scored, &TopDocs::with_limit(1).order_by_score())?;
+    if let Some((_, address)) = top.first() {
+        return stored_chunk(ctx.snapshot, *address);
+    }
+    let first = BooleanQuery::new(vec![
+        (Occur::Must, of_document),
+        (
+            Occur::Must,
+            Box::new(TermQuery::new(Term::from_field_u64(fields.chunk_idx, 0), IndexRecordOption::Basic)),
+        ),
+    ]);
+    let top = ctx.snapshot.searcher.search(&first, &TopDocs::with_limit(1).order_by_score())?;
+    match top.first() {
+        Some((_, address)) => stored_chunk(ctx.snapshot, *address),
+        None => Ok(StoredChunk::default()),
+    }
 }
 
 fn doc_id(snapshot: &Snapshot, ord: DocOrd) -> &str {
