@@ -96,7 +96,9 @@ impl Kind {
     fn accepts(self) -> String {
         match self {
             Kind::Path => "a path".into(),
-            Kind::PathList => "a comma-separated list of directories (a TOML array in files)".into(),
+            Kind::PathList => {
+                "a comma-separated list of directories (a TOML array in files)".into()
+            }
             Kind::StringList => "a list of strings".into(),
             Kind::Int { min } => format!("an integer >= {min}"),
             Kind::Bool => "true or false (also 1/0, yes/no, on/off)".into(),
@@ -114,24 +116,79 @@ struct Spec {
 /// Every setting: TOML key (`kb.` keys live in the `[kb]` table), environment variables in
 /// increasing precedence, and the kind of value.
 const SETTINGS: &[Spec] = &[
-    Spec { key: "data_dir", env: &["MNEME_DATA_DIR"], kind: Kind::Path },
-    Spec { key: "log_level", env: &["KB_LOG_LEVEL", "MNEME_LOG_LEVEL"], kind: Kind::Level },
-    Spec { key: "kb.knowledge_dirs", env: &["KB_KNOWLEDGE_DIRS"], kind: Kind::PathList },
-    Spec { key: "kb.index_dir", env: &["KB_CACHE_FILE"], kind: Kind::Path },
-    Spec { key: "kb.max_cache_size", env: &["KB_MAX_CACHE_SIZE"], kind: Kind::Int { min: 1 } },
-    Spec { key: "kb.max_workers", env: &["KB_MAX_WORKERS"], kind: Kind::Int { min: 1 } },
-    Spec { key: "kb.auto_warm", env: &["KB_AUTO_WARM"], kind: Kind::Bool },
-    Spec { key: "kb.warming_queries", env: &[], kind: Kind::StringList },
-    Spec { key: "kb.heartbeat_interval", env: &["KB_HEARTBEAT_INTERVAL"], kind: Kind::Int { min: 10 } },
-    Spec { key: "kb.chunk_size", env: &["KB_CHUNK_SIZE"], kind: Kind::Int { min: 1 } },
-    Spec { key: "kb.chunk_overlap", env: &["KB_CHUNK_OVERLAP"], kind: Kind::Int { min: 0 } },
-    Spec { key: "kb.max_file_size", env: &["MNEME_KB_MAX_FILE_SIZE"], kind: Kind::Int { min: 1 } },
-    Spec { key: "kb.stemming", env: &["MNEME_KB_STEMMING"], kind: Kind::Bool },
+    Spec {
+        key: "data_dir",
+        env: &["MNEME_DATA_DIR"],
+        kind: Kind::Path,
+    },
+    Spec {
+        key: "log_level",
+        env: &["KB_LOG_LEVEL", "MNEME_LOG_LEVEL"],
+        kind: Kind::Level,
+    },
+    Spec {
+        key: "kb.knowledge_dirs",
+        env: &["KB_KNOWLEDGE_DIRS"],
+        kind: Kind::PathList,
+    },
+    Spec {
+        key: "kb.index_dir",
+        env: &["KB_CACHE_FILE"],
+        kind: Kind::Path,
+    },
+    Spec {
+        key: "kb.max_cache_size",
+        env: &["KB_MAX_CACHE_SIZE"],
+        kind: Kind::Int { min: 1 },
+    },
+    Spec {
+        key: "kb.max_workers",
+        env: &["KB_MAX_WORKERS"],
+        kind: Kind::Int { min: 1 },
+    },
+    Spec {
+        key: "kb.auto_warm",
+        env: &["KB_AUTO_WARM"],
+        kind: Kind::Bool,
+    },
+    Spec {
+        key: "kb.warming_queries",
+        env: &[],
+        kind: Kind::StringList,
+    },
+    Spec {
+        key: "kb.heartbeat_interval",
+        env: &["KB_HEARTBEAT_INTERVAL"],
+        kind: Kind::Int { min: 10 },
+    },
+    Spec {
+        key: "kb.chunk_size",
+        env: &["KB_CHUNK_SIZE"],
+        kind: Kind::Int { min: 1 },
+    },
+    Spec {
+        key: "kb.chunk_overlap",
+        env: &["KB_CHUNK_OVERLAP"],
+        kind: Kind::Int { min: 0 },
+    },
+    Spec {
+        key: "kb.max_file_size",
+        env: &["MNEME_KB_MAX_FILE_SIZE"],
+        kind: Kind::Int { min: 1 },
+    },
+    Spec {
+        key: "kb.stemming",
+        env: &["MNEME_KB_STEMMING"],
+        kind: Kind::Bool,
+    },
 ];
 
 /// The environment variables mneme reads, for `--help` and the docs.
 pub fn environment_variables() -> Vec<(&'static str, &'static str)> {
-    SETTINGS.iter().flat_map(|spec| spec.env.iter().map(move |var| (*var, spec.key))).collect()
+    SETTINGS
+        .iter()
+        .flat_map(|spec| spec.env.iter().map(move |var| (*var, spec.key)))
+        .collect()
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -175,7 +232,10 @@ pub fn load(
     for flag in flags {
         let spec = spec_of(flag.key);
         let value = parse_str(spec.kind, &flag.value).map_err(|accepts| ConfigError {
-            message: format!("{} {:?} is not valid: expected {accepts}", flag.flag, flag.value),
+            message: format!(
+                "{} {:?} is not valid: expected {accepts}",
+                flag.flag, flag.value
+            ),
         })?;
         layers.insert(spec.key, (value, flag.flag.to_owned()));
     }
@@ -183,10 +243,16 @@ pub fn load(
 }
 
 fn spec_of(key: &str) -> &'static Spec {
-    SETTINGS.iter().find(|spec| spec.key == key).expect("flag names a known setting")
+    SETTINGS
+        .iter()
+        .find(|spec| spec.key == key)
+        .expect("flag names a known setting")
 }
 
-fn read_file(file: &Path, layers: &mut BTreeMap<&'static str, (Value, String)>) -> Result<(), ConfigError> {
+fn read_file(
+    file: &Path,
+    layers: &mut BTreeMap<&'static str, (Value, String)>,
+) -> Result<(), ConfigError> {
     let shown = file.display();
     let text = std::fs::read_to_string(file).map_err(|err| ConfigError {
         message: format!("cannot read the config file {shown}: {err}"),
@@ -207,11 +273,17 @@ fn read_file(file: &Path, layers: &mut BTreeMap<&'static str, (Value, String)>) 
         let Some(spec) = SETTINGS.iter().find(|spec| spec.key == key) else {
             let known: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
             return Err(ConfigError {
-                message: format!("{shown}: unknown setting `{key}` (known: {})", known.join(", ")),
+                message: format!(
+                    "{shown}: unknown setting `{key}` (known: {})",
+                    known.join(", ")
+                ),
             });
         };
-        let parsed = parse_toml(spec.kind, value, file.parent().unwrap_or(Path::new("")))
-            .map_err(|accepts| ConfigError { message: format!("{shown}: `{key}` must be {accepts}") })?;
+        let parsed = parse_toml(spec.kind, value, file.parent().unwrap_or(Path::new(""))).map_err(
+            |accepts| ConfigError {
+                message: format!("{shown}: `{key}` must be {accepts}"),
+            },
+        )?;
         layers.insert(spec.key, (parsed, format!("{key} in {shown}")));
     }
     Ok(())
@@ -235,7 +307,12 @@ fn parse_str(kind: Kind, raw: &str) -> Result<Value, String> {
             Value::Paths(dirs)
         }
         Kind::StringList => Value::Strings(
-            trimmed.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+            trimmed
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
         ),
         Kind::Int { min } => {
             let n: u64 = trimmed.parse().map_err(|_| bad())?;
@@ -263,12 +340,20 @@ fn parse_str(kind: Kind, raw: &str) -> Result<Value, String> {
 
 fn parse_toml(kind: Kind, value: &toml::Value, base: &Path) -> Result<Value, String> {
     let bad = || kind.accepts();
-    let relative = |p: &str| if Path::new(p).is_absolute() { PathBuf::from(p) } else { base.join(p) };
+    let relative = |p: &str| {
+        if Path::new(p).is_absolute() {
+            PathBuf::from(p)
+        } else {
+            base.join(p)
+        }
+    };
     match (kind, value) {
         (Kind::Path, toml::Value::String(s)) if !s.is_empty() => Ok(Value::Path(relative(s))),
         (Kind::PathList | Kind::StringList, toml::Value::Array(items)) => {
-            let strings: Option<Vec<String>> =
-                items.iter().map(|v| v.as_str().map(str::to_owned)).collect();
+            let strings: Option<Vec<String>> = items
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect();
             let strings = strings.ok_or_else(bad)?;
             match kind {
                 Kind::PathList if strings.is_empty() => Err(bad()),
@@ -288,7 +373,9 @@ fn parse_toml(kind: Kind, value: &toml::Value, base: &Path) -> Result<Value, Str
 fn resolve(mut layers: BTreeMap<&'static str, (Value, String)>) -> Result<Config, ConfigError> {
     let mut origins = BTreeMap::new();
     let mut take = |key: &'static str| {
-        let (value, origin) = layers.remove(key).map_or((None, "default".to_owned()), |(v, o)| (Some(v), o));
+        let (value, origin) = layers
+            .remove(key)
+            .map_or((None, "default".to_owned()), |(v, o)| (Some(v), o));
         origins.insert(key, origin);
         value
     };
@@ -317,7 +404,10 @@ fn resolve(mut layers: BTreeMap<&'static str, (Value, String)>) -> Result<Config
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
     let warming_queries = match take("kb.warming_queries") {
         Some(Value::Strings(queries)) => queries,
-        _ => DEFAULT_WARMING_QUERIES.iter().map(|q| (*q).to_owned()).collect(),
+        _ => DEFAULT_WARMING_QUERIES
+            .iter()
+            .map(|q| (*q).to_owned())
+            .collect(),
     };
     let kb = KbSettings {
         knowledge_dirs,
@@ -336,11 +426,19 @@ fn resolve(mut layers: BTreeMap<&'static str, (Value, String)>) -> Result<Config
         return Err(ConfigError {
             message: format!(
                 "chunk_overlap ({}, from {}) must be smaller than chunk_size ({}, from {})",
-                kb.chunk_overlap, origins["kb.chunk_overlap"], kb.chunk_size, origins["kb.chunk_size"]
+                kb.chunk_overlap,
+                origins["kb.chunk_overlap"],
+                kb.chunk_size,
+                origins["kb.chunk_size"]
             ),
         });
     }
-    Ok(Config { data_dir, log_level, kb, origins })
+    Ok(Config {
+        data_dir,
+        log_level,
+        kb,
+        origins,
+    })
 }
 
 #[cfg(test)]

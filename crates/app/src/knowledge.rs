@@ -23,7 +23,10 @@ pub struct QueryStats {
 /// The engine configuration for these settings.
 pub fn kb_config(settings: &KbSettings) -> KbConfig {
     KbConfig {
-        chunk: ChunkConfig { chunk_size: settings.chunk_size, chunk_overlap: settings.chunk_overlap },
+        chunk: ChunkConfig {
+            chunk_size: settings.chunk_size,
+            chunk_overlap: settings.chunk_overlap,
+        },
         stemming: settings.stemming,
         max_file_size: settings.max_file_size,
         max_workers: settings.max_workers,
@@ -73,9 +76,12 @@ impl Knowledge {
     /// Runs the configured warming queries; returns how many ran and how long it took.
     pub fn warm(&self) -> mneme_kb::Result<(usize, Duration)> {
         let started = Instant::now();
-        let executed = self.kb.warm(&self.settings.warming_queries, Ranking::Bm25, 10)?;
+        let executed = self
+            .kb
+            .warm(&self.settings.warming_queries, Ranking::Bm25, 10)?;
         let elapsed = started.elapsed();
-        self.warm_queries.fetch_add(executed as u64, Ordering::Relaxed);
+        self.warm_queries
+            .fetch_add(executed as u64, Ordering::Relaxed);
         *self.last_warm.lock().unwrap_or_else(|p| p.into_inner()) = Some(elapsed);
         Ok((executed, elapsed))
     }

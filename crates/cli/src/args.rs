@@ -55,14 +55,22 @@ impl GlobalArgs {
         let mut flags = Vec::new();
         let mut push = |key, value: &Option<String>, flag| {
             if let Some(value) = value {
-                flags.push(FlagValue { key, value: value.clone(), flag });
+                flags.push(FlagValue {
+                    key,
+                    value: value.clone(),
+                    flag,
+                });
             }
         };
         push("data_dir", &self.data_dir, "--data-dir");
         push("log_level", &self.log_level, "--log-level");
         push("kb.max_workers", &self.max_workers, "--max-workers");
         let env = |var: &str| std::env::var(var).ok();
-        Ok(mneme_app::config::load(self.config.as_deref(), &env, &flags)?)
+        Ok(mneme_app::config::load(
+            self.config.as_deref(),
+            &env,
+            &flags,
+        )?)
     }
 }
 

@@ -15,8 +15,16 @@ pub fn stats(knowledge: &Knowledge, config: &Config, args: &StatsArgs) -> anyhow
     let process = knowledge.query_stats();
     let cache = stats.cache;
     let hit_rate = format!("{:.1}%", cache.hit_rate() * 100.0);
-    let utilization = format!("{:.1}%", cache.entries as f64 * 100.0 / cache.capacity.max(1) as f64);
-    let dirs: Vec<String> = config.kb.knowledge_dirs.iter().map(|d| d.display().to_string()).collect();
+    let utilization = format!(
+        "{:.1}%",
+        cache.entries as f64 * 100.0 / cache.capacity.max(1) as f64
+    );
+    let dirs: Vec<String> = config
+        .kb
+        .knowledge_dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
     let index_bytes = dir_size(&config.kb.index_dir);
     if args.json {
         let json = serde_json::json!({
@@ -48,7 +56,9 @@ pub fn stats(knowledge: &Knowledge, config: &Config, args: &StatsArgs) -> anyhow
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = Table::new();
-    table.load_style(UTF8_FULL_CONDENSED).set_header(["statistic", "value"]);
+    table
+        .load_style(UTF8_FULL_CONDENSED)
+        .set_header(["statistic", "value"]);
     let rows: Vec<(&str, String)> = vec![
         ("documents", stats.documents.to_string()),
         ("chunks", stats.chunks.to_string()),
@@ -58,14 +68,32 @@ pub fn stats(knowledge: &Knowledge, config: &Config, args: &StatsArgs) -> anyhow
         ("cache hits", cache.hits.to_string()),
         ("cache misses", cache.misses.to_string()),
         ("cache hit rate", hit_rate),
-        ("cached queries", format!("{} of {} ({utilization})", cache.entries, cache.capacity)),
+        (
+            "cached queries",
+            format!("{} of {} ({utilization})", cache.entries, cache.capacity),
+        ),
         ("last access", human_age(process.last_access)),
         ("knowledge dirs", dirs.join(", ")),
-        ("index", format!("{} ({})", config.kb.index_dir.display(), human_bytes(index_bytes))),
+        (
+            "index",
+            format!(
+                "{} ({})",
+                config.kb.index_dir.display(),
+                human_bytes(index_bytes)
+            ),
+        ),
         (
             "chunking",
-            format!("{} chars, {} overlap{}", stats.settings.chunk.chunk_size, stats.settings.chunk.chunk_overlap,
-                if stats.settings.stemming { ", English stemming" } else { "" }),
+            format!(
+                "{} chars, {} overlap{}",
+                stats.settings.chunk.chunk_size,
+                stats.settings.chunk.chunk_overlap,
+                if stats.settings.stemming {
+                    ", English stemming"
+                } else {
+                    ""
+                }
+            ),
         ),
     ];
     for (name, value) in rows {
@@ -78,7 +106,10 @@ pub fn stats(knowledge: &Knowledge, config: &Config, args: &StatsArgs) -> anyhow
 pub fn warm(knowledge: &Knowledge) -> anyhow::Result<ExitCode> {
     let (executed, elapsed) = knowledge.warm()?;
     knowledge.kb.persist_cache()?;
-    println!("warmed the cache with {executed} queries in {:.3}s", elapsed.as_secs_f64());
+    println!(
+        "warmed the cache with {executed} queries in {:.3}s",
+        elapsed.as_secs_f64()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -110,20 +141,38 @@ pub fn health(config: &Config, args: &HealthArgs) -> anyhow::Result<ExitCode> {
         let (level, detail) = if dir.is_dir() {
             (Level::Ok, "directory exists".to_owned())
         } else {
-            (Level::Warning, "missing: ingest has nothing to read there".to_owned())
+            (
+                Level::Warning,
+                "missing: ingest has nothing to read there".to_owned(),
+            )
         };
-        checks.push(Check { name: format!("knowledge dir {}", dir.display()), level, detail });
+        checks.push(Check {
+            name: format!("knowledge dir {}", dir.display()),
+            level,
+            detail,
+        });
     }
     match Knowledge::open(&config.kb) {
         Ok(knowledge) => {
             let stats = knowledge.kb.stats();
-            let level = if stats.generation == 0 { Level::Warning } else { Level::Ok };
+            let level = if stats.generation == 0 {
+                Level::Warning
+            } else {
+                Level::Ok
+            };
             let detail = if stats.generation == 0 {
                 "empty: run `mneme ingest`".to_owned()
             } else {
-                format!("{} documents, {} chunks, generation {}", stats.documents, stats.chunks, stats.generation)
+                format!(
+                    "{} documents, {} chunks, generation {}",
+                    stats.documents, stats.chunks, stats.generation
+                )
             };
-            checks.push(Check { name: "index".into(), level, detail });
+            checks.push(Check {
+                name: "index".into(),
+                level,
+                detail,
+            });
             let probe = SearchRequest {
                 query: "health check probe",
                 ranking: Ranking::Bm25,
@@ -137,18 +186,36 @@ pub fn health(config: &Config, args: &HealthArgs) -> anyhow::Result<ExitCode> {
                 Ok(_) => (Level::Ok, "a probe query ran".to_owned()),
                 Err(err) => (Level::Failed, err.to_string()),
             };
-            checks.push(Check { name: "query".into(), level, detail });
+            checks.push(Check {
+                name: "query".into(),
+                level,
+                detail,
+            });
         }
-        Err(err) => checks.push(Check { name: "index".into(), level: Level::Failed, detail: err.to_string() }),
+        Err(err) => checks.push(Check {
+            name: "index".into(),
+            level: Level::Failed,
+            detail: err.to_string(),
+        }),
     }
     let probe_dir = existing_ancestor(&config.kb.index_dir);
     let (level, detail) = match free_bytes(&probe_dir) {
-        Some(free) if free < 512 << 20 => (Level::Failed, format!("{} free (critical below 0.5 GiB)", human_bytes(free))),
-        Some(free) if free < 1 << 30 => (Level::Warning, format!("{} free (warning below 1 GiB)", human_bytes(free))),
+        Some(free) if free < 512 << 20 => (
+            Level::Failed,
+            format!("{} free (critical below 0.5 GiB)", human_bytes(free)),
+        ),
+        Some(free) if free < 1 << 30 => (
+            Level::Warning,
+            format!("{} free (warning below 1 GiB)", human_bytes(free)),
+        ),
         Some(free) => (Level::Ok, format!("{} free", human_bytes(free))),
         None => (Level::Warning, "free space unknown".to_owned()),
     };
-    checks.push(Check { name: format!("disk at {}", probe_dir.display()), level, detail });
+    checks.push(Check {
+        name: format!("disk at {}", probe_dir.display()),
+        level,
+        detail,
+    });
 
     let worst = checks.iter().map(|c| c.level).max().unwrap_or(Level::Ok);
     let status = match worst {
@@ -172,13 +239,23 @@ pub fn health(config: &Config, args: &HealthArgs) -> anyhow::Result<ExitCode> {
         println!("{}", json_line(&json));
     } else {
         let mut table = Table::new();
-        table.load_style(UTF8_FULL_CONDENSED).set_header(["check", "status", "detail"]);
+        table
+            .load_style(UTF8_FULL_CONDENSED)
+            .set_header(["check", "status", "detail"]);
         for check in &checks {
-            table.add_row([check.name.clone(), level_name(check.level).to_owned(), check.detail.clone()]);
+            table.add_row([
+                check.name.clone(),
+                level_name(check.level).to_owned(),
+                check.detail.clone(),
+            ]);
         }
         println!("{table}\nstatus: {status}");
     }
-    Ok(if worst == Level::Failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if worst == Level::Failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn existing_ancestor(path: &Path) -> std::path::PathBuf {
@@ -196,7 +273,9 @@ fn existing_ancestor(path: &Path) -> std::path::PathBuf {
 }
 
 fn dir_size(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     entries
         .flatten()
         .map(|entry| match entry.metadata() {
@@ -221,5 +300,5 @@ fn free_bytes(path: &Path) -> Option<u64> {
     }
     // SAFETY: statvfs returned 0, so the struct is initialised.
     let stat = unsafe { stat.assume_init() };
-    Some(stat.f_bavail as u64 * stat.f_frsize as u64)
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
 }

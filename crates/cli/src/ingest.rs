@@ -16,14 +16,22 @@ use crate::args::IngestArgs;
 use crate::output::{human_bytes, json_line};
 
 pub fn run(knowledge: &Knowledge, args: &IngestArgs) -> anyhow::Result<ExitCode> {
-    let roots = if args.paths.is_empty() { knowledge.knowledge_dirs() } else { args.paths.clone() };
+    let roots = if args.paths.is_empty() {
+        knowledge.knowledge_dirs()
+    } else {
+        args.paths.clone()
+    };
     let (report, elapsed) = ingest(knowledge, &roots, args.rebuild, !args.json)?;
     if args.json {
         println!("{}", json_line(&report_json(&report, elapsed)));
     } else {
         print_summary(&report, elapsed);
     }
-    Ok(if report.is_partial() { ExitCode::from(crate::EXIT_PARTIAL) } else { ExitCode::SUCCESS })
+    Ok(if report.is_partial() {
+        ExitCode::from(crate::EXIT_PARTIAL)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Ingests `roots` with a progress bar on a terminal, warms the cache when configured, and
@@ -52,7 +60,11 @@ pub fn ingest(
 }
 
 fn display_paths(paths: &[PathBuf]) -> String {
-    paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 struct Progress {
@@ -77,7 +89,11 @@ impl Progress {
             .progress_chars("=> "),
         );
         let pause_marker = std::env::var_os("MNEME_TEST_PAUSE_BEFORE_COMMIT").map(PathBuf::from);
-        Progress { bar, print_problems, pause_marker }
+        Progress {
+            bar,
+            print_problems,
+            pause_marker,
+        }
     }
 }
 
@@ -86,9 +102,11 @@ impl IngestProgress for Progress {
         self.bar.set_length(files as u64);
         self.bar.set_message(human_bytes(bytes));
         self.bar.set_style(
-            ProgressStyle::with_template("{spinner} ingesting [{bar:30}] {pos}/{len} files  {eta} left")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{spinner} ingesting [{bar:30}] {pos}/{len} files  {eta} left",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
     }
 
@@ -98,7 +116,8 @@ impl IngestProgress for Progress {
 
     fn problem(&self, path: &Path, problem: &Problem) {
         if self.print_problems {
-            self.bar.suspend(|| eprintln!("skipped {}: {problem}", path.display()));
+            self.bar
+                .suspend(|| eprintln!("skipped {}: {problem}", path.display()));
         }
     }
 
@@ -119,7 +138,11 @@ fn print_summary(report: &IngestReport, elapsed: Duration) {
         report.unchanged,
         report.removed,
         report.problems.len(),
-        if report.ignored > 0 { format!(" ({} other files ignored)", report.ignored) } else { String::new() },
+        if report.ignored > 0 {
+            format!(" ({} other files ignored)", report.ignored)
+        } else {
+            String::new()
+        },
     );
     println!(
         "read {} and wrote {} chunks in {:.2}s; the index holds {} documents in {} chunks (generation {})",
@@ -131,7 +154,10 @@ fn print_summary(report: &IngestReport, elapsed: Duration) {
         report.generation,
     );
     if report.is_partial() {
-        println!("partial ingest: {} file(s) skipped, see the reasons above", report.problems.len());
+        println!(
+            "partial ingest: {} file(s) skipped, see the reasons above",
+            report.problems.len()
+        );
     }
 }
 

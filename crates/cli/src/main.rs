@@ -20,6 +20,7 @@ use mneme_app::Knowledge;
 pub const EXIT_PARTIAL: u8 = 3;
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -51,6 +52,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Version => unreachable!("handled above"),
     };
     Ok(code)
+}
+
+/// Rust ignores SIGPIPE, so `mneme query … | head` would end in a "broken pipe" panic; with
+/// the default action the process ends quietly like any Unix filter.
+#[allow(unsafe_code)]
+fn restore_sigpipe() {
+    // SAFETY: setting a signal disposition to SIG_DFL at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 fn init_logging(level: mneme_app::LogLevel) {

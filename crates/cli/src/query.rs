@@ -17,15 +17,16 @@ pub fn run(knowledge: &Knowledge, args: &QueryArgs) -> anyhow::Result<ExitCode> 
             batch(knowledge, args, path)?
         }
         None => {
-            let query = validate_query(args.text.as_deref().unwrap_or_default()).context("invalid query")?;
+            let query = validate_query(args.text.as_deref().unwrap_or_default())
+                .context("invalid query")?;
             ensure_ingested(knowledge)?;
             single(knowledge, args, query)?
         }
     };
-    if !args.no_cache {
-        if let Err(err) = knowledge.kb.persist_cache() {
-            tracing::warn!("could not save the query cache: {err}");
-        }
+    if !args.no_cache
+        && let Err(err) = knowledge.kb.persist_cache()
+    {
+        tracing::warn!("could not save the query cache: {err}");
     }
     Ok(code)
 }
@@ -45,7 +46,11 @@ fn ensure_ingested(knowledge: &Knowledge) -> anyhow::Result<()> {
         report.documents,
         report.chunks,
         elapsed.as_secs_f64(),
-        if report.is_partial() { format!("; {} file(s) skipped", report.problems.len()) } else { String::new() }
+        if report.is_partial() {
+            format!("; {} file(s) skipped", report.problems.len())
+        } else {
+            String::new()
+        }
     );
     Ok(())
 }
@@ -75,22 +80,31 @@ fn single(knowledge: &Knowledge, args: &QueryArgs, query: &str) -> anyhow::Resul
     Ok(ExitCode::SUCCESS)
 }
 
-fn batch(knowledge: &Knowledge, args: &QueryArgs, path: &std::path::Path) -> anyhow::Result<ExitCode> {
+fn batch(
+    knowledge: &Knowledge,
+    args: &QueryArgs,
+    path: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
     let input: Box<dyn BufRead> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
-        let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let file =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
         Box::new(std::io::BufReader::new(file))
     };
     let mut out = BufWriter::new(std::io::stdout().lock());
     let mut failed = 0usize;
     for (line_no, line) in input.lines().enumerate() {
-        let line = line.with_context(|| format!("reading line {} of {}", line_no + 1, path.display()))?;
+        let line =
+            line.with_context(|| format!("reading line {} of {}", line_no + 1, path.display()))?;
         if line.trim().is_empty() {
             continue;
         }
-        let answer = validate_query(&line)
-            .and_then(|query| knowledge.search(&request(args, query)).map(|outcome| (query, outcome)));
+        let answer = validate_query(&line).and_then(|query| {
+            knowledge
+                .search(&request(args, query))
+                .map(|outcome| (query, outcome))
+        });
         let json = match answer {
             Ok((query, outcome)) => outcome_json(query, args, &outcome),
             Err(err) => {
@@ -101,7 +115,11 @@ fn batch(knowledge: &Knowledge, args: &QueryArgs, path: &std::path::Path) -> any
         writeln!(out, "{}", json_line(&json))?;
     }
     out.flush()?;
-    Ok(if failed > 0 { ExitCode::from(crate::EXIT_PARTIAL) } else { ExitCode::SUCCESS })
+    Ok(if failed > 0 {
+        ExitCode::from(crate::EXIT_PARTIAL)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn outcome_json(query: &str, args: &QueryArgs, outcome: &SearchOutcome) -> serde_json::Value {
@@ -142,8 +160,16 @@ fn hit_json(rank: usize, hit: &Hit) -> serde_json::Value {
 fn print_listing(query: &str, args: &QueryArgs, outcome: &SearchOutcome) {
     let results = &outcome.results;
     let color = std::io::stdout().is_terminal();
-    let (open, close) = if color { ("\x1b[1;33m", "\x1b[0m") } else { ("[", "]") };
-    let (dim, reset) = if color { ("\x1b[2m", "\x1b[0m") } else { ("", "") };
+    let (open, close) = if color {
+        ("\x1b[1;33m", "\x1b[0m")
+    } else {
+        ("[", "]")
+    };
+    let (dim, reset) = if color {
+        ("\x1b[2m", "\x1b[0m")
+    } else {
+        ("", "")
+    };
     if results.hits.is_empty() {
         println!("no documents match {query:?}");
         return;
@@ -154,14 +180,24 @@ fn print_listing(query: &str, args: &QueryArgs, outcome: &SearchOutcome) {
         if heading.is_empty() {
             heading.clone_from(&hit.title);
         }
-        println!("{rank:>3}. {}  {dim}score {:.3}{reset}", hit.doc_id, hit.score);
-        println!("     {heading}  {dim}(chunk {}/{}){reset}", hit.chunk_index + 1, hit.chunk_count);
+        println!(
+            "{rank:>3}. {}  {dim}score {:.3}{reset}",
+            hit.doc_id, hit.score
+        );
+        println!(
+            "     {heading}  {dim}(chunk {}/{}){reset}",
+            hit.chunk_index + 1,
+            hit.chunk_count
+        );
         let snippet = hit.snippet.marked(open, close);
         for line in snippet.lines().filter(|l| !l.trim().is_empty()) {
             println!("     {}", line.trim());
         }
         if let Some(content) = &hit.content {
-            println!("{dim}----- {} -----{reset}\n{content}\n{dim}-----{reset}", hit.path);
+            println!(
+                "{dim}----- {} -----{reset}\n{content}\n{dim}-----{reset}",
+                hit.path
+            );
         }
         println!();
     }

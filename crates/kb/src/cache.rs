@@ -50,7 +50,11 @@ impl CacheStats {
     /// Hits over lookups, 0.0 before the first lookup.
     pub fn hit_rate(&self) -> f64 {
         let lookups = self.hits + self.misses;
-        if lookups == 0 { 0.0 } else { self.hits as f64 / lookups as f64 }
+        if lookups == 0 {
+            0.0
+        } else {
+            self.hits as f64 / lookups as f64
+        }
     }
 }
 
@@ -86,7 +90,11 @@ impl QueryCache {
 
     pub fn get(&self, key: &CacheKey) -> Option<Arc<SearchResults>> {
         let found = self.lock().get(key).cloned();
-        let counter = if found.is_some() { &self.hits } else { &self.misses };
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
         counter.fetch_add(1, Ordering::Relaxed);
         found
     }
@@ -126,7 +134,11 @@ impl QueryCache {
                 hits: self.hits.load(Ordering::Relaxed),
                 misses: self.misses.load(Ordering::Relaxed),
                 queries: self.queries.load(Ordering::Relaxed),
-                entries: entries.iter().rev().map(|(k, v)| (k.clone(), (**v).clone())).collect(),
+                entries: entries
+                    .iter()
+                    .rev()
+                    .map(|(k, v)| (k.clone(), (**v).clone()))
+                    .collect(),
             }
         };
         let body = postcard::to_allocvec(&state).map_err(std::io::Error::other)?;
@@ -141,12 +153,18 @@ impl QueryCache {
     /// Restores what `save` wrote, keeping only entries of `generation`. Returns false (and
     /// keeps the cache empty) when the file is missing or unreadable.
     pub fn load(&self, path: &Path, generation: u64) -> bool {
-        let Ok(bytes) = std::fs::read(path) else { return false };
-        let Some((sum, body)) = bytes.split_first_chunk::<8>() else { return false };
+        let Ok(bytes) = std::fs::read(path) else {
+            return false;
+        };
+        let Some((sum, body)) = bytes.split_first_chunk::<8>() else {
+            return false;
+        };
         if xxhash_rust::xxh3::xxh3_64(body).to_le_bytes() != *sum {
             return false;
         }
-        let Ok(state) = postcard::from_bytes::<Persisted>(body) else { return false };
+        let Ok(state) = postcard::from_bytes::<Persisted>(body) else {
+            return false;
+        };
         if state.format != CACHE_FORMAT {
             return false;
         }
@@ -180,6 +198,8 @@ impl QueryCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<CacheKey, Arc<SearchResults>>> {
         // A panic while holding the lock cannot leave the LRU half-updated in a way that
         // matters for correctness (entries are immutable Arcs), so recover from poisoning.
-        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

@@ -173,11 +173,10 @@ impl Catalog {
 
     /// Records a new size and modification time for a document whose content did not change.
     pub(crate) fn update_file_meta(&mut self, doc_id: &str, size: u64, mtime_ns: u64) {
-        if let Some(&ord) = self.by_id.get(doc_id) {
-            if let Some(entry) = self.docs[ord.0 as usize].as_mut() {
-                entry.size = size;
-                entry.mtime_ns = mtime_ns;
-            }
+        let ord = self.by_id.get(doc_id).map(|ord| ord.0 as usize);
+        if let Some(entry) = ord.and_then(|ord| self.docs[ord].as_mut()) {
+            entry.size = size;
+            entry.mtime_ns = mtime_ns;
         }
     }
 
@@ -280,7 +279,10 @@ impl Catalog {
             ))
         })?;
         let corrupt = |what: &str| {
-            Error::Corrupt(format!("{} is damaged ({what}); run `mneme ingest --rebuild`", path.display()))
+            Error::Corrupt(format!(
+                "{} is damaged ({what}); run `mneme ingest --rebuild`",
+                path.display()
+            ))
         };
         if bytes.len() < 28 || &bytes[..8] != MAGIC {
             return Err(corrupt("bad header"));
@@ -294,8 +296,12 @@ impl Catalog {
             )));
         }
         let len = u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize;
-        let body = bytes.get(20..20 + len).ok_or_else(|| corrupt("truncated"))?;
-        let sum = bytes.get(20 + len..28 + len).ok_or_else(|| corrupt("truncated"))?;
+        let body = bytes
+            .get(20..20 + len)
+            .ok_or_else(|| corrupt("truncated"))?;
+        let sum = bytes
+            .get(20 + len..28 + len)
+            .ok_or_else(|| corrupt("truncated"))?;
         if xxhash_rust::xxh3::xxh3_64(body).to_le_bytes() != sum {
             return Err(corrupt("checksum mismatch"));
         }
@@ -327,7 +333,9 @@ pub(crate) fn catalog_path(dir: &Path, generation: u64) -> PathBuf {
 /// Deletes catalog files of every generation but `keep` (left behind by earlier commits or by
 /// a crash between writing a catalog and committing it).
 pub(crate) fn remove_stale(dir: &Path, keep: u64) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     let keep_name = catalog_path(dir, keep);
     for entry in entries.flatten() {
         let name = entry.file_name();

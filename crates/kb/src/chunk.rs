@@ -29,7 +29,11 @@ pub fn chunk_text(text: &str, headings: &[Heading], config: ChunkConfig) -> Vec<
     let mut chunks = Vec::new();
     for section in sections(text, headings) {
         for (start, end) in split_section(text, section.start, section.end, config) {
-            chunks.push(ChunkSpan { start, end, heading_path: section.heading_path.clone() });
+            chunks.push(ChunkSpan {
+                start,
+                end,
+                heading_path: section.heading_path.clone(),
+            });
         }
     }
     chunks
@@ -49,7 +53,10 @@ fn sections(text: &str, headings: &[Heading]) -> Vec<Section> {
     let mut path: Vec<(u8, String)> = Vec::new();
     let mut boundaries: Vec<(usize, Vec<String>)> = vec![(0, Vec::new())];
     for heading in headings {
-        while path.last().is_some_and(|(level, _)| *level >= heading.level) {
+        while path
+            .last()
+            .is_some_and(|(level, _)| *level >= heading.level)
+        {
             path.pop();
         }
         path.push((heading.level, heading.text.clone()));
@@ -68,7 +75,11 @@ fn sections(text: &str, headings: &[Heading]) -> Vec<Section> {
         let only_heading = body.lines().skip(1).all(|line| line.trim().is_empty())
             && body.trim_start().starts_with('#');
         if end == text.len() || !(only_heading || body.trim().is_empty()) {
-            sections.push(Section { start, end, heading_path: heading_path.clone() });
+            sections.push(Section {
+                start,
+                end,
+                heading_path: heading_path.clone(),
+            });
         } else {
             pending_start = Some(start);
         }
@@ -145,7 +156,11 @@ fn retreat_chars(text: &str, from: usize, n: usize, floor: usize) -> usize {
     if slice.is_char_boundary(guess) && slice.as_bytes()[guess..].is_ascii() {
         return floor + guess;
     }
-    slice.char_indices().rev().nth(n - 1).map_or(floor, |(i, _)| floor + i)
+    slice
+        .char_indices()
+        .rev()
+        .nth(n - 1)
+        .map_or(floor, |(i, _)| floor + i)
 }
 
 /// The first word start at or after `from` and before `limit`; `from` if there is none.

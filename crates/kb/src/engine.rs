@@ -151,13 +151,19 @@ impl KnowledgeBase {
             generation: snapshot.catalog.generation(),
         });
         if let Some(results) = key.as_ref().and_then(|key| self.cache.get(key)) {
-            return Ok(SearchOutcome { results, cached: true });
+            return Ok(SearchOutcome {
+                results,
+                cached: true,
+            });
         }
         let results = Arc::new(search::run(&snapshot, request)?);
         if let Some(key) = key {
             self.cache.put(key, results.clone());
         }
-        Ok(SearchOutcome { results, cached: false })
+        Ok(SearchOutcome {
+            results,
+            cached: false,
+        })
     }
 
     /// Runs each query through the cache (top `limit` by `ranking`), so that the first real
@@ -188,7 +194,9 @@ impl KnowledgeBase {
     /// load). Best effort: the cache is not data.
     pub fn persist_cache(&self) -> Result<()> {
         let path = self.dir.join(CACHE_FILE);
-        self.cache.save(&path).map_err(|err| Error::io(format!("writing {}", path.display()), err))
+        self.cache
+            .save(&path)
+            .map_err(|err| Error::io(format!("writing {}", path.display()), err))
     }
 
     /// Empties the result cache; returns how many entries it held.
@@ -222,8 +230,12 @@ impl KnowledgeBase {
     /// The full text of one document, rebuilt from its chunks.
     pub fn document_text(&self, doc_id: &str) -> Result<Option<String>> {
         let snapshot = self.snapshot();
-        let Some(entry) = snapshot.catalog.get(doc_id) else { return Ok(None) };
-        Ok(Some(search::stitch(&search::document_chunks(&snapshot, entry.key)?)))
+        let Some(entry) = snapshot.catalog.get(doc_id) else {
+            return Ok(None);
+        };
+        Ok(Some(search::stitch(&search::document_chunks(
+            &snapshot, entry.key,
+        )?)))
     }
 
     /// Picks up a generation committed by another process; returns whether it changed.
@@ -239,7 +251,10 @@ impl KnowledgeBase {
     }
 
     pub(crate) fn snapshot(&self) -> Arc<Snapshot> {
-        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Makes a just-committed generation visible to readers.
@@ -264,7 +279,12 @@ impl KnowledgeBase {
 
 fn make_snapshot(catalog: Arc<Catalog>, searcher: Searcher, fields: Fields) -> Snapshot {
     let analyzer = index::analyzer(catalog.settings().stemming);
-    Snapshot { catalog, searcher, fields, analyzer }
+    Snapshot {
+        catalog,
+        searcher,
+        fields,
+        analyzer,
+    }
 }
 
 /// A searcher over exactly the segments of the last commit, with that commit's generation.
@@ -275,8 +295,11 @@ fn consistent_searcher(index: &Index, reader: &IndexReader) -> Result<(u64, Sear
         let generation = index::committed_generation(index)?;
         reader.reload()?;
         let searcher = reader.searcher();
-        let committed: BTreeSet<_> =
-            metas.segments.iter().map(|s| (s.id(), s.num_deleted_docs())).collect();
+        let committed: BTreeSet<_> = metas
+            .segments
+            .iter()
+            .map(|s| (s.id(), s.num_deleted_docs()))
+            .collect();
         let loaded: BTreeSet<_> = searcher
             .segment_readers()
             .iter()
@@ -286,5 +309,7 @@ fn consistent_searcher(index: &Index, reader: &IndexReader) -> Result<(u64, Sear
             return Ok((generation, searcher));
         }
     }
-    Err(Error::Corrupt("the index keeps changing under this reader; try again".into()))
+    Err(Error::Corrupt(
+        "the index keeps changing under this reader; try again".into(),
+    ))
 }

@@ -8,7 +8,9 @@ use tantivy::directory::MmapDirectory;
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions,
 };
-use tantivy::tokenizer::{Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer};
+use tantivy::tokenizer::{
+    Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer,
+};
 use tantivy::{Index, IndexReader, ReloadPolicy};
 
 use crate::error::{Error, Result};
@@ -79,7 +81,10 @@ pub(crate) fn open(dir: &Path) -> Result<(Index, IndexReader, Fields)> {
         .map_err(|err| Error::io(format!("creating {}", dir.display()), err))?;
     let (schema, fields) = schema();
     let directory = MmapDirectory::open(dir).map_err(|err| {
-        Error::Corrupt(format!("cannot open the index directory {}: {err}", dir.display()))
+        Error::Corrupt(format!(
+            "cannot open the index directory {}: {err}",
+            dir.display()
+        ))
     })?;
     let index = Index::open_or_create(directory, schema).map_err(|err| {
         Error::Corrupt(format!(
@@ -88,9 +93,14 @@ pub(crate) fn open(dir: &Path) -> Result<(Index, IndexReader, Fields)> {
             dir.display()
         ))
     })?;
-    index.tokenizers().register(PLAIN_TOKENIZER, analyzer(false));
+    index
+        .tokenizers()
+        .register(PLAIN_TOKENIZER, analyzer(false));
     index.tokenizers().register(STEM_TOKENIZER, analyzer(true));
-    let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+    let reader = index
+        .reader_builder()
+        .reload_policy(ReloadPolicy::Manual)
+        .try_into()?;
     Ok((index, reader, fields))
 }
 
@@ -102,7 +112,9 @@ pub(crate) fn payload(generation: u64) -> String {
 /// The catalog generation named by the last commit (0 for an index never committed by mneme).
 pub(crate) fn committed_generation(index: &Index) -> Result<u64> {
     let metas = index.load_metas()?;
-    let Some(payload) = metas.payload else { return Ok(0) };
+    let Some(payload) = metas.payload else {
+        return Ok(0);
+    };
     let parse = || -> Option<(u32, u64)> {
         let rest = payload.strip_prefix("mneme-kb/")?;
         let (format, generation) = rest.split_once(" generation=")?;
@@ -114,6 +126,8 @@ pub(crate) fn committed_generation(index: &Index) -> Result<u64> {
             "the index has format {format}, this mneme reads format {INDEX_FORMAT}; \
              move it away and ingest again"
         ))),
-        None => Err(Error::Corrupt(format!("unrecognised index commit payload {payload:?}"))),
+        None => Err(Error::Corrupt(format!(
+            "unrecognised index commit payload {payload:?}"
+        ))),
     }
 }

@@ -87,7 +87,11 @@ enum Outcome {
     Unchanged,
     /// Same content under a new modification time: only the catalog entry changes.
     Touched,
-    Indexed { entry: DocEntry, terms: Vec<String>, replaced: bool },
+    Indexed {
+        entry: DocEntry,
+        terms: Vec<String>,
+        replaced: bool,
+    },
     Failed(Problem),
     /// The index writer failed: the whole ingest is abandoned, nothing is committed.
     Fatal(tantivy::TantivyError),
@@ -108,9 +112,16 @@ pub(crate) fn run(
         converter_version: CONVERTER_VERSION,
     };
     let rebuild = options.rebuild || current.catalog.settings() != settings;
-    let base = if rebuild { Catalog::empty(settings) } else { (*current.catalog).clone() };
+    let base = if rebuild {
+        Catalog::empty(settings)
+    } else {
+        (*current.catalog).clone()
+    };
 
-    let mut report = IngestReport { ignored: walked.ignored, ..IngestReport::default() };
+    let mut report = IngestReport {
+        ignored: walked.ignored,
+        ..IngestReport::default()
+    };
     for (path, problem) in walked.problems {
         progress.problem(&path, &problem);
         report.problems.push((path, problem));
@@ -120,7 +131,10 @@ pub(crate) fn run(
 
     let planned: Vec<&Candidate> = candidates
         .iter()
-        .filter(|c| base.get(&c.doc_id).is_none_or(|e| e.size != c.size || e.mtime_ns != c.mtime_ns))
+        .filter(|c| {
+            base.get(&c.doc_id)
+                .is_none_or(|e| e.size != c.size || e.mtime_ns != c.mtime_ns)
+        })
         .collect();
     progress.planned(planned.len(), planned.iter().map(|c| c.size).sum());
 
@@ -133,7 +147,13 @@ pub(crate) fn run(
         .thread_name(|i| format!("mneme-ingest-{i}"))
         .build()
         .map_err(|err| Error::io("starting ingest workers", std::io::Error::other(err)))?;
-    let ctx = WorkerCtx { writer: &writer, fields: kb.fields, base: &base, settings, max_file_size: kb.config.max_file_size };
+    let ctx = WorkerCtx {
+        writer: &writer,
+        fields: kb.fields,
+        base: &base,
+        settings,
+        max_file_size: kb.config.max_file_size,
+    };
     let outcomes: Vec<Outcome> = pool.install(|| {
         candidates
             .par_iter()
@@ -158,7 +178,11 @@ pub(crate) fn run(
                 next.update_file_meta(&candidate.doc_id, candidate.size, candidate.mtime_ns);
                 changed = true;
             }
-            Outcome::Indexed { entry, terms, replaced } => {
+            Outcome::Indexed {
+                entry,
+                terms,
+                replaced,
+            } => {
                 report.bytes_read += candidate.size;
                 report.chunks_written += u64::from(entry.n_chunks);
                 if replaced {
@@ -179,10 +203,14 @@ pub(crate) fn run(
         }
     }
     // Documents under a walked directory whose file is gone.
-    let seen: std::collections::HashSet<&str> = candidates.iter().map(|c| c.doc_id.as_str()).collect();
+    let seen: std::collections::HashSet<&str> =
+        candidates.iter().map(|c| c.doc_id.as_str()).collect();
     let gone: Vec<DocEntry> = next
         .documents()
-        .filter(|e| walked.dir_roots.iter().any(|root| **root == *e.kb_dir) && !seen.contains(e.doc_id.as_str()))
+        .filter(|e| {
+            walked.dir_roots.iter().any(|root| **root == *e.kb_dir)
+                && !seen.contains(e.doc_id.as_str())
+        })
         .cloned()
         .collect();
     for entry in gone {
@@ -228,7 +256,11 @@ fn dedupe(
     for candidate in candidates {
         let key = doc_key(&candidate.doc_id);
         let clash = if let Some(first) = by_id.get(&candidate.doc_id) {
-            Some(format!("doc_id {} is already used by {}", candidate.doc_id, first.display()))
+            Some(format!(
+                "doc_id {} is already used by {}",
+                candidate.doc_id,
+                first.display()
+            ))
         } else if let Some(other) = keys.get(&key).filter(|other| **other != candidate.doc_id) {
             Some(format!("doc_id {} collides with {other}", candidate.doc_id))
         } else {
@@ -258,10 +290,12 @@ pub(crate) fn doc_key(doc_id: &str) -> u64 {
 fn open_writer(kb: &KnowledgeBase) -> Result<IndexWriter<TantivyDocument>> {
     let threads = kb.config.max_workers.clamp(1, 8);
     let budget = threads * kb.config.writer_memory_per_thread.max(16 << 20);
-    kb.index.writer_with_num_threads(threads, budget).map_err(|err| match err {
-        tantivy::TantivyError::LockFailure(..) => Error::Busy(kb.dir.clone()),
-        other => Error::Index(other),
-    })
+    kb.index
+        .writer_with_num_threads(threads, budget)
+        .map_err(|err| match err {
+            tantivy::TantivyError::LockFailure(..) => Error::Busy(kb.dir.clone()),
+            other => Error::Index(other),
+        })
 }
 
 struct WorkerCtx<'a> {
@@ -280,7 +314,10 @@ fn process(ctx: &WorkerCtx<'_>, candidate: &Candidate) -> Outcome {
     if candidate.size > ctx.max_file_size {
         return Outcome::Failed(Problem::new(
             ProblemKind::TooLarge,
-            format!("{} bytes is over the limit of {} bytes (max_file_size)", candidate.size, ctx.max_file_size),
+            format!(
+                "{} bytes is over the limit of {} bytes (max_file_size)",
+                candidate.size, ctx.max_file_size
+            ),
         ));
     }
     let bytes = match std::fs::read(&candidate.path) {
@@ -290,14 +327,22 @@ fn process(ctx: &WorkerCtx<'_>, candidate: &Candidate) -> Outcome {
     if bytes.len() as u64 > ctx.max_file_size {
         return Outcome::Failed(Problem::new(
             ProblemKind::TooLarge,
-            format!("{} bytes is over the limit of {} bytes (max_file_size)", bytes.len(), ctx.max_file_size),
+            format!(
+                "{} bytes is over the limit of {} bytes (max_file_size)",
+                bytes.len(),
+                ctx.max_file_size
+            ),
         ));
     }
     let hash = xxhash_rust::xxh3::xxh3_128(&bytes).to_le_bytes();
     if previous.is_some_and(|e| e.hash == hash) {
         return Outcome::Touched;
     }
-    let file_name = candidate.path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let file_name = candidate
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     let converted = match convert::convert(candidate.format, &file_name, &bytes) {
         Ok(converted) => converted,
         Err(problem) => return Outcome::Failed(problem),
@@ -306,7 +351,8 @@ fn process(ctx: &WorkerCtx<'_>, candidate: &Candidate) -> Outcome {
     let spans = chunk_text(&converted.text, &converted.headings, ctx.settings.chunk);
     let key = doc_key(&candidate.doc_id);
     if previous.is_some() {
-        ctx.writer.delete_term(Term::from_field_u64(ctx.fields.doc_key, key));
+        ctx.writer
+            .delete_term(Term::from_field_u64(ctx.fields.doc_key, key));
     }
     let indexed = ctx.fields.searched(ctx.settings.stemming);
     for (chunk_idx, span) in spans.iter().enumerate() {
@@ -326,7 +372,11 @@ fn process(ctx: &WorkerCtx<'_>, candidate: &Candidate) -> Outcome {
             return Outcome::Fatal(err);
         }
     }
-    let name = candidate.path.file_stem().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = candidate
+        .path
+        .file_stem()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let entry = DocEntry {
         doc_id: candidate.doc_id.clone(),
         key,
@@ -342,5 +392,9 @@ fn process(ctx: &WorkerCtx<'_>, candidate: &Candidate) -> Outcome {
         n_chars: converted.text.chars().count() as u64,
     };
     let terms = text::py_terms(&converted.text);
-    Outcome::Indexed { entry, terms, replaced: previous.is_some() }
+    Outcome::Indexed {
+        entry,
+        terms,
+        replaced: previous.is_some(),
+    }
 }

@@ -135,7 +135,9 @@ pub const FORBIDDEN_QUERY_CHARS: &[char] = &['<', '>', ';', '&', '|', '$', '`', 
 pub fn validate_query(query: &str) -> Result<&str> {
     let chars = query.chars().count();
     if chars == 0 {
-        return Err(Error::InvalidQuery("String should have at least 1 character".into()));
+        return Err(Error::InvalidQuery(
+            "String should have at least 1 character".into(),
+        ));
     }
     if chars > MAX_QUERY_CHARS {
         return Err(Error::InvalidQuery(format!(
@@ -148,11 +150,15 @@ pub fn validate_query(query: &str) -> Result<&str> {
             '\r' => "\\r".to_owned(),
             c => c.to_string(),
         };
-        return Err(Error::InvalidQuery(format!("Query contains invalid character: {shown}")));
+        return Err(Error::InvalidQuery(format!(
+            "Query contains invalid character: {shown}"
+        )));
     }
     let trimmed = query.trim_matches(text::is_py_whitespace);
     if trimmed.is_empty() {
-        return Err(Error::InvalidQuery("Query cannot be empty or only whitespace".into()));
+        return Err(Error::InvalidQuery(
+            "Query cannot be empty or only whitespace".into(),
+        ));
     }
     Ok(trimmed)
 }
@@ -161,7 +167,11 @@ pub fn validate_query(query: &str) -> Result<&str> {
 const SNIPPET_CHARS: usize = 200;
 
 pub(crate) fn run(snapshot: &Snapshot, request: &SearchRequest<'_>) -> Result<SearchResults> {
-    if request.query.trim_matches(text::is_py_whitespace).is_empty() {
+    if request
+        .query
+        .trim_matches(text::is_py_whitespace)
+        .is_empty()
+    {
         return Err(Error::InvalidQuery("Search terms cannot be empty".into()));
     }
     match request.ranking {
@@ -198,16 +208,22 @@ fn context<'s>(snapshot: &'s Snapshot, query_text: &str) -> Result<Ctx<'s>> {
         if doc_freq > 0 {
             weights.insert(word, 1.0 / (1.0 + doc_freq as Score));
         }
-        clauses.push((Occur::Should, Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs))));
+        clauses.push((
+            Occur::Should,
+            Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs)),
+        ));
     }
     let query: Box<dyn Query> = match clauses.len() {
         0 => Box::new(EmptyQuery),
         1 => clauses.pop().unwrap().1,
         _ => Box::new(BooleanQuery::new(clauses)),
     };
-    let snippets =
-        SnippetGenerator::new(weights, snapshot.analyzer.clone(), field, SNIPPET_CHARS);
-    Ok(Ctx { snapshot, query, snippets })
+    let snippets = SnippetGenerator::new(weights, snapshot.analyzer.clone(), field, SNIPPET_CHARS);
+    Ok(Ctx {
+        snapshot,
+        query,
+        snippets,
+    })
 }
 
 fn bm25(snapshot: &Snapshot, request: &SearchRequest<'_>) -> Result<SearchResults> {
@@ -219,14 +235,20 @@ fn bm25(snapshot: &Snapshot, request: &SearchRequest<'_>) -> Result<SearchResult
     let mut window = (want * 3).max(20);
     let mut best: Vec<(Score, DocAddress, DocOrd)>;
     loop {
-        let top = snapshot.searcher.search(&ctx.query, &TopDocs::with_limit(window).order_by_score())?;
+        let top = snapshot
+            .searcher
+            .search(&ctx.query, &TopDocs::with_limit(window).order_by_score())?;
         let exhausted = top.len() < window;
         let mut seen = HashSet::with_capacity(top.len());
         best = Vec::with_capacity(want.min(top.len()));
         let mut keys = KeyColumns::default();
         for (score, address) in top {
-            let Some(key) = keys.key(snapshot, address)? else { continue };
-            let Some(ord) = catalog.ord_of_key(key) else { continue };
+            let Some(key) = keys.key(snapshot, address)? else {
+                continue;
+            };
+            let Some(ord) = catalog.ord_of_key(key) else {
+                continue;
+            };
             if seen.insert(ord) {
                 best.push((score, address, ord));
             }
@@ -237,7 +259,8 @@ fn bm25(snapshot: &Snapshot, request: &SearchRequest<'_>) -> Result<SearchResult
         window *= 4;
     }
     best.sort_by(|a, b| {
-        b.0.total_cmp(&a.0).then_with(|| doc_id(snapshot, a.2).cmp(doc_id(snapshot, b.2)))
+        b.0.total_cmp(&a.0)
+            .then_with(|| doc_id(snapshot, a.2).cmp(doc_id(snapshot, b.2)))
     });
     let total = if request.with_total {
         Some(snapshot.searcher.search(&ctx.query, &DistinctDocKeys)?)
@@ -253,7 +276,11 @@ fn bm25(snapshot: &Snapshot, request: &SearchRequest<'_>) -> Result<SearchResult
             build_hit(&ctx, ord, score, chunk, request.with_content)
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(SearchResults { hits, total, generation: catalog.generation })
+    Ok(SearchResults {
+        hits,
+        total,
+        generation: catalog.generation,
+    })
 }
 
 fn terms(snapshot: &Snapshot, request: &SearchRequest<'_>) -> Result<SearchResults> {
@@ -262,7 +289,8 @@ fn terms(snapshot: &Snapshot, request: &SearchRequest<'_>) -> Result<SearchResul
     let mut scored = catalog.term_match_counts(&query_terms);
     let total = scored.len();
     let order = |a: &(DocOrd, u32), b: &(DocOrd, u32)| {
-        b.1.cmp(&a.1).then_with(|| doc_id(snapshot, a.0).cmp(doc_id(snapshot, b.0)))
+        b.1.cmp(&a.1)
+            .then_with(|| doc_id(snapshot, a.0).cmp(doc_id(snapshot, b.0)))
     };
     let want = (request.offset + request.limit).min(scored.len());
     if want < scored.len() && want > 0 {
@@ -292,11 +320,20 @@ fn terms(snapshot: &Snapshot, request: &SearchRequest<'_>) -> Result<SearchResul
 fn best_chunk(ctx: &Ctx<'_>, key: u64) -> Result<StoredChunk> {
     let fields = &ctx.snapshot.fields;
     let of_document: Box<dyn Query> = Box::new(ConstScoreQuery::new(
-        Box::new(TermQuery::new(Term::from_field_u64(fields.doc_key, key), IndexRecordOption::Basic)),
+        Box::new(TermQuery::new(
+            Term::from_field_u64(fields.doc_key, key),
+            IndexRecordOption::Basic,
+        )),
         0.0,
     ));
-    let scored = BooleanQuery::new(vec![(Occur::Must, of_document.box_clone()), (Occur::Must, ctx.query.box_clone())]);
-    let top = ctx.snapshot.searcher.search(&scored, &TopDocs::with_limit(1).order_by_score())?;
+    let scored = BooleanQuery::new(vec![
+        (Occur::Must, of_document.box_clone()),
+        (Occur::Must, ctx.query.box_clone()),
+    ]);
+    let top = ctx
+        .snapshot
+        .searcher
+        .search(&scored, &TopDocs::with_limit(1).order_by_score())?;
     if let Some((_, address)) = top.first() {
         return stored_chunk(ctx.snapshot, *address);
     }
@@ -304,10 +341,16 @@ fn best_chunk(ctx: &Ctx<'_>, key: u64) -> Result<StoredChunk> {
         (Occur::Must, of_document),
         (
             Occur::Must,
-            Box::new(TermQuery::new(Term::from_field_u64(fields.chunk_idx, 0), IndexRecordOption::Basic)),
+            Box::new(TermQuery::new(
+                Term::from_field_u64(fields.chunk_idx, 0),
+                IndexRecordOption::Basic,
+            )),
         ),
     ]);
-    let top = ctx.snapshot.searcher.search(&first, &TopDocs::with_limit(1).order_by_score())?;
+    let top = ctx
+        .snapshot
+        .searcher
+        .search(&first, &TopDocs::with_limit(1).order_by_score())?;
     match top.first() {
         Some((_, address)) => stored_chunk(ctx.snapshot, *address),
         None => Ok(StoredChunk::default()),
@@ -315,7 +358,10 @@ fn best_chunk(ctx: &Ctx<'_>, key: u64) -> Result<StoredChunk> {
 }
 
 fn doc_id(snapshot: &Snapshot, ord: DocOrd) -> &str {
-    snapshot.catalog.entry(ord).map_or("", |entry| entry.doc_id.as_str())
+    snapshot
+        .catalog
+        .entry(ord)
+        .map_or("", |entry| entry.doc_id.as_str())
 }
 
 fn key_of(snapshot: &Snapshot, ord: DocOrd) -> u64 {
@@ -340,7 +386,11 @@ fn stored_chunk(snapshot: &Snapshot, address: DocAddress) -> Result<StoredChunk>
         index: u64_of(fields.chunk_idx) as u32,
         start: u64_of(fields.start) as usize,
         end: u64_of(fields.end) as usize,
-        body: doc.get_first(fields.body).and_then(|v| v.as_str()).unwrap_or("").to_owned(),
+        body: doc
+            .get_first(fields.body)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_owned(),
         heading_path: doc
             .get_all(fields.heading)
             .filter_map(|v| v.as_str().map(str::to_owned))
@@ -380,17 +430,26 @@ fn build_hit(
     chunk: StoredChunk,
     with_content: bool,
 ) -> Result<Hit> {
-    let entry: &DocEntry = ctx
-        .snapshot
-        .catalog
-        .entry(ord)
-        .ok_or_else(|| Error::Corrupt("a hit names a document missing from the catalog".into()))?;
+    let entry: &DocEntry =
+        ctx.snapshot.catalog.entry(ord).ok_or_else(|| {
+            Error::Corrupt("a hit names a document missing from the catalog".into())
+        })?;
     let snippet = ctx.snippets.snippet(&chunk.body);
     let snippet = if snippet.highlighted().is_empty() {
-        let end = chunk.body.char_indices().nth(SNIPPET_CHARS).map_or(chunk.body.len(), |(i, _)| i);
-        Snippet { text: chunk.body[..end].trim().to_owned(), highlights: Vec::new() }
+        let end = chunk
+            .body
+            .char_indices()
+            .nth(SNIPPET_CHARS)
+            .map_or(chunk.body.len(), |(i, _)| i);
+        Snippet {
+            text: chunk.body[..end].trim().to_owned(),
+            highlights: Vec::new(),
+        }
     } else {
-        Snippet { text: snippet.fragment().to_owned(), highlights: snippet.highlighted().to_vec() }
+        Snippet {
+            text: snippet.fragment().to_owned(),
+            highlights: snippet.highlighted().to_vec(),
+        }
     };
     let content = if with_content {
         Some(stitch(&document_chunks(ctx.snapshot, entry.key)?))
@@ -430,7 +489,9 @@ impl KeyColumns {
             let reader = snapshot.searcher.segment_reader(address.segment_ord);
             self.columns[ord] = Some(reader.fast_fields().u64("doc_key")?);
         }
-        Ok(self.columns[ord].as_ref().and_then(|column| column.first(address.doc_id)))
+        Ok(self.columns[ord]
+            .as_ref()
+            .and_then(|column| column.first(address.doc_id)))
     }
 }
 
@@ -451,7 +512,10 @@ impl Collector for DistinctDocKeys {
         _segment_ord: SegmentOrdinal,
         segment: &SegmentReader,
     ) -> tantivy::Result<DistinctDocKeysSegment> {
-        Ok(DistinctDocKeysSegment { column: segment.fast_fields().u64("doc_key")?, keys: Vec::new() })
+        Ok(DistinctDocKeysSegment {
+            column: segment.fast_fields().u64("doc_key")?,
+            keys: Vec::new(),
+        })
     }
 
     fn requires_scoring(&self) -> bool {

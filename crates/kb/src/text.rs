@@ -29,7 +29,8 @@ pub fn py_lower(text: &str) -> Cow<'_, str> {
 /// Python's `str.split()` without arguments: runs of whitespace separate, empty tokens never
 /// appear.
 pub fn py_split(text: &str) -> impl Iterator<Item = &str> {
-    text.split(is_py_whitespace).filter(|token| !token.is_empty())
+    text.split(is_py_whitespace)
+        .filter(|token| !token.is_empty())
 }
 
 /// The distinct terms of `text` as KnowledgeBeast computes them: `set(text.lower().split())`,

@@ -46,7 +46,8 @@ pub(crate) fn walk(roots: &[PathBuf]) -> Result<Walk> {
     }
     let mut visited = HashSet::new();
     for root in resolved {
-        let meta = fs::metadata(&root).map_err(|err| Error::io(format!("reading {}", root.display()), err))?;
+        let meta = fs::metadata(&root)
+            .map_err(|err| Error::io(format!("reading {}", root.display()), err))?;
         if meta.is_dir() {
             let kb_dir: Arc<str> = root.to_string_lossy().into();
             out.dir_roots.push(kb_dir.clone());
@@ -86,14 +87,19 @@ fn walk_dir(
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(err) => {
-            out.problems.push((dir.to_path_buf(), Problem::new(ProblemKind::Unreadable, err.to_string())));
+            out.problems.push((
+                dir.to_path_buf(),
+                Problem::new(ProblemKind::Unreadable, err.to_string()),
+            ));
             return;
         }
     };
     let mut children: Vec<PathBuf> = entries.flatten().map(|entry| entry.path()).collect();
     children.sort();
     for path in children {
-        let hidden = path.file_name().is_some_and(|name| name.to_string_lossy().starts_with('.'));
+        let hidden = path
+            .file_name()
+            .is_some_and(|name| name.to_string_lossy().starts_with('.'));
         if hidden {
             continue;
         }
@@ -102,7 +108,8 @@ fn walk_dir(
         let meta = match fs::metadata(&path) {
             Ok(meta) => meta,
             Err(err) => {
-                out.problems.push((path, Problem::new(ProblemKind::Unreadable, err.to_string())));
+                out.problems
+                    .push((path, Problem::new(ProblemKind::Unreadable, err.to_string())));
                 continue;
             }
         };
@@ -110,14 +117,22 @@ fn walk_dir(
             walk_dir(&path, base, kb_dir, visited, out);
         } else if meta.is_file() {
             match Format::of_path(&path) {
-                Some(format) => out.candidates.push(candidate(path, base, kb_dir, format, &meta)),
+                Some(format) => out
+                    .candidates
+                    .push(candidate(path, base, kb_dir, format, &meta)),
                 None => out.ignored += 1,
             }
         }
     }
 }
 
-fn candidate(path: PathBuf, base: &Path, kb_dir: &Arc<str>, format: Format, meta: &fs::Metadata) -> Candidate {
+fn candidate(
+    path: PathBuf,
+    base: &Path,
+    kb_dir: &Arc<str>,
+    format: Format,
+    meta: &fs::Metadata,
+) -> Candidate {
     let relative = path.strip_prefix(base).unwrap_or(&path);
     let doc_id = relative
         .components()
@@ -129,5 +144,12 @@ fn candidate(path: PathBuf, base: &Path, kb_dir: &Arc<str>, format: Format, meta
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos() as u64);
-    Candidate { path, kb_dir: kb_dir.clone(), doc_id, format, size: meta.len(), mtime_ns }
+    Candidate {
+        path,
+        kb_dir: kb_dir.clone(),
+        doc_id,
+        format,
+        size: meta.len(),
+        mtime_ns,
+    }
 }

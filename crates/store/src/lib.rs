@@ -1,1 +1,105 @@
-//! placeholder
+//! Storage ports of mneme: an ordered key-value store with snapshot reads and atomic write
+//! batches, behind a trait with a written contract that every backend must pass
+//! ([`conformance`]).
+//!
+//! Two backends ship: [`MemoryStore`] (tests, ephemeral nodes) and [`RedbStore`], the
+//! embedded default (one file, ACID, checksummed commits, MVCC readers). Scale-out backends
+//! (PostgreSQL, Redis) implement the same trait behind cargo features. This crate knows
+//! nothing of patterns or documents: keys and values are bytes, and callers own their layout
+//! (typically a one-byte table prefix and a versioned value encoding).
+//!
+//! ```
+//! use mneme_store::{KvStore, MemoryStore, WriteBatch};
+//!
+//! let store = MemoryStore::default();
+//! let mut batch = WriteBatch::default();
+//! batch.put(b"p/1".to_vec(), b"one".to_vec());
+//! batch.put(b"p/2".to_vec(), b"two".to_vec());
+//! store.write(batch)?;
+//! let snapshot = store.snapshot()?;
+//! assert_eq!(snapshot.get(b"p/1")?, Some(b"one".to_vec()));
+//! assert_eq!(snapshot.scan_prefix(b"p/")?.len(), 2);
+//! # Ok::<(), mneme_store::Error>(())
+//! ```
+
+pub mod conformance;
+mod memory;
+mod redb_store;
+
+pub use memory::MemoryStore;
+pub use redb_store::RedbStore;
+
+/// Errors of a store operation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store's files are unreadable or inconsistent.
+    #[error("storage is corrupt: {0}")]
+    Corrupt(String),
+    /// Another process holds the store open for writing.
+    #[error("the store at {0} is in use by another process")]
+    Busy(String),
+    #[error("storage I/O failed: {0}")]
+    Io(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One change of a write batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    Put(Vec<u8>, Vec<u8>),
+    Delete(Vec<u8>),
+}
+
+/// Changes applied all together or not at all, in order (a later op on the same key wins).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteBatch {
+    pub ops: Vec<Op>,
+}
+
+impl WriteBatch {
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.ops.push(Op::Put(key, value));
+    }
+
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.ops.push(Op::Delete(key));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// When a committed batch reaches stable storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// `write` returns after the batch is fsync'd: a crash loses nothing that was written.
+    Immediate,
+    /// `write` returns before the fsync; a crash may lose batches written since the last
+    /// [`KvStore::flush`] (or the last `Immediate` write), never part of a batch.
+    Deferred,
+}
+
+/// An immutable view of the store as of one moment: later writes are not visible in it.
+pub trait KvSnapshot: Send {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// Every pair whose key starts with `prefix`, in key order.
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+}
+
+/// The contract: `write` applies a batch atomically (a snapshot sees all of it or none of it,
+/// also after a crash); snapshots never block writers nor see later writes; writes are
+/// serialised.
+pub trait KvStore: Send + Sync {
+    type Snapshot: KvSnapshot;
+
+    fn snapshot(&self) -> Result<Self::Snapshot>;
+    fn write_with(&self, batch: WriteBatch, durability: Durability) -> Result<()>;
+    /// Makes every `Deferred` write durable.
+    fn flush(&self) -> Result<()>;
+
+    fn write(&self, batch: WriteBatch) -> Result<()> {
+        self.write_with(batch, Durability::Immediate)
+    }
+}

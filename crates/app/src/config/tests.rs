@@ -2,19 +2,31 @@ use std::collections::HashMap;
 
 use super::*;
 
-fn check(file: Option<&str>, env: &[(&str, &str)], flags: &[(&'static str, &str)]) -> Result<Config, String> {
+fn check(
+    file: Option<&str>,
+    env: &[(&str, &str)],
+    flags: &[(&'static str, &str)],
+) -> Result<Config, String> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mneme.toml");
     if let Some(text) = file {
         std::fs::write(&path, text).unwrap();
     }
-    let env: HashMap<String, String> = env.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| ((*k).into(), (*v).into()))
+        .collect();
     let flags: Vec<FlagValue> = flags
         .iter()
-        .map(|(key, value)| FlagValue { key, value: (*value).into(), flag: "--flag" })
+        .map(|(key, value)| FlagValue {
+            key,
+            value: (*value).into(),
+            flag: "--flag",
+        })
         .collect();
     let lookup = |var: &str| env.get(var).cloned();
-    load(file.map(|_| path.as_path()), &lookup, &flags).map_err(|e| e.message.replace(&dir.path().display().to_string(), "DIR"))
+    load(file.map(|_| path.as_path()), &lookup, &flags)
+        .map_err(|e| e.message.replace(&dir.path().display().to_string(), "DIR"))
 }
 
 #[test]
@@ -31,12 +43,21 @@ fn defaults_match_knowledgebeast() {
 
 #[test]
 fn layers_override_in_order() {
-    let file = "data_dir = \"store\"\n[kb]\nmax_cache_size = 5\nchunk_size = 500\nmax_workers = 3\n";
-    let config = check(Some(file), &[("KB_MAX_CACHE_SIZE", "7"), ("KB_MAX_WORKERS", "4")], &[("kb.max_workers", "6")]).unwrap();
+    let file =
+        "data_dir = \"store\"\n[kb]\nmax_cache_size = 5\nchunk_size = 500\nmax_workers = 3\n";
+    let config = check(
+        Some(file),
+        &[("KB_MAX_CACHE_SIZE", "7"), ("KB_MAX_WORKERS", "4")],
+        &[("kb.max_workers", "6")],
+    )
+    .unwrap();
     assert_eq!(config.kb.chunk_size, 500, "file beats default");
     assert_eq!(config.kb.max_cache_size, 7, "env beats file");
     assert_eq!(config.kb.max_workers, 6, "flag beats env");
-    assert!(config.data_dir.ends_with("store"), "file paths are relative to the file");
+    assert!(
+        config.data_dir.ends_with("store"),
+        "file paths are relative to the file"
+    );
     assert_eq!(config.origins["kb.max_cache_size"], "KB_MAX_CACHE_SIZE");
 }
 
@@ -56,7 +77,10 @@ fn knowledgebeast_variables_are_read() {
         &[],
     )
     .unwrap();
-    assert_eq!(config.kb.knowledge_dirs, [PathBuf::from("docs"), PathBuf::from("more-docs")]);
+    assert_eq!(
+        config.kb.knowledge_dirs,
+        [PathBuf::from("docs"), PathBuf::from("more-docs")]
+    );
     assert_eq!(config.kb.index_dir, PathBuf::from("/tmp/idx"));
     assert!(!config.kb.auto_warm);
     assert_eq!(config.kb.heartbeat_interval, 60);
@@ -65,20 +89,64 @@ fn knowledgebeast_variables_are_read() {
 
 #[test]
 fn bad_values_name_their_source_and_what_is_accepted() {
-    let cases: &[(Option<&str>, &[(&str, &str)], &str)] = &[
-        (None, &[("KB_MAX_CACHE_SIZE", "abc")], "KB_MAX_CACHE_SIZE=\"abc\" is not valid: expected an integer >= 1"),
-        (None, &[("KB_MAX_CACHE_SIZE", "0")], "KB_MAX_CACHE_SIZE=\"0\" is not valid: expected an integer >= 1"),
-        (None, &[("KB_HEARTBEAT_INTERVAL", "5")], "KB_HEARTBEAT_INTERVAL=\"5\" is not valid: expected an integer >= 10"),
-        (None, &[("KB_AUTO_WARM", "maybe")], "KB_AUTO_WARM=\"maybe\" is not valid: expected true or false (also 1/0, yes/no, on/off)"),
-        (None, &[("KB_LOG_LEVEL", "loud")], "KB_LOG_LEVEL=\"loud\" is not valid: expected one of trace, debug, info, warning, error, critical"),
-        (None, &[("KB_KNOWLEDGE_DIRS", " , ")], "KB_KNOWLEDGE_DIRS=\" , \" is not valid: expected a comma-separated list of directories (a TOML array in files)"),
-        (None, &[("KB_CHUNK_SIZE", "100"), ("KB_CHUNK_OVERLAP", "100")], "chunk_overlap (100, from KB_CHUNK_OVERLAP) must be smaller than chunk_size (100, from KB_CHUNK_SIZE)"),
-        (Some("[kb]\nmax_workers = \"two\"\n"), &[], "DIR/mneme.toml: `kb.max_workers` must be an integer >= 1"),
-        (Some("[kb]\nchunksize = 3\n"), &[], "DIR/mneme.toml: unknown setting `kb.chunksize`"),
-        (Some("data_dir = [\n"), &[], "DIR/mneme.toml is not valid TOML"),
+    type Case<'a> = (Option<&'a str>, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case<'_>] = &[
+        (
+            None,
+            &[("KB_MAX_CACHE_SIZE", "abc")],
+            "KB_MAX_CACHE_SIZE=\"abc\" is not valid: expected an integer >= 1",
+        ),
+        (
+            None,
+            &[("KB_MAX_CACHE_SIZE", "0")],
+            "KB_MAX_CACHE_SIZE=\"0\" is not valid: expected an integer >= 1",
+        ),
+        (
+            None,
+            &[("KB_HEARTBEAT_INTERVAL", "5")],
+            "KB_HEARTBEAT_INTERVAL=\"5\" is not valid: expected an integer >= 10",
+        ),
+        (
+            None,
+            &[("KB_AUTO_WARM", "maybe")],
+            "KB_AUTO_WARM=\"maybe\" is not valid: expected true or false (also 1/0, yes/no, on/off)",
+        ),
+        (
+            None,
+            &[("KB_LOG_LEVEL", "loud")],
+            "KB_LOG_LEVEL=\"loud\" is not valid: expected one of trace, debug, info, warning, error, critical",
+        ),
+        (
+            None,
+            &[("KB_KNOWLEDGE_DIRS", " , ")],
+            "KB_KNOWLEDGE_DIRS=\" , \" is not valid: expected a comma-separated list of directories (a TOML array in files)",
+        ),
+        (
+            None,
+            &[("KB_CHUNK_SIZE", "100"), ("KB_CHUNK_OVERLAP", "100")],
+            "chunk_overlap (100, from KB_CHUNK_OVERLAP) must be smaller than chunk_size (100, from KB_CHUNK_SIZE)",
+        ),
+        (
+            Some("[kb]\nmax_workers = \"two\"\n"),
+            &[],
+            "DIR/mneme.toml: `kb.max_workers` must be an integer >= 1",
+        ),
+        (
+            Some("[kb]\nchunksize = 3\n"),
+            &[],
+            "DIR/mneme.toml: unknown setting `kb.chunksize`",
+        ),
+        (
+            Some("data_dir = [\n"),
+            &[],
+            "DIR/mneme.toml is not valid TOML",
+        ),
     ];
     for (file, env, expect) in cases {
         let err = check(*file, env, &[]).unwrap_err();
-        assert!(err.starts_with(expect), "{err:?} should start with {expect:?}");
+        assert!(
+            err.starts_with(expect),
+            "{err:?} should start with {expect:?}"
+        );
     }
 }

@@ -3,10 +3,16 @@
 use crate::{json, mneme, run, stderr, stdout, write_files};
 
 fn sample(work: &std::path::Path) {
-    write_files(&work.join("docs"), &[
-        ("guide.md", "# Guide\n\n## Caching\n\nThe cache keeps hot answers.\n\n## Ingest\n\nIngest reads files."),
-        ("notes.txt", "Plain notes about the cache and the index."),
-    ]);
+    write_files(
+        &work.join("docs"),
+        &[
+            (
+                "guide.md",
+                "# Guide\n\n## Caching\n\nThe cache keeps hot answers.\n\n## Ingest\n\nIngest reads files.",
+            ),
+            ("notes.txt", "Plain notes about the cache and the index."),
+        ],
+    );
 }
 
 #[test]
@@ -16,23 +22,53 @@ fn ingest_then_query_as_json_and_as_a_listing() {
     let output = run(mneme(work.path()).args(["ingest", "--json"]));
     assert!(output.status.success(), "{}", stderr(&output));
     let report = json(&output);
-    assert_eq!((report["added"].as_u64(), report["documents"].as_u64(), report["partial"].as_bool()), (Some(2), Some(2), Some(false)));
+    assert_eq!(
+        (
+            report["added"].as_u64(),
+            report["documents"].as_u64(),
+            report["partial"].as_bool()
+        ),
+        (Some(2), Some(2), Some(false))
+    );
 
     let output = run(mneme(work.path()).args(["query", "hot cache", "--json"]));
     assert!(output.status.success(), "{}", stderr(&output));
     let answer = json(&output);
     assert_eq!(answer["results"][0]["doc_id"], "docs/guide.md");
-    assert_eq!(answer["results"][0]["heading_path"], serde_json::json!(["Guide", "Caching"]));
-    assert_eq!(answer["results"][0]["snippet"], "# Guide\n\n## Caching\n\nThe <b>cache</b> keeps <b>hot</b> answers");
+    assert_eq!(
+        answer["results"][0]["heading_path"],
+        serde_json::json!(["Guide", "Caching"])
+    );
+    assert_eq!(
+        answer["results"][0]["snippet"],
+        "# Guide\n\n## Caching\n\nThe <b>cache</b> keeps <b>hot</b> answers"
+    );
     assert_eq!(answer["total"], 2);
     assert_eq!(answer["cached"], false);
 
-    let again = json(&run(mneme(work.path()).args(["query", "cache hot", "--json"])));
-    assert_eq!(again["cached"], true, "the cache persists between runs and the key is normalised");
+    let again = json(&run(mneme(work.path()).args([
+        "query",
+        "cache hot",
+        "--json",
+    ])));
+    assert_eq!(
+        again["cached"], true,
+        "the cache persists between runs and the key is normalised"
+    );
 
-    let listing = stdout(&run(mneme(work.path()).args(["query", "hot cache", "--mode", "terms", "--limit", "1"])));
+    let listing = stdout(&run(mneme(work.path()).args([
+        "query",
+        "hot cache",
+        "--mode",
+        "terms",
+        "--limit",
+        "1",
+    ])));
     assert!(listing.contains("1. docs/guide.md"), "{listing}");
-    assert!(listing.contains("The [cache] keeps [hot] answers"), "{listing}");
+    assert!(
+        listing.contains("The [cache] keeps [hot] answers"),
+        "{listing}"
+    );
     assert!(listing.contains("1 result(s) of 2"), "{listing}");
 }
 
@@ -56,10 +92,16 @@ fn a_partial_ingest_names_each_skipped_file_and_exits_3() {
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     let err = stderr(&output);
     assert!(err.contains("skipped "), "{err}");
-    assert!(err.contains("bad.txt: binary: binary content (NUL bytes) in a text file"), "{err}");
+    assert!(
+        err.contains("bad.txt: binary: binary content (NUL bytes) in a text file"),
+        "{err}"
+    );
     assert!(err.contains("empty.md: empty: the file is empty"), "{err}");
     let out = stdout(&output);
-    assert!(out.contains("4 files: 2 added, 0 updated, 0 unchanged, 0 removed, 2 skipped"), "{out}");
+    assert!(
+        out.contains("4 files: 2 added, 0 updated, 0 unchanged, 0 removed, 2 skipped"),
+        "{out}"
+    );
     assert!(out.contains("partial ingest"), "{out}");
 }
 
@@ -68,18 +110,33 @@ fn a_missing_directory_is_a_clear_error() {
     let work = tempfile::tempdir().unwrap();
     let output = run(mneme(work.path()).args(["ingest", "no/such/dir"]));
     assert_eq!(output.status.code(), Some(1));
-    assert_eq!(stderr(&output).trim(), "error: ingesting no/such/dir: no/such/dir: no such file or directory");
+    assert_eq!(
+        stderr(&output).trim(),
+        "error: ingesting no/such/dir: no/such/dir: no such file or directory"
+    );
 }
 
 #[test]
 fn a_bad_setting_stops_start_up_naming_the_variable() {
     let work = tempfile::tempdir().unwrap();
-    let output = run(mneme(work.path()).env("KB_MAX_CACHE_SIZE", "lots").arg("stats"));
+    let output = run(mneme(work.path())
+        .env("KB_MAX_CACHE_SIZE", "lots")
+        .arg("stats"));
     assert_eq!(output.status.code(), Some(1));
-    assert_eq!(stderr(&output).trim(), "error: KB_MAX_CACHE_SIZE=\"lots\" is not valid: expected an integer >= 1");
+    assert_eq!(
+        stderr(&output).trim(),
+        "error: KB_MAX_CACHE_SIZE=\"lots\" is not valid: expected an integer >= 1"
+    );
     let output = run(mneme(work.path()).args(["--max-workers", "0", "stats"]));
-    assert_eq!(stderr(&output).trim(), "error: --max-workers \"0\" is not valid: expected an integer >= 1");
-    std::fs::write(work.path().join("mneme.toml"), "[kb]\nchunk_size = 100\nchunk_overlap = 150\n").unwrap();
+    assert_eq!(
+        stderr(&output).trim(),
+        "error: --max-workers \"0\" is not valid: expected an integer >= 1"
+    );
+    std::fs::write(
+        work.path().join("mneme.toml"),
+        "[kb]\nchunk_size = 100\nchunk_overlap = 150\n",
+    )
+    .unwrap();
     let output = run(mneme(work.path()).args(["--config", "mneme.toml", "stats"]));
     assert_eq!(
         stderr(&output).trim(),
@@ -93,18 +150,27 @@ fn invalid_queries_are_rejected_with_knowledgebeasts_messages() {
     sample(work.path());
     let output = run(mneme(work.path()).args(["query", "drop; table"]));
     assert_eq!(output.status.code(), Some(1));
-    assert_eq!(stderr(&output).trim(), "error: invalid query: Query contains invalid character: ;");
+    assert_eq!(
+        stderr(&output).trim(),
+        "error: invalid query: Query contains invalid character: ;"
+    );
 }
 
 #[test]
 fn batch_queries_print_one_json_line_each() {
     let work = tempfile::tempdir().unwrap();
     sample(work.path());
-    std::fs::write(work.path().join("queries.txt"), "hot cache\n\nindex\nbad | query\ncache hot\n").unwrap();
+    std::fs::write(
+        work.path().join("queries.txt"),
+        "hot cache\n\nindex\nbad | query\ncache hot\n",
+    )
+    .unwrap();
     let output = run(mneme(work.path()).args(["query", "--batch", "queries.txt", "--limit", "1"]));
     assert_eq!(output.status.code(), Some(3), "one query was invalid");
-    let lines: Vec<serde_json::Value> =
-        stdout(&output).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = stdout(&output)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 4);
     assert_eq!(lines[0]["results"][0]["doc_id"], "docs/guide.md");
     assert_eq!(lines[1]["query"], "index");
@@ -117,13 +183,32 @@ fn batch_queries_print_one_json_line_each() {
 fn stats_warm_clear_cache_and_health() {
     let work = tempfile::tempdir().unwrap();
     let health = json(&run(mneme(work.path()).args(["health", "--json"])));
-    assert_eq!(health["status"], "degraded", "no knowledge dir and an empty index: {health}");
+    assert_eq!(
+        health["status"], "degraded",
+        "no knowledge dir and an empty index: {health}"
+    );
     sample(work.path());
-    assert!(run(mneme(work.path()).env("KB_AUTO_WARM", "false").arg("ingest")).status.success());
+    assert!(
+        run(mneme(work.path())
+            .env("KB_AUTO_WARM", "false")
+            .arg("ingest"))
+        .status
+        .success()
+    );
     let stats = json(&run(mneme(work.path()).args(["stats", "--json"])));
-    assert_eq!((stats["documents"].as_u64(), stats["cached_queries"].as_u64()), (Some(2), Some(0)));
+    assert_eq!(
+        (
+            stats["documents"].as_u64(),
+            stats["cached_queries"].as_u64()
+        ),
+        (Some(2), Some(0))
+    );
     let warm = run(mneme(work.path()).arg("warm"));
-    assert!(stdout(&warm).starts_with("warmed the cache with 7 queries"), "{}", stdout(&warm));
+    assert!(
+        stdout(&warm).starts_with("warmed the cache with 7 queries"),
+        "{}",
+        stdout(&warm)
+    );
     let stats = json(&run(mneme(work.path()).args(["stats", "--json"])));
     assert_eq!(stats["cached_queries"], 7);
     let cleared = run(mneme(work.path()).arg("clear-cache"));

@@ -22,7 +22,10 @@ fn paused_ingest(work: &Path, extra: &[&str]) -> Child {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !marker.exists() {
-        assert!(Instant::now() < deadline, "the ingest never reached its commit");
+        assert!(
+            Instant::now() < deadline,
+            "the ingest never reached its commit"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child
@@ -43,7 +46,11 @@ fn check_consistent(work: &Path) -> (u64, u64) {
     let generation = stats["generation"].as_u64().unwrap();
     let all = run(mneme(work).args(["query", "##", "--mode", "terms", "--json", "--no-cache"]));
     assert!(all.status.success(), "{}", stderr(&all));
-    assert_eq!(json(&all)["total"].as_u64(), Some(documents), "catalog and index agree");
+    assert_eq!(
+        json(&all)["total"].as_u64(),
+        Some(documents),
+        "catalog and index agree"
+    );
     let keyword = run(mneme(work).args(["query", "cache data", "--json", "--no-cache"]));
     assert!(keyword.status.success(), "{}", stderr(&keyword));
     (generation, documents)
@@ -52,23 +59,47 @@ fn check_consistent(work: &Path) -> (u64, u64) {
 #[test]
 fn kill_9_before_the_commit_keeps_the_previous_generation() {
     let work = tempfile::tempdir().unwrap();
-    write_files(&work.path().join("docs"), &[("a.md", "## alpha cache data"), ("b.md", "## bravo cache data")]);
+    write_files(
+        &work.path().join("docs"),
+        &[
+            ("a.md", "## alpha cache data"),
+            ("b.md", "## bravo cache data"),
+        ],
+    );
     assert!(run(mneme(work.path()).arg("ingest")).status.success());
     assert_eq!(check_consistent(work.path()), (1, 2));
 
-    write_files(&work.path().join("docs"), &[("c.md", "## charlie cache data")]);
+    write_files(
+        &work.path().join("docs"),
+        &[("c.md", "## charlie cache data")],
+    );
     std::fs::remove_file(work.path().join("docs/a.md")).unwrap();
     let child = paused_ingest(work.path(), &[]);
     // While it holds the writer, a second ingest is refused and readers still work.
     let second = run(mneme(work.path()).arg("ingest"));
     assert_eq!(second.status.code(), Some(1));
-    assert!(stderr(&second).contains("another ingest is writing to"), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("another ingest is writing to"),
+        "{}",
+        stderr(&second)
+    );
     assert_eq!(check_consistent(work.path()), (1, 2));
     kill9(child);
 
-    assert_eq!(check_consistent(work.path()), (1, 2), "the killed ingest left generation 1 intact");
+    assert_eq!(
+        check_consistent(work.path()),
+        (1, 2),
+        "the killed ingest left generation 1 intact"
+    );
     let after = json(&run(mneme(work.path()).args(["ingest", "--json"])));
-    assert_eq!((after["added"].as_u64(), after["removed"].as_u64(), after["generation"].as_u64()), (Some(1), Some(1), Some(2)));
+    assert_eq!(
+        (
+            after["added"].as_u64(),
+            after["removed"].as_u64(),
+            after["generation"].as_u64()
+        ),
+        (Some(1), Some(1), Some(2))
+    );
     assert_eq!(check_consistent(work.path()), (2, 2));
 }
 
@@ -79,7 +110,11 @@ fn kill_9_at_random_moments_of_large_ingests_never_damages_the_index() {
     let docs = knowledge.to_string_lossy().into_owned();
     let ingest = |rebuild: bool| {
         let mut command = mneme(work.path());
-        command.arg("ingest").arg(&docs).stdout(Stdio::null()).stderr(Stdio::null());
+        command
+            .arg("ingest")
+            .arg(&docs)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         if rebuild {
             command.arg("--rebuild");
         }
@@ -98,10 +133,16 @@ fn kill_9_at_random_moments_of_large_ingests_never_damages_the_index() {
         std::thread::sleep(full * step / 6);
         kill9(child);
         let (generation, documents) = check_consistent(work.path());
-        assert!(generation == last_generation || generation == last_generation + 1, "generation {generation}");
+        assert!(
+            generation == last_generation || generation == last_generation + 1,
+            "generation {generation}"
+        );
         assert_eq!(documents, 1500);
         last_generation = generation;
     }
-    assert!(ingest(false).status().unwrap().success(), "a later ingest works");
+    assert!(
+        ingest(false).status().unwrap().success(),
+        "a later ingest works"
+    );
     assert_eq!(check_consistent(work.path()).1, 1500);
 }

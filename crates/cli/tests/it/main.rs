@@ -1,8 +1,8 @@
 //! End-to-end tests of the `mneme` binary: exit codes, output formats, bad input, and crashes
 //! of a real child process.
 
-mod crash;
 mod commands;
+mod crash;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -4,7 +4,10 @@ use super::*;
 use crate::convert::scan_headings;
 
 fn chunks(text: &str, size: usize, overlap: usize) -> Vec<ChunkSpan> {
-    let config = ChunkConfig { chunk_size: size, chunk_overlap: overlap };
+    let config = ChunkConfig {
+        chunk_size: size,
+        chunk_overlap: overlap,
+    };
     chunk_text(text, &scan_headings(text), config)
 }
 
@@ -16,9 +19,18 @@ fn check_tiling(text: &str, spans: &[ChunkSpan], size: usize) {
     let mut last_start = None;
     for span in spans {
         assert!(span.start <= covered, "gap before {span:?}");
-        assert!(span.end > covered || text.is_empty(), "no progress at {span:?}");
-        assert!(last_start.is_none_or(|s| span.start > s), "start did not move at {span:?}");
-        assert!(text[span.start..span.end].chars().count() <= size, "oversized {span:?}");
+        assert!(
+            span.end > covered || text.is_empty(),
+            "no progress at {span:?}"
+        );
+        assert!(
+            last_start.is_none_or(|s| span.start > s),
+            "start did not move at {span:?}"
+        );
+        assert!(
+            text[span.start..span.end].chars().count() <= size,
+            "oversized {span:?}"
+        );
         covered = span.end;
         last_start = Some(span.start);
     }
@@ -27,10 +39,14 @@ fn check_tiling(text: &str, spans: &[ChunkSpan], size: usize) {
 
 #[test]
 fn heading_paths_follow_the_outline() {
-    let text = "# Guide\n\n## Install\n\nRun it.\n\n## Use\n\nQuery it.\n\n### Flags\n\nSome flags.\n";
+    let text =
+        "# Guide\n\n## Install\n\nRun it.\n\n## Use\n\nQuery it.\n\n### Flags\n\nSome flags.\n";
     let spans = chunks(text, 1000, 200);
     let paths: Vec<_> = spans.iter().map(|s| s.heading_path.join(" > ")).collect();
-    assert_eq!(paths, ["Guide > Install", "Guide > Use", "Guide > Use > Flags"]);
+    assert_eq!(
+        paths,
+        ["Guide > Install", "Guide > Use", "Guide > Use > Flags"]
+    );
     assert!(text[spans[0].start..spans[0].end].starts_with("# Guide"));
     check_tiling(text, &spans, 1000);
 }
@@ -50,8 +66,14 @@ fn long_sections_split_with_overlap_at_word_starts() {
     assert!(spans.len() > 10);
     for pair in spans.windows(2) {
         let overlap = pair[0].end.saturating_sub(pair[1].start);
-        assert!(overlap > 0 && overlap <= 60, "overlap {overlap} in {pair:?}");
-        assert!(text[..pair[1].start].ends_with(' '), "chunk does not start at a word");
+        assert!(
+            overlap > 0 && overlap <= 60,
+            "overlap {overlap} in {pair:?}"
+        );
+        assert!(
+            text[..pair[1].start].ends_with(' '),
+            "chunk does not start at a word"
+        );
     }
     check_tiling(&text, &spans, 200);
 }

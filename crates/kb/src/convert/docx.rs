@@ -27,7 +27,11 @@ pub(super) fn convert(bytes: &[u8], stem: &str) -> Result<Converted, Problem> {
     let title = core_title
         .or_else(|| headings.first().map(|h| h.text.clone()))
         .unwrap_or_else(|| stem.to_owned());
-    Ok(Converted { title, text, headings })
+    Ok(Converted {
+        title,
+        text,
+        headings,
+    })
 }
 
 fn read_entry(
@@ -38,14 +42,22 @@ fn read_entry(
         Ok(entry) => entry,
         Err(zip::result::ZipError::FileNotFound) => return Ok(None),
         Err(err) => {
-            return Err(Problem::new(ProblemKind::Corrupt, format!("cannot open {name}: {err}")));
+            return Err(Problem::new(
+                ProblemKind::Corrupt,
+                format!("cannot open {name}: {err}"),
+            ));
         }
     };
     let mut out = Vec::new();
     entry
         .take(MAX_XML_BYTES)
         .read_to_end(&mut out)
-        .map_err(|err| Problem::new(ProblemKind::Corrupt, format!("cannot inflate {name}: {err}")))?;
+        .map_err(|err| {
+            Problem::new(
+                ProblemKind::Corrupt,
+                format!("cannot inflate {name}: {err}"),
+            )
+        })?;
     Ok(Some(out))
 }
 

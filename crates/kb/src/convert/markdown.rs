@@ -5,9 +5,18 @@ use super::{Converted, Heading};
 pub(super) fn convert(text: String, stem: &str) -> Converted {
     let headings = scan_headings(&text);
     let title = front_matter_title(&text)
-        .or_else(|| headings.iter().find(|h| h.level == 1).map(|h| h.text.clone()))
+        .or_else(|| {
+            headings
+                .iter()
+                .find(|h| h.level == 1)
+                .map(|h| h.text.clone())
+        })
         .unwrap_or_else(|| stem.to_owned());
-    Converted { title, text, headings }
+    Converted {
+        title,
+        text,
+        headings,
+    }
 }
 
 /// ATX headings (`# Title` .. `###### Title`, up to three spaces of indentation) that are not

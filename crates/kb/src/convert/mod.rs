@@ -27,8 +27,8 @@ pub enum Format {
 
 /// Source-code extensions (KnowledgeBeast's `CodeConverter` list plus a few common ones).
 const CODE_EXTENSIONS: &[&str] = &[
-    "py", "js", "jsx", "mjs", "ts", "tsx", "java", "cpp", "cc", "cxx", "c", "h", "hpp", "cs",
-    "rb", "go", "rs", "php", "swift", "kt", "scala", "m", "sh", "bash", "sql", "r", "lua", "zig",
+    "py", "js", "jsx", "mjs", "ts", "tsx", "java", "cpp", "cc", "cxx", "c", "h", "hpp", "cs", "rb",
+    "go", "rs", "php", "swift", "kt", "scala", "m", "sh", "bash", "sql", "r", "lua", "zig",
 ];
 
 impl Format {
@@ -113,7 +113,10 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(kind: ProblemKind, detail: impl Into<String>) -> Problem {
-        Problem { kind, detail: detail.into() }
+        Problem {
+            kind,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -129,7 +132,9 @@ pub fn convert(format: Format, file_name: &str, bytes: &[u8]) -> Result<Converte
     if bytes.is_empty() {
         return Err(Problem::new(ProblemKind::Empty, "the file is empty"));
     }
-    let stem = file_name.rsplit_once('.').map_or(file_name, |(stem, _)| stem);
+    let stem = file_name
+        .rsplit_once('.')
+        .map_or(file_name, |(stem, _)| stem);
     let converted = match format {
         Format::Markdown => {
             let text = utf8_text(bytes)?;
@@ -148,7 +153,11 @@ pub fn convert(format: Format, file_name: &str, bytes: &[u8]) -> Result<Converte
 }
 
 fn plain(text: String, title: &str) -> Converted {
-    Converted { title: title.to_owned(), text, headings: Vec::new() }
+    Converted {
+        title: title.to_owned(),
+        text,
+        headings: Vec::new(),
+    }
 }
 
 /// Decodes a text file: binary content (a NUL byte in the first 8 KiB) and invalid UTF-8 are
@@ -156,7 +165,10 @@ fn plain(text: String, title: &str) -> Converted {
 fn utf8_text(bytes: &[u8]) -> Result<String, Problem> {
     let head = &bytes[..bytes.len().min(8192)];
     if head.contains(&0) {
-        return Err(Problem::new(ProblemKind::Binary, "binary content (NUL bytes) in a text file"));
+        return Err(Problem::new(
+            ProblemKind::Binary,
+            "binary content (NUL bytes) in a text file",
+        ));
     }
     let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     match std::str::from_utf8(bytes) {

@@ -13,9 +13,18 @@ fn concurrent_queries_see_whole_generations_while_ingests_commit() {
     let docs = work.path().join("docs");
     let n_docs = 60;
     let write_generation = |word: &str| {
-        let files: Vec<(String, String)> =
-            (0..n_docs).map(|i| (format!("d{i:03}.md"), format!("# Doc {i}\n\n{word} shared text {i}"))).collect();
-        let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, c)| (n.as_str(), c.as_bytes())).collect();
+        let files: Vec<(String, String)> = (0..n_docs)
+            .map(|i| {
+                (
+                    format!("d{i:03}.md"),
+                    format!("# Doc {i}\n\n{word} shared text {i}"),
+                )
+            })
+            .collect();
+        let refs: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(n, c)| (n.as_str(), c.as_bytes()))
+            .collect();
         write_files(&docs, &refs);
     };
     write_generation("alpha");
@@ -33,13 +42,31 @@ fn concurrent_queries_see_whole_generations_while_ingests_commit() {
                     for word in ["alpha", "bravo"] {
                         let results = search(&kb, word, Ranking::Terms, 1000);
                         // Odd generations hold alpha everywhere, even ones bravo everywhere.
-                        let expected_word = if results.generation % 2 == 1 { "alpha" } else { "bravo" };
+                        let expected_word = if results.generation % 2 == 1 {
+                            "alpha"
+                        } else {
+                            "bravo"
+                        };
                         let expected = if word == expected_word { n_docs } else { 0 };
-                        assert_eq!(results.total, Some(expected), "{word} in generation {}", results.generation);
+                        assert_eq!(
+                            results.total,
+                            Some(expected),
+                            "{word} in generation {}",
+                            results.generation
+                        );
                         let bm25 = search(&kb, word, Ranking::Bm25, 1000);
-                        let expected_word = if bm25.generation % 2 == 1 { "alpha" } else { "bravo" };
+                        let expected_word = if bm25.generation % 2 == 1 {
+                            "alpha"
+                        } else {
+                            "bravo"
+                        };
                         let expected = if word == expected_word { n_docs } else { 0 };
-                        assert_eq!(bm25.hits.len(), expected, "{word} in generation {}", bm25.generation);
+                        assert_eq!(
+                            bm25.hits.len(),
+                            expected,
+                            "{word} in generation {}",
+                            bm25.generation
+                        );
                         checked += 1;
                     }
                 }

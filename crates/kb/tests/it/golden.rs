@@ -31,7 +31,11 @@ fn terms_ranking_matches_knowledgebeast_on_every_recorded_query() {
             .unwrap()
             .iter()
             .map(|group| {
-                let ids = group[1].as_array().unwrap().iter().map(|id| id.as_str().unwrap().to_owned());
+                let ids = group[1]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|id| id.as_str().unwrap().to_owned());
                 (group[0].as_u64().unwrap(), ids.collect())
             })
             .collect();
@@ -48,10 +52,19 @@ fn terms_ranking_matches_knowledgebeast_on_every_recorded_query() {
             }
         }
         if actual != expected {
-            mismatches.push(format!("{query:?}: {} groups expected, {} found", expected.len(), actual.len()));
+            mismatches.push(format!(
+                "{query:?}: {} groups expected, {} found",
+                expected.len(),
+                actual.len()
+            ));
         }
     }
-    assert!(mismatches.is_empty(), "{} mismatching queries:\n{}", mismatches.len(), mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatching queries:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
 }
 
 #[test]

@@ -15,7 +15,10 @@ use mneme_kb::{
 
 pub fn config() -> KbConfig {
     KbConfig {
-        chunk: ChunkConfig { chunk_size: 1000, chunk_overlap: 200 },
+        chunk: ChunkConfig {
+            chunk_size: 1000,
+            chunk_overlap: 200,
+        },
         stemming: false,
         max_file_size: 1 << 20,
         max_workers: 2,
@@ -30,7 +33,8 @@ pub fn open(dir: &Path) -> KnowledgeBase {
 
 pub fn ingest(kb: &KnowledgeBase, roots: &[&Path]) -> IngestReport {
     let roots: Vec<PathBuf> = roots.iter().map(|p| p.to_path_buf()).collect();
-    kb.ingest(&roots, IngestOptions::default(), &NoProgress).unwrap()
+    kb.ingest(&roots, IngestOptions::default(), &NoProgress)
+        .unwrap()
 }
 
 pub fn request(query: &str, ranking: Ranking, limit: usize) -> SearchRequest<'_> {

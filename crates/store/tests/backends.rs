@@ -1,0 +1,79 @@
+//! Both backends pass the conformance suite, agree with a BTreeMap model on random batches,
+//! and the embedded one keeps its data across a reopen.
+
+use std::collections::BTreeMap;
+
+use mneme_store::{KvSnapshot, KvStore, MemoryStore, RedbStore, WriteBatch, conformance};
+use proptest::prelude::*;
+
+#[test]
+fn memory_store_passes_the_conformance_suite() {
+    conformance::run_all(&MemoryStore::default());
+}
+
+#[test]
+fn redb_store_passes_the_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    conformance::run_all(&RedbStore::open(&dir.path().join("store.redb")).unwrap());
+}
+
+#[test]
+fn redb_store_keeps_data_across_a_reopen_and_refuses_a_second_opener() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    {
+        let store = RedbStore::open(&path).unwrap();
+        let mut batch = WriteBatch::default();
+        batch.put(b"k".to_vec(), b"v".to_vec());
+        store.write(batch).unwrap();
+        let err = RedbStore::open(&path).unwrap_err();
+        assert!(err.to_string().contains("in use by another process"), "{err}");
+    }
+    let store = RedbStore::open(&path).unwrap();
+    assert_eq!(store.snapshot().unwrap().get(b"k").unwrap(), Some(b"v".to_vec()));
+}
+
+#[test]
+fn a_file_that_is_not_a_store_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    std::fs::write(&path, b"definitely not a redb file, just some bytes").unwrap();
+    assert!(RedbStore::open(&path).is_err());
+}
+
+fn ops() -> impl Strategy<Value = Vec<Vec<(u8, Option<u8>)>>> {
+    prop::collection::vec(prop::collection::vec((0u8..16, prop::option::of(any::<u8>())), 0..6), 1..20)
+}
+
+fn apply<S: KvStore>(store: &S, model: &mut BTreeMap<Vec<u8>, Vec<u8>>, batches: &[Vec<(u8, Option<u8>)>]) {
+    for ops in batches {
+        let mut batch = WriteBatch::default();
+        for (key, value) in ops {
+            let key = vec![b'p', *key];
+            match value {
+                Some(v) => {
+                    batch.put(key.clone(), vec![*v]);
+                    model.insert(key, vec![*v]);
+                }
+                None => {
+                    batch.delete(key.clone());
+                    model.remove(&key);
+                }
+            }
+        }
+        store.write(batch).unwrap();
+        let scanned = store.snapshot().unwrap().scan_prefix(b"p").unwrap();
+        let expected: Vec<(Vec<u8>, Vec<u8>)> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        assert_eq!(scanned, expected);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+    #[test]
+    fn backends_agree_with_a_btreemap_model(batches in ops()) {
+        apply(&MemoryStore::default(), &mut BTreeMap::new(), &batches);
+        let dir = tempfile::tempdir().unwrap();
+        apply(&RedbStore::open(&dir.path().join("s.redb")).unwrap(), &mut BTreeMap::new(), &batches);
+    }
+}
