@@ -7,7 +7,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use mneme_kb::{ChunkConfig, KbConfig, KnowledgeBase, Ranking, SearchOutcome, SearchRequest};
+use mneme_kb::{
+    ChunkConfig, IngestOptions, IngestProgress, IngestReport, KbConfig, KnowledgeBase, Ranking,
+    SearchOutcome, SearchRequest,
+};
 
 use crate::config::KbSettings;
 
@@ -65,6 +68,26 @@ impl Knowledge {
     /// The configured knowledge directories.
     pub fn knowledge_dirs(&self) -> Vec<PathBuf> {
         self.settings.knowledge_dirs.clone()
+    }
+
+    /// Ingests `roots` (the knowledge dirs when empty), then runs the warming queries when a
+    /// new generation was committed and `auto_warm` is on.
+    pub fn ingest(
+        &self,
+        roots: &[PathBuf],
+        options: IngestOptions,
+        progress: &dyn IngestProgress,
+    ) -> mneme_kb::Result<IngestReport> {
+        let roots = if roots.is_empty() {
+            self.knowledge_dirs()
+        } else {
+            roots.to_vec()
+        };
+        let report = self.kb.ingest(&roots, options, progress)?;
+        if report.committed && self.settings.auto_warm {
+            self.warm()?;
+        }
+        Ok(report)
     }
 
     /// Answers a query and notes the access time.

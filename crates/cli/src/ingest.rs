@@ -34,8 +34,8 @@ pub fn run(knowledge: &Knowledge, args: &IngestArgs) -> anyhow::Result<ExitCode>
     })
 }
 
-/// Ingests `roots` with a progress bar on a terminal, warms the cache when configured, and
-/// saves the cache. Problems are printed to stderr as they happen (unless `quiet_problems`).
+/// Ingests `roots` (the knowledge dirs when empty) with a progress bar on a terminal, and
+/// saves the cache. Problems are printed to stderr as they happen when `print_problems`.
 pub fn ingest(
     knowledge: &Knowledge,
     roots: &[PathBuf],
@@ -44,15 +44,16 @@ pub fn ingest(
 ) -> anyhow::Result<(IngestReport, Duration)> {
     let started = Instant::now();
     let progress = Progress::new(print_problems);
+    let shown = if roots.is_empty() {
+        knowledge.knowledge_dirs()
+    } else {
+        roots.to_vec()
+    };
     let report = knowledge
-        .kb
         .ingest(roots, IngestOptions { rebuild }, &progress)
-        .with_context(|| format!("ingesting {}", display_paths(roots)))?;
+        .with_context(|| format!("ingesting {}", display_paths(&shown)))?;
     progress.bar.finish_and_clear();
     let elapsed = started.elapsed();
-    if report.committed && knowledge.settings.auto_warm {
-        knowledge.warm().context("warming the cache")?;
-    }
     if let Err(err) = knowledge.kb.persist_cache() {
         tracing::warn!("could not save the query cache: {err}");
     }
@@ -131,13 +132,14 @@ impl IngestProgress for Progress {
 
 fn print_summary(report: &IngestReport, elapsed: Duration) {
     println!(
-        "{} files: {} added, {} updated, {} unchanged, {} removed, {} skipped{}",
+        "{} files: {} added, {} updated, {} unchanged, {} removed, {} skipped, {} failed{}",
         report.files,
         report.added,
         report.updated,
         report.unchanged,
         report.removed,
-        report.problems.len(),
+        report.skipped(),
+        report.failed(),
         if report.ignored > 0 {
             format!(" ({} other files ignored)", report.ignored)
         } else {
@@ -169,7 +171,9 @@ fn report_json(report: &IngestReport, elapsed: Duration) -> serde_json::Value {
         "unchanged": report.unchanged,
         "removed": report.removed,
         "ignored": report.ignored,
-        "skipped": report.problems.iter().map(|(path, problem)| serde_json::json!({
+        "skipped": report.skipped(),
+        "failed": report.failed(),
+        "problems": report.problems.iter().map(|(path, problem)| serde_json::json!({
             "path": path.display().to_string(),
             "reason": problem.kind.name(),
             "detail": problem.detail,

@@ -40,7 +40,7 @@ fn ensure_ingested(knowledge: &Knowledge) -> anyhow::Result<()> {
     let dirs = knowledge.knowledge_dirs();
     let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
     eprintln!("no index yet: ingesting {} first", shown.join(", "));
-    let (report, elapsed) = crate::ingest::ingest(knowledge, &dirs, false, true)?;
+    let (report, elapsed) = crate::ingest::ingest(knowledge, &[], false, true)?;
     eprintln!(
         "ingested {} documents ({} chunks) in {:.2}s{}",
         report.documents,

@@ -81,6 +81,19 @@ impl IngestReport {
     pub fn is_partial(&self) -> bool {
         !self.problems.is_empty()
     }
+
+    /// Files that could not be read or converted (unreadable, corrupt).
+    pub fn failed(&self) -> usize {
+        self.problems
+            .iter()
+            .filter(|(_, p)| p.kind.is_failure())
+            .count()
+    }
+
+    /// Files declined (empty, binary, too large, not UTF-8, duplicate doc_id).
+    pub fn skipped(&self) -> usize {
+        self.problems.len() - self.failed()
+    }
 }
 
 enum Outcome {

@@ -9,7 +9,7 @@
 //! (typically a one-byte table prefix and a versioned value encoding).
 //!
 //! ```
-//! use mneme_store::{KvStore, MemoryStore, WriteBatch};
+//! use mneme_store::{KvSnapshot, KvStore, MemoryStore, WriteBatch};
 //!
 //! let store = MemoryStore::default();
 //! let mut batch = WriteBatch::default();

@@ -36,7 +36,9 @@ impl KvStore for MemoryStore {
     type Snapshot = MemorySnapshot;
 
     fn snapshot(&self) -> Result<MemorySnapshot> {
-        Ok(MemorySnapshot(self.map.lock().unwrap_or_else(|p| p.into_inner()).clone()))
+        Ok(MemorySnapshot(
+            self.map.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        ))
     }
 
     fn write_with(&self, batch: WriteBatch, _durability: Durability) -> Result<()> {

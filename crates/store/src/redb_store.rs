@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, TableDefinition};
 
 use crate::{Durability, Error, KvSnapshot, KvStore, Op, Result, WriteBatch};
 
@@ -16,7 +16,9 @@ pub struct RedbStore {
 
 impl std::fmt::Debug for RedbStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedbStore").field("path", &self.path).finish()
+        f.debug_struct("RedbStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -47,7 +49,10 @@ impl RedbStore {
 impl KvSnapshot for RedbSnapshot {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let table = self.0.open_table(KV).map_err(storage)?;
-        Ok(table.get(key).map_err(storage)?.map(|value| value.value().to_vec()))
+        Ok(table
+            .get(key)
+            .map_err(storage)?
+            .map(|value| value.value().to_vec()))
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
@@ -83,7 +88,9 @@ impl KvStore for RedbStore {
             for op in &batch.ops {
                 match op {
                     Op::Put(key, value) => {
-                        table.insert(key.as_slice(), value.as_slice()).map_err(storage)?;
+                        table
+                            .insert(key.as_slice(), value.as_slice())
+                            .map_err(storage)?;
                     }
                     Op::Delete(key) => {
                         table.remove(key.as_slice()).map_err(storage)?;

@@ -27,10 +27,16 @@ fn redb_store_keeps_data_across_a_reopen_and_refuses_a_second_opener() {
         batch.put(b"k".to_vec(), b"v".to_vec());
         store.write(batch).unwrap();
         let err = RedbStore::open(&path).unwrap_err();
-        assert!(err.to_string().contains("in use by another process"), "{err}");
+        assert!(
+            err.to_string().contains("in use by another process"),
+            "{err}"
+        );
     }
     let store = RedbStore::open(&path).unwrap();
-    assert_eq!(store.snapshot().unwrap().get(b"k").unwrap(), Some(b"v".to_vec()));
+    assert_eq!(
+        store.snapshot().unwrap().get(b"k").unwrap(),
+        Some(b"v".to_vec())
+    );
 }
 
 #[test]
@@ -42,10 +48,17 @@ fn a_file_that_is_not_a_store_is_an_error_not_a_panic() {
 }
 
 fn ops() -> impl Strategy<Value = Vec<Vec<(u8, Option<u8>)>>> {
-    prop::collection::vec(prop::collection::vec((0u8..16, prop::option::of(any::<u8>())), 0..6), 1..20)
+    prop::collection::vec(
+        prop::collection::vec((0u8..16, prop::option::of(any::<u8>())), 0..6),
+        1..20,
+    )
 }
 
-fn apply<S: KvStore>(store: &S, model: &mut BTreeMap<Vec<u8>, Vec<u8>>, batches: &[Vec<(u8, Option<u8>)>]) {
+fn apply<S: KvStore>(
+    store: &S,
+    model: &mut BTreeMap<Vec<u8>, Vec<u8>>,
+    batches: &[Vec<(u8, Option<u8>)>],
+) {
     for ops in batches {
         let mut batch = WriteBatch::default();
         for (key, value) in ops {
@@ -63,7 +76,8 @@ fn apply<S: KvStore>(store: &S, model: &mut BTreeMap<Vec<u8>, Vec<u8>>, batches:
         }
         store.write(batch).unwrap();
         let scanned = store.snapshot().unwrap().scan_prefix(b"p").unwrap();
-        let expected: Vec<(Vec<u8>, Vec<u8>)> = model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let expected: Vec<(Vec<u8>, Vec<u8>)> =
+            model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         assert_eq!(scanned, expected);
     }
 }

@@ -99,7 +99,7 @@ fn a_partial_ingest_names_each_skipped_file_and_exits_3() {
     assert!(err.contains("empty.md: empty: the file is empty"), "{err}");
     let out = stdout(&output);
     assert!(
-        out.contains("4 files: 2 added, 0 updated, 0 unchanged, 0 removed, 2 skipped"),
+        out.contains("4 files: 2 added, 0 updated, 0 unchanged, 0 removed, 2 skipped, 0 failed"),
         "{out}"
     );
     assert!(out.contains("partial ingest"), "{out}");

@@ -90,6 +90,12 @@ pub enum ProblemKind {
 }
 
 impl ProblemKind {
+    /// A failure is a file mneme tried to read or convert and could not (unreadable, corrupt);
+    /// the other kinds are files it declined (empty, binary, too large, not UTF-8, duplicate).
+    pub fn is_failure(self) -> bool {
+        matches!(self, ProblemKind::Unreadable | ProblemKind::Corrupt)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             ProblemKind::Unreadable => "unreadable",
