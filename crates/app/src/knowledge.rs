@@ -5,7 +5,7 @@ use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mneme_kb::{
     ChunkConfig, IngestOptions, IngestProgress, IngestReport, KbConfig, KnowledgeBase, Ranking,
@@ -20,6 +20,7 @@ use crate::config::KbSettings;
 pub struct QueryStats {
     pub warm_queries: u64,
     pub last_warm_time: Option<Duration>,
+    /// Time since the last query (persisted with the cache, so it spans processes).
     pub last_access: Option<Duration>,
 }
 
@@ -43,7 +44,6 @@ pub struct Knowledge {
     pub settings: KbSettings,
     warm_queries: AtomicU64,
     last_warm: Mutex<Option<Duration>>,
-    last_access: Mutex<Option<Instant>>,
 }
 
 impl Knowledge {
@@ -61,7 +61,6 @@ impl Knowledge {
             settings: settings.clone(),
             warm_queries: AtomicU64::new(0),
             last_warm: Mutex::new(None),
-            last_access: Mutex::new(None),
         })
     }
 
@@ -92,7 +91,7 @@ impl Knowledge {
 
     /// Answers a query and notes the access time.
     pub fn search(&self, request: &SearchRequest<'_>) -> mneme_kb::Result<SearchOutcome> {
-        *self.last_access.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        self.kb.record_access(unix_ms(SystemTime::now()));
         self.kb.search(request)
     }
 
@@ -114,10 +113,16 @@ impl Knowledge {
             warm_queries: self.warm_queries.load(Ordering::Relaxed),
             last_warm_time: *self.last_warm.lock().unwrap_or_else(|p| p.into_inner()),
             last_access: self
-                .last_access
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .map(|at| at.elapsed()),
+                .kb
+                .stats()
+                .cache
+                .last_access_ms
+                .map(|ms| Duration::from_millis(unix_ms(SystemTime::now()).saturating_sub(ms))),
         }
     }
+}
+
+fn unix_ms(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -42,6 +42,8 @@ pub struct CacheStats {
     pub misses: u64,
     /// Queries answered, cached or not.
     pub queries: u64,
+    /// When the last query was answered (Unix milliseconds by the caller's clock).
+    pub last_access_ms: Option<u64>,
     pub entries: usize,
     pub capacity: usize,
 }
@@ -64,9 +66,12 @@ pub(crate) struct QueryCache {
     hits: AtomicU64,
     misses: AtomicU64,
     queries: AtomicU64,
+    /// When the last query was answered, as the caller's clock said (Unix milliseconds, 0 for
+    /// never): the engine reads no clock of its own.
+    last_access_ms: AtomicU64,
 }
 
-const CACHE_FORMAT: u32 = 1;
+const CACHE_FORMAT: u32 = 2;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Persisted {
@@ -74,6 +79,7 @@ struct Persisted {
     hits: u64,
     misses: u64,
     queries: u64,
+    last_access_ms: u64,
     entries: Vec<(CacheKey, SearchResults)>,
 }
 
@@ -85,6 +91,7 @@ impl QueryCache {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             queries: AtomicU64::new(0),
+            last_access_ms: AtomicU64::new(0),
         }
     }
 
@@ -134,6 +141,7 @@ impl QueryCache {
                 hits: self.hits.load(Ordering::Relaxed),
                 misses: self.misses.load(Ordering::Relaxed),
                 queries: self.queries.load(Ordering::Relaxed),
+                last_access_ms: self.last_access_ms.load(Ordering::Relaxed),
                 entries: entries
                     .iter()
                     .rev()
@@ -171,6 +179,8 @@ impl QueryCache {
         self.hits.store(state.hits, Ordering::Relaxed);
         self.misses.store(state.misses, Ordering::Relaxed);
         self.queries.store(state.queries, Ordering::Relaxed);
+        self.last_access_ms
+            .store(state.last_access_ms, Ordering::Relaxed);
         let mut entries = self.lock();
         for (key, results) in state.entries {
             if key.generation == generation {
@@ -185,11 +195,16 @@ impl QueryCache {
         self.queries.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn record_access(&self, unix_ms: u64) {
+        self.last_access_ms.fetch_max(unix_ms, Ordering::Relaxed);
+    }
+
     pub fn stats(&self) -> CacheStats {
         CacheStats {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
             queries: self.queries.load(Ordering::Relaxed),
+            last_access_ms: Some(self.last_access_ms.load(Ordering::Relaxed)).filter(|&ms| ms > 0),
             entries: self.lock().len(),
             capacity: self.capacity,
         }

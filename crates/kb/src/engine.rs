@@ -199,6 +199,12 @@ impl KnowledgeBase {
             .map_err(|err| Error::io(format!("writing {}", path.display()), err))
     }
 
+    /// Records that a query was answered at `unix_ms` (by the caller's clock), for the
+    /// `last access` statistic; it is persisted with the cache.
+    pub fn record_access(&self, unix_ms: u64) {
+        self.cache.record_access(unix_ms);
+    }
+
     /// Empties the result cache; returns how many entries it held.
     pub fn clear_cache(&self) -> usize {
         self.cache.clear()

@@ -56,6 +56,21 @@ fn ingest_then_query_as_json_and_as_a_listing() {
         "the cache persists between runs and the key is normalised"
     );
 
+    let stats = json(&run(mneme(work.path()).args(["stats", "--json"])));
+    assert!(
+        stats["last_access_age"]
+            .as_str()
+            .unwrap()
+            .ends_with("s ago"),
+        "{stats}"
+    );
+    // Seven warming queries after the ingest, then the two above (the second a hit).
+    assert_eq!(
+        (stats["queries"].as_u64(), stats["cache_hits"].as_u64()),
+        (Some(9), Some(1)),
+        "{stats}"
+    );
+
     let listing = stdout(&run(mneme(work.path()).args([
         "query",
         "hot cache",
