@@ -1,0 +1,67 @@
+use proptest::prelude::*;
+
+use super::*;
+
+fn blocks(a: &[u32], b: &[u32]) -> Vec<(usize, usize, usize)> {
+    MatchingBlocks::new(b)
+        .blocks(a)
+        .iter()
+        .map(|x| (x.a, x.b, x.size))
+        .collect()
+}
+
+#[test]
+fn matching_blocks_agree_with_cpython_difflib() {
+    // Expected values printed by CPython 3.11 (the terminator left out):
+    // difflib.SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks()
+    assert_eq!(blocks(&[1, 2, 3, 4], &[2, 3]), [(1, 0, 2)]);
+    assert_eq!(blocks(&[1, 9, 1, 2], &[1, 2]), [(2, 0, 2)]);
+    assert_eq!(blocks(&[2, 9, 2, 3], &[2, 3]), [(2, 0, 2)]);
+    assert_eq!(blocks(&[1, 2, 3, 1, 2, 3], &[1, 2, 3]), [(0, 0, 3)]);
+    assert_eq!(
+        blocks(&[1, 5, 2, 6, 3], &[1, 2, 3]),
+        [(0, 0, 1), (2, 1, 1), (4, 2, 1)]
+    );
+    assert_eq!(blocks(&[1, 2], &[3, 4]), []);
+    assert_eq!(blocks(&[], &[1]), []);
+}
+
+#[test]
+fn fuzz_ratio_matches_rapidfuzz() {
+    assert_eq!(fuzz_ratio("", ""), 100.0);
+    assert_eq!(fuzz_ratio("abc", "abc"), 100.0);
+    // rapidfuzz.fuzz.ratio("this is a test", "this is a test!") == 96.55172413793103
+    assert_eq!(
+        fuzz_ratio("this is a test", "this is a test!"),
+        96.55172413793103
+    );
+    // rapidfuzz 3.14: fuzz.ratio("日本語 a", "日本 b") == 66.66666666666667
+    assert_eq!(fuzz_ratio("日本語 a", "日本 b"), 66.66666666666667);
+}
+
+proptest! {
+    #[test]
+    fn bit_parallel_lcs_equals_the_reference(
+        a in prop::collection::vec(0u32..6, 0..150),
+        b in prop::collection::vec(0u32..6, 0..150),
+    ) {
+        prop_assert_eq!(lcs_len(&a, &b), lcs_len_reference(&a, &b));
+        prop_assert_eq!(lcs_len(&b, &a), lcs_len_reference(&a, &b));
+    }
+
+    #[test]
+    fn blocks_are_increasing_common_runs_no_longer_than_the_lcs(
+        a in prop::collection::vec(0u32..5, 0..40),
+        b in prop::collection::vec(0u32..5, 0..40),
+    ) {
+        let found = MatchingBlocks::new(&b).blocks(&a);
+        let mut end = (0, 0);
+        for block in &found {
+            prop_assert!(block.size > 0);
+            prop_assert!(block.a >= end.0 && block.b >= end.1);
+            prop_assert_eq!(&a[block.a..block.a + block.size], &b[block.b..block.b + block.size]);
+            end = (block.a + block.size, block.b + block.size);
+        }
+        prop_assert!(found.iter().map(|x| x.size).sum::<usize>() <= lcs_len_reference(&a, &b));
+    }
+}
