@@ -23,9 +23,11 @@
 //! ```
 
 pub mod conformance;
+mod group;
 mod memory;
 mod redb_store;
 
+pub use group::{CommitMode, GroupCommit};
 pub use memory::MemoryStore;
 pub use redb_store::RedbStore;
 
@@ -84,8 +86,23 @@ pub enum Durability {
 /// An immutable view of the store as of one moment: later writes are not visible in it.
 pub trait KvSnapshot: Send {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// Calls `visit` with every pair whose key starts with `prefix`, in key order, without
+    /// collecting them (a node with a million patterns loads through this).
+    fn for_each_prefix(
+        &self,
+        prefix: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<()>;
+
     /// Every pair whose key starts with `prefix`, in key order.
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        self.for_each_prefix(prefix, &mut |key, value| {
+            out.push((key.to_vec(), value.to_vec()));
+            Ok(())
+        })?;
+        Ok(out)
+    }
 }
 
 /// The contract: `write` applies a batch atomically (a snapshot sees all of it or none of it,

@@ -22,13 +22,19 @@ impl KvSnapshot for MemorySnapshot {
         Ok(self.0.get(key).cloned())
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
-        Ok(self
+    fn for_each_prefix(
+        &self,
+        prefix: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<()> {
+        for (key, value) in self
             .0
             .range(prefix.to_vec()..)
             .take_while(|(key, _)| key.starts_with(prefix))
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect())
+        {
+            visit(key, value)?;
+        }
+        Ok(())
     }
 }
 

@@ -55,17 +55,20 @@ impl KvSnapshot for RedbSnapshot {
             .map(|value| value.value().to_vec()))
     }
 
-    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    fn for_each_prefix(
+        &self,
+        prefix: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>,
+    ) -> Result<()> {
         let table = self.0.open_table(KV).map_err(storage)?;
-        let mut out = Vec::new();
         for item in table.range(prefix..).map_err(storage)? {
             let (key, value) = item.map_err(storage)?;
             if !key.value().starts_with(prefix) {
                 break;
             }
-            out.push((key.value().to_vec(), value.value().to_vec()));
+            visit(key.value(), value.value())?;
         }
-        Ok(out)
+        Ok(())
     }
 }
 

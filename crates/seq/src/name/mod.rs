@@ -42,6 +42,16 @@ pub fn sha1_hex(text: &str) -> String {
     hex
 }
 
+/// The 32-hex-digit MD5 of `text` (KATO shortens long kb_ids with it).
+pub fn md5_hex(text: &str) -> String {
+    let digest = md5::Md5::digest(text.as_bytes());
+    let mut hex = String::with_capacity(32);
+    for byte in digest.iter() {
+        let _ = write!(hex, "{byte:02x}");
+    }
+    hex
+}
+
 /// KATO's pattern name (bare hash, as predictions and storage use it).
 pub fn pattern_hash<S: AsRef<str>>(events: &[Vec<S>]) -> String {
     sha1_hex(&python_repr(events))
@@ -55,7 +65,7 @@ pub fn vector_name(vector: &[f64]) -> String {
 /// CPython's `repr(str)`: single quotes unless the string holds `'` and no `"`; backslash,
 /// the quote, `\t \n \r` escaped; other non-printable characters as `\xhh`, `\uhhhh` or
 /// `\Uhhhhhhhh`; printable characters (ASCII or not) as they are.
-fn push_str_repr(out: &mut String, text: &str) {
+pub(crate) fn push_str_repr(out: &mut String, text: &str) {
     let quote = if text.contains('\'') && !text.contains('"') {
         '"'
     } else {

@@ -1,0 +1,297 @@
+//! A node's long-term memory: the learned patterns with their frequencies, emotives and
+//! metadata, the symbol statistics KATO keeps in Redis, symbol affinities, learned vectors,
+//! and the candidate index predictions use.
+//!
+//! Hot structures hold dense ids: symbols are interned to `u32`, pattern bodies live in one
+//! token arena, and every symbol has the ascending list of patterns that contain it, so that
+//! a prediction scores only patterns sharing a symbol with the state.
+
+mod records;
+mod state;
+mod vectors;
+
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+
+use mneme_store::{KvSnapshot, WriteBatch};
+
+pub use records::Journal;
+pub(crate) use state::{NodeState, hex};
+pub use vectors::VectorError;
+
+use crate::error::{Error, Result};
+use crate::predict::FuturePotential;
+use crate::types::{Emotives, MetaDict, PatternMetadata, accumulate_metadata, average_emotives};
+
+/// A pattern as `GET /pattern/{id}` shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PatternView {
+    /// Bare 40-hex-digit hash.
+    pub name: String,
+    pub events: Vec<Vec<String>>,
+    pub length: usize,
+    pub frequency: u64,
+    /// The stored rolling window of emotives (not averaged).
+    pub emotives: Vec<Emotives>,
+    pub metadata: PatternMetadata,
+}
+
+/// One symbol's statistics (`GET /symbols/stats`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SymbolStat {
+    pub name: String,
+    /// Occurrences over every learn (`symbols:freq`).
+    pub frequency: u64,
+    /// Distinct patterns that contain it (`symbols:pmf`).
+    pub pattern_member_frequency: u64,
+}
+
+/// Counts of a node, for status and benchmarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeStats {
+    pub patterns: usize,
+    pub symbols: usize,
+    pub vectors: usize,
+}
+
+pub struct Node {
+    kb_id: String,
+    prefix: Vec<u8>,
+    pub(crate) state: RwLock<NodeState>,
+    journal: Option<Arc<dyn Journal>>,
+    /// KATO reads `future_potentials` from a per-node attribute set by the last full-path
+    /// prediction (of any session of the node); single-symbol predictions report it as is.
+    pub(crate) last_future_potentials: Mutex<Vec<FuturePotential>>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node").field("kb_id", &self.kb_id).finish()
+    }
+}
+
+impl Node {
+    /// An empty node that keeps nothing on disk.
+    pub fn in_memory(kb_id: &str) -> Node {
+        Node {
+            kb_id: kb_id.to_owned(),
+            prefix: records::node_prefix(kb_id),
+            state: RwLock::new(NodeState::default()),
+            journal: None,
+            last_future_potentials: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Loads the node `kb_id` from `snapshot` and writes its changes through `journal`.
+    pub fn load(kb_id: &str, snapshot: &dyn KvSnapshot, journal: Arc<dyn Journal>) -> Result<Node> {
+        let prefix = records::node_prefix(kb_id);
+        let state = records::load_state(&prefix, snapshot)?;
+        Ok(Node {
+            kb_id: kb_id.to_owned(),
+            prefix,
+            state: RwLock::new(state),
+            journal: Some(journal),
+            last_future_potentials: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn kb_id(&self) -> &str {
+        &self.kb_id
+    }
+
+    pub fn stats(&self) -> NodeStats {
+        let state = self.read();
+        NodeStats {
+            patterns: state.patterns.len(),
+            symbols: state.distinct_symbols,
+            vectors: state.vectors.len(),
+        }
+    }
+
+    /// Learns `events` (KATO's `learn`): returns the bare hash, or `None` when the events hold
+    /// fewer than two symbols (nothing is stored). `emotives` and `metadata` are the session's
+    /// accumulators; `persistence` is the emotive window length.
+    pub fn learn(
+        &self,
+        events: &[Vec<String>],
+        emotives: &[Emotives],
+        metadata: &[MetaDict],
+        persistence: usize,
+    ) -> Result<Option<String>> {
+        let length: usize = events.iter().map(Vec::len).sum();
+        if length <= 1 {
+            return Ok(None);
+        }
+        let hash = crate::name::pattern_hash(events);
+        let name = records::hash_bytes(&hash);
+        let average = (!emotives.is_empty()).then(|| average_emotives(emotives));
+        let accumulated = accumulate_metadata(metadata);
+        let ticket = {
+            let mut state = self.write();
+            let id = state.learn(
+                name,
+                events,
+                emotives,
+                &accumulated,
+                !metadata.is_empty(),
+                persistence,
+            );
+            let mut batch = WriteBatch::default();
+            if let Some(average) = &average {
+                let touched = state.add_affinity(id, average);
+                for symbol in touched {
+                    records::put_affinity(&mut batch, &self.prefix, &state, symbol);
+                }
+            }
+            records::put_pattern(&mut batch, &self.prefix, &state, id);
+            self.journal.as_ref().map(|journal| journal.submit(batch))
+        };
+        if let (Some(journal), Some(ticket)) = (&self.journal, ticket) {
+            journal.wait(ticket)?;
+        }
+        Ok(Some(hash))
+    }
+
+    /// The pattern with bare hash `hash` (40 hex digits).
+    pub fn pattern(&self, hash: &str) -> Option<PatternView> {
+        let name = records::parse_hash(hash)?;
+        let state = self.read();
+        let id = *state.by_name.get(&name)?;
+        Some(state.view(id))
+    }
+
+    /// Every symbol's statistics, in symbol-id order (first learned first).
+    pub fn symbol_stats(&self) -> Vec<SymbolStat> {
+        let state = self.read();
+        (0..state.symbols.len() as u32)
+            .filter(|&id| state.symbol_freq[id as usize] > 0)
+            .map(|id| SymbolStat {
+                name: state.symbols.name(id).to_owned(),
+                frequency: state.symbol_freq[id as usize],
+                pattern_member_frequency: state.symbol_pmf[id as usize],
+            })
+            .collect()
+    }
+
+    /// Every symbol's affinities (emotive -> running sum), in symbol-id order.
+    pub fn affinities(&self) -> Vec<(String, Vec<(String, f64)>)> {
+        let state = self.read();
+        let mut out: Vec<(u32, Vec<(String, f64)>)> = state
+            .affinity
+            .iter()
+            .map(|(&symbol, values)| {
+                (
+                    symbol,
+                    values
+                        .iter()
+                        .map(|(k, v)| (k.clone(), parse_redis_float(v)))
+                        .collect(),
+                )
+            })
+            .collect();
+        out.sort_by_key(|(symbol, _)| *symbol);
+        out.into_iter()
+            .map(|(symbol, values)| (state.symbols.name(symbol).to_owned(), values))
+            .collect()
+    }
+
+    /// One symbol's affinities (empty when it has none).
+    pub fn affinity(&self, symbol: &str) -> Vec<(String, f64)> {
+        let state = self.read();
+        state
+            .symbols
+            .get(symbol)
+            .and_then(|id| state.affinity.get(&id))
+            .map(|values| {
+                values
+                    .iter()
+                    .map(|(k, v)| (k.clone(), parse_redis_float(v)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Forgets everything the node learned (KATO's `clear-all`).
+    pub fn clear(&self) -> Result<()> {
+        let ticket = {
+            let mut state = self.write();
+            let mut batch = WriteBatch::default();
+            records::delete_all(&mut batch, &self.prefix, &state);
+            *state = NodeState::default();
+            self.last_future_potentials
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+            self.journal.as_ref().map(|journal| journal.submit(batch))
+        };
+        if let (Some(journal), Some(ticket)) = (&self.journal, ticket) {
+            journal.wait(ticket)?;
+        }
+        Ok(())
+    }
+
+    /// KATO's `finalize-training`: stores, for every pattern, the entropy figures and term
+    /// frequencies of its whole body under the current symbol probabilities; predictions use
+    /// them from then on. Returns the number of patterns processed.
+    pub fn finalize_training(&self) -> Result<usize> {
+        let ticket = {
+            let mut state = self.write();
+            let count = state.finalize();
+            let mut batch = WriteBatch::default();
+            for id in 0..state.patterns.len() as u32 {
+                records::put_finalized(&mut batch, &self.prefix, &state, id);
+            }
+            let ticket = self.journal.as_ref().map(|journal| journal.submit(batch));
+            drop(state);
+            (count, ticket)
+        };
+        if let (Some(journal), Some(ticket)) = (&self.journal, ticket.1) {
+            journal.wait(ticket)?;
+        }
+        Ok(ticket.0)
+    }
+
+    /// The learned vectors nearest to `vector` (Euclidean), at most `k`, nearest first.
+    pub fn nearest_vectors(&self, vector: &[f64], k: usize) -> Vec<String> {
+        self.read().vectors.nearest(vector, k)
+    }
+
+    /// Checks that `vector` has the node's dimension (fixed by its first vector).
+    pub fn check_vector(&self, vector: &[f64]) -> std::result::Result<(), VectorError> {
+        self.read().vectors.check(vector)
+    }
+
+    /// Adds observed vectors (named) to the node's index; KATO does this at learn time.
+    pub fn index_vectors(&self, vectors: &[(String, Vec<f64>)]) -> Result<()> {
+        if vectors.is_empty() {
+            return Ok(());
+        }
+        let ticket = {
+            let mut state = self.write();
+            let mut batch = WriteBatch::default();
+            for (name, vector) in vectors {
+                state.vectors.check(vector).map_err(Error::Vector)?;
+                if state.vectors.insert(name, vector) {
+                    records::put_vector(&mut batch, &self.prefix, name, vector);
+                }
+            }
+            self.journal.as_ref().map(|journal| journal.submit(batch))
+        };
+        if let (Some(journal), Some(ticket)) = (&self.journal, ticket) {
+            journal.wait(ticket)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, NodeState> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, NodeState> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A value Redis stored as a decimal string, read back as Python's `float()` would.
+pub(crate) fn parse_redis_float(text: &str) -> f64 {
+    text.parse().unwrap_or(0.0)
+}

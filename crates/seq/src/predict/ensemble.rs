@@ -1,0 +1,445 @@
+//! The ensemble metrics of the full path (KATO's pattern processor): symbol probabilities,
+//! itfdf similarity, confluence, the entropy family, tf-idf, predictive information with the
+//! future potentials, the Bayesian fields, potential and ranking.
+//!
+//! Sums run in the order KATO runs them (noted at each), because several outputs are compared
+//! bit for bit with KATO's; where KATO's own order is not deterministic (Python set order) the
+//! order is the first occurrence.
+
+use std::collections::HashMap;
+
+use super::blas::{ddot, matvec, row_norm};
+use super::full::{Draft, State, event_range};
+use super::{FullPrediction, FuturePotential, Prediction};
+use crate::config::{PredictConfig, RankKey};
+use crate::node::NodeState;
+use crate::types::average_emotives;
+
+pub(super) fn finish(
+    st: &NodeState,
+    state: &State<'_>,
+    drafts: Vec<Draft>,
+    weighted: bool,
+    config: &PredictConfig,
+) -> (Vec<Prediction>, Vec<FuturePotential>) {
+    let tu = st.total_unique_patterns;
+    let tpf = st.total_unique_patterns;
+    let ts = st.distinct_symbols as f64;
+    let known = |s: u32| (s as usize) < st.symbols.len() && st.symbol_freq[s as usize] > 0;
+
+    // P(s) = pmf / TU for every symbol matched or missing in the ensemble (0 if unknown).
+    let mut probability: HashMap<u32, f64> = HashMap::new();
+    for draft in &drafts {
+        for &s in draft.matches.iter().chain(draft.missing.iter().flatten()) {
+            probability.entry(s).or_insert_with(|| {
+                if known(s) && tu > 0 {
+                    st.symbol_pmf[s as usize] as f64 / tu as f64
+                } else {
+                    0.0
+                }
+            });
+        }
+    }
+    let p_of = |s: u32| probability.get(&s).copied().unwrap_or(0.0);
+    let ensemble_frequency: u64 = drafts.iter().map(|d| d.frequency).sum();
+
+    let presents: Vec<Vec<u32>> = drafts
+        .iter()
+        .map(|d| {
+            let body = st.body(d.id);
+            let lens = st.event_lens_of(d.id);
+            d.present
+                .clone()
+                .flat_map(|e| body[event_range(lens, e)].iter().copied())
+                .collect()
+        })
+        .collect();
+    let distances = itfdf_distances(st, state, &presents, &p_of);
+
+    let mut out: Vec<FullPrediction> = Vec::with_capacity(drafts.len());
+    for (i, draft) in drafts.iter().enumerate() {
+        let present = &presents[i];
+        let itfdf_similarity = if ensemble_frequency > 0 {
+            1.0 - (distances[i] * draft.frequency as f64 / ensemble_frequency as f64)
+        } else {
+            0.0
+        };
+        let p_e_h = if tpf > 0 {
+            draft.frequency as f64 / tpf as f64
+        } else {
+            0.0
+        };
+        let confluence = if present.is_empty() {
+            0.0
+        } else {
+            let mut logs = present.iter().map(|&s| {
+                let p = probability.get(&s).copied().unwrap_or(1e-10);
+                // log10(1e-10) is exactly -10.
+                if p > 0.0 { p.log10() } else { -10.0 }
+            });
+            let first = logs.next().unwrap_or(0.0);
+            let exponent = logs.fold(first, |acc, x| acc + x);
+            // Python's `10 ** x` is libm `pow(10, x)`; the opaque base keeps the compiler from
+            // turning it into `exp10`, which can differ in the last bit.
+            p_e_h * (1.0 - std::hint::black_box(10f64).powf(exponent))
+        };
+        let counts = first_occurrence_counts(present);
+        let (entropy, normalized_entropy, global_normalized_entropy) =
+            match st.finalized.get(&draft.id) {
+                Some(stored) => (
+                    stored.entropy,
+                    stored.normalized_entropy,
+                    stored.global_normalized_entropy,
+                ),
+                None => entropies(&counts, present.len(), ts, &p_of),
+            };
+        let tfidf_score = tfidf(st, draft.id, &counts, present.len(), tu, &probability);
+        let rec = &st.patterns[draft.id as usize];
+        out.push(FullPrediction {
+            name: crate::node::hex(&rec.name),
+            frequency: draft.frequency,
+            emotives: average_emotives(&rec.emotives),
+            matches: draft
+                .matches
+                .iter()
+                .map(|&s| state.name(st, s).to_owned())
+                .collect(),
+            past: events(st, draft.id, draft.past.clone()),
+            present: events(st, draft.id, draft.present.clone()),
+            missing: draft
+                .missing
+                .iter()
+                .map(|e| e.iter().map(|&s| state.name(st, s).to_owned()).collect())
+                .collect(),
+            extras: draft
+                .extras
+                .iter()
+                .map(|e| e.iter().map(|&s| state.name(st, s).to_owned()).collect())
+                .collect(),
+            anomalies: draft.anomalies.clone(),
+            potential: 0.0,
+            evidence: draft.evidence,
+            similarity: draft.similarity,
+            fragmentation: draft.fragmentation,
+            snr: draft.snr,
+            confluence,
+            predictive_information: 0.0,
+            sequence: st.events(draft.id),
+            future: events(st, draft.id, draft.future.clone()),
+            confidence: draft.confidence,
+            weighted_similarity: draft.weighted_similarity,
+            weighted_evidence: draft.weighted_evidence,
+            weighted_confidence: draft.weighted_confidence,
+            weighted_snr: draft.weighted_snr,
+            pre_potential: draft.pre_potential,
+            entropy,
+            normalized_entropy,
+            global_normalized_entropy,
+            itfdf_similarity,
+            tfidf_score,
+            pattern_probability: 0.0,
+            weighted_strength: 0.0,
+            bayesian_posterior: 0.0,
+            bayesian_prior: 0.0,
+            bayesian_likelihood: 0.0,
+        });
+    }
+
+    let future_potentials = predictive_information(&mut out);
+    bayesian(&mut out);
+    for p in &mut out {
+        let (e, c, s) = if weighted {
+            (
+                p.weighted_evidence.unwrap_or(p.evidence),
+                p.weighted_confidence.unwrap_or(p.confidence),
+                p.weighted_snr.unwrap_or(p.snr),
+            )
+        } else {
+            (p.evidence, p.confidence, p.snr)
+        };
+        let fragmentation = if p.fragmentation == -1.0 {
+            0.0
+        } else {
+            1.0 / (p.fragmentation + 1.0)
+        };
+        p.potential = (e + c) * s + p.itfdf_similarity + fragmentation;
+    }
+    out.sort_by(|a, b| {
+        rank_value(b, config.rank_by)
+            .total_cmp(&rank_value(a, config.rank_by))
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    out.truncate(config.max_predictions);
+    (
+        out.into_iter()
+            .map(|p| Prediction::Full(Box::new(p)))
+            .collect(),
+        future_potentials,
+    )
+}
+
+fn events(st: &NodeState, id: u32, range: std::ops::Range<usize>) -> Vec<Vec<String>> {
+    let body = st.body(id);
+    let lens = st.event_lens_of(id);
+    range
+        .map(|e| {
+            body[event_range(lens, e)]
+                .iter()
+                .map(|&s| st.symbols.name(s).to_owned())
+                .collect()
+        })
+        .collect()
+}
+
+/// Distinct symbols with their counts, in order of first occurrence (Python's `Counter`).
+fn first_occurrence_counts(symbols: &[u32]) -> Vec<(u32, usize)> {
+    let mut counts: Vec<(u32, usize)> = Vec::new();
+    for &s in symbols {
+        match counts.iter_mut().find(|(k, _)| *k == s) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((s, 1)),
+        }
+    }
+    counts
+}
+
+/// `1 - cos` between each present's and the state's symbol-probability vectors (1 for all
+/// when the state vector is zero), with numpy's summation orders.
+fn itfdf_distances(
+    st: &NodeState,
+    state: &State<'_>,
+    presents: &[Vec<u32>],
+    p_of: &dyn Fn(u32) -> f64,
+) -> Vec<f64> {
+    let mut symbols: Vec<u32> = presents
+        .iter()
+        .flatten()
+        .chain(state.ids.iter())
+        .copied()
+        .collect();
+    symbols.sort_unstable();
+    symbols.dedup();
+    symbols.sort_by(|a, b| state.name(st, *a).cmp(state.name(st, *b)));
+    let index: HashMap<u32, usize> = symbols.iter().enumerate().map(|(i, &s)| (s, i)).collect();
+    let d = symbols.len();
+    let mut state_vec = vec![0.0f64; d];
+    for (s, count) in first_occurrence_counts(&state.ids) {
+        state_vec[index[&s]] = p_of(s) * count as f64;
+    }
+    let state_norm = ddot(&state_vec, &state_vec).sqrt();
+    if state_norm <= 0.0 {
+        return vec![1.0; presents.len()];
+    }
+    let rows: Vec<Vec<f64>> = presents
+        .iter()
+        .map(|present| {
+            let mut row = vec![0.0f64; d];
+            for (s, count) in first_occurrence_counts(present) {
+                row[index[&s]] = p_of(s) * count as f64;
+            }
+            row
+        })
+        .collect();
+    let dots = matvec(&rows, &state_vec);
+    rows.iter()
+        .zip(dots)
+        .map(|(row, dot)| {
+            let denominator = row_norm(row) * state_norm;
+            let cosine = if denominator > 0.0 {
+                dot / denominator
+            } else {
+                0.0
+            };
+            1.0 - cosine
+        })
+        .collect()
+}
+
+/// Shannon entropy (bits), entropy normalised by the log of the symbol count, and the
+/// global normalised entropy of the symbols' probabilities.
+fn entropies(
+    counts: &[(u32, usize)],
+    length: usize,
+    ts: f64,
+    p_of: &dyn Fn(u32) -> f64,
+) -> (f64, f64, f64) {
+    if length == 0 {
+        return (0.0, 0.0, 0.0);
+    }
+    let mut entropy = 0.0;
+    for &(_, count) in counts {
+        let p = count as f64 / length as f64;
+        entropy -= p * p.log2();
+    }
+    let mut normalized = 0.0;
+    let mut global = 0.0;
+    if ts > 1.0 {
+        for &(_, count) in counts {
+            let p = count as f64 / length as f64;
+            normalized -= p * (p.ln() / ts.ln());
+        }
+        for &(s, _) in counts {
+            let prob = p_of(s);
+            if prob > 0.0 {
+                global -= prob * (prob.ln() / ts.ln());
+            }
+        }
+    }
+    (entropy, normalized, global)
+}
+
+/// Mean tf-idf of the present's distinct symbols (or of the whole pattern's, after
+/// finalize-training). The pattern count of a symbol is `int(P(s) * TU)` exactly as KATO
+/// computes it, float round trip included.
+fn tfidf(
+    st: &NodeState,
+    id: u32,
+    counts: &[(u32, usize)],
+    length: usize,
+    tu: u64,
+    probability: &HashMap<u32, f64>,
+) -> f64 {
+    if tu == 0 {
+        return 0.0;
+    }
+    let idf = |s: u32| {
+        let with_symbol = match probability.get(&s) {
+            Some(&p) => ((p * tu as f64).trunc() as u64).max(1),
+            None => 1,
+        };
+        (tu as f64 / with_symbol as f64).log2() + 1.0
+    };
+    let scores: Vec<f64> = match st.finalized.get(&id) {
+        Some(stored) => stored.tf.iter().map(|&(s, tf)| tf * idf(s)).collect(),
+        None if length > 0 => counts
+            .iter()
+            .map(|&(s, count)| (count as f64 / length as f64) * idf(s))
+            .collect(),
+        None => Vec::new(),
+    };
+    if scores.is_empty() {
+        return 0.0;
+    }
+    scores.iter().fold(0.0, |acc, x| acc + x) / scores.len() as f64
+}
+
+/// Pattern probability, weighted strength and predictive information of every prediction,
+/// and the future potentials (KATO's `calculate_ensemble_predictive_information`).
+fn predictive_information(predictions: &mut [FullPrediction]) -> Vec<FuturePotential> {
+    let total_frequency: u64 = predictions.iter().map(|p| p.frequency).sum();
+    if total_frequency == 0 {
+        return Vec::new();
+    }
+    for p in predictions.iter_mut() {
+        p.pattern_probability = p.frequency as f64 / total_frequency as f64;
+        p.weighted_strength = p.similarity * p.pattern_probability;
+    }
+    // Groups of equal futures (events compared sorted), in first-appearance order.
+    let mut keys: Vec<Vec<Vec<String>>> = Vec::new();
+    let mut groups: Vec<FuturePotential> = Vec::new();
+    let mut group_of: Vec<Option<usize>> = Vec::with_capacity(predictions.len());
+    for p in predictions.iter() {
+        if p.future.is_empty() {
+            group_of.push(None);
+            continue;
+        }
+        let key: Vec<Vec<String>> = p
+            .future
+            .iter()
+            .map(|event| {
+                let mut event = event.clone();
+                event.sort();
+                event
+            })
+            .collect();
+        let g = match keys.iter().position(|k| *k == key) {
+            Some(g) => g,
+            None => {
+                keys.push(key);
+                groups.push(FuturePotential {
+                    future: p.future.clone(),
+                    aggregate_potential: 0.0,
+                    supporting_patterns: 0,
+                    total_weighted_frequency: 0.0,
+                });
+                groups.len() - 1
+            }
+        };
+        groups[g].total_weighted_frequency += p.frequency as f64 * p.similarity;
+        groups[g].supporting_patterns += 1;
+        group_of.push(Some(g));
+    }
+    let total_weighted = groups
+        .iter()
+        .fold(0.0, |acc, g| acc + g.total_weighted_frequency);
+    for g in &mut groups {
+        g.aggregate_potential = if total_weighted > 0.0 {
+            g.total_weighted_frequency / total_weighted
+        } else {
+            0.0
+        };
+    }
+    for (p, g) in predictions.iter_mut().zip(&group_of) {
+        p.predictive_information = match g {
+            Some(g) if groups[*g].aggregate_potential > 0.0 => {
+                p.weighted_strength / groups[*g].aggregate_potential
+            }
+            _ => 0.0,
+        };
+    }
+    groups.sort_by(|a, b| b.aggregate_potential.total_cmp(&a.aggregate_potential));
+    groups
+}
+
+/// Prior (frequency share), likelihood (similarity) and posterior of every prediction; the
+/// evidence is numpy's `np.dot(similarities, priors)`.
+fn bayesian(predictions: &mut [FullPrediction]) {
+    let sum: f64 = predictions.iter().map(|p| p.frequency as f64).sum();
+    if sum <= 0.0 {
+        for p in predictions.iter_mut() {
+            p.bayesian_likelihood = p.similarity;
+        }
+        return;
+    }
+    let priors: Vec<f64> = predictions
+        .iter()
+        .map(|p| p.frequency as f64 / sum)
+        .collect();
+    let similarities: Vec<f64> = predictions.iter().map(|p| p.similarity).collect();
+    let evidence = ddot(&similarities, &priors);
+    for (i, p) in predictions.iter_mut().enumerate() {
+        p.bayesian_prior = priors[i];
+        p.bayesian_likelihood = similarities[i];
+        p.bayesian_posterior = if evidence > 0.0 {
+            similarities[i] * priors[i] / evidence
+        } else {
+            0.0
+        };
+    }
+}
+
+fn rank_value(p: &FullPrediction, key: RankKey) -> f64 {
+    let value = match key {
+        RankKey::Potential => Some(p.potential),
+        RankKey::Similarity => Some(p.similarity),
+        RankKey::Evidence => Some(p.evidence),
+        RankKey::Confidence => Some(p.confidence),
+        RankKey::Snr => Some(p.snr),
+        RankKey::Fragmentation => Some(p.fragmentation),
+        RankKey::Frequency => Some(p.frequency as f64),
+        RankKey::NormalizedEntropy => Some(p.normalized_entropy),
+        RankKey::GlobalNormalizedEntropy => Some(p.global_normalized_entropy),
+        RankKey::ItfdfSimilarity => Some(p.itfdf_similarity),
+        RankKey::Confluence => Some(p.confluence),
+        RankKey::PredictiveInformation => Some(p.predictive_information),
+        RankKey::BayesianPosterior => Some(p.bayesian_posterior),
+        RankKey::BayesianPrior => Some(p.bayesian_prior),
+        RankKey::BayesianLikelihood => Some(p.bayesian_likelihood),
+        RankKey::TfidfScore => Some(p.tfidf_score),
+        RankKey::WeightedSimilarity => p.weighted_similarity,
+        RankKey::WeightedEvidence => p.weighted_evidence,
+        RankKey::WeightedConfidence => p.weighted_confidence,
+        RankKey::WeightedSnr => p.weighted_snr,
+    };
+    value.unwrap_or(f64::NEG_INFINITY)
+}

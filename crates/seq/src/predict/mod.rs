@@ -1,0 +1,159 @@
+//! Predictions: which learned patterns the short-term memory is part of, and KATO's metrics
+//! for each. A state of one symbol takes KATO's single-symbol path (patterns starting with it,
+//! flat fields, no ensemble metrics); a longer state the full path (matching, event regions,
+//! ensemble metrics, ranking).
+
+mod blas;
+mod ensemble;
+mod full;
+mod single;
+
+use crate::config::PredictConfig;
+use crate::node::Node;
+use crate::types::Emotives;
+
+/// A fuzzy token match that was not exact (`anomalies`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Anomaly {
+    pub observed: String,
+    pub expected: String,
+    pub similarity: f64,
+}
+
+/// A full-path prediction, fields as KATO names them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FullPrediction {
+    /// Bare 40-hex-digit hash.
+    pub name: String,
+    pub frequency: u64,
+    /// The pattern's stored emotives, averaged.
+    pub emotives: Emotives,
+    pub matches: Vec<String>,
+    pub past: Vec<Vec<String>>,
+    pub present: Vec<Vec<String>>,
+    pub missing: Vec<Vec<String>>,
+    pub extras: Vec<Vec<String>>,
+    pub anomalies: Vec<Anomaly>,
+    pub potential: f64,
+    pub evidence: f64,
+    pub similarity: f64,
+    pub fragmentation: f64,
+    pub snr: f64,
+    pub confluence: f64,
+    pub predictive_information: f64,
+    pub sequence: Vec<Vec<String>>,
+    pub future: Vec<Vec<String>>,
+    pub confidence: f64,
+    pub weighted_similarity: Option<f64>,
+    pub weighted_evidence: Option<f64>,
+    pub weighted_confidence: Option<f64>,
+    pub weighted_snr: Option<f64>,
+    /// Present only when the candidates were pruned.
+    pub pre_potential: Option<f64>,
+    pub entropy: f64,
+    pub normalized_entropy: f64,
+    pub global_normalized_entropy: f64,
+    pub itfdf_similarity: f64,
+    pub tfidf_score: f64,
+    pub pattern_probability: f64,
+    pub weighted_strength: f64,
+    pub bayesian_posterior: f64,
+    pub bayesian_prior: f64,
+    pub bayesian_likelihood: f64,
+}
+
+/// A single-symbol-path prediction (flat regions, no ensemble metrics).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SinglePrediction {
+    pub name: String,
+    pub pattern_data: Vec<Vec<String>>,
+    pub length: usize,
+    pub frequency: u64,
+    pub emotives: Emotives,
+    pub matches: Vec<String>,
+    pub missing: Vec<String>,
+    pub present: Vec<String>,
+    pub past: Vec<String>,
+    pub future: Vec<String>,
+    pub extras: Vec<String>,
+    pub similarity: f64,
+    pub evidence: f64,
+    pub confidence: f64,
+    pub snr: f64,
+    /// Always 0 (an integer in KATO's output).
+    pub fragmentation: i64,
+    pub anomalies: Vec<Anomaly>,
+    pub weighted_similarity: Option<f64>,
+    pub weighted_evidence: Option<f64>,
+    pub weighted_confidence: Option<f64>,
+    pub weighted_snr: Option<f64>,
+    pub potential: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Prediction {
+    Full(Box<FullPrediction>),
+    Single(Box<SinglePrediction>),
+}
+
+impl Prediction {
+    pub fn name(&self) -> &str {
+        match self {
+            Prediction::Full(p) => &p.name,
+            Prediction::Single(p) => &p.name,
+        }
+    }
+
+    pub fn potential(&self) -> f64 {
+        match self {
+            Prediction::Full(p) => p.potential,
+            Prediction::Single(p) => p.potential,
+        }
+    }
+}
+
+/// One distinct future of the ensemble and how much of it the predictions support.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FuturePotential {
+    pub future: Vec<Vec<String>>,
+    pub aggregate_potential: f64,
+    pub supporting_patterns: usize,
+    pub total_weighted_frequency: f64,
+}
+
+/// A prediction call's answer.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PredictionSet {
+    pub predictions: Vec<Prediction>,
+    /// The node's future potentials after this call (KATO keeps them per node: a
+    /// single-symbol or empty call reports those of the node's last full-path call).
+    pub future_potentials: Vec<FuturePotential>,
+}
+
+impl Node {
+    /// KATO's predictions for the short-term memory `stm` of a session of this node.
+    pub fn predict(&self, stm: &[Vec<String>], config: &PredictConfig) -> PredictionSet {
+        let state: Vec<&str> = stm.iter().flatten().map(String::as_str).collect();
+        let predictions = match state.len() {
+            0 => Vec::new(),
+            1 => single::predict(self, state[0], config),
+            _ => {
+                let (predictions, future_potentials) = full::predict(self, stm, &state, config);
+                *self
+                    .last_future_potentials
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = future_potentials;
+                predictions
+            }
+        };
+        let future_potentials = self
+            .last_future_potentials
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        PredictionSet {
+            predictions,
+            future_potentials,
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! A session's short-term memory and what an observation does to it: build the event,
+//! append it, compute observe-time predictions, auto-learn, accumulate emotives and metadata.
+
+use crate::config::{Defaults, StmMode};
+use crate::error::{Error, Result};
+use crate::name::vector_name;
+use crate::node::{Node, VectorError};
+use crate::predict::PredictionSet;
+use crate::types::{Emotives, MetaDict, Observation, average_emotives};
+
+/// KATO's per-session resource limits (`enforce_limits`).
+pub const MAX_STM_EVENTS: usize = 1000;
+pub const MAX_ACCUMULATED: usize = 1000;
+
+/// What the last observation looked like (`percept-data`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Percept {
+    /// The observation's strings, sorted.
+    pub strings: Vec<String>,
+    pub vectors: Vec<Vec<f64>>,
+    /// Mean of the whole emotive accumulator.
+    pub emotives: Emotives,
+    pub metadata: MetaDict,
+}
+
+/// The settings an observation runs with (the session's, falling back to the server's).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObserveConfig {
+    pub sort_symbols: bool,
+    pub max_pattern_length: usize,
+    pub stm_mode: StmMode,
+    pub process_predictions: bool,
+    pub persistence: usize,
+    pub vector_neighbours: usize,
+}
+
+impl ObserveConfig {
+    pub fn from_defaults(defaults: &Defaults) -> ObserveConfig {
+        ObserveConfig {
+            sort_symbols: defaults.sort_symbols,
+            max_pattern_length: defaults.max_pattern_length,
+            stm_mode: defaults.stm_mode,
+            process_predictions: defaults.process_predictions,
+            persistence: defaults.persistence,
+            vector_neighbours: defaults.vector_neighbours,
+        }
+    }
+}
+
+/// What one observation did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObserveOutcome {
+    pub stm_length: usize,
+    pub time: u64,
+    /// Bare hash of the pattern auto-learn stored, if it stored one.
+    pub auto_learned: Option<String>,
+}
+
+/// Short-term state of one session.
+#[derive(Clone, Debug, Default)]
+pub struct Session {
+    pub stm: Vec<Vec<String>>,
+    pub time: u64,
+    pub emotives: Vec<Emotives>,
+    pub metadata: Vec<MetaDict>,
+    /// Vectors observed since the last learn: they join the node's index when it learns.
+    pub pending_vectors: Vec<(String, Vec<f64>)>,
+    pub percept: Option<Percept>,
+    /// Predictions computed at the last observe (`cognition-data`).
+    pub predictions: PredictionSet,
+}
+
+impl Session {
+    /// The event an observation adds: vector symbols then strings, each part sorted when
+    /// `sort_symbols` is on. Checks vector dimensions first (nothing changes on error).
+    pub fn build_event(
+        &self,
+        node: &Node,
+        observation: &Observation,
+        config: &ObserveConfig,
+    ) -> Result<(Vec<String>, Option<(String, Vec<f64>)>)> {
+        let mut vector_symbols = Vec::new();
+        let mut observed = None;
+        if !observation.vectors.is_empty() {
+            let dimension = observation.vectors[0].len();
+            for vector in &observation.vectors {
+                if vector.len() != dimension {
+                    return Err(Error::Vector(VectorError {
+                        expected: dimension,
+                        actual: vector.len(),
+                    }));
+                }
+            }
+            let mut sum = vec![0.0; dimension];
+            for vector in &observation.vectors {
+                for (acc, x) in sum.iter_mut().zip(vector) {
+                    *acc += x;
+                }
+            }
+            node.check_vector(&sum)?;
+            if let Some((_, pending)) = self.pending_vectors.first() {
+                if pending.len() != sum.len() {
+                    return Err(Error::Vector(VectorError {
+                        expected: pending.len(),
+                        actual: sum.len(),
+                    }));
+                }
+            }
+            let name = vector_name(&sum);
+            vector_symbols.push(name.clone());
+            for neighbour in node.nearest_vectors(&sum, config.vector_neighbours) {
+                if !vector_symbols.contains(&neighbour) {
+                    vector_symbols.push(neighbour);
+                }
+            }
+            if config.sort_symbols {
+                vector_symbols.sort();
+            }
+            observed = Some((name, sum));
+        }
+        let mut strings = observation.strings.clone();
+        if config.sort_symbols {
+            strings.sort();
+        }
+        vector_symbols.extend(strings);
+        Ok((vector_symbols, observed))
+    }
+
+    /// KATO's observe. `predict` computes the observe-time predictions (server settings).
+    pub fn observe(
+        &mut self,
+        node: &Node,
+        observation: &Observation,
+        config: &ObserveConfig,
+        predict: &dyn Fn(&Node, &[Vec<String>]) -> PredictionSet,
+    ) -> Result<ObserveOutcome> {
+        let (event, observed) = self.build_event(node, observation, config)?;
+        let mut auto_learned = None;
+        if !observation.strings.is_empty() || !observation.vectors.is_empty() {
+            if let Some(observed) = observed {
+                if !self
+                    .pending_vectors
+                    .iter()
+                    .any(|(name, _)| *name == observed.0)
+                {
+                    self.pending_vectors.push(observed);
+                }
+            }
+            if !event.is_empty() {
+                self.stm.push(event);
+            }
+            if config.process_predictions {
+                self.predictions = predict(node, &self.stm);
+            }
+            auto_learned = self.auto_learn(node, config)?;
+        }
+        self.time += 1;
+        if !observation.emotives.is_empty() {
+            self.emotives.push(observation.emotives.clone());
+        }
+        if !observation.metadata.is_empty() {
+            self.metadata.push(observation.metadata.clone());
+        }
+        let mut strings = observation.strings.clone();
+        strings.sort();
+        self.percept = Some(Percept {
+            strings,
+            vectors: observation.vectors.clone(),
+            emotives: average_emotives(&self.emotives),
+            metadata: observation.metadata.clone(),
+        });
+        self.enforce_limits();
+        Ok(ObserveOutcome {
+            stm_length: self.stm.len(),
+            time: self.time,
+            auto_learned,
+        })
+    }
+
+    /// Auto-learn after an event was appended (KATO 3.1.1): when the STM reaches
+    /// `max_pattern_length` events it is learned (with no emotives or metadata, as KATO's
+    /// observe path does) and emptied, or in ROLLING mode cut to its last
+    /// `max_pattern_length - 1` events.
+    fn auto_learn(&mut self, node: &Node, config: &ObserveConfig) -> Result<Option<String>> {
+        let max = config.max_pattern_length;
+        if max == 0 || self.stm.len() < max {
+            return Ok(None);
+        }
+        let keep = if self.stm.len() == 1 || config.stm_mode == StmMode::Clear {
+            Vec::new()
+        } else {
+            let window = max - 1;
+            if window == 0 {
+                self.stm.clone()
+            } else if self.stm.len() > window {
+                self.stm[self.stm.len() - window..].to_vec()
+            } else {
+                self.stm[1..].to_vec()
+            }
+        };
+        let events = std::mem::replace(&mut self.stm, keep);
+        self.index_pending_vectors(node)?;
+        node.learn(&events, &[], &[], config.persistence)
+    }
+
+    /// KATO's learn: the STM becomes a pattern (if it has at least two symbols) and is
+    /// emptied in every case; the emotive and metadata accumulators are kept.
+    pub fn learn(&mut self, node: &Node, persistence: usize) -> Result<Option<String>> {
+        if self.stm.is_empty() {
+            return Err(Error::EmptyStm);
+        }
+        let events = std::mem::take(&mut self.stm);
+        self.index_pending_vectors(node)?;
+        node.learn(&events, &self.emotives, &self.metadata, persistence)
+    }
+
+    fn index_pending_vectors(&mut self, node: &Node) -> Result<()> {
+        let pending = std::mem::take(&mut self.pending_vectors);
+        node.index_vectors(&pending)
+    }
+
+    /// Empties the STM, accumulators, time and last percept (`clear-stm`).
+    pub fn clear(&mut self) {
+        *self = Session::default();
+    }
+
+    fn enforce_limits(&mut self) {
+        trim_front(&mut self.stm, MAX_STM_EVENTS);
+        trim_front(&mut self.emotives, MAX_ACCUMULATED);
+        trim_front(&mut self.metadata, MAX_ACCUMULATED);
+    }
+}
+
+fn trim_front<T>(items: &mut Vec<T>, max: usize) {
+    if items.len() > max {
+        items.drain(..items.len() - max);
+    }
+}

@@ -1,0 +1,197 @@
+//! The worked examples of ../shared/specs/kato.md (§3.3.3, §3.3.4, §3.3.5), to the last digit.
+
+use mneme_seq::config::Defaults;
+use mneme_seq::node::Node;
+use mneme_seq::predict::{FullPrediction, Prediction};
+
+fn events(spec: &[&[&str]]) -> Vec<Vec<String>> {
+    spec.iter()
+        .map(|e| e.iter().map(|s| (*s).to_owned()).collect())
+        .collect()
+}
+
+fn learn(node: &Node, spec: &[&[&str]]) -> String {
+    node.learn(&events(spec), &[], &[], 5).unwrap().unwrap()
+}
+
+fn full(prediction: &Prediction) -> &FullPrediction {
+    match prediction {
+        Prediction::Full(p) => p,
+        Prediction::Single(_) => panic!("expected a full-path prediction"),
+    }
+}
+
+#[test]
+fn live_example_of_the_ensemble_metrics() {
+    let node = Node::in_memory("ex_kato");
+    let p1 = learn(&node, &[&["a"], &["b"], &["c"]]);
+    learn(&node, &[&["a"], &["b"], &["c"]]);
+    let p2 = learn(&node, &[&["a"], &["b"], &["d"]]);
+    learn(&node, &[&["x", "y"], &["z"]]);
+    let set = node.predict(
+        &events(&[&["a"], &["b", "q"]]),
+        &Defaults::kato().predict_config(),
+    );
+    assert_eq!(set.predictions.len(), 2, "P3 is below the threshold");
+    let by_name =
+        |name: &str| full(set.predictions.iter().find(|p| p.name() == name).unwrap()).clone();
+    for (name, frequency, confluence, probability) in [
+        (&p2, 1, 0.18518518518518517, 1.0 / 3.0),
+        (&p1, 2, 0.37037037037037035, 2.0 / 3.0),
+    ] {
+        let p = by_name(name);
+        assert_eq!(p.frequency, frequency);
+        assert_eq!(p.matches, ["a", "b"]);
+        assert_eq!(p.present, events(&[&["a"], &["b"]]));
+        assert_eq!(p.extras, events(&[&[], &["q"]]));
+        assert_eq!(p.missing, events(&[&[], &[]]));
+        assert_eq!(p.similarity, 0.6666666666666665);
+        assert_eq!(
+            (p.evidence, p.confidence, p.snr, p.fragmentation),
+            (2.0 / 3.0, 1.0, 0.6, 0.0)
+        );
+        assert_eq!(
+            (p.entropy, p.normalized_entropy, p.global_normalized_entropy),
+            (1.0, 0.3562071871080222, 0.27782379592740997)
+        );
+        assert_eq!(p.itfdf_similarity, 1.0);
+        assert_eq!(p.confluence, confluence);
+        assert_eq!(p.tfidf_score, 0.792481250360578);
+        assert_eq!(p.pattern_probability, probability);
+        assert_eq!(p.predictive_information, 0.6666666666666665);
+        assert_eq!(
+            (p.bayesian_prior, p.bayesian_likelihood),
+            (probability, 0.6666666666666665)
+        );
+        assert_eq!(p.potential, 3.0);
+    }
+    let futures: Vec<_> = set
+        .future_potentials
+        .iter()
+        .map(|f| {
+            (
+                f.future.clone(),
+                f.supporting_patterns,
+                f.total_weighted_frequency,
+            )
+        })
+        .collect();
+    assert_eq!(
+        futures,
+        [
+            (events(&[&["c"]]), 1, 1.333333333333333),
+            (events(&[&["d"]]), 1, 0.6666666666666665)
+        ]
+    );
+}
+
+#[test]
+fn regions_of_the_test_suite_examples() {
+    let node = Node::in_memory("regions_kato");
+    let config = Defaults::kato().predict_config();
+    let check = |learned: &[&[&str]],
+                 stm: &[&[&str]],
+                 past: &[&[&str]],
+                 present: &[&[&str]],
+                 future: &[&[&str]],
+                 missing: &[&[&str]],
+                 extras: &[&[&str]]| {
+        node.clear().unwrap();
+        learn(&node, learned);
+        let set = node.predict(&events(stm), &config);
+        let p = full(&set.predictions[0]);
+        assert_eq!(
+            (p.past.clone(), p.present.clone(), p.future.clone()),
+            (events(past), events(present), events(future)),
+            "{learned:?} / {stm:?}"
+        );
+        assert_eq!(
+            (p.missing.clone(), p.extras.clone()),
+            (events(missing), events(extras))
+        );
+        p.clone()
+    };
+    let p = check(
+        &[&["beginning"], &["middle"], &["end"]],
+        &[&["middle"], &["end"]],
+        &[&["beginning"]],
+        &[&["middle"], &["end"]],
+        &[],
+        &[&[], &[]],
+        &[&[], &[]],
+    );
+    assert_eq!(
+        (
+            p.similarity,
+            p.evidence,
+            p.confidence,
+            p.snr,
+            p.fragmentation
+        ),
+        (0.8, 2.0 / 3.0, 1.0, 1.0, 0.0)
+    );
+    check(
+        &[&["pred1", "pred2"], &["pred3"]],
+        &[&["pred1"], &["pred2"]],
+        &[],
+        &[&["pred1", "pred2"]],
+        &[&["pred3"]],
+        &[&[]],
+        &[&[], &[]],
+    );
+    check(
+        &[&["a", "b"], &["c", "d"]],
+        &[&["a", "x"], &["c", "y"]],
+        &[],
+        &[&["a", "b"], &["c", "d"]],
+        &[],
+        &[&["b"], &["d"]],
+        &[&["x"], &["y"]],
+    );
+    check(
+        &[&["begin", "start"], &["middle"], &["end"]],
+        &[&["begin"], &["middle"]],
+        &[],
+        &[&["begin", "start"], &["middle"]],
+        &[&["end"]],
+        &[&["start"], &[]],
+        &[&[], &[]],
+    );
+    // The live move-fix example: [[b,x],[b,c]] against [[b],[c]].
+    let p = check(
+        &[&["b", "x"], &["b", "c"]],
+        &[&["b"], &["c"]],
+        &[],
+        &[&["b", "x"], &["b", "c"]],
+        &[],
+        &[&["x"], &[]],
+        &[&[], &[]],
+    );
+    assert_eq!((p.confidence, p.similarity), (0.5, 0.6666666666666665));
+}
+
+#[test]
+fn live_example_of_the_single_symbol_path() {
+    let node = Node::in_memory("single_kato");
+    let emotive = vec![("e".to_owned(), 1.0)];
+    node.learn(&events(&[&["a"], &["b"], &["c"]]), &[emotive], &[], 5)
+        .unwrap();
+    let set = node.predict(&events(&[&["a"]]), &Defaults::kato().predict_config());
+    let Prediction::Single(p) = &set.predictions[0] else {
+        panic!("expected the single-symbol path")
+    };
+    assert_eq!(p.name, "b98534b32c1d7489d4ce1a48724aa65aeecbdba9");
+    assert_eq!(p.future, ["b", "c"]);
+    assert_eq!(
+        (
+            p.similarity,
+            p.evidence,
+            p.confidence,
+            p.snr,
+            p.fragmentation
+        ),
+        (0.5, 0.3333333333333333, 1.0, 1.0, 0)
+    );
+    assert_eq!(p.potential, 2.333333333333333);
+    assert_eq!(p.emotives, [("e".to_owned(), 1.0)]);
+}

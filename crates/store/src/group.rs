@@ -1,0 +1,144 @@
+//! Group commit: many writers, one transaction and one fsync for all batches waiting at the
+//! time, in submission order. In `Periodic` mode writers do not wait at all; batches are
+//! committed by `flush`, which the owner calls every N ms (like Redis's `appendfsync
+//! everysec`), and on drop.
+
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use crate::{Durability, KvStore, Result, WriteBatch};
+
+/// What a write promises when it returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitMode {
+    /// Durable on return; concurrent writers share one fsync.
+    Durable,
+    /// Returns at once; durable after the next `flush` (so a crash loses at most the writes
+    /// since the last flush, never part of a batch).
+    Periodic,
+}
+
+#[derive(Default)]
+struct Queue {
+    pending: Vec<WriteBatch>,
+    /// Sequence number of the last submitted batch.
+    submitted: u64,
+    /// Every batch up to this sequence number is committed.
+    committed: u64,
+    /// A thread is committing right now.
+    leader: bool,
+    /// Ticket ranges (inclusive) whose commit failed, with the error, for their writers.
+    failed: Vec<(u64, u64, String)>,
+}
+
+pub struct GroupCommit<S: KvStore> {
+    store: S,
+    mode: CommitMode,
+    queue: Mutex<Queue>,
+    done: Condvar,
+}
+
+impl<S: KvStore> std::fmt::Debug for GroupCommit<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCommit")
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+impl<S: KvStore> GroupCommit<S> {
+    pub fn new(store: S, mode: CommitMode) -> GroupCommit<S> {
+        GroupCommit {
+            store,
+            mode,
+            queue: Mutex::new(Queue::default()),
+            done: Condvar::new(),
+        }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn mode(&self) -> CommitMode {
+        self.mode
+    }
+
+    /// Queues `batch` and returns its ticket. Batches are applied in the order they are
+    /// submitted, so callers that must keep an order submit while holding their own lock.
+    pub fn submit(&self, batch: WriteBatch) -> u64 {
+        let mut queue = self.lock();
+        queue.pending.push(batch);
+        queue.submitted += 1;
+        queue.submitted
+    }
+
+    /// In `Durable` mode, blocks until the batch with `ticket` is durable (committing it and
+    /// every batch queued with it when no other thread is doing so). In `Periodic` mode,
+    /// returns at once.
+    pub fn wait(&self, ticket: u64) -> Result<()> {
+        if self.mode == CommitMode::Periodic {
+            return Ok(());
+        }
+        self.commit_until(ticket)
+    }
+
+    /// Submits and waits: the whole write in one call.
+    pub fn write(&self, batch: WriteBatch) -> Result<()> {
+        let ticket = self.submit(batch);
+        self.wait(ticket)
+    }
+
+    /// Commits every queued batch durably.
+    pub fn flush(&self) -> Result<()> {
+        let ticket = self.lock().submitted;
+        self.commit_until(ticket)
+    }
+
+    fn commit_until(&self, ticket: u64) -> Result<()> {
+        let mut queue = self.lock();
+        loop {
+            if let Some((_, _, message)) = queue
+                .failed
+                .iter()
+                .find(|(from, to, _)| (*from..=*to).contains(&ticket))
+            {
+                return Err(crate::Error::Io(message.clone()));
+            }
+            if queue.committed >= ticket {
+                return Ok(());
+            }
+            if queue.leader {
+                queue = self.done.wait(queue).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            // Lead: take everything queued so far and commit it as one transaction.
+            queue.leader = true;
+            let batches = std::mem::take(&mut queue.pending);
+            let from = queue.committed + 1;
+            let upto = queue.submitted;
+            drop(queue);
+            let mut merged = WriteBatch::default();
+            for batch in batches {
+                merged.ops.extend(batch.ops);
+            }
+            let result = self.store.write_with(merged, Durability::Immediate);
+            queue = self.lock();
+            queue.leader = false;
+            queue.committed = upto;
+            if let Err(err) = &result {
+                queue.failed.push((from, upto, err.to_string()));
+            }
+            self.done.notify_all();
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl<S: KvStore> Drop for GroupCommit<S> {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
+}
