@@ -6,6 +6,7 @@
 
 pub mod config;
 mod knowledge;
+pub mod patterns;
 
 pub use config::{Config, ConfigError, FlagValue, KbSettings, LogLevel};
 pub use knowledge::{Knowledge, QueryStats, kb_config};

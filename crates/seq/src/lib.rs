@@ -10,4 +10,5 @@ pub mod predict;
 pub mod pyfmt;
 pub mod redis_float;
 pub mod session;
+pub mod session_config;
 pub mod types;

@@ -1,2 +1,5 @@
-//! The HTTP front of mneme: KnowledgeBeast's and KATO's REST APIs on one axum router. Not built
-//! yet: this crate reserves its place in the workspace layering.
+//! The HTTP front of mneme. `kato` holds KATO's REST API as plain functions from a request
+//! (method, path, query, JSON body) to a status and a JSON body, so that the same code serves
+//! HTTP and in-process callers (tests, the CLI).
+
+pub mod kato;

@@ -22,14 +22,16 @@
 //! # Ok::<(), mneme_store::Error>(())
 //! ```
 
+mod any;
 pub mod conformance;
 mod group;
 mod memory;
 mod redb_store;
 
+pub use any::{AnySnapshot, AnyStore};
 pub use group::{CommitMode, GroupCommit};
-pub use memory::MemoryStore;
-pub use redb_store::RedbStore;
+pub use memory::{MemorySnapshot, MemoryStore};
+pub use redb_store::{RedbSnapshot, RedbStore};
 
 /// Errors of a store operation.
 #[derive(Debug, thiserror::Error)]

@@ -56,6 +56,10 @@ pub(super) fn finish(
         .collect();
     let distances = itfdf_distances(st, state, &presents, &p_of);
 
+    // KATO caches the conditional probability of a present under its *sorted* symbols, so a
+    // later prediction whose present is a permutation of an earlier one reuses that value
+    // (computed in the earlier order): reproduce that within the call.
+    let mut conditional_cache: HashMap<Vec<u32>, f64> = HashMap::new();
     let mut out: Vec<FullPrediction> = Vec::with_capacity(drafts.len());
     for (i, draft) in drafts.iter().enumerate() {
         let present = &presents[i];
@@ -72,16 +76,12 @@ pub(super) fn finish(
         let confluence = if present.is_empty() {
             0.0
         } else {
-            let mut logs = present.iter().map(|&s| {
-                let p = probability.get(&s).copied().unwrap_or(1e-10);
-                // log10(1e-10) is exactly -10.
-                if p > 0.0 { p.log10() } else { -10.0 }
-            });
-            let first = logs.next().unwrap_or(0.0);
-            let exponent = logs.fold(first, |acc, x| acc + x);
-            // Python's `10 ** x` is libm `pow(10, x)`; the opaque base keeps the compiler from
-            // turning it into `exp10`, which can differ in the last bit.
-            p_e_h * (1.0 - std::hint::black_box(10f64).powf(exponent))
+            let mut sorted = present.clone();
+            sorted.sort_by(|a, b| state.name(st, *a).cmp(state.name(st, *b)));
+            let conditional = *conditional_cache
+                .entry(sorted)
+                .or_insert_with(|| conditional_probability(present, &probability));
+            p_e_h * (1.0 - conditional)
         };
         let counts = first_occurrence_counts(present);
         let (entropy, normalized_entropy, global_normalized_entropy) =
@@ -176,6 +176,21 @@ pub(super) fn finish(
             .collect(),
         future_potentials,
     )
+}
+
+/// `10 ** Σ log10 P(s)` over the present in order (a left fold from the first term), with
+/// `1e-10` for symbols of probability zero.
+fn conditional_probability(present: &[u32], probability: &HashMap<u32, f64>) -> f64 {
+    let mut logs = present.iter().map(|&s| {
+        let p = probability.get(&s).copied().unwrap_or(1e-10);
+        // log10(1e-10) is exactly -10.
+        if p > 0.0 { p.log10() } else { -10.0 }
+    });
+    let first = logs.next().unwrap_or(0.0);
+    let exponent = logs.fold(first, |acc, x| acc + x);
+    // Python's `10 ** x` is libm `pow(10, x)`; the opaque base keeps the compiler from turning
+    // it into `exp10`, which can differ in the last bit.
+    std::hint::black_box(10f64).powf(exponent)
 }
 
 fn events(st: &NodeState, id: u32, range: std::ops::Range<usize>) -> Vec<Vec<String>> {

@@ -101,6 +101,10 @@ pub(super) fn predict(
     if drafts.is_empty() {
         return (Vec::new(), Vec::new());
     }
+    // KATO's ensemble is in RapidFuzz's result order: similarity descending (its ties follow
+    // Python set order; here, name order). Summation orders and the conditional-probability
+    // cache below depend on it.
+    drafts.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
     if let Some(weights) = &weights {
         for draft in &mut drafts {
             weigh(st, &state, draft, weights);
@@ -341,10 +345,10 @@ fn extract(
             }
         }
     }
-    let present_flat = event_range(event_lens, present.start).start..if present.is_empty() {
-        event_range(event_lens, present.start).start
+    let present_flat = if present.is_empty() {
+        0..0
     } else {
-        event_range(event_lens, present.end - 1).end
+        event_range(event_lens, present.start).start..event_range(event_lens, present.end - 1).end
     };
     let present_symbols = &body[present_flat.clone()];
     let missing: Vec<Vec<u32>> = (present.clone())

@@ -1,0 +1,166 @@
+//! The pattern engine as a service: the nodes of one store, loaded on first use, with the
+//! durability mode chosen in the configuration.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mneme_seq::config::{Defaults, kb_id};
+use mneme_seq::node::{Journal, Node};
+use mneme_store::{AnyStore, CommitMode, GroupCommit, KvStore, MemoryStore, RedbStore};
+
+/// When a learn is durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// A learn that has returned survives a crash; concurrent learns share one fsync.
+    Immediate,
+    /// Learns are committed every `interval` (like Redis `appendfsync everysec`): a crash
+    /// loses at most the learns of the last interval, never part of one.
+    Periodic { interval: Duration },
+}
+
+type Store = GroupCommit<AnyStore>;
+
+pub struct Patterns {
+    store: Arc<Store>,
+    defaults: Defaults,
+    nodes: Mutex<HashMap<String, Arc<Node>>>,
+    flusher: Option<Flusher>,
+}
+
+impl std::fmt::Debug for Patterns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Patterns")
+            .field("defaults", &self.defaults)
+            .finish()
+    }
+}
+
+impl Patterns {
+    /// Opens the pattern store at `path` (one redb file), or an in-memory one.
+    pub fn open(
+        path: Option<&Path>,
+        durability: Durability,
+        defaults: Defaults,
+    ) -> mneme_store::Result<Patterns> {
+        let backend = match path {
+            Some(path) => {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(|err| {
+                        mneme_store::Error::Io(format!("creating {}: {err}", parent.display()))
+                    })?;
+                }
+                AnyStore::Redb(RedbStore::open(path)?)
+            }
+            None => AnyStore::Memory(MemoryStore::default()),
+        };
+        let mode = match durability {
+            Durability::Immediate => CommitMode::Durable,
+            Durability::Periodic { .. } => CommitMode::Periodic,
+        };
+        let store = Arc::new(GroupCommit::new(backend, mode));
+        let flusher = match durability {
+            Durability::Periodic { interval } => Some(Flusher::start(store.clone(), interval)),
+            Durability::Immediate => None,
+        };
+        Ok(Patterns {
+            store,
+            defaults,
+            nodes: Mutex::new(HashMap::new()),
+            flusher,
+        })
+    }
+
+    pub fn defaults(&self) -> &Defaults {
+        &self.defaults
+    }
+
+    /// The node of `node_id` (KATO's kb_id rule), loaded from the store on first use.
+    pub fn node(&self, node_id: &str) -> Result<Arc<Node>, mneme_seq::error::Error> {
+        let kb = kb_id(node_id, &self.defaults.service_name);
+        let mut nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(node) = nodes.get(&kb) {
+            return Ok(node.clone());
+        }
+        let snapshot = self
+            .store
+            .store()
+            .snapshot()
+            .map_err(|err| mneme_seq::error::Error::Storage(err.to_string()))?;
+        let journal: Arc<dyn Journal> = self.store.clone();
+        let node = Arc::new(Node::load(&kb, &snapshot, journal)?);
+        nodes.insert(kb, node.clone());
+        Ok(node)
+    }
+
+    /// Nodes loaded so far.
+    pub fn loaded(&self) -> Vec<Arc<Node>> {
+        self.nodes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Makes every learn so far durable.
+    pub fn flush(&self) -> mneme_store::Result<()> {
+        self.store.flush()
+    }
+
+    /// The store, for records that are not patterns (the CLI's named sessions).
+    pub fn store(&self) -> &GroupCommit<AnyStore> {
+        &self.store
+    }
+}
+
+impl Drop for Patterns {
+    fn drop(&mut self) {
+        if let Some(flusher) = self.flusher.take() {
+            flusher.stop();
+        }
+        let _ = self.store.flush();
+    }
+}
+
+/// A thread that flushes the store every interval until stopped.
+struct Flusher {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Flusher {
+    fn start(store: Arc<Store>, interval: Duration) -> Flusher {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("mneme-flush".into())
+            .spawn(move || {
+                let step = interval
+                    .min(Duration::from_millis(20))
+                    .max(Duration::from_millis(1));
+                let mut waited = Duration::ZERO;
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(step);
+                    waited += step;
+                    if waited >= interval {
+                        waited = Duration::ZERO;
+                        if let Err(err) = store.flush() {
+                            tracing::error!("periodic flush of the pattern store failed: {err}");
+                        }
+                    }
+                }
+            })
+            .ok();
+        Flusher { stop, thread }
+    }
+
+    fn stop(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

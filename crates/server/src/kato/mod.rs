@@ -1,0 +1,773 @@
+//! KATO's REST API (3.10.1) as plain functions: `Api::handle(method, path, query, body)`
+//! returns the status and JSON body KATO would, so that HTTP and in-process callers share it.
+//! Session state lives here (in memory, with sliding expiry); long-term memory in
+//! `app::patterns`.
+
+pub mod json;
+pub mod request;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mneme_app::patterns::Patterns;
+use mneme_seq::config::{Defaults, RankKey, kb_id};
+use mneme_seq::error::Error as SeqError;
+use mneme_seq::node::Node;
+use mneme_seq::pyfmt::MetaValue;
+use mneme_seq::session::Session;
+use mneme_seq::session_config::SessionConfig;
+use serde_json::{Map, Value, json};
+
+/// An answer: status code and JSON body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Reply {
+    fn ok(body: Value) -> Reply {
+        Reply { status: 200, body }
+    }
+
+    fn detail(status: u16, detail: impl Into<Value>) -> Reply {
+        Reply {
+            status,
+            body: json!({"detail": detail.into()}),
+        }
+    }
+
+    fn session_not_found(id: &str) -> Reply {
+        Reply {
+            status: 404,
+            body: json!({"error": {"code": "SESSION_NOT_FOUND", "message": format!("Session {id} not found or expired"), "session_id": id}}),
+        }
+    }
+}
+
+/// Where mneme deliberately departs from KATO (docs/compatibility.md).
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Rank predictions by the session's `rank_sort_algo` (KATO always uses the server's).
+    pub honour_rank_sort_algo: bool,
+    /// Use the session's `persistence` for the emotive window of its learns.
+    pub honour_persistence: bool,
+    /// Default session lifetime in seconds (`SESSION_TTL`).
+    pub session_ttl: u64,
+    /// Writes extend a session's lifetime (`SESSION_AUTO_EXTEND`).
+    pub auto_extend: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            honour_rank_sort_algo: true,
+            honour_persistence: true,
+            session_ttl: 3600,
+            auto_extend: true,
+        }
+    }
+}
+
+struct SessionEntry {
+    id: String,
+    node_id: String,
+    node: Arc<Node>,
+    created_at: SystemTime,
+    expires_at: SystemTime,
+    ttl: u64,
+    metadata: Map<String, Value>,
+    config: SessionConfig,
+    state: Session,
+}
+
+pub struct Api {
+    patterns: Arc<Patterns>,
+    options: Options,
+    sessions: RwLock<HashMap<String, Arc<Mutex<SessionEntry>>>>,
+    clock: Box<dyn Fn() -> SystemTime + Send + Sync>,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api")
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+fn iso(time: SystemTime) -> String {
+    let micros = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros()) as i64;
+    let secs = micros.div_euclid(1_000_000);
+    let frac = micros.rem_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn meta_pairs(map: &Map<String, Value>) -> Vec<(String, MetaValue)> {
+    map.iter()
+        .map(|(k, v)| (k.clone(), json::to_meta(v)))
+        .collect()
+}
+
+impl Api {
+    pub fn new(patterns: Arc<Patterns>, options: Options) -> Api {
+        Api::with_clock(patterns, options, Box::new(SystemTime::now))
+    }
+
+    /// With a clock of the caller's (tests drive expiry with it).
+    pub fn with_clock(
+        patterns: Arc<Patterns>,
+        options: Options,
+        clock: Box<dyn Fn() -> SystemTime + Send + Sync>,
+    ) -> Api {
+        Api {
+            patterns,
+            options,
+            sessions: RwLock::new(HashMap::new()),
+            clock,
+        }
+    }
+
+    pub fn patterns(&self) -> &Patterns {
+        &self.patterns
+    }
+
+    fn defaults(&self) -> &Defaults {
+        self.patterns.defaults()
+    }
+
+    /// Number of sessions that have not expired.
+    pub fn active_sessions(&self) -> usize {
+        let now = (self.clock)();
+        let sessions = self.sessions.read().unwrap_or_else(|p| p.into_inner());
+        sessions
+            .values()
+            .filter(|s| s.lock().map(|s| s.expires_at > now).unwrap_or(false))
+            .count()
+    }
+
+    /// Routes one request. `query` is the raw query string; `body` the parsed JSON body
+    /// (`None` when the request had none).
+    pub fn handle(&self, method: &str, path: &str, query: &str, body: Option<&Value>) -> Reply {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match (method, segments.as_slice()) {
+            ("POST", ["sessions"]) => self.create_session(body),
+            ("GET", ["sessions", "count"]) => {
+                Reply::ok(json!({"active_session_count": self.active_sessions()}))
+            }
+            ("GET", ["sessions", id]) => self.get_session(id),
+            ("DELETE", ["sessions", id]) => self.delete_session(id),
+            ("GET", ["sessions", id, "exists"]) => self.session_exists(id),
+            (_, ["sessions", id, action]) => self.session_action(method, id, action, query, body),
+            ("GET", ["pattern", pattern_id]) => self.pattern(pattern_id, query),
+            ("GET", ["symbols", "stats"]) => self.node_reply(
+                query,
+                |node| json!({"symbols": json::symbol_stats(&node.symbol_stats())}),
+            ),
+            ("GET", ["symbols", "affinity"]) => self.node_reply(query, |node| {
+                let all: Map<String, Value> = node
+                    .affinities()
+                    .into_iter()
+                    .map(|(s, v)| (s, json::affinity(&v)))
+                    .collect();
+                json!({"affinities": Value::Object(all)})
+            }),
+            ("GET", ["symbols", symbol, "affinity"]) => {
+                let symbol = percent_decode(symbol);
+                self.node_reply(query, |node| json!({"symbol": symbol, "affinity": json::affinity(&node.affinity(&symbol))}))
+            }
+            _ => Reply::detail(404, "Not Found"),
+        }
+    }
+
+    fn entry(&self, id: &str) -> Option<Arc<Mutex<SessionEntry>>> {
+        let now = (self.clock)();
+        let found = self
+            .sessions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()?;
+        let expired = found.lock().map(|s| s.expires_at <= now).unwrap_or(true);
+        if expired {
+            self.sessions
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(id);
+            return None;
+        }
+        Some(found)
+    }
+
+    fn create_session(&self, body: Option<&Value>) -> Reply {
+        let request = match request::create_session(body) {
+            Ok(request) => request,
+            Err(errors) => {
+                return Reply {
+                    status: 422,
+                    body: request::detail(&errors),
+                };
+            }
+        };
+        let node = match self.patterns.node(&request.node_id) {
+            Ok(node) => node,
+            Err(err) => return Reply::detail(500, err.to_string()),
+        };
+        let now = (self.clock)();
+        let ttl = match request.ttl_seconds {
+            Some(ttl) if ttl > 0 => ttl as u64,
+            _ => self.options.session_ttl,
+        };
+        let millis = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let id = format!("session-{}-{millis}", uuid::Uuid::new_v4().simple());
+        let mut config = SessionConfig::default();
+        if let Some(changes) = &request.config {
+            config.update_silently(&meta_pairs(changes));
+        }
+        let entry = SessionEntry {
+            id: id.clone(),
+            node_id: request.node_id,
+            node,
+            created_at: now,
+            expires_at: now + Duration::from_secs(ttl),
+            ttl,
+            metadata: request.metadata,
+            config,
+            state: Session::default(),
+        };
+        let mut reply = self.session_json(&entry);
+        // KATO reports the requested TTL, or the literal 3600.
+        reply["ttl_seconds"] = json!(request.ttl_seconds.filter(|t| *t > 0).unwrap_or(3600));
+        self.sessions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, Arc::new(Mutex::new(entry)));
+        Reply::ok(reply)
+    }
+
+    fn session_json(&self, entry: &SessionEntry) -> Value {
+        let now = (self.clock)();
+        let remaining = entry
+            .expires_at
+            .duration_since(now)
+            .map_or(0, |d| d.as_secs());
+        json!({
+            "session_id": entry.id,
+            "node_id": entry.node_id,
+            "created_at": iso(entry.created_at),
+            "expires_at": iso(entry.expires_at),
+            "ttl_seconds": remaining,
+            "metadata": entry.metadata,
+            "session_config": self.effective_config(&entry.config),
+        })
+    }
+
+    /// KATO's `session_config` echo: every default, overridden by the session's values.
+    fn effective_config(&self, config: &SessionConfig) -> Value {
+        let d = self.defaults();
+        let mut out = Map::new();
+        let defaults: Vec<(&str, Value)> = vec![
+            ("max_pattern_length", json!(d.max_pattern_length)),
+            ("persistence", json!(d.persistence)),
+            ("recall_threshold", json::float(d.recall_threshold)),
+            ("indexer_type", json!("VI")),
+            ("max_predictions", json!(d.max_predictions)),
+            ("sort_symbols", json!(d.sort_symbols)),
+            ("process_predictions", json!(d.process_predictions)),
+            ("use_token_matching", json!(d.use_token_matching)),
+            (
+                "stm_mode",
+                json!(match d.stm_mode {
+                    mneme_seq::config::StmMode::Clear => "CLEAR",
+                    mneme_seq::config::StmMode::Rolling => "ROLLING",
+                }),
+            ),
+            ("rank_sort_algo", json!(d.rank_sort_algo.name())),
+            ("filter_pipeline", json!([])),
+            ("length_min_ratio", json!(0.5)),
+            ("length_max_ratio", json!(2.0)),
+            ("jaccard_threshold", json!(0.3)),
+            ("jaccard_min_overlap", json!(2)),
+            ("minhash_threshold", json!(0.7)),
+            ("minhash_bands", json!(20)),
+            ("minhash_rows", json!(5)),
+            ("minhash_num_hashes", json!(100)),
+            ("bloom_false_positive_rate", json!(0.01)),
+            ("max_candidates_per_stage", json!(100000)),
+            ("enable_filter_metrics", json!(true)),
+        ];
+        for (key, default) in defaults {
+            out.insert(
+                key.to_owned(),
+                config.get(key).map_or(default, json::from_meta),
+            );
+        }
+        for key in ["fuzzy_token_threshold", "affinity_emotive"] {
+            if let Some(value) = config.get(key) {
+                if *value != MetaValue::Null {
+                    out.insert(key.to_owned(), json::from_meta(value));
+                }
+            }
+        }
+        Value::Object(out)
+    }
+
+    fn get_session(&self, id: &str) -> Reply {
+        match self.entry(id) {
+            Some(entry) => {
+                Reply::ok(self.session_json(&entry.lock().unwrap_or_else(|p| p.into_inner())))
+            }
+            None => Reply::detail(404, format!("Session {id} not found or expired")),
+        }
+    }
+
+    fn delete_session(&self, id: &str) -> Reply {
+        if self.entry(id).is_none() {
+            return Reply::session_not_found(id);
+        }
+        self.sessions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        Reply::ok(json!({"status": "deleted", "session_id": id}))
+    }
+
+    fn session_exists(&self, id: &str) -> Reply {
+        let now = (self.clock)();
+        let found = self
+            .sessions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned();
+        let (exists, expired) = match found {
+            None => (false, false),
+            Some(entry) => {
+                let expired = entry.lock().map(|s| s.expires_at <= now).unwrap_or(true);
+                if expired {
+                    self.sessions
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(id);
+                }
+                (!expired, expired)
+            }
+        };
+        Reply::ok(json!({"exists": exists, "expired": expired, "session_id": id}))
+    }
+
+    fn session_action(
+        &self,
+        method: &str,
+        id: &str,
+        action: &str,
+        query: &str,
+        body: Option<&Value>,
+    ) -> Reply {
+        let Some(entry) = self.entry(id) else {
+            return Reply::session_not_found(id);
+        };
+        let mut guard = entry.lock().unwrap_or_else(|p| p.into_inner());
+        let session = &mut *guard;
+        let reply = match (method, action) {
+            ("POST", "observe") => self.observe(session, body),
+            ("POST", "observe-sequence") => self.observe_sequence(session, body),
+            ("GET", "stm") => Reply::ok(
+                json!({"stm": session.state.stm, "session_id": session.id, "length": session.state.stm.len()}),
+            ),
+            ("POST", "learn") => self.learn(session),
+            ("POST", "clear-stm") => {
+                session.state.clear();
+                Reply::ok(json!({"status": "cleared", "session_id": session.id}))
+            }
+            ("POST", "clear-all") => match session.node.clear() {
+                Ok(()) => {
+                    session.state.clear();
+                    Reply::ok(
+                        json!({"status": "cleared", "session_id": session.id, "scope": "all"}),
+                    )
+                }
+                Err(err) => Reply::detail(500, err.to_string()),
+            },
+            ("GET", "predictions") => self.predictions(session),
+            ("GET", "cognition-data") => self.cognition_data(session),
+            ("GET", "percept-data") => self.percept_data(session),
+            ("GET", "config") => Reply::ok(
+                json!({"session_id": session.id, "config": self.effective_config(&session.config)}),
+            ),
+            ("POST", "config") => self.update_config(session, body),
+            ("POST", "extend") => {
+                let ttl = query_param(query, "ttl_seconds")
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(3600);
+                session.ttl = ttl;
+                session.expires_at = (self.clock)() + Duration::from_secs(ttl);
+                Reply::ok(
+                    json!({"status": "extended", "session_id": session.id, "ttl_seconds": ttl}),
+                )
+            }
+            ("POST", "finalize-training") => self.finalize_training(session),
+            _ => Reply::detail(404, "Not Found"),
+        };
+        let writes = matches!(
+            action,
+            "observe"
+                | "observe-sequence"
+                | "learn"
+                | "clear-stm"
+                | "clear-all"
+                | "config"
+                | "finalize-training"
+        ) && method == "POST";
+        if writes && reply.status == 200 && self.options.auto_extend {
+            session.expires_at = (self.clock)() + Duration::from_secs(session.ttl);
+        }
+        reply
+    }
+
+    fn persistence(&self, session: &SessionEntry) -> usize {
+        if self.options.honour_persistence {
+            if let Some(MetaValue::Int(n)) = session.config.get("persistence") {
+                return (*n).clamp(1, 100) as usize;
+            }
+        }
+        self.defaults().persistence
+    }
+
+    fn observe_one(
+        &self,
+        session: &mut SessionEntry,
+        observation: &mneme_seq::types::Observation,
+    ) -> Result<mneme_seq::session::ObserveOutcome, SeqError> {
+        let defaults = self.defaults().clone();
+        let mut config = session.config.observe_config(&defaults, false);
+        config.persistence = self.persistence(session);
+        let predict_config = defaults.predict_config();
+        let node = session.node.clone();
+        session
+            .state
+            .observe(&node, observation, &config, &|node, stm| {
+                node.predict(stm, &predict_config)
+            })
+    }
+
+    fn observe(&self, session: &mut SessionEntry, body: Option<&Value>) -> Reply {
+        let parsed =
+            request::object(body).and_then(|map| request::observation(map, &[json!("body")]));
+        let (observation, _) = match parsed {
+            Ok(parsed) => parsed,
+            Err(errors) => {
+                return Reply {
+                    status: 422,
+                    body: request::detail(&errors),
+                };
+            }
+        };
+        match self.observe_one(session, &observation) {
+            Ok(outcome) => Reply::ok(json!({
+                "status": "okay",
+                "session_id": session.id,
+                "processor_id": session.node_id,
+                "stm_length": outcome.stm_length,
+                "time": outcome.time,
+                "unique_id": format!("obs-{}", uuid::Uuid::new_v4().simple()),
+                "auto_learned_pattern": outcome.auto_learned.map(|h| format!("PTRN|{h}")),
+            })),
+            Err(err) => error_reply(err),
+        }
+    }
+
+    fn observe_sequence(&self, session: &mut SessionEntry, body: Option<&Value>) -> Reply {
+        let request = match request::observe_sequence(body) {
+            Ok(request) => request,
+            Err(errors) => {
+                return Reply {
+                    status: 422,
+                    body: request::detail(&errors),
+                };
+            }
+        };
+        let initial = session.state.stm.len();
+        let mut results = Vec::new();
+        let mut learned: Vec<Value> = Vec::new();
+        let mut final_learned = Value::Null;
+        let persistence = self.persistence(session);
+        for (position, (observation, unique_id)) in request.observations.iter().enumerate() {
+            if request.clear_stm_between && position > 0 {
+                session.state.stm.clear();
+            }
+            let outcome = match self.observe_one(session, observation) {
+                Ok(outcome) => outcome,
+                Err(err) => return error_reply(err),
+            };
+            let auto = outcome.auto_learned.map(|h| format!("PTRN|{h}"));
+            if let Some(name) = &auto {
+                learned.push(json!(name));
+            }
+            if request.learn_after_each && !session.state.stm.is_empty() {
+                let node = session.node.clone();
+                match session.state.learn(&node, persistence) {
+                    Ok(name) => {
+                        learned.push(json!(name.map_or(String::new(), |h| format!("PTRN|{h}"))))
+                    }
+                    Err(err) => return error_reply(err),
+                }
+            }
+            results.push(json!({
+                "status": "okay",
+                "sequence_position": position,
+                "stm_length": session.state.stm.len(),
+                "time": outcome.time,
+                "unique_id": unique_id.clone().unwrap_or_else(|| format!("seq-obs-{}", uuid::Uuid::new_v4().simple())),
+                "auto_learned_pattern": auto,
+            }));
+        }
+        if request.learn_at_end && !session.state.stm.is_empty() {
+            let node = session.node.clone();
+            match session.state.learn(&node, persistence) {
+                Ok(name) => {
+                    let name = name.map_or(String::new(), |h| format!("PTRN|{h}"));
+                    learned.push(json!(name));
+                    final_learned = json!(name);
+                }
+                Err(err) => return error_reply(err),
+            }
+        }
+        Reply::ok(json!({
+            "status": "completed",
+            "processor_id": session.node_id,
+            "observations_processed": request.observations.len(),
+            "initial_stm_length": initial,
+            "final_stm_length": session.state.stm.len(),
+            "results": results,
+            "auto_learned_patterns": learned,
+            "final_learned_pattern": final_learned,
+            "isolated": request.clear_stm_between,
+        }))
+    }
+
+    fn learn(&self, session: &mut SessionEntry) -> Reply {
+        let node = session.node.clone();
+        let persistence = self.persistence(session);
+        match session.state.learn(&node, persistence) {
+            Ok(name) => {
+                let name = name.map_or(String::new(), |h| format!("PTRN|{h}"));
+                Reply::ok(json!({
+                    "status": "learned",
+                    "pattern_name": name,
+                    "session_id": session.id,
+                    "processor_id": null,
+                    "message": format!("Learned pattern {name} from {} events", session.state.stm.len()),
+                }))
+            }
+            Err(err) => error_reply(err),
+        }
+    }
+
+    fn rank_by(&self, session: &SessionEntry) -> RankKey {
+        let server = self.defaults().rank_sort_algo;
+        if self.options.honour_rank_sort_algo {
+            session.config.rank_sort_algo().unwrap_or(server)
+        } else {
+            server
+        }
+    }
+
+    fn predictions(&self, session: &mut SessionEntry) -> Reply {
+        let config = session
+            .config
+            .predict_config(self.defaults(), self.rank_by(session));
+        let set = session.node.predict(&session.state.stm, &config);
+        Reply::ok(json!({
+            "predictions": set.predictions.iter().map(json::prediction).collect::<Vec<_>>(),
+            "future_potentials": json::future_potentials(&set.future_potentials),
+            "session_id": session.id,
+            "processor_id": null,
+            "count": set.predictions.len(),
+            "time": null,
+            "unique_id": null,
+        }))
+    }
+
+    fn cognition_data(&self, session: &SessionEntry) -> Reply {
+        let state = &session.state;
+        let symbols: Vec<&String> = state.stm.iter().flatten().collect();
+        Reply::ok(json!({
+            "cognition_data": {
+                "predictions": state.predictions.predictions.iter().map(json::prediction).collect::<Vec<_>>(),
+                "emotives": state.emotives.last().map_or(json!({}), json::emotives),
+                "symbols": symbols,
+                "command": "",
+                "metadata": {},
+                "path": [],
+                "strings": [],
+                "vectors": [],
+                "short_term_memory": state.stm,
+                "time": state.time,
+            },
+            "session_id": session.id,
+            "node_id": session.node_id,
+        }))
+    }
+
+    fn percept_data(&self, session: &SessionEntry) -> Reply {
+        let percept = match &session.state.percept {
+            None => json!({}),
+            Some(p) => json!({
+                "strings": p.strings,
+                "vectors": p.vectors.iter().map(|v| v.iter().map(|x| json::float(*x)).collect::<Vec<_>>()).collect::<Vec<_>>(),
+                "emotives": json::emotives(&p.emotives),
+                "path": [],
+                "metadata": Value::Object(p.metadata.iter().map(|(k, v)| (k.clone(), json::from_meta(v))).collect()),
+            }),
+        };
+        Reply::ok(
+            json!({"percept_data": percept, "session_id": session.id, "node_id": session.node_id}),
+        )
+    }
+
+    fn update_config(&self, session: &mut SessionEntry, body: Option<&Value>) -> Reply {
+        let map = match request::object(body) {
+            Ok(map) => map,
+            Err(errors) => {
+                return Reply {
+                    status: 422,
+                    body: request::detail(&errors),
+                };
+            }
+        };
+        // `{"config": {...}}`, or the bare object.
+        let changes = match map.get("config") {
+            Some(Value::Object(inner)) => inner,
+            _ => map,
+        };
+        match session.config.update_checked(&meta_pairs(changes)) {
+            Ok(()) => Reply::ok(
+                json!({"status": "okay", "message": "Configuration updated", "session_id": session.id}),
+            ),
+            Err(errors) => {
+                let errors: Map<String, Value> = errors
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect();
+                Reply::detail(
+                    400,
+                    json!({"error": "Configuration validation failed", "validation_errors": errors}),
+                )
+            }
+        }
+    }
+
+    fn finalize_training(&self, session: &SessionEntry) -> Reply {
+        let started = std::time::Instant::now();
+        match session.node.finalize_training() {
+            Ok(count) => {
+                let ms = (started.elapsed().as_secs_f64() * 1e5).round() / 100.0;
+                Reply::ok(json!({
+                    "status": "completed",
+                    "patterns_processed": count,
+                    "time_ms": ms,
+                    "session_id": session.id,
+                    "node_id": session.node_id,
+                    "message": format!("Computed Shannon entropy and TF vectors for {count} patterns in {ms}ms"),
+                }))
+            }
+            Err(err) => error_reply(err),
+        }
+    }
+
+    /// The node of a node-scoped request: `node_id` in the query, else `default_node`.
+    fn node_reply(&self, query: &str, body: impl FnOnce(&Node) -> Value) -> Reply {
+        let node_id = query_param(query, "node_id").unwrap_or_else(|| "default_node".to_owned());
+        match self.patterns.node(&node_id) {
+            Ok(node) => {
+                let mut value = body(&node);
+                value["node_id"] = json!(kb_id(&node_id, &self.defaults().service_name));
+                Reply::ok(value)
+            }
+            Err(err) => Reply::detail(500, err.to_string()),
+        }
+    }
+
+    fn pattern(&self, pattern_id: &str, query: &str) -> Reply {
+        let pattern_id = percent_decode(pattern_id);
+        let hash = pattern_id
+            .strip_prefix("PTRN|")
+            .unwrap_or(&pattern_id)
+            .to_owned();
+        self.node_reply(query, |node| match node.pattern(&hash) {
+            Some(view) => json!({"pattern": {"status": "okay", "pattern": json::pattern(&view)}}),
+            None => json!({"pattern": {"status": "error", "message": format!("Pattern {pattern_id} not found")}}),
+        })
+    }
+}
+
+fn error_reply(err: SeqError) -> Reply {
+    match err {
+        SeqError::EmptyStm => Reply::detail(400, "Cannot learn from empty STM"),
+        SeqError::Vector(v) => Reply::detail(
+            400,
+            json!({
+                "error": "VectorDimensionError",
+                "message": format!("Vector dimension mismatch: expected {}, got {}", v.expected, v.actual),
+                "expected_dimension": v.expected,
+                "actual_dimension": v.actual,
+            }),
+        ),
+        other => Reply::detail(500, other.to_string()),
+    }
+}
+
+/// A query-string parameter, decoded (`+` is a space).
+pub fn query_param(query: &str, name: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| percent_decode(&v.replace('+', " ")))
+}
+
+/// `%XX` decoding of a path segment or query value (invalid escapes are kept as they are).
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Some(byte) = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
