@@ -12,6 +12,9 @@ use crate::types::{Emotives, MetaDict, Observation, average_emotives};
 pub const MAX_STM_EVENTS: usize = 1000;
 pub const MAX_ACCUMULATED: usize = 1000;
 
+/// A vector with its `VCTR|` name.
+pub type NamedVector = (String, Vec<f64>);
+
 /// What the last observation looked like (`percept-data`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Percept {
@@ -64,7 +67,7 @@ pub struct Session {
     pub emotives: Vec<Emotives>,
     pub metadata: Vec<MetaDict>,
     /// Vectors observed since the last learn: they join the node's index when it learns.
-    pub pending_vectors: Vec<(String, Vec<f64>)>,
+    pub pending_vectors: Vec<NamedVector>,
     pub percept: Option<Percept>,
     /// Predictions computed at the last observe (`cognition-data`).
     pub predictions: PredictionSet,
@@ -78,7 +81,7 @@ impl Session {
         node: &Node,
         observation: &Observation,
         config: &ObserveConfig,
-    ) -> Result<(Vec<String>, Option<(String, Vec<f64>)>)> {
+    ) -> Result<(Vec<String>, Option<NamedVector>)> {
         let mut vector_symbols = Vec::new();
         let mut observed = None;
         if !observation.vectors.is_empty() {

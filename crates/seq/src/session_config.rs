@@ -301,7 +301,7 @@ pub fn validate_update(changes: &[(String, MetaValue)]) -> Vec<(String, String)>
         }
     }
     if let Some(value) = get("max_pattern_length") {
-        if !integer(value).is_some_and(|n| n >= 0) {
+        if integer(value).is_none_or(|n| n < 0) {
             errors.push((
                 "max_pattern_length".into(),
                 "Must be a non-negative integer".into(),

@@ -193,49 +193,51 @@ pub fn step(step: &Value, status: u16, response: Value, volatile: &[Value]) -> V
         cmp(&recorded["count"], &replayed["count"], "$.count", &mut out);
         return out;
     }
-    let target = |v: &mut Value| -> *mut Value {
-        if v.get("cognition_data").is_some_and(Value::is_object) {
-            &mut v["cognition_data"]
-        } else {
-            v
-        }
-    };
-    // SAFETY-free: work on clones of the targets and put them back.
-    let rec_t = target(&mut recorded);
-    let rep_t = target(&mut replayed);
-    let (rec_t, rep_t) = unsafe_free(rec_t, rep_t);
-    if let (Some(rp), Some(pp)) = (
-        rec_t["predictions"].as_array().cloned(),
-        rep_t["predictions"].as_array().cloned(),
-    ) {
-        let boundary = step.get("boundary").filter(|b| !b.is_null());
-        let (rec_canon, rec_runs) = canon_groups(&rp, "potential", "name", boundary.is_some());
-        let (rep_canon, rep_runs) = canon_groups(&pp, "potential", "name", boundary.is_some());
-        if let Some(b) = boundary {
-            check_boundary(b, &rec_runs, &rep_runs, &mut out);
-        }
-        rec_t["predictions"] = Value::Array(rec_canon);
-        rep_t["predictions"] = Value::Array(rep_canon);
-    }
-    if let (Some(rf), Some(pf)) = (
-        rec_t["future_potentials"].as_array().cloned(),
-        rep_t["future_potentials"].as_array().cloned(),
-    ) {
-        rec_t["future_potentials"] =
-            Value::Array(canon_groups(&rf, "aggregate_potential", "future", false).0);
-        rep_t["future_potentials"] =
-            Value::Array(canon_groups(&pf, "aggregate_potential", "future", false).0);
+    let boundary = step.get("boundary").filter(|b| !b.is_null());
+    if recorded.get("cognition_data").is_some_and(Value::is_object)
+        && replayed.get("cognition_data").is_some_and(Value::is_object)
+    {
+        canonicalise(
+            &mut recorded["cognition_data"],
+            &mut replayed["cognition_data"],
+            boundary,
+            &mut out,
+        );
+    } else {
+        canonicalise(&mut recorded, &mut replayed, boundary, &mut out);
     }
     cmp(&recorded, &replayed, "$", &mut out);
     out
 }
 
-/// Borrows the two comparison targets (each inside its own document) mutably.
-fn unsafe_free<'a>(a: *mut Value, b: *mut Value) -> (&'a mut Value, &'a mut Value) {
-    #[allow(unsafe_code)]
-    // SAFETY: `a` and `b` point into two different, live `Value`s owned by the caller.
-    unsafe {
-        (&mut *a, &mut *b)
+/// Sorts each run of tied predictions (future potentials) by name (future), checking the
+/// `boundary` annotation on the last run.
+fn canonicalise(
+    recorded: &mut Value,
+    replayed: &mut Value,
+    boundary: Option<&Value>,
+    out: &mut Vec<String>,
+) {
+    if let (Some(rp), Some(pp)) = (
+        recorded["predictions"].as_array().cloned(),
+        replayed["predictions"].as_array().cloned(),
+    ) {
+        let (rec_canon, rec_runs) = canon_groups(&rp, "potential", "name", boundary.is_some());
+        let (rep_canon, rep_runs) = canon_groups(&pp, "potential", "name", boundary.is_some());
+        if let Some(b) = boundary {
+            check_boundary(b, &rec_runs, &rep_runs, out);
+        }
+        recorded["predictions"] = Value::Array(rec_canon);
+        replayed["predictions"] = Value::Array(rep_canon);
+    }
+    if let (Some(rf), Some(pf)) = (
+        recorded["future_potentials"].as_array().cloned(),
+        replayed["future_potentials"].as_array().cloned(),
+    ) {
+        recorded["future_potentials"] =
+            Value::Array(canon_groups(&rf, "aggregate_potential", "future", false).0);
+        replayed["future_potentials"] =
+            Value::Array(canon_groups(&pf, "aggregate_potential", "future", false).0);
     }
 }
 

@@ -3,7 +3,7 @@
 
 use crate::memory::MemorySnapshot;
 use crate::redb_store::RedbSnapshot;
-use crate::{Durability, KvSnapshot, KvStore, MemoryStore, RedbStore, Result, WriteBatch};
+use crate::{Durability, KvSnapshot, KvStore, MemoryStore, RedbStore, Result, Visitor, WriteBatch};
 
 #[derive(Debug)]
 pub enum AnyStore {
@@ -24,11 +24,7 @@ impl KvSnapshot for AnySnapshot {
         }
     }
 
-    fn for_each_prefix(
-        &self,
-        prefix: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>,
-    ) -> Result<()> {
+    fn for_each_prefix(&self, prefix: &[u8], visit: &mut Visitor<'_>) -> Result<()> {
         match self {
             AnySnapshot::Memory(s) => s.for_each_prefix(prefix, visit),
             AnySnapshot::Redb(s) => s.for_each_prefix(prefix, visit),

@@ -85,16 +85,15 @@ pub enum Durability {
     Deferred,
 }
 
+/// The callback of [`KvSnapshot::for_each_prefix`]: called with each key and value.
+pub type Visitor<'a> = dyn FnMut(&[u8], &[u8]) -> Result<()> + 'a;
+
 /// An immutable view of the store as of one moment: later writes are not visible in it.
 pub trait KvSnapshot: Send {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
     /// Calls `visit` with every pair whose key starts with `prefix`, in key order, without
     /// collecting them (a node with a million patterns loads through this).
-    fn for_each_prefix(
-        &self,
-        prefix: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>,
-    ) -> Result<()>;
+    fn for_each_prefix(&self, prefix: &[u8], visit: &mut Visitor<'_>) -> Result<()>;
 
     /// Every pair whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use crate::{Durability, KvSnapshot, KvStore, Op, Result, WriteBatch};
+use crate::{Durability, KvSnapshot, KvStore, Op, Result, Visitor, WriteBatch};
 
 type Map = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -22,11 +22,7 @@ impl KvSnapshot for MemorySnapshot {
         Ok(self.0.get(key).cloned())
     }
 
-    fn for_each_prefix(
-        &self,
-        prefix: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>,
-    ) -> Result<()> {
+    fn for_each_prefix(&self, prefix: &[u8], visit: &mut Visitor<'_>) -> Result<()> {
         for (key, value) in self
             .0
             .range(prefix.to_vec()..)

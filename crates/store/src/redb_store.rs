@@ -5,7 +5,7 @@ use std::path::Path;
 
 use redb::{Database, ReadableDatabase, TableDefinition};
 
-use crate::{Durability, Error, KvSnapshot, KvStore, Op, Result, WriteBatch};
+use crate::{Durability, Error, KvSnapshot, KvStore, Op, Result, Visitor, WriteBatch};
 
 const KV: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
 
@@ -55,11 +55,7 @@ impl KvSnapshot for RedbSnapshot {
             .map(|value| value.value().to_vec()))
     }
 
-    fn for_each_prefix(
-        &self,
-        prefix: &[u8],
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>,
-    ) -> Result<()> {
+    fn for_each_prefix(&self, prefix: &[u8], visit: &mut Visitor<'_>) -> Result<()> {
         let table = self.0.open_table(KV).map_err(storage)?;
         for item in table.range(prefix..).map_err(storage)? {
             let (key, value) = item.map_err(storage)?;

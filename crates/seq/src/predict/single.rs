@@ -74,11 +74,8 @@ pub(super) fn predict(node: &Node, symbol: &str, config: &PredictConfig) -> Vec<
                     } else {
                         0.0
                     }),
-                    Some(if matched > 0.0 {
-                        matched / matched
-                    } else {
-                        0.0
-                    }),
+                    // w_matched / (w_matched + w_extras), and there are no extras.
+                    Some(if matched > 0.0 { 1.0 } else { 0.0 }),
                 )
             } else {
                 (None, None, None, None)

@@ -42,7 +42,7 @@ fn loc(base: &[Value], field: impl Into<Value>) -> Vec<Value> {
 }
 
 /// The body as an object, or the error FastAPI gives for a missing or non-object body.
-pub fn object<'a>(body: Option<&'a Value>) -> Result<&'a Map<String, Value>, Vec<FieldError>> {
+pub fn object(body: Option<&Value>) -> Result<&Map<String, Value>, Vec<FieldError>> {
     match body {
         None => Err(vec![FieldError::new(
             "missing",
