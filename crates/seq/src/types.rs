@@ -2,6 +2,10 @@
 
 use crate::pyfmt::MetaValue;
 
+/// A symbol in results: shared with the node's symbol table, so building a prediction does
+/// not copy strings.
+pub type Symbol = std::sync::Arc<str>;
+
 /// Emotive values in the order their keys first appeared (Python dicts keep insertion order).
 pub type Emotives = Vec<(String, f64)>;
 

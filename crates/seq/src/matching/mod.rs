@@ -4,9 +4,11 @@
 //! `fuzz.ratio` of KATO's character mode.
 
 mod blocks;
+mod fast;
 mod lcs;
 
 pub use blocks::{Block, MatchingBlocks, matched_size};
+pub use fast::{BlockScratch, StateIndex};
 pub use lcs::{LcsMasks, lcs_len, lcs_len_reference};
 
 /// RapidFuzz `fuzz.ratio` of two strings, over Unicode code points: the Indel similarity

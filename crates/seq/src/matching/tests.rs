@@ -65,3 +65,26 @@ proptest! {
         prop_assert!(found.iter().map(|x| x.size).sum::<usize>() <= lcs_len_reference(&a, &b));
     }
 }
+
+proptest! {
+    #[test]
+    fn the_state_index_agrees_with_the_plain_matchers(
+        a in prop::collection::vec(0u32..8, 0..60),
+        b in prop::collection::vec(0u32..8, 0..90),
+        big in any::<bool>(),
+    ) {
+        // Large ids exercise the sparse lookup.
+        let shift = if big { 5_000_000 } else { 0 };
+        let a: Vec<u32> = a.iter().map(|x| x + shift).collect();
+        let b: Vec<u32> = b.iter().map(|x| x + shift).collect();
+        let index = StateIndex::new(&b);
+        prop_assert_eq!(index.lcs(&a), lcs_len_reference(&a, &b));
+        let mut out = Vec::new();
+        let mut scratch = BlockScratch::default();
+        index.blocks(&a, &mut out, &mut scratch);
+        prop_assert_eq!(&out, &MatchingBlocks::new(&b).blocks(&a));
+        // Reusing the scratch gives the same answer.
+        index.blocks(&a, &mut out, &mut scratch);
+        prop_assert_eq!(&out, &MatchingBlocks::new(&b).blocks(&a));
+    }
+}

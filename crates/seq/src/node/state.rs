@@ -5,13 +5,13 @@ use std::collections::HashMap;
 use super::PatternView;
 use super::vectors::VectorIndex;
 use crate::redis_float::hincrbyfloat;
-use crate::types::{Emotives, PatternMetadata, merge_metadata};
+use crate::types::{Emotives, PatternMetadata, Symbol, merge_metadata};
 
 /// Symbols interned to dense ids, in first-learned order.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Interner {
-    ids: HashMap<Box<str>, u32>,
-    names: Vec<Box<str>>,
+    ids: HashMap<Symbol, u32>,
+    names: Vec<Symbol>,
 }
 
 impl Interner {
@@ -24,13 +24,19 @@ impl Interner {
             return id;
         }
         let id = self.names.len() as u32;
-        self.names.push(name.into());
-        self.ids.insert(name.into(), id);
+        let symbol: Symbol = name.into();
+        self.names.push(symbol.clone());
+        self.ids.insert(symbol, id);
         id
     }
 
     pub fn name(&self, id: u32) -> &str {
         &self.names[id as usize]
+    }
+
+    /// The shared string of a symbol.
+    pub fn symbol(&self, id: u32) -> Symbol {
+        self.names[id as usize].clone()
     }
 
     pub fn len(&self) -> usize {
@@ -112,6 +118,24 @@ impl NodeState {
                 body[pos..pos + len]
                     .iter()
                     .map(|&s| self.symbols.name(s).to_owned())
+                    .collect(),
+            );
+            pos += len;
+        }
+        out
+    }
+
+    /// The pattern's events as shared symbols.
+    pub fn event_symbols(&self, id: u32) -> Vec<Vec<Symbol>> {
+        let body = self.body(id);
+        let mut out = Vec::with_capacity(self.event_lens_of(id).len());
+        let mut pos = 0;
+        for &len in self.event_lens_of(id) {
+            let len = len as usize;
+            out.push(
+                body[pos..pos + len]
+                    .iter()
+                    .map(|&s| self.symbols.symbol(s))
                     .collect(),
             );
             pos += len;

@@ -8,12 +8,12 @@
 
 use std::collections::HashMap;
 
-use super::blas::{ddot, matvec, row_norm};
+use super::blas::{Sparse, ddot, sparse_matvec, sparse_row_norm, sparse_self_dot};
 use super::full::{Draft, State, event_range};
 use super::{FullPrediction, FuturePotential, Prediction};
 use crate::config::{PredictConfig, RankKey};
 use crate::node::NodeState;
-use crate::types::average_emotives;
+use crate::types::{Symbol, average_emotives};
 
 pub(super) fn finish(
     st: &NodeState,
@@ -99,22 +99,18 @@ pub(super) fn finish(
             name: crate::node::hex(&rec.name),
             frequency: draft.frequency,
             emotives: average_emotives(&rec.emotives),
-            matches: draft
-                .matches
-                .iter()
-                .map(|&s| state.name(st, s).to_owned())
-                .collect(),
+            matches: draft.matches.iter().map(|&s| state.symbol(st, s)).collect(),
             past: events(st, draft.id, draft.past.clone()),
             present: events(st, draft.id, draft.present.clone()),
             missing: draft
                 .missing
                 .iter()
-                .map(|e| e.iter().map(|&s| state.name(st, s).to_owned()).collect())
+                .map(|e| e.iter().map(|&s| state.symbol(st, s)).collect())
                 .collect(),
             extras: draft
                 .extras
                 .iter()
-                .map(|e| e.iter().map(|&s| state.name(st, s).to_owned()).collect())
+                .map(|e| e.iter().map(|&s| state.symbol(st, s)).collect())
                 .collect(),
             anomalies: draft.anomalies.clone(),
             potential: 0.0,
@@ -124,7 +120,7 @@ pub(super) fn finish(
             snr: draft.snr,
             confluence,
             predictive_information: 0.0,
-            sequence: st.events(draft.id),
+            sequence: st.event_symbols(draft.id),
             future: events(st, draft.id, draft.future.clone()),
             confidence: draft.confidence,
             weighted_similarity: draft.weighted_similarity,
@@ -193,14 +189,14 @@ fn conditional_probability(present: &[u32], probability: &HashMap<u32, f64>) -> 
     std::hint::black_box(10f64).powf(exponent)
 }
 
-fn events(st: &NodeState, id: u32, range: std::ops::Range<usize>) -> Vec<Vec<String>> {
+fn events(st: &NodeState, id: u32, range: std::ops::Range<usize>) -> Vec<Vec<Symbol>> {
     let body = st.body(id);
     let lens = st.event_lens_of(id);
     range
         .map(|e| {
             body[event_range(lens, e)]
                 .iter()
-                .map(|&s| st.symbols.name(s).to_owned())
+                .map(|&s| st.symbols.symbol(s))
                 .collect()
         })
         .collect()
@@ -237,29 +233,26 @@ fn itfdf_distances(
     symbols.sort_by(|a, b| state.name(st, *a).cmp(state.name(st, *b)));
     let index: HashMap<u32, usize> = symbols.iter().enumerate().map(|(i, &s)| (s, i)).collect();
     let d = symbols.len();
-    let mut state_vec = vec![0.0f64; d];
-    for (s, count) in first_occurrence_counts(&state.ids) {
-        state_vec[index[&s]] = p_of(s) * count as f64;
-    }
-    let state_norm = ddot(&state_vec, &state_vec).sqrt();
+    let vector = |symbols: &[u32]| {
+        let mut entries: Vec<(usize, f64)> = first_occurrence_counts(symbols)
+            .into_iter()
+            .map(|(s, count)| (index[&s], p_of(s) * count as f64))
+            .collect();
+        entries.retain(|e| e.1 != 0.0);
+        entries.sort_unstable_by_key(|e| e.0);
+        Sparse { len: d, entries }
+    };
+    let state_vec = vector(&state.ids);
+    let state_norm = sparse_self_dot(&state_vec).sqrt();
     if state_norm <= 0.0 {
         return vec![1.0; presents.len()];
     }
-    let rows: Vec<Vec<f64>> = presents
-        .iter()
-        .map(|present| {
-            let mut row = vec![0.0f64; d];
-            for (s, count) in first_occurrence_counts(present) {
-                row[index[&s]] = p_of(s) * count as f64;
-            }
-            row
-        })
-        .collect();
-    let dots = matvec(&rows, &state_vec);
+    let rows: Vec<Sparse> = presents.iter().map(|present| vector(present)).collect();
+    let dots = sparse_matvec(&rows, &state_vec.dense());
     rows.iter()
         .zip(dots)
         .map(|(row, dot)| {
-            let denominator = row_norm(row) * state_norm;
+            let denominator = sparse_row_norm(row) * state_norm;
             let cosine = if denominator > 0.0 {
                 dot / denominator
             } else {
@@ -350,7 +343,7 @@ fn predictive_information(predictions: &mut [FullPrediction]) -> Vec<FuturePoten
         p.weighted_strength = p.similarity * p.pattern_probability;
     }
     // Groups of equal futures (events compared sorted), in first-appearance order.
-    let mut keys: Vec<Vec<Vec<String>>> = Vec::new();
+    let mut keys: Vec<Vec<Vec<Symbol>>> = Vec::new();
     let mut groups: Vec<FuturePotential> = Vec::new();
     let mut group_of: Vec<Option<usize>> = Vec::with_capacity(predictions.len());
     for p in predictions.iter() {
@@ -358,7 +351,7 @@ fn predictive_information(predictions: &mut [FullPrediction]) -> Vec<FuturePoten
             group_of.push(None);
             continue;
         }
-        let key: Vec<Vec<String>> = p
+        let key: Vec<Vec<Symbol>> = p
             .future
             .iter()
             .map(|event| {

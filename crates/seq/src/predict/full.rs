@@ -6,8 +6,9 @@ use std::ops::Range;
 
 use super::{Anomaly, FuturePotential, Prediction};
 use crate::config::PredictConfig;
-use crate::matching::{LcsMasks, MatchingBlocks, fuzz_ratio};
+use crate::matching::{BlockScratch, StateIndex, fuzz_ratio};
 use crate::node::{Node, NodeState, parse_redis_float};
+use crate::types::Symbol;
 
 /// KATO keeps `3 * max_predictions` candidates for the ensemble metrics when there are more.
 const PRUNING_FACTOR: usize = 3;
@@ -49,6 +50,8 @@ pub(super) struct State<'a> {
     /// Each STM event as state ids.
     pub events: Vec<Vec<u32>>,
     unknown: HashMap<&'a str, u32>,
+    /// Strings of the symbols the node does not know, by id.
+    unknown_symbols: HashMap<u32, Symbol>,
 }
 
 impl<'a> State<'a> {
@@ -66,11 +69,28 @@ impl<'a> State<'a> {
             .collect();
         let strings: Vec<&str> = stm.iter().flatten().map(String::as_str).collect();
         let ids: Vec<u32> = events.iter().flatten().copied().collect();
+        let unknown_symbols = unknown
+            .iter()
+            .map(|(&s, &id)| (id, Symbol::from(s)))
+            .collect();
         State {
             strings,
             ids,
             events,
             unknown,
+            unknown_symbols,
+        }
+    }
+
+    /// The shared string of a state or pattern symbol id.
+    pub fn symbol(&self, node: &NodeState, id: u32) -> Symbol {
+        if (id as usize) < node.symbols.len() {
+            node.symbols.symbol(id)
+        } else {
+            self.unknown_symbols
+                .get(&id)
+                .cloned()
+                .unwrap_or_else(|| Symbol::from(""))
         }
     }
 
@@ -101,33 +121,10 @@ pub(super) fn predict(
     if drafts.is_empty() {
         return (Vec::new(), Vec::new());
     }
-    // KATO's ensemble is in RapidFuzz's result order: similarity descending (its ties follow
-    // Python set order; here, name order). Summation orders and the conditional-probability
-    // cache below depend on it.
-    drafts.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
     if let Some(weights) = &weights {
         for draft in &mut drafts {
             weigh(st, &state, draft, weights);
         }
-    }
-    let limit = config.max_predictions * PRUNING_FACTOR;
-    if drafts.len() > limit {
-        for draft in &mut drafts {
-            let fragmentation = if draft.fragmentation == -1.0 {
-                0.0
-            } else {
-                1.0 / (draft.fragmentation + 1.0)
-            };
-            draft.pre_potential =
-                Some((draft.evidence + draft.confidence) * draft.snr + fragmentation);
-        }
-        // heapq.nlargest: a stable descending order, truncated.
-        drafts.sort_by(|a, b| {
-            b.pre_potential
-                .unwrap_or(0.0)
-                .total_cmp(&a.pre_potential.unwrap_or(0.0))
-        });
-        drafts.truncate(limit);
     }
     super::ensemble::finish(st, &state, drafts, weights.is_some(), config)
 }
@@ -172,8 +169,21 @@ fn weight_sum(weights: &HashMap<u32, f64>, symbols: impl IntoIterator<Item = u32
         .fold(0.0, |acc, s| acc + weights.get(&s).copied().unwrap_or(0.0))
 }
 
-/// Candidates (patterns sharing a symbol with the state; every pattern at threshold 0), in
-/// name order, matched and turned into drafts.
+/// The cheap figures of one candidate, computed for every pattern that passes the threshold;
+/// the full draft is built only for the ones that survive pruning.
+#[derive(Clone, Copy, Debug)]
+struct Score {
+    id: u32,
+    similarity: f64,
+    evidence: f64,
+    confidence: f64,
+    snr: f64,
+    fragmentation: f64,
+}
+
+/// Candidates (patterns sharing a symbol with the state; every pattern at threshold 0),
+/// scored, ordered as KATO's ensemble (similarity descending, then name), pruned to
+/// `3 * max_predictions` by `_pre_potential`, and turned into drafts.
 fn match_candidates(
     st: &NodeState,
     state: &State<'_>,
@@ -181,41 +191,19 @@ fn match_candidates(
     weights: Option<&HashMap<u32, f64>>,
 ) -> Vec<Draft> {
     let threshold = config.recall_threshold;
-    let mut candidates: Vec<u32> = if threshold > 0.0 {
-        let mut seen = vec![false; st.patterns.len()];
-        let mut out = Vec::new();
-        let mut symbols = state.ids.clone();
-        symbols.sort_unstable();
-        symbols.dedup();
-        for symbol in symbols {
-            if let Some(postings) = st.postings.get(symbol as usize) {
-                for &id in postings {
-                    if !seen[id as usize] {
-                        seen[id as usize] = true;
-                        out.push(id);
-                    }
-                }
-            }
-        }
-        out
-    } else {
-        (0..st.patterns.len() as u32).collect()
-    };
-    candidates.sort_unstable_by(|a, b| {
-        st.patterns[*a as usize]
-            .name
-            .cmp(&st.patterns[*b as usize].name)
-    });
-
-    let masks = LcsMasks::new(&state.ids);
-    let blocks = MatchingBlocks::new(&state.ids);
+    let index = StateIndex::new(&state.ids);
+    let candidates = candidates(st, state, threshold);
     let state_text = (!config.use_token_matching).then(|| state.strings.join(" "));
-    let mut drafts = Vec::new();
+    let fuzzy = config.fuzzy_token_threshold > 0.0;
+    let mut scratch = BlockScratch::default();
+    let mut blocks = Vec::new();
+    let mut scores: Vec<Score> = Vec::new();
+    let mut drafts: Vec<Draft> = Vec::new();
     for id in candidates {
         let body = st.body(id);
         let similarity = match &state_text {
             None => {
-                let lcs = masks.lcs(body);
+                let lcs = index.lcs(body);
                 let total = body.len() + state.ids.len();
                 if total == 0 {
                     0.0
@@ -231,26 +219,254 @@ fn match_candidates(
         if similarity < threshold {
             continue;
         }
-        if let Some(draft) = extract(st, state, &blocks, id, similarity, config, weights) {
-            drafts.push(draft);
+        if fuzzy {
+            // Fuzzy matching is a rarely used compatibility mode: build every draft.
+            if let Some(draft) = extract(st, state, &index, id, similarity, config, weights) {
+                drafts.push(draft);
+            }
+            continue;
+        }
+        index.blocks(body, &mut blocks, &mut scratch);
+        if let Some(score) = score(
+            st,
+            state,
+            &index,
+            id,
+            similarity,
+            threshold,
+            &blocks,
+            &mut scratch,
+        ) {
+            scores.push(score);
         }
     }
+    if fuzzy {
+        return order_and_prune(drafts, config);
+    }
+    scores.sort_by(|a, b| {
+        b.similarity.total_cmp(&a.similarity).then_with(|| {
+            st.patterns[a.id as usize]
+                .name
+                .cmp(&st.patterns[b.id as usize].name)
+        })
+    });
+    let limit = config.max_predictions * PRUNING_FACTOR;
+    let pruned = scores.len() > limit;
+    if pruned {
+        // heapq.nlargest: a stable descending order, truncated.
+        scores.sort_by(|a, b| pre_potential(b).total_cmp(&pre_potential(a)));
+        scores.truncate(limit);
+    }
+    scores
+        .iter()
+        .filter_map(|score| {
+            let mut draft = extract(
+                st,
+                state,
+                &index,
+                score.id,
+                score.similarity,
+                config,
+                weights,
+            )?;
+            if pruned {
+                draft.pre_potential = Some(pre_potential(score));
+            }
+            Some(draft)
+        })
+        .collect()
+}
+
+/// KATO's `_pre_potential`: `(evidence + confidence) * snr + 1 / (fragmentation + 1)`.
+fn pre_potential(score: &Score) -> f64 {
+    let fragmentation = if score.fragmentation == -1.0 {
+        0.0
+    } else {
+        1.0 / (score.fragmentation + 1.0)
+    };
+    (score.evidence + score.confidence) * score.snr + fragmentation
+}
+
+/// The fuzzy path's ordering and pruning, on complete drafts.
+fn order_and_prune(mut drafts: Vec<Draft>, config: &PredictConfig) -> Vec<Draft> {
+    drafts.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+    let limit = config.max_predictions * PRUNING_FACTOR;
+    if drafts.len() > limit {
+        for draft in &mut drafts {
+            let score = Score {
+                id: draft.id,
+                similarity: draft.similarity,
+                evidence: draft.evidence,
+                confidence: draft.confidence,
+                snr: draft.snr,
+                fragmentation: draft.fragmentation,
+            };
+            draft.pre_potential = Some(pre_potential(&score));
+        }
+        drafts.sort_by(|a, b| {
+            b.pre_potential
+                .unwrap_or(0.0)
+                .total_cmp(&a.pre_potential.unwrap_or(0.0))
+        });
+        drafts.truncate(limit);
+    }
     drafts
+}
+
+/// Patterns sharing at least one symbol with the state, in id order (all patterns at
+/// threshold 0: a pattern sharing nothing has similarity 0, below any positive threshold,
+/// and in character mode KATO drops patterns without a common symbol too).
+fn candidates(st: &NodeState, state: &State<'_>, threshold: f64) -> Vec<u32> {
+    if threshold <= 0.0 {
+        return (0..st.patterns.len() as u32).collect();
+    }
+    let mut symbols = state.ids.clone();
+    symbols.sort_unstable();
+    symbols.dedup();
+    let mut out: Vec<u32> = Vec::new();
+    for symbol in symbols {
+        if let Some(postings) = st.postings.get(symbol as usize) {
+            out.extend_from_slice(postings);
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The regions of a match on the flat pattern: the length of `past` and the `present` range.
+fn flat_regions(blocks: &[crate::matching::Block], body_len: usize) -> (usize, Range<usize>) {
+    match blocks.len() {
+        0 => (0, 0..body_len),
+        1 => (blocks[0].a, blocks[0].a..blocks[0].a + blocks[0].size),
+        _ => {
+            let first = blocks[0];
+            let last = blocks[blocks.len() - 1];
+            let end = last.a + last.size;
+            (
+                first.a,
+                if end > first.a {
+                    first.a..end
+                } else {
+                    first.a..body_len
+                },
+            )
+        }
+    }
+}
+
+/// `Prediction.__init__`'s re-mapping of the flat regions onto whole events, with its move of
+/// the last past event into the present when it holds the first match. Returns the event
+/// ranges of past, present and future.
+fn event_regions(
+    body: &[u32],
+    event_lens: &[u32],
+    past_len: usize,
+    present_len: usize,
+    first_match: Option<u32>,
+) -> (Range<usize>, Range<usize>, Range<usize>) {
+    let mut covered = 0usize;
+    let mut event = 0usize;
+    while covered < past_len {
+        covered += event_lens[event] as usize;
+        event += 1;
+    }
+    let present_start = event;
+    while covered < past_len + present_len {
+        covered += event_lens[event] as usize;
+        event += 1;
+    }
+    let mut past = 0..present_start;
+    let mut present = present_start..event;
+    let future = event..event_lens.len();
+    if !past.is_empty() {
+        if let Some(first_match) = first_match {
+            if body[event_range(event_lens, past.end - 1)].contains(&first_match) {
+                present = past.end - 1..present.end;
+                past = past.start..past.end - 1;
+            }
+        }
+    }
+    (past, present, future)
+}
+
+fn flat_range(event_lens: &[u32], events: &Range<usize>) -> Range<usize> {
+    if events.is_empty() {
+        0..0
+    } else {
+        event_range(event_lens, events.start).start..event_range(event_lens, events.end - 1).end
+    }
+}
+
+/// Phase one for one candidate, allocation-free: evidence, confidence, SNR and
+/// fragmentation from its matching blocks (`None` when nothing matches above threshold 0).
+#[allow(clippy::too_many_arguments)]
+fn score(
+    st: &NodeState,
+    state: &State<'_>,
+    index: &StateIndex,
+    id: u32,
+    similarity: f64,
+    threshold: f64,
+    blocks: &[crate::matching::Block],
+    scratch: &mut BlockScratch,
+) -> Option<Score> {
+    if blocks.is_empty() && threshold > 0.0 {
+        return None;
+    }
+    let body = st.body(id);
+    let event_lens = st.event_lens_of(id);
+    let matched: usize = blocks.iter().map(|b| b.size).sum();
+    let (past_len, present_range) = flat_regions(blocks, body.len());
+    let mut present_blocks = Vec::new();
+    index.blocks(&body[present_range.clone()], &mut present_blocks, scratch);
+    let extras = state.ids.len() - present_blocks.iter().map(|b| b.size).sum::<usize>();
+    let first_match = blocks.first().map(|b| state.ids[b.b]);
+    let (_, present, _) =
+        event_regions(body, event_lens, past_len, present_range.len(), first_match);
+    let present_symbols = flat_range(event_lens, &present).len();
+    let (m, x) = (matched as f64, extras as f64);
+    let denominator = 2.0 * m + x;
+    Some(Score {
+        id,
+        similarity,
+        evidence: if body.is_empty() {
+            0.0
+        } else {
+            m / body.len() as f64
+        },
+        confidence: if present_symbols == 0 {
+            0.0
+        } else {
+            m / present_symbols as f64
+        },
+        snr: if denominator > 0.0 {
+            (2.0 * m - x) / denominator
+        } else {
+            0.0
+        },
+        fragmentation: blocks.len() as f64 - 1.0,
+    })
 }
 
 /// KATO's `extract_prediction_info` and `Prediction.__init__` for one pattern.
 fn extract(
     st: &NodeState,
     state: &State<'_>,
-    blocks: &MatchingBlocks,
+    index: &StateIndex,
     id: u32,
     similarity: f64,
     config: &PredictConfig,
     weights: Option<&HashMap<u32, f64>>,
 ) -> Option<Draft> {
     let body = st.body(id);
-    let found = blocks.blocks(body);
+    let mut found = Vec::new();
+    let mut scratch = BlockScratch::default();
+    index.blocks(body, &mut found, &mut scratch);
     let n_blocks = found.len();
+    if n_blocks == 0 && config.recall_threshold > 0.0 {
+        return None;
+    }
     let mut anomalies = Vec::new();
     let fuzzy = config.fuzzy_token_threshold > 0.0;
     let (matches, fuzzy_matched) = if fuzzy {
@@ -268,28 +484,7 @@ fn extract(
             .collect();
         (matches, Vec::new())
     };
-    let (past_len, present_range) = match found.len() {
-        0 => {
-            if config.recall_threshold > 0.0 {
-                return None;
-            }
-            (0, 0..body.len())
-        }
-        1 => (found[0].a, found[0].a..found[0].a + found[0].size),
-        _ => {
-            let first = found[0];
-            let last = found[found.len() - 1];
-            let end = last.a + last.size;
-            (
-                first.a,
-                if end > first.a {
-                    first.a..end
-                } else {
-                    first.a..body.len()
-                },
-            )
-        }
-    };
+    let (past_len, present_range) = flat_regions(&found, body.len());
     // Flat extras count X for the SNR.
     let extras_flat = if fuzzy {
         state
@@ -298,9 +493,13 @@ fn extract(
             .filter(|s| !fuzzy_matched.contains(s))
             .count()
     } else {
-        let present = &body[present_range.clone()];
-        let matched: usize = blocks.blocks(present).iter().map(|b| b.size).sum();
-        state.ids.len() - matched
+        let mut present_blocks = Vec::new();
+        index.blocks(
+            &body[present_range.clone()],
+            &mut present_blocks,
+            &mut scratch,
+        );
+        state.ids.len() - present_blocks.iter().map(|b| b.size).sum::<usize>()
     };
     let weighted_similarity = weights.and_then(|w| {
         let matched = weight_sum(w, matches.iter().copied());
@@ -319,39 +518,16 @@ fn extract(
     } else {
         0.0
     };
-
-    // Re-map the flat regions onto whole events.
-    let mut covered = 0usize;
-    let mut event = 0usize;
-    while covered < past_len {
-        covered += event_lens[event] as usize;
-        event += 1;
-    }
-    let present_start = event;
-    let target = past_len + present_range.len();
-    while covered < target {
-        covered += event_lens[event] as usize;
-        event += 1;
-    }
-    let mut past = 0..present_start;
-    let mut present = present_start..event;
-    let future = event..event_lens.len();
-    if !past.is_empty() {
-        if let Some(&first_match) = matches.first() {
-            let last_past = event_range(event_lens, past.end - 1);
-            if body[last_past].contains(&first_match) {
-                present = past.end - 1..present.end;
-                past = past.start..past.end - 1;
-            }
-        }
-    }
-    let present_flat = if present.is_empty() {
-        0..0
-    } else {
-        event_range(event_lens, present.start).start..event_range(event_lens, present.end - 1).end
-    };
-    let present_symbols = &body[present_flat.clone()];
-    let missing: Vec<Vec<u32>> = (present.clone())
+    let (past, present, future) = event_regions(
+        body,
+        event_lens,
+        past_len,
+        present_range.len(),
+        matches.first().copied(),
+    );
+    let present_symbols = &body[flat_range(event_lens, &present)];
+    let missing: Vec<Vec<u32>> = present
+        .clone()
         .map(|e| {
             body[event_range(event_lens, e)]
                 .iter()

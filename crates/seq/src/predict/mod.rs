@@ -10,7 +10,7 @@ mod single;
 
 use crate::config::PredictConfig;
 use crate::node::Node;
-use crate::types::Emotives;
+use crate::types::{Emotives, Symbol};
 
 /// A fuzzy token match that was not exact (`anomalies`).
 #[derive(Clone, Debug, PartialEq)]
@@ -28,11 +28,11 @@ pub struct FullPrediction {
     pub frequency: u64,
     /// The pattern's stored emotives, averaged.
     pub emotives: Emotives,
-    pub matches: Vec<String>,
-    pub past: Vec<Vec<String>>,
-    pub present: Vec<Vec<String>>,
-    pub missing: Vec<Vec<String>>,
-    pub extras: Vec<Vec<String>>,
+    pub matches: Vec<Symbol>,
+    pub past: Vec<Vec<Symbol>>,
+    pub present: Vec<Vec<Symbol>>,
+    pub missing: Vec<Vec<Symbol>>,
+    pub extras: Vec<Vec<Symbol>>,
     pub anomalies: Vec<Anomaly>,
     pub potential: f64,
     pub evidence: f64,
@@ -41,8 +41,8 @@ pub struct FullPrediction {
     pub snr: f64,
     pub confluence: f64,
     pub predictive_information: f64,
-    pub sequence: Vec<Vec<String>>,
-    pub future: Vec<Vec<String>>,
+    pub sequence: Vec<Vec<Symbol>>,
+    pub future: Vec<Vec<Symbol>>,
     pub confidence: f64,
     pub weighted_similarity: Option<f64>,
     pub weighted_evidence: Option<f64>,
@@ -66,16 +66,16 @@ pub struct FullPrediction {
 #[derive(Clone, Debug, PartialEq)]
 pub struct SinglePrediction {
     pub name: String,
-    pub pattern_data: Vec<Vec<String>>,
+    pub pattern_data: Vec<Vec<Symbol>>,
     pub length: usize,
     pub frequency: u64,
     pub emotives: Emotives,
-    pub matches: Vec<String>,
-    pub missing: Vec<String>,
-    pub present: Vec<String>,
-    pub past: Vec<String>,
-    pub future: Vec<String>,
-    pub extras: Vec<String>,
+    pub matches: Vec<Symbol>,
+    pub missing: Vec<Symbol>,
+    pub present: Vec<Symbol>,
+    pub past: Vec<Symbol>,
+    pub future: Vec<Symbol>,
+    pub extras: Vec<Symbol>,
     pub similarity: f64,
     pub evidence: f64,
     pub confidence: f64,
@@ -115,7 +115,7 @@ impl Prediction {
 /// One distinct future of the ensemble and how much of it the predictions support.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FuturePotential {
-    pub future: Vec<Vec<String>>,
+    pub future: Vec<Vec<Symbol>>,
     pub aggregate_potential: f64,
     pub supporting_patterns: usize,
     pub total_weighted_frequency: f64,

@@ -88,18 +88,15 @@ pub(super) fn predict(node: &Node, symbol: &str, config: &PredictConfig) -> Vec<
         let s = weighted_snr.unwrap_or(snr);
         out.push(SinglePrediction {
             name: hex(&rec.name),
-            pattern_data: st.events(candidate),
+            pattern_data: st.event_symbols(candidate),
             length,
             frequency: rec.frequency.max(1),
             emotives: average_emotives(&rec.emotives),
-            matches: vec![symbol.to_owned()],
+            matches: vec![st.symbols.symbol(id)],
             missing: Vec::new(),
-            present: vec![symbol.to_owned()],
+            present: vec![st.symbols.symbol(id)],
             past: Vec::new(),
-            future: body[1..]
-                .iter()
-                .map(|&s| st.symbols.name(s).to_owned())
-                .collect(),
+            future: body[1..].iter().map(|&s| st.symbols.symbol(s)).collect(),
             extras: Vec::new(),
             similarity,
             evidence,

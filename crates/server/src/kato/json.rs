@@ -56,8 +56,17 @@ pub fn emotives(values: &Emotives) -> Value {
     Value::Object(values.iter().map(|(k, v)| (k.clone(), float(*v))).collect())
 }
 
-pub fn events(events: &[Vec<String>]) -> Value {
-    json!(events)
+pub fn strings<S: AsRef<str>>(items: &[S]) -> Value {
+    Value::Array(
+        items
+            .iter()
+            .map(|s| Value::String(s.as_ref().to_owned()))
+            .collect(),
+    )
+}
+
+pub fn events<S: AsRef<str>>(events: &[Vec<S>]) -> Value {
+    Value::Array(events.iter().map(|event| strings(event)).collect())
 }
 
 fn anomalies(items: &[Anomaly]) -> Value {
@@ -82,7 +91,7 @@ fn full_prediction(p: &FullPrediction) -> Value {
     m.insert("name".into(), p.name.clone().into());
     m.insert("frequency".into(), p.frequency.into());
     m.insert("emotives".into(), emotives(&p.emotives));
-    m.insert("matches".into(), json!(p.matches));
+    m.insert("matches".into(), strings(&p.matches));
     m.insert("past".into(), events(&p.past));
     m.insert("present".into(), events(&p.present));
     m.insert("missing".into(), events(&p.missing));
@@ -137,12 +146,12 @@ fn single_prediction(p: &SinglePrediction) -> Value {
     m.insert("length".into(), p.length.into());
     m.insert("frequency".into(), p.frequency.into());
     m.insert("emotives".into(), emotives(&p.emotives));
-    m.insert("matches".into(), json!(p.matches));
-    m.insert("missing".into(), json!(p.missing));
-    m.insert("present".into(), json!(p.present));
-    m.insert("past".into(), json!(p.past));
-    m.insert("future".into(), json!(p.future));
-    m.insert("extras".into(), json!(p.extras));
+    m.insert("matches".into(), strings(&p.matches));
+    m.insert("missing".into(), strings(&p.missing));
+    m.insert("present".into(), strings(&p.present));
+    m.insert("past".into(), strings(&p.past));
+    m.insert("future".into(), strings(&p.future));
+    m.insert("extras".into(), strings(&p.extras));
     m.insert("similarity".into(), float(p.similarity));
     m.insert("evidence".into(), float(p.evidence));
     m.insert("confidence".into(), float(p.confidence));
@@ -169,7 +178,7 @@ pub fn future_potentials(items: &[FuturePotential]) -> Value {
             .iter()
             .map(|f| {
                 json!({
-                    "future": f.future,
+                    "future": events(&f.future),
                     "aggregate_potential": float(f.aggregate_potential),
                     "supporting_patterns": f.supporting_patterns,
                     "total_weighted_frequency": float(f.total_weighted_frequency),
