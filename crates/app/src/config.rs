@@ -14,6 +14,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub log_level: LogLevel,
     pub kb: KbSettings,
+    pub seq: SeqSettings,
     /// Where each setting came from (`default`, `KB_CHUNK_SIZE`, `--max-workers`, ...).
     pub origins: BTreeMap<&'static str, String>,
 }
@@ -33,6 +34,30 @@ pub struct KbSettings {
     pub chunk_overlap: usize,
     pub max_file_size: u64,
     pub stemming: bool,
+}
+
+/// Pattern-engine settings: KATO's environment names where they exist.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeqSettings {
+    /// The pattern store (one redb file); default `<data_dir>/seq/patterns.redb`.
+    pub store: PathBuf,
+    /// `immediate`: a learn that returned is on disk; `periodic`: flushed every
+    /// `flush_interval_ms`, a crash loses at most that much.
+    pub periodic: bool,
+    pub flush_interval_ms: u64,
+    pub service_name: String,
+    pub max_pattern_length: usize,
+    pub persistence: usize,
+    pub recall_threshold: f64,
+    pub rolling: bool,
+    pub max_predictions: usize,
+    pub sort_symbols: bool,
+    pub process_predictions: bool,
+    pub use_token_matching: bool,
+    pub rank_sort_algo: String,
+    pub vector_neighbours: usize,
+    pub session_ttl: u64,
+    pub session_auto_extend: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,6 +113,10 @@ enum Kind {
     PathList,
     StringList,
     Int { min: u64 },
+    IntRange { min: u64, max: u64 },
+    Float { min: f64, max: f64 },
+    Choice(&'static [&'static str]),
+    Text,
     Bool,
     Level,
 }
@@ -101,6 +130,10 @@ impl Kind {
             }
             Kind::StringList => "a list of strings".into(),
             Kind::Int { min } => format!("an integer >= {min}"),
+            Kind::IntRange { min, max } => format!("an integer from {min} to {max}"),
+            Kind::Float { min, max } => format!("a number from {min} to {max}"),
+            Kind::Choice(names) => format!("one of {}", names.join(", ")),
+            Kind::Text => "a non-empty string".into(),
             Kind::Bool => "true or false (also 1/0, yes/no, on/off)".into(),
             Kind::Level => "one of trace, debug, info, warning, error, critical".into(),
         }
@@ -112,6 +145,29 @@ struct Spec {
     env: &'static [&'static str],
     kind: Kind,
 }
+
+const RANK_NAMES: &[&str] = &[
+    "potential",
+    "similarity",
+    "evidence",
+    "confidence",
+    "snr",
+    "fragmentation",
+    "frequency",
+    "normalized_entropy",
+    "global_normalized_entropy",
+    "itfdf_similarity",
+    "confluence",
+    "predictive_information",
+    "bayesian_posterior",
+    "bayesian_prior",
+    "bayesian_likelihood",
+    "tfidf_score",
+    "weighted_similarity",
+    "weighted_evidence",
+    "weighted_confidence",
+    "weighted_snr",
+];
 
 /// Every setting: TOML key (`kb.` keys live in the `[kb]` table), environment variables in
 /// increasing precedence, and the kind of value.
@@ -181,6 +237,95 @@ const SETTINGS: &[Spec] = &[
         env: &["MNEME_KB_STEMMING"],
         kind: Kind::Bool,
     },
+    Spec {
+        key: "seq.store",
+        env: &["MNEME_SEQ_STORE"],
+        kind: Kind::Path,
+    },
+    Spec {
+        key: "seq.durability",
+        env: &["MNEME_SEQ_DURABILITY"],
+        kind: Kind::Choice(&["immediate", "periodic"]),
+    },
+    Spec {
+        key: "seq.flush_interval_ms",
+        env: &["MNEME_SEQ_FLUSH_MS"],
+        kind: Kind::IntRange {
+            min: 1,
+            max: 60_000,
+        },
+    },
+    Spec {
+        key: "seq.service_name",
+        env: &["SERVICE_NAME"],
+        kind: Kind::Text,
+    },
+    Spec {
+        key: "seq.max_pattern_length",
+        env: &["MAX_PATTERN_LENGTH"],
+        kind: Kind::Int { min: 0 },
+    },
+    Spec {
+        key: "seq.persistence",
+        env: &["PERSISTENCE"],
+        kind: Kind::IntRange { min: 1, max: 100 },
+    },
+    Spec {
+        key: "seq.recall_threshold",
+        env: &["RECALL_THRESHOLD"],
+        kind: Kind::Float { min: 0.0, max: 1.0 },
+    },
+    Spec {
+        key: "seq.stm_mode",
+        env: &["STM_MODE"],
+        kind: Kind::Choice(&["CLEAR", "ROLLING"]),
+    },
+    Spec {
+        key: "seq.max_predictions",
+        env: &["MAX_PREDICTIONS"],
+        kind: Kind::IntRange {
+            min: 1,
+            max: 10_000,
+        },
+    },
+    Spec {
+        key: "seq.sort_symbols",
+        env: &["SORT_SYMBOLS"],
+        kind: Kind::Bool,
+    },
+    Spec {
+        key: "seq.process_predictions",
+        env: &["PROCESS_PREDICTIONS"],
+        kind: Kind::Bool,
+    },
+    Spec {
+        key: "seq.use_token_matching",
+        env: &["USE_TOKEN_MATCHING"],
+        kind: Kind::Bool,
+    },
+    Spec {
+        key: "seq.rank_sort_algo",
+        env: &["RANK_SORT_ALGO"],
+        kind: Kind::Choice(RANK_NAMES),
+    },
+    Spec {
+        key: "seq.vector_neighbours",
+        env: &["MNEME_SEQ_VECTOR_NEIGHBOURS"],
+        kind: Kind::IntRange { min: 0, max: 100 },
+    },
+    Spec {
+        key: "seq.session_ttl",
+        env: &["SESSION_TTL"],
+        kind: Kind::IntRange {
+            min: 60,
+            max: 86_400,
+        },
+    },
+    Spec {
+        key: "seq.session_auto_extend",
+        env: &["SESSION_AUTO_EXTEND"],
+        kind: Kind::Bool,
+    },
 ];
 
 /// The environment variables mneme reads, for `--help` and the docs.
@@ -197,6 +342,8 @@ enum Value {
     Paths(Vec<PathBuf>),
     Strings(Vec<String>),
     Int(u64),
+    Float(f64),
+    Text(String),
     Bool(bool),
     Level(LogLevel),
 }
@@ -263,8 +410,8 @@ fn read_file(
     let mut flat = Vec::new();
     for (key, value) in &table {
         match (key.as_str(), value) {
-            ("kb", toml::Value::Table(kb)) => {
-                flat.extend(kb.iter().map(|(k, v)| (format!("kb.{k}"), v)));
+            (table @ ("kb" | "seq"), toml::Value::Table(inner)) => {
+                flat.extend(inner.iter().map(|(k, v)| (format!("{table}.{k}"), v)));
             }
             _ => flat.push((key.clone(), value)),
         }
@@ -321,6 +468,29 @@ fn parse_str(kind: Kind, raw: &str) -> Result<Value, String> {
             }
             Value::Int(n)
         }
+        Kind::IntRange { min, max } => {
+            let n: u64 = trimmed.parse().map_err(|_| bad())?;
+            if n < min || n > max {
+                return Err(bad());
+            }
+            Value::Int(n)
+        }
+        Kind::Float { min, max } => {
+            let x: f64 = trimmed.parse().map_err(|_| bad())?;
+            if !(min..=max).contains(&x) {
+                return Err(bad());
+            }
+            Value::Float(x)
+        }
+        Kind::Choice(names) => {
+            let found = names
+                .iter()
+                .find(|n| n.eq_ignore_ascii_case(trimmed))
+                .ok_or_else(bad)?;
+            Value::Text((*found).to_owned())
+        }
+        Kind::Text if !trimmed.is_empty() => Value::Text(trimmed.to_owned()),
+        Kind::Text => return Err(bad()),
         Kind::Bool => Value::Bool(match trimmed.to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => true,
             "false" | "0" | "no" | "off" => false,
@@ -364,6 +534,10 @@ fn parse_toml(kind: Kind, value: &toml::Value, base: &Path) -> Result<Value, Str
         (Kind::Int { min }, toml::Value::Integer(n)) if *n >= 0 && (*n as u64) >= min => {
             Ok(Value::Int(*n as u64))
         }
+        (Kind::IntRange { .. }, toml::Value::Integer(n)) => parse_str(kind, &n.to_string()),
+        (Kind::Float { .. }, toml::Value::Float(x)) => parse_str(kind, &x.to_string()),
+        (Kind::Float { .. }, toml::Value::Integer(n)) => parse_str(kind, &n.to_string()),
+        (Kind::Choice(_) | Kind::Text, toml::Value::String(s)) => parse_str(kind, s),
         (Kind::Bool, toml::Value::Boolean(b)) => Ok(Value::Bool(*b)),
         (Kind::Level, toml::Value::String(s)) => parse_str(kind, s),
         _ => Err(bad()),
@@ -422,6 +596,33 @@ fn resolve(mut layers: BTreeMap<&'static str, (Value, String)>) -> Result<Config
         max_file_size: int(take("kb.max_file_size"), 50 * 1024 * 1024),
         stemming: boolean(take("kb.stemming"), false),
     };
+    let text = |v: Option<Value>, default: &str| match v {
+        Some(Value::Text(t)) => t,
+        _ => default.to_owned(),
+    };
+    let float = |v: Option<Value>, default: f64| match v {
+        Some(Value::Float(x)) => x,
+        _ => default,
+    };
+    let seq = SeqSettings {
+        store: path(take("seq.store"))
+            .unwrap_or_else(|| data_dir.join("seq").join("patterns.redb")),
+        periodic: text(take("seq.durability"), "immediate") == "periodic",
+        flush_interval_ms: int(take("seq.flush_interval_ms"), 1000),
+        service_name: text(take("seq.service_name"), "kato"),
+        max_pattern_length: int(take("seq.max_pattern_length"), 0) as usize,
+        persistence: int(take("seq.persistence"), 5) as usize,
+        recall_threshold: float(take("seq.recall_threshold"), 0.1),
+        rolling: text(take("seq.stm_mode"), "CLEAR") == "ROLLING",
+        max_predictions: int(take("seq.max_predictions"), 100) as usize,
+        sort_symbols: boolean(take("seq.sort_symbols"), true),
+        process_predictions: boolean(take("seq.process_predictions"), true),
+        use_token_matching: boolean(take("seq.use_token_matching"), true),
+        rank_sort_algo: text(take("seq.rank_sort_algo"), "potential"),
+        vector_neighbours: int(take("seq.vector_neighbours"), 3) as usize,
+        session_ttl: int(take("seq.session_ttl"), 3600),
+        session_auto_extend: boolean(take("seq.session_auto_extend"), true),
+    };
     if kb.chunk_overlap >= kb.chunk_size {
         return Err(ConfigError {
             message: format!(
@@ -437,6 +638,7 @@ fn resolve(mut layers: BTreeMap<&'static str, (Value, String)>) -> Result<Config
         data_dir,
         log_level,
         kb,
+        seq,
         origins,
     })
 }

@@ -164,3 +164,98 @@ impl Flusher {
         }
     }
 }
+
+/// The engine defaults for these settings.
+pub fn seq_defaults(settings: &crate::config::SeqSettings) -> Defaults {
+    use mneme_seq::config::{RankKey, StmMode};
+    Defaults {
+        service_name: settings.service_name.clone(),
+        max_pattern_length: settings.max_pattern_length,
+        persistence: settings.persistence,
+        recall_threshold: settings.recall_threshold,
+        stm_mode: if settings.rolling {
+            StmMode::Rolling
+        } else {
+            StmMode::Clear
+        },
+        max_predictions: settings.max_predictions,
+        sort_symbols: settings.sort_symbols,
+        process_predictions: settings.process_predictions,
+        use_token_matching: settings.use_token_matching,
+        rank_sort_algo: RankKey::parse(&settings.rank_sort_algo).unwrap_or(RankKey::Potential),
+        vector_neighbours: settings.vector_neighbours,
+    }
+}
+
+/// Opens the pattern store the settings name.
+pub fn open_patterns(settings: &crate::config::SeqSettings) -> mneme_store::Result<Patterns> {
+    let durability = if settings.periodic {
+        Durability::Periodic {
+            interval: Duration::from_millis(settings.flush_interval_ms),
+        }
+    } else {
+        Durability::Immediate
+    };
+    Patterns::open(Some(&settings.store), durability, seq_defaults(settings))
+}
+
+/// A named session kept in the pattern store, for tools without a server (the CLI): its
+/// short-term memory and configuration survive between runs.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct StoredSession {
+    pub state: mneme_seq::session::Session,
+    pub config: mneme_seq::session_config::SessionConfig,
+}
+
+const SESSION_FORMAT: u8 = 1;
+
+impl Patterns {
+    fn session_key(&self, node_id: &str, name: &str) -> Vec<u8> {
+        format!(
+            "cli-session/{}/{name}",
+            kb_id(node_id, &self.defaults.service_name)
+        )
+        .into_bytes()
+    }
+
+    /// The stored session `name` of a node (empty if there is none).
+    pub fn load_session(&self, node_id: &str, name: &str) -> mneme_store::Result<StoredSession> {
+        use mneme_store::KvSnapshot;
+        let snapshot = self.store.store().snapshot()?;
+        match snapshot.get(&self.session_key(node_id, name))? {
+            None => Ok(StoredSession::default()),
+            Some(bytes) => match bytes.split_first() {
+                Some((&SESSION_FORMAT, body)) => postcard::from_bytes(body).map_err(|err| {
+                    mneme_store::Error::Corrupt(format!("session {name} of node {node_id}: {err}"))
+                }),
+                _ => Err(mneme_store::Error::Corrupt(format!(
+                    "session {name} of node {node_id}: unknown format"
+                ))),
+            },
+        }
+    }
+
+    /// Stores a session (durably, as the store's mode promises).
+    pub fn save_session(
+        &self,
+        node_id: &str,
+        name: &str,
+        session: &StoredSession,
+    ) -> mneme_store::Result<()> {
+        let mut bytes = vec![SESSION_FORMAT];
+        bytes.extend(
+            postcard::to_allocvec(session)
+                .map_err(|err| mneme_store::Error::Io(err.to_string()))?,
+        );
+        let mut batch = mneme_store::WriteBatch::default();
+        batch.put(self.session_key(node_id, name), bytes);
+        self.store.write(batch)
+    }
+
+    /// Forgets a stored session.
+    pub fn delete_session(&self, node_id: &str, name: &str) -> mneme_store::Result<()> {
+        let mut batch = mneme_store::WriteBatch::default();
+        batch.delete(self.session_key(node_id, name));
+        self.store.write(batch)
+    }
+}

@@ -89,6 +89,8 @@ pub enum Command {
     ClearCache,
     /// Check that the configuration, knowledge dirs, index and disk are usable.
     Health(HealthArgs),
+    /// The pattern engine (KATO's observe / learn / predict) on the embedded store.
+    Seq(crate::seq::SeqArgs),
     /// Print the version.
     Version,
 }

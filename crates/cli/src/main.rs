@@ -7,6 +7,7 @@ mod health;
 mod ingest;
 mod output;
 mod query;
+mod seq;
 
 use std::process::ExitCode;
 
@@ -49,6 +50,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Warm => health::warm(&open()?)?,
         Command::ClearCache => health::clear_cache(&open()?)?,
         Command::Health(args) => health::health(&config, args)?,
+        Command::Seq(args) => seq::run(&config, args)?,
         Command::Version => unreachable!("handled above"),
     };
     Ok(code)

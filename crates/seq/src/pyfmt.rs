@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 /// A metadata value as JSON delivers it (objects keep their key order, as Python dicts do).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum MetaValue {
     Null,
     Bool(bool),

@@ -16,7 +16,7 @@ pub const MAX_ACCUMULATED: usize = 1000;
 pub type NamedVector = (String, Vec<f64>);
 
 /// What the last observation looked like (`percept-data`).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Percept {
     /// The observation's strings, sorted.
     pub strings: Vec<String>,
@@ -60,7 +60,7 @@ pub struct ObserveOutcome {
 }
 
 /// Short-term state of one session.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Session {
     pub stm: Vec<Vec<String>>,
     pub time: u64,
@@ -69,7 +69,8 @@ pub struct Session {
     /// Vectors observed since the last learn: they join the node's index when it learns.
     pub pending_vectors: Vec<NamedVector>,
     pub percept: Option<Percept>,
-    /// Predictions computed at the last observe (`cognition-data`).
+    /// Predictions computed at the last observe (`cognition-data`); not stored.
+    #[serde(skip)]
     pub predictions: PredictionSet,
 }
 

@@ -39,7 +39,7 @@ pub const ATTRIBUTES: &[&str] = &[
 const INDEXERS: &[&str] = &["VI", "LSH", "ANNOY", "FAISS"];
 const FILTERS: &[&str] = &["minhash", "length", "jaccard", "bloom", "rapidfuzz"];
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SessionConfig {
     /// The overrides set so far, in the order they were first set.
     overrides: Vec<(String, MetaValue)>,

@@ -3,6 +3,7 @@
 
 mod commands;
 mod crash;
+mod seq;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -151,6 +151,50 @@ impl Node {
         Ok(Some(hash))
     }
 
+    /// Learns many event lists (without emotives or metadata) under one lock and one write
+    /// batch, so that a bulk load pays for one commit: the batch call of the API. Returns each
+    /// list's hash, or `None` for lists with fewer than two symbols.
+    pub fn learn_many(
+        &self,
+        patterns: &[Vec<Vec<String>>],
+        persistence: usize,
+    ) -> Result<Vec<Option<String>>> {
+        let hashed: Vec<Option<String>> = patterns
+            .iter()
+            .map(|events| {
+                (events.iter().map(Vec::len).sum::<usize>() > 1)
+                    .then(|| crate::name::pattern_hash(events))
+            })
+            .collect();
+        let ticket = {
+            let mut state = self.write();
+            let mut batch = WriteBatch::default();
+            let mut touched = Vec::new();
+            for (events, hash) in patterns.iter().zip(&hashed) {
+                if let Some(hash) = hash {
+                    touched.push(state.learn(
+                        records::hash_bytes(hash),
+                        events,
+                        &[],
+                        &Vec::new(),
+                        false,
+                        persistence,
+                    ));
+                }
+            }
+            touched.sort_unstable();
+            touched.dedup();
+            for id in touched {
+                records::put_pattern(&mut batch, &self.prefix, &state, id);
+            }
+            self.journal.as_ref().map(|journal| journal.submit(batch))
+        };
+        if let (Some(journal), Some(ticket)) = (&self.journal, ticket) {
+            journal.wait(ticket)?;
+        }
+        Ok(hashed)
+    }
+
     /// The pattern with bare hash `hash` (40 hex digits).
     pub fn pattern(&self, hash: &str) -> Option<PatternView> {
         let name = records::parse_hash(hash)?;
