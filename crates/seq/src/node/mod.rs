@@ -203,20 +203,22 @@ impl Node {
         Some(state.view(id))
     }
 
-    /// Every symbol's statistics, in symbol-id order (first learned first).
+    /// Every symbol's statistics, by symbol name.
     pub fn symbol_stats(&self) -> Vec<SymbolStat> {
         let state = self.read();
-        (0..state.symbols.len() as u32)
+        let mut stats: Vec<SymbolStat> = (0..state.symbols.len() as u32)
             .filter(|&id| state.symbol_freq[id as usize] > 0)
             .map(|id| SymbolStat {
                 name: state.symbols.name(id).to_owned(),
                 frequency: state.symbol_freq[id as usize],
                 pattern_member_frequency: state.symbol_pmf[id as usize],
             })
-            .collect()
+            .collect();
+        stats.sort_by(|a, b| a.name.cmp(&b.name));
+        stats
     }
 
-    /// Every symbol's affinities (emotive -> running sum), in symbol-id order.
+    /// Every symbol's affinities (emotive -> running sum), by symbol name.
     pub fn affinities(&self) -> Vec<(String, Vec<(String, f64)>)> {
         let state = self.read();
         let mut out: Vec<(u32, Vec<(String, f64)>)> = state
@@ -232,7 +234,7 @@ impl Node {
                 )
             })
             .collect();
-        out.sort_by_key(|(symbol, _)| *symbol);
+        out.sort_by(|a, b| state.symbols.name(a.0).cmp(state.symbols.name(b.0)));
         out.into_iter()
             .map(|(symbol, values)| (state.symbols.name(symbol).to_owned(), values))
             .collect()

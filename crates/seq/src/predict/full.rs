@@ -197,6 +197,7 @@ fn match_candidates(
     let fuzzy = config.fuzzy_token_threshold > 0.0;
     let mut scratch = BlockScratch::default();
     let mut blocks = Vec::new();
+    let mut present_blocks = Vec::new();
     let mut scores: Vec<Score> = Vec::new();
     let mut drafts: Vec<Draft> = Vec::new();
     for id in candidates {
@@ -236,6 +237,7 @@ fn match_candidates(
             threshold,
             &blocks,
             &mut scratch,
+            &mut present_blocks,
         ) {
             scores.push(score);
         }
@@ -410,6 +412,7 @@ fn score(
     threshold: f64,
     blocks: &[crate::matching::Block],
     scratch: &mut BlockScratch,
+    present_blocks: &mut Vec<crate::matching::Block>,
 ) -> Option<Score> {
     if blocks.is_empty() && threshold > 0.0 {
         return None;
@@ -418,8 +421,7 @@ fn score(
     let event_lens = st.event_lens_of(id);
     let matched: usize = blocks.iter().map(|b| b.size).sum();
     let (past_len, present_range) = flat_regions(blocks, body.len());
-    let mut present_blocks = Vec::new();
-    index.blocks(&body[present_range.clone()], &mut present_blocks, scratch);
+    index.blocks(&body[present_range.clone()], present_blocks, scratch);
     let extras = state.ids.len() - present_blocks.iter().map(|b| b.size).sum::<usize>();
     let first_match = blocks.first().map(|b| state.ids[b.b]);
     let (_, present, _) =

@@ -1,0 +1,111 @@
+//! The pattern store keeps everything a node learned across a restart, and nodes stay
+//! isolated from each other.
+
+use mneme_app::patterns::{Durability, Patterns};
+use mneme_seq::config::Defaults;
+use mneme_seq::pyfmt::MetaValue;
+
+fn events(spec: &[&[&str]]) -> Vec<Vec<String>> {
+    spec.iter()
+        .map(|e| e.iter().map(|s| (*s).to_owned()).collect())
+        .collect()
+}
+
+/// Everything observable about a node, as text.
+fn snapshot(patterns: &Patterns, node_id: &str, hashes: &[String]) -> String {
+    let node = patterns.node(node_id).unwrap();
+    let config = Defaults::kato().predict_config();
+    format!(
+        "{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
+        hashes.iter().map(|h| node.pattern(h)).collect::<Vec<_>>(),
+        node.symbol_stats(),
+        node.affinities(),
+        node.nearest_vectors(&[1.0, 0.0], 3),
+        node.predict(&events(&[&["a"], &["b", "q"]]), &config)
+            .predictions,
+        node.predict(&events(&[&["a"]]), &config).predictions,
+    )
+}
+
+#[test]
+fn a_node_survives_a_restart_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("patterns.redb");
+    let (hashes, before) = {
+        let patterns =
+            Patterns::open(Some(&path), Durability::Immediate, Defaults::kato()).unwrap();
+        let node = patterns.node("restart").unwrap();
+        let joy = vec![("joy".to_owned(), 0.1), ("fear".to_owned(), 0.2)];
+        let meta = vec![
+            ("src".to_owned(), MetaValue::Str("doc".into())),
+            ("n".to_owned(), MetaValue::Int(3)),
+        ];
+        let mut hashes = Vec::new();
+        for _ in 0..2 {
+            hashes.push(
+                node.learn(
+                    &events(&[&["a"], &["b"], &["c"]]),
+                    &[joy.clone()],
+                    &[meta.clone()],
+                    5,
+                )
+                .unwrap()
+                .unwrap(),
+            );
+        }
+        hashes.push(
+            node.learn(&events(&[&["a"], &["b"], &["d"]]), &[], &[], 5)
+                .unwrap()
+                .unwrap(),
+        );
+        hashes.push(
+            node.learn(&events(&[&["x", "y"], &["z"]]), &[joy.clone(), joy], &[], 5)
+                .unwrap()
+                .unwrap(),
+        );
+        node.index_vectors(&[
+            ("VCTR|one".into(), vec![1.0, 0.0]),
+            ("VCTR|two".into(), vec![0.0, 1.0]),
+        ])
+        .unwrap();
+        node.finalize_training().unwrap();
+        // Another node learns something else: it must not leak into this one.
+        patterns
+            .node("other")
+            .unwrap()
+            .learn(&events(&[&["a"], &["zz"]]), &[], &[], 5)
+            .unwrap();
+        (hashes.clone(), snapshot(&patterns, "restart", &hashes))
+    };
+    let patterns = Patterns::open(Some(&path), Durability::Immediate, Defaults::kato()).unwrap();
+    assert_eq!(snapshot(&patterns, "restart", &hashes), before);
+    let node = patterns.node("restart").unwrap();
+    assert_eq!(node.pattern(&hashes[0]).unwrap().frequency, 2);
+    assert_eq!(node.stats().vectors, 2);
+    assert_eq!(patterns.node("other").unwrap().stats().patterns, 1);
+}
+
+#[test]
+fn sessions_are_kept_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("patterns.redb");
+    {
+        let patterns =
+            Patterns::open(Some(&path), Durability::Immediate, Defaults::kato()).unwrap();
+        let mut session = patterns.load_session("n", "s").unwrap();
+        session.state.stm.push(vec!["a".into()]);
+        session.state.time = 7;
+        patterns.save_session("n", "s", &session).unwrap();
+    }
+    let patterns = Patterns::open(Some(&path), Durability::Immediate, Defaults::kato()).unwrap();
+    let session = patterns.load_session("n", "s").unwrap();
+    assert_eq!((session.state.stm.len(), session.state.time), (1, 7));
+    assert!(
+        patterns
+            .load_session("n", "other")
+            .unwrap()
+            .state
+            .stm
+            .is_empty()
+    );
+}
