@@ -206,3 +206,50 @@ fn live_example_of_the_single_symbol_path() {
     assert_eq!(p.potential, 2.333333333333333);
     assert_eq!(p.emotives, [("e".to_owned(), 1.0)]);
 }
+
+#[test]
+fn learned_vectors_join_later_events_as_their_nearest_symbols() {
+    use mneme_seq::name::vector_name;
+    use mneme_seq::session::{ObserveConfig, Session};
+    use mneme_seq::types::Observation;
+    let node = Node::in_memory("vectors_kato");
+    let defaults = Defaults::kato();
+    let config = ObserveConfig::from_defaults(&defaults);
+    let predict = defaults.predict_config();
+    let mut session = Session::default();
+    let observe = |session: &mut Session, strings: &[&str], vector: Vec<f64>| {
+        let observation = Observation {
+            strings: strings.iter().map(|s| (*s).to_owned()).collect(),
+            vectors: vec![vector],
+            ..Observation::default()
+        };
+        session.observe(&node, &observation, &config, &|n, stm| {
+            n.predict(stm, &predict)
+        })
+    };
+    // KATO's test_threshold_multimodal: after learning two vectors, each later event holds
+    // both of their names beside its own.
+    observe(&mut session, &["a"], vec![1.0, 0.0]).unwrap();
+    observe(&mut session, &["b"], vec![0.0, 1.0]).unwrap();
+    session.learn(&node, 5).unwrap().unwrap();
+    observe(&mut session, &["c"], vec![0.9, 0.1]).unwrap();
+    let mut expected = vec![
+        vector_name(&[0.9, 0.1]),
+        vector_name(&[1.0, 0.0]),
+        vector_name(&[0.0, 1.0]),
+    ];
+    expected.sort();
+    expected.push("c".into());
+    assert_eq!(session.stm[0], expected);
+    // The node's dimension is fixed by its first vector.
+    let err = observe(&mut session, &["d"], vec![1.0, 2.0, 3.0]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "vector dimension mismatch: expected 2, got 3"
+    );
+    assert_eq!(
+        session.stm.len(),
+        1,
+        "the rejected observation changed nothing"
+    );
+}
