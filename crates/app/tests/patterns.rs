@@ -45,8 +45,8 @@ fn a_node_survives_a_restart_whole() {
             hashes.push(
                 node.learn(
                     &events(&[&["a"], &["b"], &["c"]]),
-                    &[joy.clone()],
-                    &[meta.clone()],
+                    std::slice::from_ref(&joy),
+                    std::slice::from_ref(&meta),
                     5,
                 )
                 .unwrap()
