@@ -15,6 +15,7 @@ pub struct Config {
     pub log_level: LogLevel,
     pub kb: KbSettings,
     pub seq: SeqSettings,
+    pub server: ServerSettings,
     /// Where each setting came from (`default`, `KB_CHUNK_SIZE`, `--max-workers`, ...).
     pub origins: BTreeMap<&'static str, String>,
 }
@@ -58,6 +59,38 @@ pub struct SeqSettings {
     pub vector_neighbours: usize,
     pub session_ttl: u64,
     pub session_auto_extend: bool,
+}
+
+/// `mneme serve` settings: KnowledgeBeast's `KB_*` variables where they exist.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// Accepted `X-API-Key` values (`KB_API_KEY`); empty means the API is open.
+    pub api_keys: Vec<String>,
+    /// CORS origins (`KB_ALLOWED_ORIGINS`); `*` allows any.
+    pub allowed_origins: Vec<String>,
+    pub max_request_size: u64,
+    pub max_query_length: u64,
+    /// Requests per API key (or client address) per 60 s; 0 = no limit.
+    pub rate_limit_per_key: u64,
+    /// Per-route limits, requests per minute per client: `("/api/v1/query", 30)`.
+    pub rate_limits: Vec<(String, u64)>,
+    /// Where API v2 projects live; default `<data_dir>/projects`.
+    pub projects_dir: PathBuf,
+}
+
+/// KnowledgeBeast's default CORS origins.
+pub fn default_origins() -> Vec<String> {
+    ["3000", "8000", "8080"]
+        .iter()
+        .flat_map(|port| {
+            [
+                format!("http://localhost:{port}"),
+                format!("http://127.0.0.1:{port}"),
+            ]
+        })
+        .collect()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -326,6 +359,54 @@ const SETTINGS: &[Spec] = &[
         env: &["SESSION_AUTO_EXTEND"],
         kind: Kind::Bool,
     },
+    Spec {
+        key: "server.host",
+        env: &["KB_API_HOST", "MNEME_HOST"],
+        kind: Kind::Text,
+    },
+    Spec {
+        key: "server.port",
+        env: &["KB_API_PORT", "MNEME_PORT"],
+        kind: Kind::IntRange {
+            min: 0,
+            max: 65_535,
+        },
+    },
+    Spec {
+        key: "server.api_keys",
+        env: &["KB_API_KEY"],
+        kind: Kind::StringList,
+    },
+    Spec {
+        key: "server.allowed_origins",
+        env: &["KB_ALLOWED_ORIGINS"],
+        kind: Kind::StringList,
+    },
+    Spec {
+        key: "server.max_request_size",
+        env: &["KB_MAX_REQUEST_SIZE"],
+        kind: Kind::Int { min: 1 },
+    },
+    Spec {
+        key: "server.max_query_length",
+        env: &["KB_MAX_QUERY_LENGTH"],
+        kind: Kind::Int { min: 1 },
+    },
+    Spec {
+        key: "server.rate_limit_per_key",
+        env: &["MNEME_RATE_LIMIT_PER_KEY"],
+        kind: Kind::Int { min: 0 },
+    },
+    Spec {
+        key: "server.rate_limits",
+        env: &["MNEME_RATE_LIMITS"],
+        kind: Kind::StringList,
+    },
+    Spec {
+        key: "server.projects_dir",
+        env: &["MNEME_PROJECTS_DIR"],
+        kind: Kind::Path,
+    },
 ];
 
 /// The environment variables mneme reads, for `--help` and the docs.
@@ -410,7 +491,7 @@ fn read_file(
     let mut flat = Vec::new();
     for (key, value) in &table {
         match (key.as_str(), value) {
-            (table @ ("kb" | "seq"), toml::Value::Table(inner)) => {
+            (table @ ("kb" | "seq" | "server"), toml::Value::Table(inner)) => {
                 flat.extend(inner.iter().map(|(k, v)| (format!("{table}.{k}"), v)));
             }
             _ => flat.push((key.clone(), value)),
@@ -623,6 +704,40 @@ fn resolve(mut layers: BTreeMap<&'static str, (Value, String)>) -> Result<Config
         session_ttl: int(take("seq.session_ttl"), 3600),
         session_auto_extend: boolean(take("seq.session_auto_extend"), true),
     };
+    let strings = |v: Option<Value>| match v {
+        Some(Value::Strings(list)) => Some(list),
+        _ => None,
+    };
+    let rate_limits_origin = "server.rate_limits";
+    let rate_limits = strings(take(rate_limits_origin))
+        .unwrap_or_default()
+        .iter()
+        .map(|item| {
+            let parsed = item
+                .rsplit_once('=')
+                .and_then(|(route, n)| Some((route.trim(), n.trim().parse::<u64>().ok()?)))
+                .filter(|(route, n)| route.starts_with('/') && *n > 0);
+            parsed
+                .map(|(route, n)| (route.to_owned(), n))
+                .ok_or_else(|| ConfigError {
+                    message: format!(
+                        "rate limit {item:?} is not valid: expected ROUTE=N, for example /api/v1/query=30 (requests per minute)"
+                    ),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let server = ServerSettings {
+        host: text(take("server.host"), "127.0.0.1"),
+        port: int(take("server.port"), 8000) as u16,
+        api_keys: strings(take("server.api_keys")).unwrap_or_default(),
+        allowed_origins: strings(take("server.allowed_origins")).unwrap_or_else(default_origins),
+        max_request_size: int(take("server.max_request_size"), 10 * 1024 * 1024),
+        max_query_length: int(take("server.max_query_length"), 10_000),
+        rate_limit_per_key: int(take("server.rate_limit_per_key"), 0),
+        rate_limits,
+        projects_dir: path(take("server.projects_dir"))
+            .unwrap_or_else(|| data_dir.join("projects")),
+    };
     if kb.chunk_overlap >= kb.chunk_size {
         return Err(ConfigError {
             message: format!(
@@ -639,6 +754,7 @@ fn resolve(mut layers: BTreeMap<&'static str, (Value, String)>) -> Result<Config
         log_level,
         kb,
         seq,
+        server,
         origins,
     })
 }

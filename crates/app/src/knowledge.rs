@@ -89,6 +89,21 @@ impl Knowledge {
         Ok(report)
     }
 
+    /// Ingests the named files only (the API's `/ingest` and `/batch-ingest`): files inside a
+    /// knowledge directory get the doc_id a full ingest would give them; nothing else in the
+    /// index is touched.
+    pub fn ingest_files(
+        &self,
+        files: &[PathBuf],
+        progress: &dyn IngestProgress,
+    ) -> mneme_kb::Result<IngestReport> {
+        let options = IngestOptions {
+            rebuild: false,
+            knowledge_dirs: self.knowledge_dirs(),
+        };
+        self.kb.ingest(files, options, progress)
+    }
+
     /// Answers a query and notes the access time.
     pub fn search(&self, request: &SearchRequest<'_>) -> mneme_kb::Result<SearchOutcome> {
         self.kb.record_access(unix_ms(SystemTime::now()));

@@ -7,6 +7,8 @@
 pub mod config;
 mod knowledge;
 pub mod patterns;
+pub mod projects;
+pub mod time;
 
 pub use config::{Config, ConfigError, FlagValue, KbSettings, LogLevel};
 pub use knowledge::{Knowledge, QueryStats, kb_config};

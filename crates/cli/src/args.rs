@@ -51,7 +51,8 @@ pub struct GlobalArgs {
 }
 
 impl GlobalArgs {
-    pub fn load_config(&self) -> anyhow::Result<Config> {
+    /// The configuration, with `extra` flags of the subcommand (`serve --port`) on top.
+    pub fn load_config(&self, extra: &[FlagValue]) -> anyhow::Result<Config> {
         let mut flags = Vec::new();
         let mut push = |key, value: &Option<String>, flag| {
             if let Some(value) = value {
@@ -65,6 +66,7 @@ impl GlobalArgs {
         push("data_dir", &self.data_dir, "--data-dir");
         push("log_level", &self.log_level, "--log-level");
         push("kb.max_workers", &self.max_workers, "--max-workers");
+        flags.extend(extra.iter().cloned());
         let env = |var: &str| std::env::var(var).ok();
         Ok(mneme_app::config::load(
             self.config.as_deref(),
@@ -91,8 +93,30 @@ pub enum Command {
     Health(HealthArgs),
     /// The pattern engine (KATO's observe / learn / predict) on the embedded store.
     Seq(crate::seq::SeqArgs),
+    /// Serve KnowledgeBeast's and KATO's REST APIs on one port (default 127.0.0.1:8000).
+    ///
+    /// At start the knowledge dirs are scanned in the background (only changed files are
+    /// read). With KB_API_KEY set, /api routes need an X-API-Key header. SIGINT or SIGTERM
+    /// stop the server after the requests in flight finish.
+    Serve(ServeArgs),
     /// Print the version.
     Version,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1, or KB_API_HOST / MNEME_HOST].
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Port to listen on; 0 picks a free one [default: 8000, or KB_API_PORT / MNEME_PORT].
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<String>,
+    /// Do not scan the knowledge dirs at start.
+    #[arg(long)]
+    pub no_ingest: bool,
+    /// Seconds to wait for requests in flight after SIGINT / SIGTERM.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub grace_seconds: u64,
 }
 
 #[derive(Debug, Args)]

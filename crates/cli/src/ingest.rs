@@ -50,7 +50,14 @@ pub fn ingest(
         roots.to_vec()
     };
     let report = knowledge
-        .ingest(roots, IngestOptions { rebuild }, &progress)
+        .ingest(
+            roots,
+            IngestOptions {
+                rebuild,
+                ..IngestOptions::default()
+            },
+            &progress,
+        )
         .with_context(|| format!("ingesting {}", display_paths(&shown)))?;
     progress.bar.finish_and_clear();
     let elapsed = started.elapsed();

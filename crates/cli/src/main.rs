@@ -8,6 +8,7 @@ mod ingest;
 mod output;
 mod query;
 mod seq;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -37,7 +38,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         output::print_version();
         return Ok(ExitCode::SUCCESS);
     }
-    let config = cli.global.load_config()?;
+    let mut extra = Vec::new();
+    if let Command::Serve(args) = &cli.command {
+        if let Some(host) = &args.host {
+            extra.push(mneme_app::FlagValue {
+                key: "server.host",
+                value: host.clone(),
+                flag: "--host",
+            });
+        }
+        if let Some(port) = &args.port {
+            extra.push(mneme_app::FlagValue {
+                key: "server.port",
+                value: port.clone(),
+                flag: "--port",
+            });
+        }
+    }
+    let config = cli.global.load_config(&extra)?;
     init_logging(config.log_level);
     let open = || {
         Knowledge::open(&config.kb)
@@ -51,6 +69,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ClearCache => health::clear_cache(&open()?)?,
         Command::Health(args) => health::health(&config, args)?,
         Command::Seq(args) => seq::run(&config, args)?,
+        Command::Serve(args) => serve::run(&config, args)?,
         Command::Version => unreachable!("handled above"),
     };
     Ok(code)
@@ -68,12 +87,13 @@ fn restore_sigpipe() {
 
 fn init_logging(level: mneme_app::LogLevel) {
     let filter = tracing_subscriber::EnvFilter::new(format!(
-        "warn,mneme={0},mneme_kb={0},mneme_app={0},tantivy=warn",
+        "warn,mneme={0},mneme_kb={0},mneme_app={0},mneme_server={0},tantivy=warn",
         level.as_filter()
     ));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }

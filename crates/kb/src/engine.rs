@@ -137,6 +137,15 @@ impl KnowledgeBase {
         ingest::run(self, roots, options, progress)
     }
 
+    /// Adds or replaces documents given as bytes (one commit); the rest of the index is kept.
+    pub fn put(
+        &self,
+        documents: Vec<ingest::NewDocument>,
+        progress: &dyn IngestProgress,
+    ) -> Result<IngestReport> {
+        ingest::put(self, documents, progress)
+    }
+
     /// Runs a query on the current snapshot, through the cache when the request allows it.
     pub fn search(&self, request: &SearchRequest<'_>) -> Result<SearchOutcome> {
         let snapshot = self.snapshot();
@@ -231,6 +240,18 @@ impl KnowledgeBase {
     /// The catalog entry of one document.
     pub fn document(&self, doc_id: &str) -> Option<DocEntry> {
         self.snapshot().catalog.get(doc_id).cloned()
+    }
+
+    /// Every doc_id in the index, sorted.
+    pub fn doc_ids(&self) -> Vec<String> {
+        let snapshot = self.snapshot();
+        let mut ids: Vec<String> = snapshot
+            .catalog
+            .documents()
+            .map(|e| e.doc_id.clone())
+            .collect();
+        ids.sort();
+        ids
     }
 
     /// The full text of one document, rebuilt from its chunks.

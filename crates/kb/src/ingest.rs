@@ -28,10 +28,14 @@ use crate::walk::{self, Candidate};
 pub(crate) const CONVERTER_VERSION: u32 = 1;
 
 /// Ingest options.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct IngestOptions {
     /// Re-read and re-index every file, dropping everything else from the index.
     pub rebuild: bool,
+    /// Knowledge directories that single-file roots may lie under: such a file gets the
+    /// doc_id and `kb_dir` a walk of its knowledge directory would give it (otherwise its
+    /// parent directory stands in for the knowledge directory).
+    pub knowledge_dirs: Vec<PathBuf>,
 }
 
 /// Callbacks for progress display; every method has an empty default.
@@ -110,6 +114,18 @@ enum Outcome {
     Fatal(tantivy::TantivyError),
 }
 
+/// A document handed over as bytes rather than found by a walk (API v2 projects).
+#[derive(Clone, Debug)]
+pub struct NewDocument {
+    pub doc_id: String,
+    /// Where the content came from, as reported in results (a file path, or anything).
+    pub path: String,
+    pub kb_dir: String,
+    pub name: String,
+    pub format: crate::convert::Format,
+    pub bytes: Vec<u8>,
+}
+
 pub(crate) fn run(
     kb: &KnowledgeBase,
     roots: &[PathBuf],
@@ -117,7 +133,39 @@ pub(crate) fn run(
     progress: &dyn IngestProgress,
 ) -> Result<IngestReport> {
     let _writing = kb.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-    let walked = walk::walk(roots)?;
+    let walked = walk::walk(roots, &options.knowledge_dirs)?;
+    run_walked(kb, walked, options, progress)
+}
+
+/// Adds or replaces `documents` (same doc_id: replaced); nothing else changes.
+pub(crate) fn put(
+    kb: &KnowledgeBase,
+    documents: Vec<NewDocument>,
+    progress: &dyn IngestProgress,
+) -> Result<IngestReport> {
+    let _writing = kb.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+    let mut walked = walk::Walk::default();
+    for doc in documents {
+        walked.candidates.push(Candidate {
+            path: PathBuf::from(&doc.path),
+            kb_dir: doc.kb_dir.as_str().into(),
+            doc_id: doc.doc_id,
+            format: doc.format,
+            size: doc.bytes.len() as u64,
+            mtime_ns: 0,
+            inline: Some(doc.bytes.into()),
+            name: Some(doc.name),
+        });
+    }
+    run_walked(kb, walked, IngestOptions::default(), progress)
+}
+
+fn run_walked(
+    kb: &KnowledgeBase,
+    walked: walk::Walk,
+    options: IngestOptions,
+    progress: &dyn IngestProgress,
+) -> Result<IngestReport> {
     let current = kb.snapshot();
     let settings = IndexSettings {
         chunk: kb.config.chunk,
@@ -145,8 +193,10 @@ pub(crate) fn run(
     let planned: Vec<&Candidate> = candidates
         .iter()
         .filter(|c| {
-            base.get(&c.doc_id)
-                .is_none_or(|e| e.size != c.size || e.mtime_ns != c.mtime_ns)
+            c.inline.is_some()
+                || base
+                    .get(&c.doc_id)
+                    .is_none_or(|e| e.size != c.size || e.mtime_ns != c.mtime_ns)
         })
         .collect();
     progress.planned(planned.len(), planned.iter().map(|c| c.size).sum());
@@ -321,7 +371,9 @@ struct WorkerCtx<'a> {
 
 fn process(ctx: &WorkerCtx<'_>, candidate: &Candidate) -> Outcome {
     let previous = ctx.base.get(&candidate.doc_id);
-    if previous.is_some_and(|e| e.size == candidate.size && e.mtime_ns == candidate.mtime_ns) {
+    if candidate.inline.is_none()
+        && previous.is_some_and(|e| e.size == candidate.size && e.mtime_ns == candidate.mtime_ns)
+    {
         return Outcome::Unchanged;
     }
     if candidate.size > ctx.max_file_size {
@@ -333,9 +385,14 @@ fn process(ctx: &WorkerCtx<'_>, candidate: &Candidate) -> Outcome {
             ),
         ));
     }
-    let bytes = match std::fs::read(&candidate.path) {
-        Ok(bytes) => bytes,
-        Err(err) => return Outcome::Failed(Problem::new(ProblemKind::Unreadable, err.to_string())),
+    let bytes = match &candidate.inline {
+        Some(inline) => inline.to_vec(),
+        None => match std::fs::read(&candidate.path) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                return Outcome::Failed(Problem::new(ProblemKind::Unreadable, err.to_string()));
+            }
+        },
     };
     if bytes.len() as u64 > ctx.max_file_size {
         return Outcome::Failed(Problem::new(
@@ -385,11 +442,13 @@ fn process(ctx: &WorkerCtx<'_>, candidate: &Candidate) -> Outcome {
             return Outcome::Fatal(err);
         }
     }
-    let name = candidate
-        .path
-        .file_stem()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = candidate.name.clone().unwrap_or_else(|| {
+        candidate
+            .path
+            .file_stem()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
     let entry = DocEntry {
         doc_id: candidate.doc_id.clone(),
         key,

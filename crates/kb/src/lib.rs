@@ -58,7 +58,7 @@ pub use catalog::{DocEntry, IndexSettings};
 pub use chunk::{ChunkConfig, ChunkSpan, chunk_text};
 pub use engine::{KbConfig, KbStats, KnowledgeBase, SearchOutcome};
 pub use error::{Error, ErrorKind, Result};
-pub use ingest::{IngestOptions, IngestProgress, IngestReport, NoProgress};
+pub use ingest::{IngestOptions, IngestProgress, IngestReport, NewDocument, NoProgress};
 pub use search::{
     FORBIDDEN_QUERY_CHARS, Hit, MAX_QUERY_CHARS, Ranking, SearchRequest, SearchResults, Snippet,
     validate_query,

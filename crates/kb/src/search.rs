@@ -112,6 +112,8 @@ pub struct Hit {
     /// Byte range of the best chunk in the document text.
     pub chunk_range: Range<usize>,
     pub snippet: Snippet,
+    /// The text of the best chunk (what the API returns as `content` by default).
+    pub passage: String,
     pub content: Option<String>,
 }
 
@@ -469,6 +471,7 @@ fn build_hit(
         chunk_count: entry.n_chunks,
         chunk_range: chunk.start..chunk.end,
         snippet,
+        passage: chunk.body,
         content,
     })
 }

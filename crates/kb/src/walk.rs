@@ -22,6 +22,10 @@ pub(crate) struct Candidate {
     pub format: Format,
     pub size: u64,
     pub mtime_ns: u64,
+    /// Content given by the caller instead of a file to read ([`crate::NewDocument`]).
+    pub inline: Option<Arc<[u8]>>,
+    /// Display name given by the caller (otherwise the file stem).
+    pub name: Option<String>,
 }
 
 /// What a walk of several roots produced.
@@ -37,8 +41,12 @@ pub(crate) struct Walk {
 
 /// Walks every root. A missing root is an error before anything is read; problems with single
 /// entries (unreadable directories, unreadable metadata) are collected and the walk goes on.
-pub(crate) fn walk(roots: &[PathBuf]) -> Result<Walk> {
+pub(crate) fn walk(roots: &[PathBuf], knowledge_dirs: &[PathBuf]) -> Result<Walk> {
     let mut out = Walk::default();
+    let anchors: Vec<PathBuf> = knowledge_dirs
+        .iter()
+        .filter_map(|dir| fs::canonicalize(dir).ok())
+        .collect();
     let mut resolved = Vec::with_capacity(roots.len());
     for root in roots {
         let canonical = fs::canonicalize(root).map_err(|_| Error::MissingPath(root.clone()))?;
@@ -54,7 +62,11 @@ pub(crate) fn walk(roots: &[PathBuf]) -> Result<Walk> {
             let base = root.parent().unwrap_or(&root).to_path_buf();
             walk_dir(&root, &base, &kb_dir, &mut visited, &mut out);
         } else {
-            let kb_dir_path = root.parent().unwrap_or(Path::new("/")).to_path_buf();
+            let kb_dir_path = anchors
+                .iter()
+                .find(|anchor| root.starts_with(anchor))
+                .cloned()
+                .unwrap_or_else(|| root.parent().unwrap_or(Path::new("/")).to_path_buf());
             let kb_dir: Arc<str> = kb_dir_path.to_string_lossy().into();
             let base = kb_dir_path.parent().unwrap_or(&kb_dir_path).to_path_buf();
             match Format::of_path(&root) {
@@ -151,5 +163,7 @@ fn candidate(
         format,
         size: meta.len(),
         mtime_ns,
+        inline: None,
+        name: None,
     }
 }

@@ -306,7 +306,10 @@ fn rebuild_and_changed_chunking_reprocess_everything() {
     let rebuilt = kb
         .ingest(
             std::slice::from_ref(&docs),
-            IngestOptions { rebuild: true },
+            IngestOptions {
+                rebuild: true,
+                ..IngestOptions::default()
+            },
             &NoProgress,
         )
         .unwrap();

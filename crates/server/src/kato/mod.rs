@@ -7,6 +7,7 @@ pub mod json;
 pub mod request;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -87,6 +88,20 @@ pub struct Api {
     options: Options,
     sessions: RwLock<HashMap<String, Arc<Mutex<SessionEntry>>>>,
     clock: Box<dyn Fn() -> SystemTime + Send + Sync>,
+    created: AtomicU64,
+    deleted: AtomicU64,
+    expired: AtomicU64,
+}
+
+/// Session lifecycle counters since start (KATO's `/metrics` `sessions` block).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionCounts {
+    pub created: u64,
+    pub deleted: u64,
+    pub expired: u64,
+    /// Sessions held in memory (expired ones not yet swept included).
+    pub held: usize,
+    pub active: usize,
 }
 
 impl std::fmt::Debug for Api {
@@ -97,34 +112,7 @@ impl std::fmt::Debug for Api {
     }
 }
 
-fn iso(time: SystemTime) -> String {
-    let micros = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros()) as i64;
-    let secs = micros.div_euclid(1_000_000);
-    let frac = micros.rem_euclid(1_000_000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
+pub use mneme_app::time::iso;
 
 fn meta_pairs(map: &Map<String, Value>) -> Vec<(String, MetaValue)> {
     map.iter()
@@ -148,7 +136,37 @@ impl Api {
             options,
             sessions: RwLock::new(HashMap::new()),
             clock,
+            created: AtomicU64::new(0),
+            deleted: AtomicU64::new(0),
+            expired: AtomicU64::new(0),
         }
+    }
+
+    /// Lifecycle counters and current session counts.
+    pub fn session_counts(&self) -> SessionCounts {
+        SessionCounts {
+            created: self.created.load(Ordering::Relaxed),
+            deleted: self.deleted.load(Ordering::Relaxed),
+            expired: self.expired.load(Ordering::Relaxed),
+            held: self
+                .sessions
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .len(),
+            active: self.active_sessions(),
+        }
+    }
+
+    /// Drops every expired session; returns how many. The server calls it periodically so
+    /// that sessions nobody touches again do not stay in memory.
+    pub fn sweep_expired(&self) -> usize {
+        let now = (self.clock)();
+        let mut sessions = self.sessions.write().unwrap_or_else(|p| p.into_inner());
+        let before = sessions.len();
+        sessions.retain(|_, s| s.lock().map(|s| s.expires_at > now).unwrap_or(false));
+        let swept = before - sessions.len();
+        self.expired.fetch_add(swept as u64, Ordering::Relaxed);
+        swept
     }
 
     pub fn patterns(&self) -> &Patterns {
@@ -213,10 +231,15 @@ impl Api {
             .cloned()?;
         let expired = found.lock().map(|s| s.expires_at <= now).unwrap_or(true);
         if expired {
-            self.sessions
+            if self
+                .sessions
                 .write()
                 .unwrap_or_else(|p| p.into_inner())
-                .remove(id);
+                .remove(id)
+                .is_some()
+            {
+                self.expired.fetch_add(1, Ordering::Relaxed);
+            }
             return None;
         }
         Some(found)
@@ -265,6 +288,7 @@ impl Api {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, Arc::new(Mutex::new(entry)));
+        self.created.fetch_add(1, Ordering::Relaxed);
         Reply::ok(reply)
     }
 
@@ -348,10 +372,15 @@ impl Api {
         if self.entry(id).is_none() {
             return Reply::session_not_found(id);
         }
-        self.sessions
+        if self
+            .sessions
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+            .remove(id)
+            .is_some()
+        {
+            self.deleted.fetch_add(1, Ordering::Relaxed);
+        }
         Reply::ok(json!({"status": "deleted", "session_id": id}))
     }
 

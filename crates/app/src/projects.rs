@@ -1,0 +1,617 @@
+//! API v2 projects: named, isolated knowledge bases with their own index, document metadata
+//! and API keys, all kept under one directory (`<projects_dir>/registry.redb` plus one index
+//! directory per project) so that they survive a restart.
+//!
+//! API keys are stored as SHA-256 digests; the raw key is returned once, at creation.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mneme_kb::{IngestReport, KnowledgeBase, NewDocument, NoProgress};
+use mneme_store::{KvSnapshot, KvStore, RedbStore, WriteBatch};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+use crate::config::KbSettings;
+use crate::knowledge::kb_config;
+use crate::time::iso_naive;
+
+/// One project, as KnowledgeBeast's `ProjectResponse` describes it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Project {
+    pub project_id: String,
+    pub name: String,
+    pub description: String,
+    pub embedding_model: String,
+    pub created_at: String,
+    pub updated_at: String,
+    /// User metadata as JSON text (the server owns the JSON).
+    pub metadata: String,
+    /// Creation order, for "newest first" listings.
+    pub sequence: u64,
+}
+
+impl Project {
+    pub fn collection_name(&self) -> String {
+        format!("kb_project_{}", self.project_id)
+    }
+}
+
+/// Fields of an update; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct ProjectUpdate {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub embedding_model: Option<String>,
+    pub metadata: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Scope {
+    Read,
+    Write,
+    Admin,
+}
+
+impl Scope {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Scope> {
+        match name {
+            "read" => Some(Scope::Read),
+            "write" => Some(Scope::Write),
+            "admin" => Some(Scope::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// A project API key, without the key itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub key_id: String,
+    pub project_id: String,
+    pub name: String,
+    pub key_hash: String,
+    /// Sorted, distinct.
+    pub scopes: Vec<Scope>,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub expires_unix: Option<u64>,
+    pub revoked: bool,
+    pub last_used_at: Option<String>,
+    pub last_used_unix: Option<u64>,
+    pub created_by: Option<String>,
+    pub sequence: u64,
+}
+
+impl ApiKey {
+    /// `admin` implies everything; `write` implies `read`.
+    pub fn allows(&self, needed: Scope) -> bool {
+        self.scopes.iter().any(|s| {
+            *s == Scope::Admin || *s == needed || (*s == Scope::Write && needed == Scope::Read)
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    #[error("Project not found: {0}")]
+    NotFound(String),
+    #[error("Project with name '{0}' already exists")]
+    NameTaken(String),
+    #[error("API key not found: {0}")]
+    KeyNotFound(String),
+    #[error("project storage failed: {0}")]
+    Store(#[from] mneme_store::Error),
+    #[error("{0}")]
+    Kb(#[from] mneme_kb::Error),
+    #[error("project registry is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = ProjectError> = std::result::Result<T, E>;
+
+const REGISTRY: &str = "registry.redb";
+
+/// Key prefixes in the registry.
+const PROJECT: &[u8] = b"p/";
+const KEY: &[u8] = b"k/";
+const KEY_HASH: &[u8] = b"h/";
+const DOC_META: &[u8] = b"d/";
+const SEQUENCE: &[u8] = b"seq";
+
+pub struct Projects {
+    dir: PathBuf,
+    store: RedbStore,
+    settings: KbSettings,
+    indexes: Mutex<HashMap<String, Arc<KnowledgeBase>>>,
+    /// Serialises registry changes that read before they write (name checks, sequence).
+    writing: Mutex<()>,
+}
+
+impl std::fmt::Debug for Projects {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Projects").field("dir", &self.dir).finish()
+    }
+}
+
+fn unix(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// `n` random bytes as URL-safe base64 without padding (Python's `secrets.token_urlsafe`).
+pub fn token_urlsafe(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    getrandom::fill(&mut bytes).expect("the operating system's random source is available");
+    base64_url(&bytes)
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// The stored digest of a raw key.
+pub fn hash_key(raw: &str) -> String {
+    let digest = sha2::Sha256::digest(raw.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_allocvec(value).expect("records serialise")
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T> {
+    postcard::from_bytes(bytes).map_err(|err| ProjectError::Corrupt(format!("{what}: {err}")))
+}
+
+fn key(prefix: &[u8], id: &str) -> Vec<u8> {
+    let mut out = prefix.to_vec();
+    out.extend_from_slice(id.as_bytes());
+    out
+}
+
+fn doc_prefix(project_id: &str) -> Vec<u8> {
+    let mut out = DOC_META.to_vec();
+    out.extend_from_slice(project_id.as_bytes());
+    out.push(b'/');
+    out
+}
+
+impl Projects {
+    /// Opens (creating) the projects directory.
+    pub fn open(dir: &Path, settings: &KbSettings) -> Result<Projects> {
+        std::fs::create_dir_all(dir)
+            .map_err(|err| mneme_store::Error::Io(format!("creating {}: {err}", dir.display())))?;
+        let store = RedbStore::open(&dir.join(REGISTRY))?;
+        Ok(Projects {
+            dir: dir.to_path_buf(),
+            store,
+            settings: settings.clone(),
+            indexes: Mutex::new(HashMap::new()),
+            writing: Mutex::new(()),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn next_sequence(&self, batch: &mut WriteBatch) -> Result<u64> {
+        let current = match self.store.snapshot()?.get(SEQUENCE)? {
+            Some(bytes) => decode::<u64>(&bytes, "sequence")?,
+            None => 0,
+        };
+        batch.put(SEQUENCE.to_vec(), encode(&(current + 1)));
+        Ok(current + 1)
+    }
+
+    /// Every project, newest first.
+    pub fn list(&self) -> Result<Vec<Project>> {
+        let mut out = Vec::new();
+        for (_, value) in self.store.snapshot()?.scan_prefix(PROJECT)? {
+            out.push(decode::<Project>(&value, "project")?);
+        }
+        out.sort_by_key(|p| std::cmp::Reverse(p.sequence));
+        Ok(out)
+    }
+
+    pub fn count(&self) -> usize {
+        self.list().map_or(0, |l| l.len())
+    }
+
+    pub fn get(&self, project_id: &str) -> Result<Project> {
+        match self.store.snapshot()?.get(&key(PROJECT, project_id))? {
+            Some(bytes) => decode(&bytes, "project"),
+            None => Err(ProjectError::NotFound(project_id.to_owned())),
+        }
+    }
+
+    fn name_taken(&self, name: &str, except: Option<&str>) -> Result<bool> {
+        Ok(self
+            .list()?
+            .iter()
+            .any(|p| p.name == name && Some(p.project_id.as_str()) != except))
+    }
+
+    pub fn create(
+        &self,
+        name: &str,
+        description: &str,
+        embedding_model: &str,
+        metadata: &str,
+    ) -> Result<Project> {
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        if self.name_taken(name, None)? {
+            return Err(ProjectError::NameTaken(name.to_owned()));
+        }
+        let now = iso_naive(SystemTime::now());
+        let mut batch = WriteBatch::default();
+        let project = Project {
+            project_id: uuid_v4(),
+            name: name.to_owned(),
+            description: description.to_owned(),
+            embedding_model: embedding_model.to_owned(),
+            created_at: now.clone(),
+            updated_at: now,
+            metadata: metadata.to_owned(),
+            sequence: self.next_sequence(&mut batch)?,
+        };
+        batch.put(key(PROJECT, &project.project_id), encode(&project));
+        self.store.write(batch)?;
+        Ok(project)
+    }
+
+    pub fn update(&self, project_id: &str, update: ProjectUpdate) -> Result<Project> {
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let mut project = self.get(project_id)?;
+        if let Some(name) = update.name {
+            if self.name_taken(&name, Some(project_id))? {
+                return Err(ProjectError::NameTaken(name));
+            }
+            project.name = name;
+        }
+        if let Some(description) = update.description {
+            project.description = description;
+        }
+        if let Some(model) = update.embedding_model {
+            project.embedding_model = model;
+        }
+        if let Some(metadata) = update.metadata {
+            project.metadata = metadata;
+        }
+        project.updated_at = iso_naive(SystemTime::now());
+        let mut batch = WriteBatch::default();
+        batch.put(key(PROJECT, project_id), encode(&project));
+        self.store.write(batch)?;
+        Ok(project)
+    }
+
+    /// Deletes the project, its keys, its document metadata and its index.
+    pub fn delete(&self, project_id: &str) -> Result<()> {
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        self.get(project_id)?;
+        let snapshot = self.store.snapshot()?;
+        let mut batch = WriteBatch::default();
+        batch.delete(key(PROJECT, project_id));
+        for (k, _) in snapshot.scan_prefix(&doc_prefix(project_id))? {
+            batch.delete(k);
+        }
+        for (k, value) in snapshot.scan_prefix(KEY)? {
+            let api_key: ApiKey = decode(&value, "api key")?;
+            if api_key.project_id == project_id {
+                batch.delete(k);
+                batch.delete(key(KEY_HASH, &api_key.key_hash));
+            }
+        }
+        // The record goes first: a crash after it leaves an orphaned directory, never a
+        // project without its index.
+        self.store.write(batch)?;
+        self.indexes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(project_id);
+        let dir = self.index_dir(project_id);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|err| {
+                mneme_store::Error::Io(format!("removing {}: {err}", dir.display()))
+            })?;
+        }
+        Ok(())
+    }
+
+    fn index_dir(&self, project_id: &str) -> PathBuf {
+        self.dir.join(project_id)
+    }
+
+    /// The project's index, opened on first use.
+    pub fn index(&self, project_id: &str) -> Result<Arc<KnowledgeBase>> {
+        self.get(project_id)?;
+        let mut indexes = self.indexes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(kb) = indexes.get(project_id) {
+            return Ok(kb.clone());
+        }
+        let kb = Arc::new(KnowledgeBase::open(
+            &self.index_dir(project_id),
+            kb_config(&self.settings),
+        )?);
+        indexes.insert(project_id.to_owned(), kb.clone());
+        Ok(kb)
+    }
+
+    /// Adds (or replaces) documents and records their metadata (JSON text per document).
+    pub fn ingest(
+        &self,
+        project_id: &str,
+        documents: Vec<(NewDocument, String)>,
+    ) -> Result<IngestReport> {
+        let kb = self.index(project_id)?;
+        let mut batch = WriteBatch::default();
+        let mut docs = Vec::with_capacity(documents.len());
+        for (doc, metadata) in documents {
+            let mut k = doc_prefix(project_id);
+            k.extend_from_slice(doc.doc_id.as_bytes());
+            batch.put(k, metadata.into_bytes());
+            docs.push(doc);
+        }
+        let report = kb.put(docs, &NoProgress)?;
+        // Metadata of a document that failed to convert is kept: it names what was sent.
+        self.store.write(batch)?;
+        Ok(report)
+    }
+
+    /// Metadata (JSON text) of every document of a project, by doc_id.
+    pub fn document_metadata(&self, project_id: &str) -> Result<HashMap<String, String>> {
+        let prefix = doc_prefix(project_id);
+        let mut out = HashMap::new();
+        for (k, v) in self.store.snapshot()?.scan_prefix(&prefix)? {
+            let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+            out.insert(id, String::from_utf8_lossy(&v).into_owned());
+        }
+        Ok(out)
+    }
+
+    /// Creates a key; returns the record and the raw key (shown once).
+    pub fn create_key(
+        &self,
+        project_id: &str,
+        name: &str,
+        scopes: &[Scope],
+        expires_days: Option<u64>,
+        created_by: Option<String>,
+    ) -> Result<(ApiKey, String)> {
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        self.get(project_id)?;
+        let raw = format!("kb_{}", token_urlsafe(32));
+        let now = SystemTime::now();
+        let expires = expires_days.map(|days| now + Duration::from_secs(days * 86_400));
+        let mut scopes = scopes.to_vec();
+        scopes.sort();
+        scopes.dedup();
+        let mut batch = WriteBatch::default();
+        let record = ApiKey {
+            key_id: token_urlsafe(16),
+            project_id: project_id.to_owned(),
+            name: name.to_owned(),
+            key_hash: hash_key(&raw),
+            scopes,
+            created_at: iso_naive(now),
+            expires_at: expires.map(iso_naive),
+            expires_unix: expires.map(unix),
+            revoked: false,
+            last_used_at: None,
+            last_used_unix: None,
+            created_by,
+            sequence: self.next_sequence(&mut batch)?,
+        };
+        batch.put(key(KEY, &record.key_id), encode(&record));
+        batch.put(
+            key(KEY_HASH, &record.key_hash),
+            record.key_id.clone().into_bytes(),
+        );
+        self.store.write(batch)?;
+        Ok((record, raw))
+    }
+
+    /// The keys of a project, newest first.
+    pub fn keys(&self, project_id: &str) -> Result<Vec<ApiKey>> {
+        self.get(project_id)?;
+        let mut out = Vec::new();
+        for (_, value) in self.store.snapshot()?.scan_prefix(KEY)? {
+            let record: ApiKey = decode(&value, "api key")?;
+            if record.project_id == project_id {
+                out.push(record);
+            }
+        }
+        out.sort_by_key(|p| std::cmp::Reverse(p.sequence));
+        Ok(out)
+    }
+
+    /// Revokes a key (any project's, as KnowledgeBeast does).
+    pub fn revoke_key(&self, key_id: &str) -> Result<()> {
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let k = key(KEY, key_id);
+        let Some(bytes) = self.store.snapshot()?.get(&k)? else {
+            return Err(ProjectError::KeyNotFound(key_id.to_owned()));
+        };
+        let mut record: ApiKey = decode(&bytes, "api key")?;
+        record.revoked = true;
+        let mut batch = WriteBatch::default();
+        batch.put(k, encode(&record));
+        self.store.write(batch)?;
+        Ok(())
+    }
+
+    /// The live (not revoked, not expired) key record for a raw key; notes its use (at most
+    /// once a minute, so that checking a key is not a disk write per request).
+    pub fn verify_key(&self, raw: &str) -> Result<Option<ApiKey>> {
+        let snapshot = self.store.snapshot()?;
+        let Some(key_id) = snapshot.get(&key(KEY_HASH, &hash_key(raw)))? else {
+            return Ok(None);
+        };
+        let key_id = String::from_utf8_lossy(&key_id).into_owned();
+        let Some(bytes) = snapshot.get(&key(KEY, &key_id))? else {
+            return Ok(None);
+        };
+        let mut record: ApiKey = decode(&bytes, "api key")?;
+        let now = SystemTime::now();
+        if record.revoked || record.expires_unix.is_some_and(|at| unix(now) >= at) {
+            return Ok(None);
+        }
+        if record.last_used_unix.is_none_or(|at| unix(now) >= at + 60) {
+            record.last_used_at = Some(iso_naive(now));
+            record.last_used_unix = Some(unix(now));
+            let mut batch = WriteBatch::default();
+            batch.put(key(KEY, &key_id), encode(&record));
+            self.store
+                .write_with(batch, mneme_store::Durability::Deferred)?;
+        }
+        Ok(Some(record))
+    }
+}
+
+/// A random (version 4) UUID in its hyphenated form.
+fn uuid_v4() -> String {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("the operating system's random source is available");
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> KbSettings {
+        crate::config::load(None, &|_| None, &[]).unwrap().kb
+    }
+
+    #[test]
+    fn base64_matches_python() {
+        // base64.urlsafe_b64encode(bytes([0, 255, 254, 1])).rstrip(b"=")
+        assert_eq!(base64_url(&[0, 255, 254, 1]), "AP_-AQ");
+        assert_eq!(base64_url(b"hello"), "aGVsbG8");
+        assert_eq!(token_urlsafe(32).len(), 43);
+        assert_eq!(format!("kb_{}", token_urlsafe(32)).len(), 46);
+    }
+
+    #[test]
+    fn sha256_hex() {
+        assert_eq!(
+            hash_key("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn projects_keys_and_documents_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let (id, raw) = {
+            let projects = Projects::open(dir.path(), &settings()).unwrap();
+            let a = projects
+                .create("alpha", "first", "all-MiniLM-L6-v2", "{}")
+                .unwrap();
+            let b = projects.create("beta", "", "m", "{\"k\":1}").unwrap();
+            assert!(matches!(
+                projects.create("alpha", "", "m", "{}"),
+                Err(ProjectError::NameTaken(_))
+            ));
+            let names: Vec<String> = projects
+                .list()
+                .unwrap()
+                .into_iter()
+                .map(|p| p.name)
+                .collect();
+            assert_eq!(names, ["beta", "alpha"], "newest first");
+            assert!(matches!(
+                projects.update(
+                    &b.project_id,
+                    ProjectUpdate {
+                        name: Some("alpha".into()),
+                        ..Default::default()
+                    }
+                ),
+                Err(ProjectError::NameTaken(_))
+            ));
+            let doc = NewDocument {
+                doc_id: "doc_1".into(),
+                path: "inline_content".into(),
+                kb_dir: String::new(),
+                name: "Unknown".into(),
+                format: mneme_kb::convert::Format::Text,
+                bytes: b"the quick brown fox".to_vec(),
+            };
+            let report = projects
+                .ingest(&a.project_id, vec![(doc, "{\"source\":\"t\"}".into())])
+                .unwrap();
+            assert_eq!(report.documents, 1);
+            let (record, raw) = projects
+                .create_key(
+                    &a.project_id,
+                    "ci",
+                    &[Scope::Write, Scope::Read, Scope::Write],
+                    Some(30),
+                    None,
+                )
+                .unwrap();
+            assert_eq!(record.scopes, [Scope::Read, Scope::Write]);
+            assert!(record.key_hash != raw && record.key_hash == hash_key(&raw));
+            (a.project_id, raw)
+        };
+        let projects = Projects::open(dir.path(), &settings()).unwrap();
+        assert_eq!(projects.get(&id).unwrap().name, "alpha");
+        let kb = projects.index(&id).unwrap();
+        assert_eq!(kb.stats().documents, 1);
+        assert_eq!(
+            projects.document_metadata(&id).unwrap()["doc_1"],
+            "{\"source\":\"t\"}"
+        );
+        let record = projects.verify_key(&raw).unwrap().expect("key is live");
+        assert!(
+            record.allows(Scope::Read)
+                && record.allows(Scope::Write)
+                && !record.allows(Scope::Admin)
+        );
+        assert!(projects.verify_key("kb_not-a-key").unwrap().is_none());
+        projects.revoke_key(&record.key_id).unwrap();
+        assert!(
+            projects.verify_key(&raw).unwrap().is_none(),
+            "revoked keys are refused"
+        );
+        projects.delete(&id).unwrap();
+        assert!(matches!(projects.get(&id), Err(ProjectError::NotFound(_))));
+        assert!(!dir.path().join(&id).exists());
+        assert!(projects.keys(&id).is_err());
+    }
+}

@@ -1,0 +1,59 @@
+//! Wall-clock formatting shared by the APIs (no date crate needed for two formats).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// `time` as ISO 8601 UTC with microseconds and a `Z` (`2025-10-25T12:34:56.123456Z`).
+pub fn iso(time: SystemTime) -> String {
+    let mut out = iso_naive(time);
+    out.push('Z');
+    out
+}
+
+/// `time` as Python's `datetime.utcnow().isoformat()` prints it: UTC, microseconds, no zone.
+pub fn iso_naive(time: SystemTime) -> String {
+    let micros = match time.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_micros() as i64,
+        Err(before) => -(before.duration().as_micros() as i64),
+    };
+    let secs = micros.div_euclid(1_000_000);
+    let frac = micros.rem_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(iso(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
+        let t = UNIX_EPOCH + Duration::from_micros(1_761_395_696_123_456);
+        assert_eq!(iso_naive(t), "2025-10-25T12:34:56.123456");
+        // A leap day.
+        let t = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(iso(t), "2000-02-29T00:00:00.000000Z");
+    }
+}

@@ -1,0 +1,106 @@
+//! `mneme serve`: both REST APIs (KnowledgeBeast's and KATO's) on one port.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use mneme_app::Config;
+use mneme_server::http::{self, ServerState};
+
+use crate::args::ServeArgs;
+
+pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let state = Arc::new(ServerState::open(config)?);
+    let addr = format!("{}:{}", config.server.host, config.server.port);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("mneme-http")
+        .build()
+        .context("starting the async runtime")?;
+    let grace = Duration::from_secs(args.grace_seconds);
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (is another server using the port? choose one with --port)"))?;
+        let local: SocketAddr = listener.local_addr()?;
+        if config.server.api_keys.is_empty() {
+            tracing::warn!(
+                "NO API KEY CONFIGURED: /api/v1 and /api/v2 are open to anyone who can reach {local}; set KB_API_KEY (comma list) to require X-API-Key"
+            );
+        }
+        if !args.no_ingest {
+            spawn_startup_ingest(&state);
+        }
+        http::spawn_background(&state, Duration::from_secs(10));
+        eprintln!("mneme {} listening on http://{local} (docs: http://{local}/docs, UI: http://{local}/ui)", env!("CARGO_PKG_VERSION"));
+        http::serve(listener, state.clone(), shutdown_signal(), grace).await?;
+        anyhow::Ok(())
+    })?;
+    eprintln!("mneme: shutting down, saving state");
+    state.flush();
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Brings the index up to date with the knowledge dirs in the background; queries keep
+/// answering from the previous generation until the new one commits.
+fn spawn_startup_ingest(state: &Arc<ServerState>) {
+    let existing: Vec<_> = state
+        .knowledge
+        .knowledge_dirs()
+        .into_iter()
+        .filter(|d| d.is_dir())
+        .collect();
+    if existing.is_empty() {
+        tracing::warn!(
+            "none of the knowledge dirs exists ({}); set KB_KNOWLEDGE_DIRS to index documents",
+            state
+                .knowledge
+                .knowledge_dirs()
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return;
+    }
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || {
+        match state.knowledge.ingest(
+            &existing,
+            mneme_kb::IngestOptions::default(),
+            &mneme_kb::NoProgress,
+        ) {
+            Ok(report) => tracing::info!(
+                "knowledge dirs scanned: {} documents ({} added, {} updated, {} removed, {} skipped)",
+                report.documents,
+                report.added,
+                report.updated,
+                report.removed,
+                report.problems.len()
+            ),
+            Err(err) => tracing::error!("ingesting the knowledge dirs failed: {err}"),
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown signal received: finishing requests in flight");
+}

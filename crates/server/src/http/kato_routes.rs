@@ -1,0 +1,139 @@
+//! KATO's routes: the request is handed to `kato::Api` as method, path, query and parsed JSON
+//! body, on a blocking thread (predictions are CPU work).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::ServerState;
+use super::common::{iso_now, json_response};
+
+pub async fn handle(
+    State(state): State<Arc<ServerState>>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_owned();
+    let query = uri.query().unwrap_or("").to_owned();
+    let parsed = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(value) => Some(value),
+            Err(err) => return json_invalid(&err),
+        }
+    };
+    let method_name = method.as_str().to_owned();
+    let worker = state.clone();
+    let reply = tokio::task::spawn_blocking(move || {
+        worker
+            .kato
+            .handle(&method_name, &path, &query, parsed.as_ref())
+    })
+    .await;
+    let reply = match reply {
+        Ok(reply) => reply,
+        Err(_) => return super::middleware::internal_error("the request handler failed"),
+    };
+    let segments: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
+    if reply.status == 200 {
+        match (method.as_str(), segments.as_slice()) {
+            ("POST", ["sessions"]) => {
+                let event = json!({
+                    "event_type": "session.created",
+                    "timestamp": iso_now(),
+                    "data": {"session_id": reply.body["session_id"], "node_id": reply.body["node_id"], "created_at": reply.body["created_at"]},
+                });
+                let _ = state.events.send(event.to_string());
+            }
+            ("DELETE", ["sessions", id]) => {
+                let event = json!({
+                    "event_type": "session.destroyed",
+                    "timestamp": iso_now(),
+                    "data": {"session_id": id, "destroyed_at": iso_now(), "reason": "explicit_delete"},
+                });
+                let _ = state.events.send(event.to_string());
+            }
+            _ => {}
+        }
+    }
+    let mut response = json_response(
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        &reply.body,
+    );
+    if let ["sessions", id, _, ..] = segments.as_slice() {
+        if let Ok(value) = HeaderValue::from_str(id) {
+            response.headers_mut().insert("x-session-id", value);
+        }
+    }
+    response
+}
+
+/// FastAPI's answer to a body that is not JSON.
+fn json_invalid(err: &serde_json::Error) -> Response {
+    let body = json!({"detail": [{
+        "type": "json_invalid",
+        "loc": ["body", err.column().saturating_sub(1)],
+        "msg": "JSON decode error",
+        "input": {},
+        "ctx": {"error": err.to_string()},
+    }]});
+    json_response(StatusCode::UNPROCESSABLE_ENTITY, &body)
+}
+
+/// `WS /ws/events`: a snapshot on connect, then session events; `ping` is answered `pong`.
+pub async fn websocket(
+    State(state): State<Arc<ServerState>>,
+    upgrade: WebSocketUpgrade,
+) -> impl IntoResponse {
+    upgrade.on_upgrade(move |socket| events(socket, state))
+}
+
+async fn events(mut socket: WebSocket, state: Arc<ServerState>) {
+    let snapshot = json!({
+        "event_type": "state.snapshot",
+        "timestamp": iso_now(),
+        "data": {"active_sessions": state.kato.active_sessions(), "system_status": "healthy"},
+    });
+    if socket
+        .send(Message::Text(snapshot.to_string().into()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut events = state.events.subscribe();
+    let mut closing = state.closing.subscribe();
+    loop {
+        tokio::select! {
+            _ = closing.changed() => {
+                let _ = socket.send(Message::Close(None)).await;
+                return;
+            }
+            incoming = socket.recv() => match incoming {
+                Some(Ok(Message::Text(text))) if text.as_str() == "ping" => {
+                    if socket.send(Message::Text("pong".into())).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+            event = events.recv() => match event {
+                Ok(text) => {
+                    if socket.send(Message::Text(text.into())).await.is_err() {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return,
+            },
+        }
+    }
+}

@@ -1,0 +1,920 @@
+//! KnowledgeBeast's API v2 (`/api/v2/projects`): projects with isolated indexes, ingest by
+//! path or inline content, query, streaming query (Server-Sent Events), project API keys, and
+//! ZIP export / import. Everything lives in the data directory and survives a restart.
+
+use std::convert::Infallible;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Multipart, Path as UrlPath, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use mneme_app::projects::{Project, ProjectError, ProjectUpdate, Scope};
+use mneme_kb::convert::Format;
+use mneme_kb::{NewDocument, Ranking, SearchRequest};
+use serde_json::{Map, Value, json};
+
+use super::ServerState;
+use super::common::{iso_now, json_response, kb_not_found};
+use super::kb_request::{Fields, check_file_path, check_query, detail, object, validation_error};
+use super::kb_v1::QueryResult;
+
+/// The version written to (and required in) export manifests: KnowledgeBeast's 2.x format.
+const EXPORT_VERSION: &str = "2.3.0";
+
+fn project_json(project: &Project) -> Value {
+    let metadata: Value = serde_json::from_str(&project.metadata).unwrap_or_else(|_| json!({}));
+    json!({
+        "project_id": project.project_id,
+        "name": project.name,
+        "description": project.description,
+        "collection_name": project.collection_name(),
+        "embedding_model": project.embedding_model,
+        "created_at": project.created_at,
+        "updated_at": project.updated_at,
+        "metadata": metadata,
+    })
+}
+
+fn failure(operation: &str, err: &ProjectError) -> Response {
+    match err {
+        ProjectError::NotFound(_) | ProjectError::KeyNotFound(_) => {
+            kb_not_found(&format!("404: {err}"))
+        }
+        ProjectError::NameTaken(_) => detail(StatusCode::BAD_REQUEST, err.to_string()),
+        ProjectError::Kb(e) if e.kind() == mneme_kb::ErrorKind::Busy => {
+            detail(StatusCode::CONFLICT, e.to_string())
+        }
+        _ => detail(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{operation}: {err}"),
+        ),
+    }
+}
+
+/// Runs registry work off the async threads.
+async fn blocking<T: Send + 'static>(
+    state: &Arc<ServerState>,
+    work: impl FnOnce(&ServerState) -> T + Send + 'static,
+) -> Result<T, Response> {
+    let worker = state.clone();
+    tokio::task::spawn_blocking(move || work(&worker))
+        .await
+        .map_err(|_| {
+            detail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the request handler stopped",
+            )
+        })
+}
+
+/// Name rules of `ProjectCreate` / `ProjectUpdate`: stripped, 1–100 characters of letters,
+/// digits, spaces, `_` and `-`.
+fn project_name(fields: &mut Fields<'_>, required: bool) -> Option<String> {
+    let raw = fields.string("name", required, 1, 100)?;
+    let name = raw.trim().to_owned();
+    if name.is_empty() {
+        fields.problems.push(
+            "body.name",
+            "Value error, Project name cannot be empty or only whitespace",
+        );
+        return None;
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == ' ')
+    {
+        fields.problems.push(
+            "body.name",
+            "String should match pattern '^[a-zA-Z0-9_\\- ]+$'",
+        );
+        return None;
+    }
+    Some(name)
+}
+
+fn metadata_text(map: Option<Map<String, Value>>) -> Option<String> {
+    map.map(|m| Value::Object(m).to_string())
+}
+
+/// `POST /api/v2/projects`
+pub async fn create(State(state): State<Arc<ServerState>>, body: Bytes) -> Response {
+    let map = match object(&body) {
+        Ok(map) => map,
+        Err(response) => return response,
+    };
+    let mut fields = Fields::new(&map);
+    let name = project_name(&mut fields, true);
+    let description = fields
+        .string("description", false, 0, 500)
+        .unwrap_or_default();
+    let model = fields
+        .string("embedding_model", false, 1, 200)
+        .unwrap_or_else(|| "all-MiniLM-L6-v2".to_owned());
+    let metadata = metadata_text(fields.object("metadata")).unwrap_or_else(|| "{}".to_owned());
+    if let Err(response) = fields.finish() {
+        return response;
+    }
+    let name = name.unwrap_or_default();
+    let result = blocking(&state, move |s| {
+        s.projects.create(&name, &description, &model, &metadata)
+    })
+    .await;
+    match result {
+        Ok(Ok(project)) => {
+            state.metrics.add(
+                "kb_project_creations_total",
+                "Projects created",
+                Vec::new(),
+                1.0,
+            );
+            json_response(StatusCode::CREATED, &project_json(&project))
+        }
+        Ok(Err(err)) => failure("Failed to create project", &err),
+        Err(response) => response,
+    }
+}
+
+/// `GET /api/v2/projects`: newest first.
+pub async fn list(State(state): State<Arc<ServerState>>) -> Response {
+    match blocking(&state, |s| s.projects.list()).await {
+        Ok(Ok(projects)) => {
+            let items: Vec<Value> = projects.iter().map(project_json).collect();
+            json_response(
+                StatusCode::OK,
+                &json!({"count": items.len(), "projects": items}),
+            )
+        }
+        Ok(Err(err)) => failure("Failed to list projects", &err),
+        Err(response) => response,
+    }
+}
+
+/// `GET /api/v2/projects/{id}`
+pub async fn get(State(state): State<Arc<ServerState>>, UrlPath(id): UrlPath<String>) -> Response {
+    match state.projects.get(&id) {
+        Ok(project) => json_response(StatusCode::OK, &project_json(&project)),
+        Err(err) => failure("Failed to get project", &err),
+    }
+}
+
+/// `PUT /api/v2/projects/{id}`
+pub async fn update(
+    State(state): State<Arc<ServerState>>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> Response {
+    let map = match object(&body) {
+        Ok(map) => map,
+        Err(response) => return response,
+    };
+    let mut fields = Fields::new(&map);
+    let update = ProjectUpdate {
+        name: project_name(&mut fields, false),
+        description: fields.string("description", false, 0, 500),
+        embedding_model: fields.string("embedding_model", false, 1, 200),
+        metadata: metadata_text(fields.object("metadata")),
+    };
+    if let Err(response) = fields.finish() {
+        return response;
+    }
+    match blocking(&state, move |s| s.projects.update(&id, update)).await {
+        Ok(Ok(project)) => {
+            state.metrics.add(
+                "kb_project_updates_total",
+                "Projects updated",
+                Vec::new(),
+                1.0,
+            );
+            json_response(StatusCode::OK, &project_json(&project))
+        }
+        Ok(Err(err)) => failure("Failed to update project", &err),
+        Err(response) => response,
+    }
+}
+
+/// `DELETE /api/v2/projects/{id}`
+pub async fn delete(
+    State(state): State<Arc<ServerState>>,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    let target = id.clone();
+    match blocking(&state, move |s| s.projects.delete(&target)).await {
+        Ok(Ok(())) => {
+            state.metrics.add(
+                "kb_project_deletions_total",
+                "Projects deleted",
+                Vec::new(),
+                1.0,
+            );
+            json_response(
+                StatusCode::OK,
+                &json!({"success": true, "project_id": id, "message": format!("Project {id} deleted successfully")}),
+            )
+        }
+        Ok(Err(err)) => failure("Failed to delete project", &err),
+        Err(response) => response,
+    }
+}
+
+struct ProjectQuery {
+    query: String,
+    limit: usize,
+    use_cache: bool,
+}
+
+fn project_query(body: &[u8]) -> Result<ProjectQuery, Response> {
+    let map = object(body)?;
+    let mut fields = Fields::new(&map);
+    let query = check_query(&mut fields, "query");
+    let use_cache = fields.boolean("use_cache", true);
+    let limit = fields.int("limit", 10, 1, 100) as usize;
+    fields.boolean("rerank", false);
+    fields.int("rerank_top_k", 50, 1, 100);
+    fields.float("diversity", 0.0, 1.0);
+    fields.finish()?;
+    Ok(ProjectQuery {
+        query: query.unwrap_or_default(),
+        limit,
+        use_cache,
+    })
+}
+
+/// `POST /api/v2/projects/{id}/query`
+pub async fn query(
+    State(state): State<Arc<ServerState>>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> Response {
+    let request = match project_query(&body) {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    let kb = match state.projects.index(&id) {
+        Ok(kb) => kb,
+        Err(err) => return failure("Failed to get collection for project", &err),
+    };
+    let started = Instant::now();
+    let search = SearchRequest {
+        query: &request.query,
+        ranking: Ranking::Bm25,
+        limit: request.limit,
+        offset: 0,
+        with_content: false,
+        with_total: false,
+        use_cache: request.use_cache,
+    };
+    let outcome = kb.search(&search);
+    let status = if outcome.is_ok() { "success" } else { "error" };
+    state.metrics.add(
+        "kb_project_queries_total",
+        "Project queries",
+        vec![("project_id", id.clone()), ("status", status.to_owned())],
+        1.0,
+    );
+    state.metrics.observe(
+        "kb_project_query_duration_seconds",
+        "Project query latency",
+        vec![("project_id", id.clone())],
+        started.elapsed().as_secs_f64(),
+    );
+    match outcome {
+        Ok(outcome) => {
+            let cache = if outcome.cached {
+                "kb_project_cache_hits_total"
+            } else {
+                "kb_project_cache_misses_total"
+            };
+            state.metrics.add(
+                cache,
+                "Project query-cache lookups",
+                vec![("project_id", id.clone())],
+                1.0,
+            );
+            let results: Vec<QueryResult<'_>> = outcome
+                .results
+                .hits
+                .iter()
+                .enumerate()
+                .map(|(i, hit)| QueryResult::of(hit, i + 1))
+                .collect();
+            let body = json!({
+                "count": results.len(),
+                "results": results,
+                "cached": outcome.cached,
+                "query": request.query,
+                "metadata": null,
+            });
+            json_response(StatusCode::OK, &body)
+        }
+        Err(err) if err.kind() == mneme_kb::ErrorKind::InvalidQuery => {
+            detail(StatusCode::BAD_REQUEST, err.to_string())
+        }
+        Err(err) => detail(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Query failed: {err}"),
+        ),
+    }
+}
+
+fn sse_event(value: &Value) -> Bytes {
+    Bytes::from(format!("data: {value}\n\n"))
+}
+
+/// `POST /api/v2/projects/{id}/query/stream`: the answer as Server-Sent Events, `start`, one
+/// `result` per hit, then `done` (or `error`).
+pub async fn query_stream(
+    State(state): State<Arc<ServerState>>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> Response {
+    let request = match project_query(&body) {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    let kb = match state.projects.index(&id) {
+        Ok(kb) => kb,
+        Err(err) => return failure("Failed to get collection for project", &err),
+    };
+    let metadata = state.projects.document_metadata(&id).unwrap_or_default();
+    let mut events = vec![sse_event(
+        &json!({"event": "start", "timestamp": iso_now(), "project_id": id, "query": request.query}),
+    )];
+    let search = SearchRequest {
+        query: &request.query,
+        ranking: Ranking::Bm25,
+        limit: request.limit,
+        offset: 0,
+        with_content: false,
+        with_total: false,
+        use_cache: request.use_cache,
+    };
+    match kb.search(&search) {
+        Ok(outcome) => {
+            for (index, hit) in outcome.results.hits.iter().enumerate() {
+                let meta: Value = metadata
+                    .get(&hit.doc_id)
+                    .and_then(|m| serde_json::from_str(m).ok())
+                    .unwrap_or_else(|| json!({"name": hit.name, "path": hit.path, "kb_dir": hit.kb_dir}));
+                events.push(sse_event(&json!({
+                    "event": "result",
+                    "data": {"id": hit.doc_id, "document": hit.passage, "metadata": meta, "score": hit.score, "index": index},
+                })));
+            }
+            events.push(sse_event(&json!({"event": "done", "total_results": outcome.results.hits.len(), "timestamp": iso_now()})));
+        }
+        Err(err) => events.push(sse_event(&json!({"event": "error", "error": err.to_string(), "type": format!("{:?}", err.kind())}))),
+    }
+    let stream = futures_util::stream::iter(events.into_iter().map(Ok::<_, Infallible>));
+    let mut response = Response::new(Body::from_stream(stream));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+fn unix_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+/// `POST /api/v2/projects/{id}/ingest`: a file (inside the knowledge dirs) or inline content.
+pub async fn ingest(
+    State(state): State<Arc<ServerState>>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> Response {
+    let map = match object(&body) {
+        Ok(map) => map,
+        Err(response) => return response,
+    };
+    let mut fields = Fields::new(&map);
+    let file_path = fields.string("file_path", false, 1, 4096);
+    let content = fields.string("content", false, 0, usize::MAX);
+    let user_metadata = fields.object("metadata").unwrap_or_default();
+    if let Some(path) = &file_path {
+        check_file_path(&mut fields, "body.file_path", path);
+    }
+    if let Err(response) = fields.finish() {
+        return response;
+    }
+    let project = match state.projects.get(&id) {
+        Ok(project) => project,
+        Err(err) => return failure("Failed to ingest document", &err),
+    };
+    let (doc, shown_path) = match (&file_path, content) {
+        (Some(raw), _) => {
+            let path = match super::kb_v1::resolve_file(&state, raw) {
+                Ok(path) => path,
+                Err(response) => return response,
+            };
+            let bytes = match std::fs::read(&path) {
+                Ok(bytes) => bytes,
+                Err(err) => {
+                    return detail(
+                        StatusCode::BAD_REQUEST,
+                        format!("Failed to read file: {err}"),
+                    );
+                }
+            };
+            let format = Format::of_path(&path).unwrap_or(Format::Text);
+            let shown = path.display().to_string();
+            let doc = NewDocument {
+                doc_id: shown.clone(),
+                path: shown.clone(),
+                kb_dir: path
+                    .parent()
+                    .map_or_else(String::new, |p| p.display().to_string()),
+                name: path
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+                format,
+                bytes,
+            };
+            (doc, shown)
+        }
+        (None, Some(content)) => {
+            let kb = match state.projects.index(&id) {
+                Ok(kb) => kb,
+                Err(err) => return failure("Failed to ingest document", &err),
+            };
+            let mut doc_id = format!("doc_{}", unix_ms());
+            let mut n = 1;
+            while kb.document(&doc_id).is_some() {
+                n += 1;
+                doc_id = format!("doc_{}_{n}", unix_ms());
+            }
+            let name = user_metadata
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("Unknown")
+                .to_owned();
+            let doc = NewDocument {
+                doc_id,
+                path: String::new(),
+                kb_dir: String::new(),
+                name,
+                format: Format::Markdown,
+                bytes: content.into_bytes(),
+            };
+            (doc, "inline_content".to_owned())
+        }
+        (None, None) => {
+            return detail(
+                StatusCode::BAD_REQUEST,
+                "Either file_path or content must be provided",
+            );
+        }
+    };
+    let mut metadata = user_metadata;
+    metadata.insert("name".into(), json!(doc.name));
+    metadata.insert("path".into(), json!(doc.path));
+    metadata.insert("kb_dir".into(), json!(doc.kb_dir));
+    metadata.insert("ingested_at".into(), json!(iso_now()));
+    let doc_id = doc.doc_id.clone();
+    let target = id.clone();
+    let result = blocking(&state, move |s| {
+        s.projects
+            .ingest(&target, vec![(doc, Value::Object(metadata).to_string())])
+    })
+    .await;
+    let status = match &result {
+        Ok(Ok(report)) if report.problems.is_empty() => "success",
+        _ => "error",
+    };
+    state.metrics.add(
+        "kb_project_ingests_total",
+        "Project ingests",
+        vec![("project_id", id.clone()), ("status", status.to_owned())],
+        1.0,
+    );
+    match result {
+        Ok(Ok(report)) => {
+            if let Some((_, problem)) = report.problems.first() {
+                return detail(
+                    StatusCode::BAD_REQUEST,
+                    format!("Failed to ingest {shown_path}: {problem}"),
+                );
+            }
+            json_response(
+                StatusCode::OK,
+                &json!({
+                    "success": true,
+                    "file_path": shown_path,
+                    "doc_id": doc_id,
+                    "message": format!("Document successfully ingested into project {}", project.name),
+                }),
+            )
+        }
+        Ok(Err(err)) => failure("Failed to ingest document", &err),
+        Err(response) => response,
+    }
+}
+
+fn key_json(key: &mneme_app::projects::ApiKey) -> Value {
+    json!({
+        "key_id": key.key_id,
+        "name": key.name,
+        "scopes": key.scopes.iter().map(|s| s.name()).collect::<Vec<_>>(),
+        "created_at": key.created_at,
+        "expires_at": key.expires_at,
+        "revoked": key.revoked,
+        "last_used_at": key.last_used_at,
+        "created_by": key.created_by,
+    })
+}
+
+/// `POST /api/v2/projects/{id}/api-keys`: 201 with the raw key (shown only here).
+pub async fn create_key(
+    State(state): State<Arc<ServerState>>,
+    UrlPath(id): UrlPath<String>,
+    access: Option<axum::Extension<super::auth::Access>>,
+    body: Bytes,
+) -> Response {
+    let map = match object(&body) {
+        Ok(map) => map,
+        Err(response) => return response,
+    };
+    let mut fields = Fields::new(&map);
+    let name = fields.string("name", true, 1, 100);
+    let scope_names = fields
+        .strings("scopes", false, 1, 3)
+        .unwrap_or_else(|| vec!["read".into(), "write".into()]);
+    let mut scopes = Vec::new();
+    for (i, scope) in scope_names.iter().enumerate() {
+        match Scope::parse(scope) {
+            Some(scope) => scopes.push(scope),
+            None => fields.problems.push(
+                format!("body.scopes.{i}"),
+                format!("Value error, Invalid scope: {scope}. Must be one of: read, write, admin"),
+            ),
+        }
+    }
+    let expires = map
+        .get("expires_days")
+        .filter(|v| !v.is_null())
+        .map(|_| fields.int("expires_days", 1, 1, 365) as u64);
+    if let Err(response) = fields.finish() {
+        return response;
+    }
+    let created_by = access.map(|a| match a.0 {
+        super::auth::Access::Open => "open".to_owned(),
+        super::auth::Access::Global(key) => format!("global:{}", super::auth::fingerprint(&key)),
+        super::auth::Access::Project { project_id, key_id } => {
+            format!("project-key:{project_id}/{key_id}")
+        }
+    });
+    let name = name.unwrap_or_default();
+    let target = id.clone();
+    match blocking(&state, move |s| {
+        s.projects
+            .create_key(&target, &name, &scopes, expires, created_by)
+    })
+    .await
+    {
+        Ok(Ok((record, raw))) => json_response(
+            StatusCode::CREATED,
+            &json!({
+                "key_id": record.key_id,
+                "api_key": raw,
+                "project_id": record.project_id,
+                "name": record.name,
+                "scopes": record.scopes.iter().map(|s| s.name()).collect::<Vec<_>>(),
+                "created_at": record.created_at,
+                "expires_at": record.expires_at,
+            }),
+        ),
+        Ok(Err(err)) => failure("Failed to create API key", &err),
+        Err(response) => response,
+    }
+}
+
+/// `GET /api/v2/projects/{id}/api-keys`
+pub async fn list_keys(
+    State(state): State<Arc<ServerState>>,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    let target = id.clone();
+    match blocking(&state, move |s| s.projects.keys(&target)).await {
+        Ok(Ok(keys)) => {
+            let items: Vec<Value> = keys.iter().map(key_json).collect();
+            json_response(
+                StatusCode::OK,
+                &json!({"project_id": id, "api_keys": items, "count": keys.len()}),
+            )
+        }
+        Ok(Err(err)) => failure("Failed to list API keys", &err),
+        Err(response) => response,
+    }
+}
+
+/// `DELETE /api/v2/projects/{id}/api-keys/{key_id}`
+pub async fn revoke_key(
+    State(state): State<Arc<ServerState>>,
+    UrlPath((_, key_id)): UrlPath<(String, String)>,
+) -> Response {
+    let target = key_id.clone();
+    match blocking(&state, move |s| s.projects.revoke_key(&target)).await {
+        Ok(Ok(())) => json_response(
+            StatusCode::OK,
+            &json!({"success": true, "key_id": key_id, "message": format!("API key {key_id} revoked successfully")}),
+        ),
+        Ok(Err(err)) => failure("Failed to revoke API key", &err),
+        Err(response) => response,
+    }
+}
+
+/// The export archive of a project: `manifest.json`, `project.json`, `documents.json`.
+fn export_zip(
+    state: &ServerState,
+    project_id: &str,
+) -> Result<(Vec<u8>, usize, Project), ProjectError> {
+    let project = state.projects.get(project_id)?;
+    let kb = state.projects.index(project_id)?;
+    let metadata = state.projects.document_metadata(project_id)?;
+    let ids = kb.doc_ids();
+    let mut documents = Vec::with_capacity(ids.len());
+    let mut metadatas = Vec::with_capacity(ids.len());
+    for id in &ids {
+        documents.push(kb.document_text(id)?.unwrap_or_default());
+        let meta: Value = metadata
+            .get(id)
+            .and_then(|m| serde_json::from_str(m).ok())
+            .unwrap_or_else(|| json!({}));
+        metadatas.push(meta);
+    }
+    let manifest = json!({
+        "version": EXPORT_VERSION,
+        "export_date": iso_now(),
+        "project_id": project.project_id,
+        "project_name": project.name,
+        "document_count": ids.len(),
+        "has_embeddings": false,
+        "embedding_model": project.embedding_model,
+    });
+    let docs =
+        json!({"ids": ids, "documents": documents, "metadatas": metadatas, "count": ids.len()});
+    let mut out = std::io::Cursor::new(Vec::new());
+    {
+        let mut zip = zip::ZipWriter::new(&mut out);
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        let io = |err: std::io::Error| ProjectError::Corrupt(format!("writing the export: {err}"));
+        let zip_err = |err: zip::result::ZipError| {
+            ProjectError::Corrupt(format!("writing the export: {err}"))
+        };
+        for (name, value) in [
+            ("manifest.json", &manifest),
+            ("project.json", &project_json(&project)),
+            ("documents.json", &docs),
+        ] {
+            zip.start_file(name, options).map_err(zip_err)?;
+            zip.write_all(
+                serde_json::to_string_pretty(value)
+                    .unwrap_or_default()
+                    .as_bytes(),
+            )
+            .map_err(io)?;
+        }
+        zip.finish().map_err(zip_err)?;
+    }
+    Ok((out.into_inner(), ids.len(), project))
+}
+
+/// `POST /api/v2/projects/{id}/export`: writes the archive under `<projects_dir>/exports/`.
+pub async fn export(
+    State(state): State<Arc<ServerState>>,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    let target = id.clone();
+    let result = blocking(&state, move |s| {
+        let (bytes, count, _) = export_zip(s, &target)?;
+        let dir = s.projects.dir().join("exports");
+        let path = dir.join(format!("{target}_export_{}.zip", unix_ms() / 1000));
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(&dir)?;
+            let tmp = path.with_extension("zip.tmp");
+            std::fs::write(&tmp, &bytes)?;
+            std::fs::rename(&tmp, &path)
+        };
+        write().map_err(|err| {
+            ProjectError::Store(mneme_store::Error::Io(format!(
+                "writing {}: {err}",
+                path.display()
+            )))
+        })?;
+        Ok::<_, ProjectError>((path, count, bytes.len()))
+    })
+    .await;
+    match result {
+        Ok(Ok((path, count, size))) => json_response(
+            StatusCode::OK,
+            &json!({
+                "success": true,
+                "project_id": id,
+                "export_path": path.display().to_string(),
+                "document_count": count,
+                "file_size_bytes": size,
+                "message": format!("Project exported to {}", path.display()),
+            }),
+        ),
+        Ok(Err(err)) => failure("Failed to export project", &err),
+        Err(response) => response,
+    }
+}
+
+/// `GET /api/v2/projects/{id}/export`: the archive itself, as a download.
+pub async fn export_download(
+    State(state): State<Arc<ServerState>>,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    let target = id.clone();
+    match blocking(&state, move |s| export_zip(s, &target)).await {
+        Ok(Ok((bytes, _, project))) => {
+            let mut response = (StatusCode::OK, bytes).into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/zip"),
+            );
+            let file = format!("attachment; filename=\"{}_export.zip\"", project.project_id);
+            if let Ok(value) = HeaderValue::from_str(&file) {
+                headers.insert(header::CONTENT_DISPOSITION, value);
+            }
+            response
+        }
+        Ok(Err(err)) => failure("Failed to export project", &err),
+        Err(response) => response,
+    }
+}
+
+fn read_entry(
+    archive: &mut zip::ZipArchive<std::io::Cursor<Bytes>>,
+    name: &str,
+) -> Result<Value, String> {
+    let mut entry = archive
+        .by_name(name)
+        .map_err(|_| format!("the archive has no {name}"))?;
+    let mut text = String::new();
+    entry
+        .by_ref()
+        .take(1 << 30)
+        .read_to_string(&mut text)
+        .map_err(|err| format!("{name} is unreadable: {err}"))?;
+    serde_json::from_str(&text).map_err(|err| format!("{name} is not valid JSON: {err}"))
+}
+
+/// `POST /api/v2/projects/import`: multipart with a ZIP `file`, optional `new_name` and
+/// `overwrite`.
+pub async fn import(State(state): State<Arc<ServerState>>, mut multipart: Multipart) -> Response {
+    let mut file: Option<Bytes> = None;
+    let mut new_name: Option<String> = None;
+    let mut overwrite = false;
+    loop {
+        match multipart.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or_default().to_owned();
+                let data = match field.bytes().await {
+                    Ok(data) => data,
+                    Err(err) => {
+                        return detail(StatusCode::BAD_REQUEST, format!("Invalid upload: {err}"));
+                    }
+                };
+                match name.as_str() {
+                    "file" => file = Some(data),
+                    "new_name" => {
+                        new_name = Some(String::from_utf8_lossy(&data).trim().to_owned())
+                            .filter(|n| !n.is_empty())
+                    }
+                    "overwrite" => {
+                        overwrite = matches!(
+                            String::from_utf8_lossy(&data)
+                                .trim()
+                                .to_ascii_lowercase()
+                                .as_str(),
+                            "true" | "1" | "yes" | "on"
+                        )
+                    }
+                    _ => {}
+                }
+            }
+            Ok(None) => break,
+            Err(err) => return detail(StatusCode::BAD_REQUEST, format!("Invalid upload: {err}")),
+        }
+    }
+    let Some(file) = file else {
+        return validation_error("body.file: Field required");
+    };
+    let result = blocking(&state, move |s| import_zip(s, file, new_name, overwrite)).await;
+    match result {
+        Ok(Ok((project, count))) => json_response(
+            StatusCode::CREATED,
+            &json!({
+                "success": true,
+                "project_id": project.project_id,
+                "project_name": project.name,
+                "document_count": count,
+                "message": format!("Project imported as {} with {count} documents", project.name),
+            }),
+        ),
+        Ok(Err(ImportError::Invalid(message))) => detail(
+            StatusCode::BAD_REQUEST,
+            format!("Failed to import project: {message}"),
+        ),
+        Ok(Err(ImportError::Project(err))) => failure("Failed to import project", &err),
+        Err(response) => response,
+    }
+}
+
+enum ImportError {
+    Invalid(String),
+    Project(ProjectError),
+}
+
+impl From<ProjectError> for ImportError {
+    fn from(err: ProjectError) -> ImportError {
+        ImportError::Project(err)
+    }
+}
+
+fn import_zip(
+    state: &ServerState,
+    file: Bytes,
+    new_name: Option<String>,
+    overwrite: bool,
+) -> Result<(Project, usize), ImportError> {
+    let invalid = ImportError::Invalid;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(file))
+        .map_err(|err| invalid(format!("not a ZIP archive: {err}")))?;
+    let manifest = read_entry(&mut archive, "manifest.json").map_err(invalid)?;
+    let version = manifest["version"].as_str().unwrap_or_default();
+    if !version.starts_with("2.") {
+        return Err(invalid(format!(
+            "unsupported export version {version:?} (expected 2.x)"
+        )));
+    }
+    let project = read_entry(&mut archive, "project.json").map_err(invalid)?;
+    let docs = read_entry(&mut archive, "documents.json").map_err(invalid)?;
+    let name = new_name
+        .or_else(|| project["name"].as_str().map(str::to_owned))
+        .ok_or_else(|| invalid("project.json has no name".into()))?;
+    let ids = docs["ids"].as_array().cloned().unwrap_or_default();
+    let texts = docs["documents"].as_array().cloned().unwrap_or_default();
+    let metas = docs["metadatas"].as_array().cloned().unwrap_or_default();
+    if ids.len() != texts.len() {
+        return Err(invalid(
+            "documents.json: ids and documents differ in length".into(),
+        ));
+    }
+    if let Some(existing) = state.projects.list()?.into_iter().find(|p| p.name == name) {
+        if !overwrite {
+            return Err(ImportError::Project(ProjectError::NameTaken(name)));
+        }
+        state.projects.delete(&existing.project_id)?;
+    }
+    let metadata = project["metadata"]
+        .as_object()
+        .map_or_else(|| "{}".to_owned(), |m| Value::Object(m.clone()).to_string());
+    let created = state.projects.create(
+        &name,
+        project["description"].as_str().unwrap_or_default(),
+        project["embedding_model"]
+            .as_str()
+            .unwrap_or("all-MiniLM-L6-v2"),
+        &metadata,
+    )?;
+    let mut batch = Vec::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        let doc_id = id.as_str().map_or_else(|| id.to_string(), str::to_owned);
+        let meta = metas.get(i).cloned().unwrap_or_else(|| json!({}));
+        let text = texts[i].as_str().unwrap_or_default().to_owned();
+        let path = meta["path"].as_str().unwrap_or_default().to_owned();
+        let format = Format::of_path(Path::new(&path))
+            .filter(|f| matches!(f, Format::Code))
+            .unwrap_or(Format::Markdown);
+        batch.push((
+            NewDocument {
+                doc_id,
+                path,
+                kb_dir: meta["kb_dir"].as_str().unwrap_or_default().to_owned(),
+                name: meta["name"].as_str().unwrap_or("Unknown").to_owned(),
+                format,
+                bytes: text.into_bytes(),
+            },
+            meta.to_string(),
+        ));
+    }
+    let count = batch.len();
+    if count > 0 {
+        state.projects.ingest(&created.project_id, batch)?;
+    }
+    Ok((created, count))
+}

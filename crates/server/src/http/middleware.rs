@@ -1,0 +1,273 @@
+//! The middleware every request passes, outermost first: `observe` (request and trace ids,
+//! timing, security headers, access log, metrics), then `limits` (request size, query-string
+//! length), then `guard` (API keys and rate limits on `/api`). Panics in handlers become a 500
+//! and the server keeps serving.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use serde_json::json;
+
+use super::ServerState;
+use super::auth::{self, Access};
+use super::common::json_response;
+
+const SECURITY_HEADERS: &[(&str, &str)] = &[
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("x-xss-protection", "1; mode=block"),
+    ("referrer-policy", "strict-origin-when-cross-origin"),
+    (
+        "permissions-policy",
+        "geolocation=(), microphone=(), camera=()",
+    ),
+    (
+        "content-security-policy",
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: https:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'",
+    ),
+];
+
+fn header_id(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+        .map(str::to_owned)
+}
+
+/// Route label for metrics: the matched route template, never the raw path (which would let
+/// clients create unbounded label sets).
+fn route_label(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned())
+}
+
+pub async fn observe(
+    State(state): State<Arc<ServerState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let request_id = header_id(request.headers(), "x-request-id")
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let trace_id = header_id(request.headers(), "x-trace-id").unwrap_or_else(|| request_id.clone());
+    let method = request.method().clone();
+    let route = route_label(&request);
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "-".to_owned(), |c| c.0.ip().to_string());
+    let https = request
+        .headers()
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+
+    let mut response = next.run(request).await;
+
+    let elapsed = started.elapsed();
+    let status = response.status();
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        headers.insert("x-request-id", value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&trace_id) {
+        headers.insert("x-trace-id", value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&format!("{:.4}", elapsed.as_secs_f64())) {
+        headers.insert("x-process-time", value);
+    }
+    for (name, value) in SECURITY_HEADERS {
+        headers
+            .entry(*name)
+            .or_insert(HeaderValue::from_static(value));
+    }
+    if https {
+        headers.insert(
+            "strict-transport-security",
+            HeaderValue::from_static("max-age=31536000; includeSubDomains; preload"),
+        );
+    }
+    let status_label = status.as_u16().to_string();
+    state.metrics.add(
+        "mneme_http_requests_total",
+        "HTTP requests by method, route and status",
+        vec![
+            ("method", method.to_string()),
+            ("route", route.clone()),
+            ("status", status_label),
+        ],
+        1.0,
+    );
+    state.metrics.observe(
+        "mneme_http_request_duration_seconds",
+        "HTTP request latency by method and route",
+        vec![("method", method.to_string()), ("route", route.clone())],
+        elapsed.as_secs_f64(),
+    );
+    if status.is_server_error() {
+        state.metrics.add(
+            "mneme_http_errors_total",
+            "HTTP 5xx answers by route",
+            vec![("route", route.clone())],
+            1.0,
+        );
+    }
+    if route.starts_with("/sessions/") {
+        state.metrics.add(
+            "kato_session_operations_total",
+            "KATO session operations",
+            Vec::new(),
+            1.0,
+        );
+    }
+    tracing::info!(
+        target: "mneme::access",
+        "{client} \"{method} {path_and_query}\" {} {:.2}ms request_id={request_id}",
+        status.as_u16(),
+        elapsed.as_secs_f64() * 1000.0,
+    );
+    response
+}
+
+/// KnowledgeBeast's 413 answer.
+fn too_large(message: &str, detail: String) -> Response {
+    json_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &json!({"error": "RequestEntityTooLarge", "message": message, "detail": detail, "status_code": 413}),
+    )
+}
+
+pub async fn limits(
+    State(state): State<Arc<ServerState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let max_body = state.config.max_request_size;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max_body) {
+        return too_large(
+            "Request body too large",
+            format!(
+                "Maximum request size is {max_body} bytes ({}MB)",
+                max_body / (1024 * 1024)
+            ),
+        );
+    }
+    let max_query = state.config.max_query_length;
+    if request
+        .uri()
+        .query()
+        .is_some_and(|q| q.len() as u64 > max_query)
+    {
+        return too_large(
+            "Query string too long",
+            format!("Maximum query length is {max_query} characters"),
+        );
+    }
+    let response = next.run(request).await;
+    // A streamed body over the limit is cut by the body extractor with a plain-text 413;
+    // answer it in the same shape as a declared one.
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE
+        && response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/plain"))
+    {
+        return too_large(
+            "Request body too large",
+            format!(
+                "Maximum request size is {max_body} bytes ({}MB)",
+                max_body / (1024 * 1024)
+            ),
+        );
+    }
+    response
+}
+
+/// API keys and rate limits for `/api/*`.
+pub async fn guard(
+    State(state): State<Arc<ServerState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    if !path.starts_with("/api/") {
+        return next.run(request).await;
+    }
+    let access = match auth::authenticate(&state, request.method(), path, request.headers()) {
+        Ok(access) => access,
+        Err(response) => return response,
+    };
+    let client = match &access {
+        Access::Open => request
+            .extensions()
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map_or_else(|| "local".to_owned(), |c| c.0.ip().to_string()),
+        Access::Global(key) => format!("key:{}", auth::fingerprint(key)),
+        Access::Project { project_id, key_id } => format!("project-key:{project_id}/{key_id}"),
+    };
+    let route = route_label(&request);
+    let limited = state.limiter.check(&client, &route);
+    request.extensions_mut().insert(access);
+    let mut response = match &limited {
+        Err(rejection) => rejection.response(),
+        Ok(_) => next.run(request).await,
+    };
+    let headers = response.headers_mut();
+    if let Ok(Some(window))
+    | Err(super::ratelimit::Rejection {
+        window: Some(window),
+        ..
+    }) = &limited
+    {
+        headers.insert("x-ratelimit-limit", HeaderValue::from(window.limit));
+        headers.insert("x-ratelimit-remaining", HeaderValue::from(window.remaining));
+        headers.insert("x-ratelimit-reset", HeaderValue::from(window.reset_unix));
+    }
+    response
+}
+
+/// The answer to a panic inside a handler (the server keeps serving).
+pub fn panic_response(payload: Box<dyn Any + Send + 'static>) -> Response<Body> {
+    let message = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    tracing::error!("a request handler panicked: {message}");
+    json_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &json!({
+            "error": "InternalServerError",
+            "message": "An unexpected error occurred",
+            "detail": "Please contact support if this persists",
+            "status_code": 500,
+        }),
+    )
+}
+
+/// A 500 with FastAPI's `detail` body.
+pub fn internal_error(message: &str) -> Response {
+    json_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &json!({"detail": message}),
+    )
+}

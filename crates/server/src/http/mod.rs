@@ -1,0 +1,342 @@
+//! The HTTP server: one axum router for KATO's API, KnowledgeBeast's API and the endpoints
+//! both define (`/`, `/health`, `/metrics`), behind one middleware stack.
+//!
+//! `router(state)` builds everything without a socket, so tests drive it in process;
+//! `serve` runs it on a listener until the shutdown future resolves, finishing in-flight
+//! requests.
+
+// Handlers return a ready `Response` as their error: the idiom of axum, and rare paths.
+#![allow(clippy::result_large_err)]
+
+mod auth;
+mod common;
+mod docs;
+mod kato_routes;
+mod kb_request;
+mod kb_v1;
+mod kb_v2;
+pub mod metrics;
+mod middleware;
+mod ratelimit;
+mod system;
+mod ui;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method};
+use axum::routing::{any, get, post};
+use mneme_app::Knowledge;
+use mneme_app::config::ServerSettings;
+use mneme_app::projects::Projects;
+use tokio::sync::broadcast;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::kato;
+pub use kb_v1::Heartbeat;
+use metrics::Metrics;
+use ratelimit::RateLimiter;
+use system::Series;
+
+/// Everything the handlers share.
+pub struct ServerState {
+    pub kato: kato::Api,
+    pub knowledge: Arc<Knowledge>,
+    pub projects: Arc<Projects>,
+    pub metrics: Metrics,
+    pub series: Series,
+    pub config: ServerSettings,
+    pub limiter: RateLimiter,
+    pub heartbeat: Heartbeat,
+    /// Where the data lives (disk figures of `/health`).
+    pub data_dir: PathBuf,
+    pub started: Instant,
+    pub started_unix: f64,
+    /// KATO's websocket events (`session.created`, `session.destroyed`).
+    pub events: broadcast::Sender<String>,
+    /// Set when the server is shutting down: long-lived connections (websockets) close.
+    pub closing: tokio::sync::watch::Sender<bool>,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("opening the index at {path}: {source}")]
+    Knowledge {
+        path: String,
+        source: mneme_kb::Error,
+    },
+    #[error("opening the pattern store at {path}: {source}")]
+    Patterns {
+        path: String,
+        source: mneme_store::Error,
+    },
+    #[error("opening the projects at {path}: {source}")]
+    Projects {
+        path: String,
+        source: mneme_app::projects::ProjectError,
+    },
+}
+
+impl ServerState {
+    pub fn new(
+        kato: kato::Api,
+        knowledge: Arc<Knowledge>,
+        projects: Arc<Projects>,
+        config: ServerSettings,
+        data_dir: PathBuf,
+    ) -> ServerState {
+        let (events, _) = broadcast::channel(1024);
+        let limiter = RateLimiter::new(config.rate_limit_per_key, config.rate_limits.clone());
+        let heartbeat = Heartbeat::new(knowledge.settings.heartbeat_interval);
+        ServerState {
+            kato,
+            knowledge,
+            projects,
+            metrics: Metrics::default(),
+            series: Series::default(),
+            config,
+            limiter,
+            heartbeat,
+            data_dir,
+            started: Instant::now(),
+            started_unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            events,
+            closing: tokio::sync::watch::channel(false).0,
+        }
+    }
+
+    /// Opens every engine the configuration names (index, pattern store, projects).
+    pub fn open(config: &mneme_app::Config) -> Result<ServerState, StartError> {
+        let knowledge = Knowledge::open(&config.kb).map_err(|source| StartError::Knowledge {
+            path: config.kb.index_dir.display().to_string(),
+            source,
+        })?;
+        let patterns = mneme_app::patterns::open_patterns(&config.seq).map_err(|source| {
+            StartError::Patterns {
+                path: config.seq.store.display().to_string(),
+                source,
+            }
+        })?;
+        let projects =
+            Projects::open(&config.server.projects_dir, &config.kb).map_err(|source| {
+                StartError::Projects {
+                    path: config.server.projects_dir.display().to_string(),
+                    source,
+                }
+            })?;
+        let options = kato::Options {
+            session_ttl: config.seq.session_ttl,
+            auto_extend: config.seq.session_auto_extend,
+            ..kato::Options::default()
+        };
+        Ok(ServerState::new(
+            kato::Api::new(Arc::new(patterns), options),
+            Arc::new(knowledge),
+            Arc::new(projects),
+            config.server.clone(),
+            config.data_dir.clone(),
+        ))
+    }
+
+    /// Makes everything acknowledged durable: pattern learns of the periodic mode and the
+    /// query-cache counters.
+    pub fn flush(&self) {
+        if let Err(err) = self.kato.patterns().flush() {
+            tracing::error!("flushing the pattern store failed: {err}");
+        }
+        if let Err(err) = self.knowledge.kb.persist_cache() {
+            tracing::warn!("saving the query cache failed: {err}");
+        }
+    }
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    let layer = CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            HeaderName::from_static("content-type"),
+            HeaderName::from_static("authorization"),
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("x-api-key"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("x-process-time"),
+            HeaderName::from_static("x-trace-id"),
+            HeaderName::from_static("x-session-id"),
+        ]);
+    // Credentials cannot be combined with a wildcard origin.
+    if origins.iter().any(|o| o == "*") {
+        layer
+    } else {
+        layer.allow_credentials(true)
+    }
+}
+
+/// The whole application.
+pub fn router(state: Arc<ServerState>) -> Router {
+    let kato = Router::new()
+        .route("/sessions", any(kato_routes::handle))
+        .route("/sessions/{*rest}", any(kato_routes::handle))
+        .route("/pattern/{*rest}", any(kato_routes::handle))
+        .route("/symbols/{*rest}", any(kato_routes::handle))
+        .route("/status", get(common::status))
+        .route("/stats", get(common::stats))
+        .route("/metrics/{name}", get(common::metric))
+        .route("/percept-data", get(common::deprecated_percept))
+        .route("/cognition-data", get(common::deprecated_cognition))
+        .route("/ws/events", get(kato_routes::websocket));
+    let v1 = Router::new()
+        .route("/query", post(kb_v1::query))
+        .route("/query/paginated", post(kb_v1::query_paginated))
+        .route("/ingest", post(kb_v1::ingest))
+        .route("/batch-ingest", post(kb_v1::batch_ingest))
+        .route("/warm", post(kb_v1::warm))
+        .route("/cache/clear", post(kb_v1::cache_clear))
+        .route("/stats", get(kb_v1::stats))
+        .route("/health", get(kb_v1::health))
+        .route("/heartbeat/status", get(kb_v1::heartbeat_status))
+        .route("/heartbeat/start", post(kb_v1::heartbeat_start))
+        .route("/heartbeat/stop", post(kb_v1::heartbeat_stop))
+        .route("/collections", get(kb_v1::collections))
+        .route("/collections/{name}", get(kb_v1::collection_info));
+    let v2 = Router::new()
+        .route("/import", post(kb_v2::import))
+        .route(
+            "/{project_id}",
+            get(kb_v2::get).put(kb_v2::update).delete(kb_v2::delete),
+        )
+        .route("/{project_id}/query", post(kb_v2::query))
+        .route("/{project_id}/query/stream", post(kb_v2::query_stream))
+        .route("/{project_id}/ingest", post(kb_v2::ingest))
+        .route(
+            "/{project_id}/export",
+            post(kb_v2::export).get(kb_v2::export_download),
+        )
+        .route(
+            "/{project_id}/api-keys",
+            post(kb_v2::create_key).get(kb_v2::list_keys),
+        )
+        .route(
+            "/{project_id}/api-keys/{key_id}",
+            axum::routing::delete(kb_v2::revoke_key),
+        );
+    let shared = Router::new()
+        .route("/", get(common::root))
+        .route("/health", get(common::health))
+        .route("/metrics", get(common::metrics))
+        .route("/openapi.json", get(docs::openapi))
+        .route("/docs", get(docs::swagger))
+        .route("/redoc", get(docs::swagger))
+        .route("/ui", get(ui::page))
+        .route("/ui/", get(ui::page))
+        .route("/ui/app.js", get(ui::script));
+    let max_body = usize::try_from(state.config.max_request_size).unwrap_or(usize::MAX);
+    Router::new()
+        .merge(kato)
+        .nest("/api/v1", v1)
+        .nest("/api/v2/projects", v2)
+        // KnowledgeBeast's streaming example posts to `/api/v2/{id}/query/stream`.
+        .route("/api/v2/projects", post(kb_v2::create).get(kb_v2::list))
+        .route(
+            "/api/v2/{project_id}/query/stream",
+            post(kb_v2::query_stream),
+        )
+        .merge(shared)
+        .fallback(common::not_found)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            middleware::panic_response,
+        ))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::guard,
+        ))
+        .layer(tower_http::decompression::RequestDecompressionLayer::new())
+        .layer(tower_http::compression::CompressionLayer::new())
+        .layer(cors(&state.config.allowed_origins))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::limits,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::observe,
+        ))
+        .with_state(state)
+}
+
+/// Background work of a running server: resource sampling and the sweep of expired sessions.
+pub fn spawn_background(state: &Arc<ServerState>, every: Duration) -> tokio::task::JoinHandle<()> {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut previous = (0u64, Instant::now());
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            ticks.tick().await;
+            let worker = state.clone();
+            let sampled = tokio::task::spawn_blocking(move || {
+                common::sample(&worker, &mut previous);
+                worker.kato.sweep_expired();
+                previous
+            })
+            .await;
+            match sampled {
+                Ok(next) => previous = next,
+                Err(_) => tracing::warn!("the resource sampler failed"),
+            }
+        }
+    })
+}
+
+/// Serves `router(state)` on `listener` until `shutdown` resolves; requests in flight finish
+/// (websockets are told to close), for at most `grace` after the signal.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<ServerState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let app = router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let closing = state.closing.clone();
+    let graceful = async move {
+        shutdown.await;
+        let _ = closing.send(true);
+        let _ = signalled_tx.send(());
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
+    let deadline = async move {
+        if signalled_rx.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => result,
+        () = deadline => {
+            tracing::warn!("requests still running {grace:?} after the shutdown signal were cut off");
+            Ok(())
+        }
+    }
+}

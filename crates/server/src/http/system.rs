@@ -1,0 +1,164 @@
+//! Resource figures for the health and monitoring endpoints, read from `/proc` and `statvfs`,
+//! and the sampled time series behind KATO's `/stats` and `/metrics/{name}`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Free and total space of the file system holding `path`, in bytes.
+pub fn disk_space(path: &Path) -> Option<(u64, u64)> {
+    let mut probe = path;
+    // The data directory may not exist yet: ask about its nearest existing ancestor.
+    while !probe.exists() {
+        probe = probe.parent()?;
+    }
+    let probe = if probe.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        probe
+    };
+    let stat = rustix::fs::statvfs(probe).ok()?;
+    let block = stat.f_frsize.max(1);
+    Some((
+        stat.f_bavail.saturating_mul(block),
+        stat.f_blocks.saturating_mul(block),
+    ))
+}
+
+/// Percentage of the file system holding `path` that is used.
+pub fn disk_percent(path: &Path) -> f64 {
+    match disk_space(path) {
+        Some((free, total)) if total > 0 => 100.0 * (total - free.min(total)) as f64 / total as f64,
+        _ => 0.0,
+    }
+}
+
+/// Resident memory of this process in bytes.
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    kib_field(&status, "VmRSS:") * 1024
+}
+
+/// Physical memory of the machine in bytes.
+pub fn total_memory() -> u64 {
+    let info = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    kib_field(&info, "MemTotal:") * 1024
+}
+
+fn kib_field(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// CPU time used by this process so far.
+pub fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0)
+        + fields
+            .get(12)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0);
+    let per_second = rustix::param::clock_ticks_per_second().max(1);
+    Duration::from_secs_f64(ticks as f64 / per_second as f64)
+}
+
+/// One sample of every series.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub unix: f64,
+    pub values: BTreeMap<&'static str, f64>,
+}
+
+/// The last hour of samples, oldest first.
+#[derive(Debug)]
+pub struct Series {
+    samples: Mutex<VecDeque<Sample>>,
+    last_cpu: Mutex<(Instant, Duration)>,
+    keep: Duration,
+}
+
+impl Default for Series {
+    fn default() -> Series {
+        Series {
+            samples: Mutex::new(VecDeque::new()),
+            last_cpu: Mutex::new((Instant::now(), cpu_time())),
+            keep: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// Names of the sampled series (KATO's `/metrics/{name}`).
+pub const SERIES: &[&str] = &[
+    "cpu_percent",
+    "memory_percent",
+    "memory_rss_bytes",
+    "disk_percent",
+    "active_sessions",
+    "requests_total",
+    "errors_total",
+    "requests_per_second",
+    "average_response_time",
+    "sessions_created",
+    "sessions_deleted",
+    "kb_documents",
+    "kb_queries",
+    "loaded_nodes",
+];
+
+impl Series {
+    /// Process CPU use since the previous call, in percent of one core.
+    pub fn cpu_percent(&self) -> f64 {
+        let mut last = self.last_cpu.lock().unwrap_or_else(|p| p.into_inner());
+        let now = (Instant::now(), cpu_time());
+        let wall = now.0.duration_since(last.0).as_secs_f64();
+        let used = now.1.saturating_sub(last.1).as_secs_f64();
+        *last = now;
+        if wall <= 0.0 {
+            0.0
+        } else {
+            (100.0 * used / wall).min(100.0 * cores() as f64)
+        }
+    }
+
+    pub fn record(&self, values: BTreeMap<&'static str, f64>) {
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let mut samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        samples.push_back(Sample { unix, values });
+        let oldest = unix - self.keep.as_secs_f64();
+        while samples.front().is_some_and(|s| s.unix < oldest) {
+            samples.pop_front();
+        }
+    }
+
+    /// Samples of the last `minutes`.
+    pub fn since(&self, minutes: f64) -> Vec<Sample> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let from = now - minutes * 60.0;
+        let samples = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        samples.iter().filter(|s| s.unix >= from).cloned().collect()
+    }
+
+    /// The latest sample, if any.
+    pub fn latest(&self) -> Option<Sample> {
+        self.samples
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .back()
+            .cloned()
+    }
+}
+
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
