@@ -194,6 +194,12 @@ fn cors(origins: &[String]) -> CorsLayer {
 
 /// The whole application.
 pub fn router(state: Arc<ServerState>) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The application plus `extra` routes behind the same middleware (tests add failing
+/// handlers this way).
+pub fn router_with(state: Arc<ServerState>, extra: Router<Arc<ServerState>>) -> Router {
     let kato = Router::new()
         .route("/sessions", any(kato_routes::handle))
         .route("/sessions/{*rest}", any(kato_routes::handle))
@@ -262,6 +268,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
             post(kb_v2::query_stream),
         )
         .merge(shared)
+        .merge(extra)
         .fallback(common::not_found)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             middleware::panic_response,
@@ -316,7 +323,18 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let app = router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    serve_app(listener, router(state.clone()), state, shutdown, grace).await
+}
+
+/// [`serve`] with a router of the caller's (tests add routes with [`router_with`]).
+pub async fn serve_app(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    state: Arc<ServerState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
     let closing = state.closing.clone();
     let graceful = async move {
