@@ -14,6 +14,31 @@ use mneme_server::kato::{Api, Options};
 use serde_json::{Map, Value};
 
 mod compare;
+mod support;
+
+/// Sends one recorded request: method, path (with query, unencoded), body; answers status and
+/// parsed JSON body.
+type Client<'a> = Box<dyn FnMut(&str, &str, Option<&Value>) -> (u16, Value) + 'a>;
+
+/// Percent-encodes the path part as the conformance README asks (`|` → `%7C`, non-ASCII).
+fn encode_path(path: &str) -> String {
+    let (path, query) = path
+        .split_once('?')
+        .map_or((path, None), |(p, q)| (p, Some(q)));
+    let mut out = String::new();
+    for byte in path.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
+}
 
 fn golden() -> Value {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -53,13 +78,73 @@ fn expected_difference(step: &Value, threshold_zero_char_mode: bool) -> bool {
 
 #[test]
 fn every_recorded_kato_step_matches() {
+    replay("in process", &mut || {
+        let api = api();
+        Box::new(move |method: &str, path: &str, body: Option<&Value>| {
+            let (path, query) = path.split_once('?').unwrap_or((path, ""));
+            let reply = api.handle(method, path, query, body);
+            (reply.status, reply.body)
+        })
+    });
+}
+
+/// The server for the HTTP replays: KATO's recorded settings (no vector neighbours).
+fn http_server() -> support::TestServer {
+    support::TestServer::new(&[])
+}
+
+fn http_reply(status: u16, body: &[u8]) -> (u16, Value) {
+    let value = serde_json::from_slice(body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()));
+    (status, value)
+}
+
+#[test]
+fn every_recorded_kato_step_matches_through_the_router() {
+    let server = http_server();
+    replay("router", &mut || {
+        let server = &server;
+        Box::new(move |method: &str, path: &str, body: Option<&Value>| {
+            let payload = body.map_or_else(String::new, Value::to_string);
+            let reply = server.call(
+                method,
+                &encode_path(path),
+                &[("content-type", "application/json")],
+                payload,
+            );
+            http_reply(reply.status, &reply.body)
+        })
+    });
+}
+
+#[test]
+fn every_recorded_kato_step_matches_over_a_socket() {
+    let server = http_server();
+    let spawned = server.spawn();
+    let addr = spawned.addr;
+    replay("socket", &mut || {
+        Box::new(move |method: &str, path: &str, body: Option<&Value>| {
+            let payload = body.map_or_else(Vec::new, |b| b.to_string().into_bytes());
+            let reply = support::http(
+                addr,
+                method,
+                &encode_path(path),
+                &[("content-type", "application/json")],
+                &payload,
+            );
+            http_reply(reply.status, &reply.body)
+        })
+    });
+}
+
+fn replay<'a>(transport: &str, new_client: &mut dyn FnMut() -> Client<'a>) {
     let doc = golden();
     let volatile = doc["volatile"].as_array().unwrap().clone();
     let scenarios = doc["scenarios"].as_array().unwrap();
     let (mut total, mut matching, mut scenarios_ok, mut differences) = (0, 0, 0, 0);
     let mut report = Vec::new();
     for (index, scenario) in scenarios.iter().enumerate() {
-        let api = api();
+        let mut client = new_client();
         let mut sids: Vec<(String, String)> = Vec::new();
         let mut scenario_ok = true;
         let mut differed_before = false;
@@ -71,17 +156,12 @@ fn every_recorded_kato_step_matches() {
             for (placeholder, sid) in &sids {
                 path = path.replace(placeholder, sid);
             }
-            let (path, query) = path
-                .split_once('?')
-                .map_or((path.clone(), String::new()), |(p, q)| {
-                    (p.to_owned(), q.to_owned())
-                });
             let body = if step["body"].is_null() {
                 None
             } else {
                 Some(&step["body"])
             };
-            let reply = api.handle(method, &path, &query, body);
+            let (status, reply_body) = client(method, &path, body);
             // Track threshold / matching mode per session placeholder.
             let session_key = step["path"]
                 .as_str()
@@ -93,7 +173,7 @@ fn every_recorded_kato_step_matches() {
             if method == "POST"
                 && (step["path"] == "/sessions"
                     || step["path"].as_str().unwrap().ends_with("/config"))
-                && reply.status == 200
+                && status == 200
             {
                 let key = if step["path"] == "/sessions" {
                     step["response"]["session_id"]
@@ -127,7 +207,7 @@ fn every_recorded_kato_step_matches() {
                 .unwrap_or(serde_json::json!({"rt": 0.1, "tm": true}));
             let zero_char = mode["rt"].as_f64() == Some(0.0) && mode["tm"] == false;
 
-            let mut response = reply.body.clone();
+            let mut response = reply_body;
             if method == "POST" && step["path"] == "/sessions" {
                 if let Some(placeholder) = step["response"]["session_id"]
                     .as_str()
@@ -141,7 +221,7 @@ fn every_recorded_kato_step_matches() {
             let substitutions: Vec<(String, String)> =
                 sids.iter().map(|(p, s)| (s.clone(), p.clone())).collect();
             compare::substitute(&mut response, &substitutions);
-            let mismatches = compare::step(step, reply.status, response, &volatile);
+            let mismatches = compare::step(step, status, response, &volatile);
             total += 1;
             let stale_after_difference = differed_before
                 && mismatches
@@ -169,7 +249,7 @@ fn every_recorded_kato_step_matches() {
         scenarios_ok += usize::from(scenario_ok);
     }
     println!(
-        "golden: {matching}/{total} steps match (scenarios fully matching: {scenarios_ok}/{}), {differences} expected differences",
+        "golden ({transport}): {matching}/{total} steps match (scenarios fully matching: {scenarios_ok}/{}), {differences} expected differences",
         scenarios.len()
     );
     assert!(

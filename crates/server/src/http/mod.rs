@@ -292,6 +292,11 @@ pub fn router_with(state: Arc<ServerState>, extra: Router<Arc<ServerState>>) -> 
         .with_state(state)
 }
 
+/// Takes one resource sample now (the background task does it every few seconds).
+pub fn sample_now(state: &ServerState, previous: &mut (u64, Instant)) {
+    common::sample(state, previous);
+}
+
 /// Background work of a running server: resource sampling and the sweep of expired sessions.
 pub fn spawn_background(state: &Arc<ServerState>, every: Duration) -> tokio::task::JoinHandle<()> {
     let state = state.clone();

@@ -144,10 +144,19 @@ impl TestServer {
 
     /// Stops everything and hands back the directory (to open a server on it again).
     pub fn into_dir(self) -> tempfile::TempDir {
-        let TestServer { dir, state, router, runtime } = self;
+        let TestServer {
+            dir,
+            state,
+            router,
+            runtime,
+        } = self;
         drop(router);
         runtime.shutdown_timeout(Duration::from_secs(5));
-        assert_eq!(Arc::strong_count(&state), 1, "nothing else holds the server state");
+        assert_eq!(
+            Arc::strong_count(&state),
+            1,
+            "nothing else holds the server state"
+        );
         drop(state);
         dir
     }

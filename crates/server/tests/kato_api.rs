@@ -1,0 +1,614 @@
+//! KATO's REST API, black-box, written from ../shared/specs/kato.md §2: every endpoint, the
+//! spec's live examples literally, error bodies, headers, the websocket, TTL expiry, and many
+//! sessions observing and learning on one node at once.
+
+mod support;
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use serde_json::{Value, json};
+use support::{TestServer, http};
+
+fn session(server: &TestServer, body: Value) -> String {
+    let reply = server.post("/sessions", &body);
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.json()["session_id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn sessions_lifecycle_matches_the_spec() {
+    let server = TestServer::new(&[]);
+    let reply = server.post("/sessions", &json!({"node_id": "probe_node"}));
+    assert_eq!(reply.status, 200);
+    let created = reply.json();
+    let id = created["session_id"].as_str().unwrap();
+    let parts: Vec<&str> = id.split('-').collect();
+    assert_eq!(parts[0], "session");
+    assert_eq!(parts[1].len(), 32);
+    assert!(parts[2].parse::<u64>().unwrap() > 1_700_000_000_000);
+    assert_eq!(created["node_id"], "probe_node");
+    assert_eq!(created["ttl_seconds"], 3600);
+    assert_eq!(created["metadata"], json!({}));
+    assert!(created["created_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        created["session_config"],
+        json!({"max_pattern_length":0,"persistence":5,"recall_threshold":0.1,"indexer_type":"VI",
+               "max_predictions":100,"sort_symbols":true,"process_predictions":true,"use_token_matching":true,
+               "stm_mode":"CLEAR","rank_sort_algo":"potential","filter_pipeline":[],"length_min_ratio":0.5,
+               "length_max_ratio":2.0,"jaccard_threshold":0.3,"jaccard_min_overlap":2,"minhash_threshold":0.7,
+               "minhash_bands":20,"minhash_rows":5,"minhash_num_hashes":100,"bloom_false_positive_rate":0.01,
+               "max_candidates_per_stage":100000,"enable_filter_metrics":true})
+    );
+    let keys: Vec<&String> = created.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "session_id",
+            "node_id",
+            "created_at",
+            "expires_at",
+            "ttl_seconds",
+            "metadata",
+            "session_config"
+        ]
+    );
+
+    assert_eq!(
+        server.get("/sessions/count").json(),
+        json!({"active_session_count": 1})
+    );
+    assert_eq!(
+        server.get(&format!("/sessions/{id}/exists")).json(),
+        json!({"exists": true, "expired": false, "session_id": id})
+    );
+    assert_eq!(
+        server.get("/sessions/nope/exists").json(),
+        json!({"exists": false, "expired": false, "session_id": "nope"})
+    );
+    let fetched = server.get(&format!("/sessions/{id}")).json();
+    assert!(fetched["ttl_seconds"].as_u64().unwrap() <= 3600);
+    let extended = server.post(
+        &format!("/sessions/{id}/extend?ttl_seconds=120"),
+        &json!({}),
+    );
+    assert_eq!(
+        extended.json(),
+        json!({"status": "extended", "session_id": id, "ttl_seconds": 120})
+    );
+    let config = server.get(&format!("/sessions/{id}/config")).json();
+    assert_eq!(config["session_id"], id);
+    assert_eq!(config["config"]["recall_threshold"], 0.1);
+    let updated = server.post(
+        &format!("/sessions/{id}/config"),
+        &json!({"config": {"recall_threshold": 0.5}}),
+    );
+    assert_eq!(
+        updated.json(),
+        json!({"status": "okay", "message": "Configuration updated", "session_id": id})
+    );
+    let invalid = server.post(
+        &format!("/sessions/{id}/config"),
+        &json!({"config": {"recall_threshold": 2}}),
+    );
+    assert_eq!(invalid.status, 400);
+    assert_eq!(
+        invalid.json(),
+        json!({"detail": {"error": "Configuration validation failed",
+                          "validation_errors": {"recall_threshold": "Must be a number between 0.0 and 1.0"}}})
+    );
+    let deleted = server.call("DELETE", &format!("/sessions/{id}"), &[], Body::empty());
+    assert_eq!(
+        deleted.json(),
+        json!({"status": "deleted", "session_id": id})
+    );
+    let again = server.call("DELETE", &format!("/sessions/{id}"), &[], Body::empty());
+    assert_eq!(again.status, 404);
+    assert_eq!(
+        again.json(),
+        json!({"error": {"code": "SESSION_NOT_FOUND", "message": format!("Session {id} not found or expired"), "session_id": id}})
+    );
+    let gone = server.get(&format!("/sessions/{id}"));
+    assert_eq!(
+        gone.json(),
+        json!({"detail": format!("Session {id} not found or expired")})
+    );
+}
+
+#[test]
+fn observe_learn_predict_and_the_data_endpoints() {
+    let server = TestServer::new(&[]);
+    let id = session(
+        &server,
+        json!({"node_id": "probe2_8fe426", "config": {"max_pattern_length": 2}}),
+    );
+    let first = server.post(
+        &format!("/sessions/{id}/observe"),
+        &json!({"strings": ["a"], "emotives": {"joy": 1.0}, "metadata": {"k": "v"}}),
+    );
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("x-session-id"), Some(id.as_str()));
+    let first = first.json();
+    assert_eq!(first["processor_id"], "probe2_8fe426");
+    assert_eq!(first["auto_learned_pattern"], Value::Null);
+    assert!(first["unique_id"].as_str().unwrap().starts_with("obs-"));
+    let keys: Vec<&String> = first.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "status",
+            "session_id",
+            "processor_id",
+            "stm_length",
+            "time",
+            "unique_id",
+            "auto_learned_pattern"
+        ]
+    );
+    // The spec's live check: auto-learn at max_pattern_length 2.
+    let second = server
+        .post(
+            &format!("/sessions/{id}/observe"),
+            &json!({"strings": ["b"]}),
+        )
+        .json();
+    assert_eq!(
+        second["auto_learned_pattern"],
+        "PTRN|76d7efca2e96cb5eeddf4e06ac96a0f424630135"
+    );
+    let pattern = server
+        .get("/pattern/PTRN%7C76d7efca2e96cb5eeddf4e06ac96a0f424630135?node_id=probe2_8fe426")
+        .json();
+    assert_eq!(pattern["node_id"], "probe2_8fe426_kato");
+    assert_eq!(pattern["pattern"]["status"], "okay");
+    assert_eq!(pattern["pattern"]["pattern"]["emotives"], json!([]));
+    assert_eq!(pattern["pattern"]["pattern"]["metadata"], json!({}));
+    let missing = server
+        .get("/pattern/PTRN%7Cdeadbeef?node_id=probe2_8fe426")
+        .json();
+    assert_eq!(
+        missing["pattern"],
+        json!({"status": "error", "message": "Pattern PTRN|deadbeef not found"})
+    );
+
+    let other = session(&server, json!({"node_id": "seq_node"}));
+    let sequence = server.post(
+        &format!("/sessions/{other}/observe-sequence"),
+        &json!({"observations": [{"strings": ["x"]}, {"strings": ["y"], "unique_id": "mine"}, {"strings": ["z"]}], "learn_at_end": true}),
+    );
+    assert_eq!(sequence.status, 200, "{}", sequence.text());
+    let sequence = sequence.json();
+    assert_eq!(sequence["status"], "completed");
+    assert_eq!(sequence["observations_processed"], 3);
+    assert_eq!(sequence["results"][1]["unique_id"], "mine");
+    assert!(
+        sequence["results"][0]["unique_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("seq-obs-")
+    );
+    let learned = sequence["final_learned_pattern"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(learned.starts_with("PTRN|"));
+    assert_eq!(
+        sequence["final_stm_length"], 0,
+        "learn_at_end empties the STM"
+    );
+
+    for symbols in [["x"], ["y"]] {
+        server.post(
+            &format!("/sessions/{other}/observe"),
+            &json!({"strings": symbols}),
+        );
+    }
+    let stm = server.get(&format!("/sessions/{other}/stm")).json();
+    assert_eq!(
+        stm,
+        json!({"stm": [["x"], ["y"]], "session_id": other, "length": 2})
+    );
+    let predictions = server
+        .get(&format!("/sessions/{other}/predictions?unique_id=ignored"))
+        .json();
+    assert_eq!(predictions["count"], 1);
+    assert_eq!(
+        predictions["predictions"][0]["name"],
+        learned.trim_start_matches("PTRN|")
+    );
+    assert_eq!(predictions["predictions"][0]["future"], json!([["z"]]));
+    assert_eq!(predictions["processor_id"], Value::Null);
+    let cognition = server
+        .get(&format!("/sessions/{other}/cognition-data"))
+        .json();
+    assert_eq!(
+        cognition["cognition_data"]["short_term_memory"],
+        json!([["x"], ["y"]])
+    );
+    let percept = server
+        .get(&format!("/sessions/{other}/percept-data"))
+        .json();
+    assert_eq!(percept["percept_data"]["strings"], json!(["y"]));
+    let stats = server.get("/symbols/stats?node_id=seq_node").json();
+    assert_eq!(stats["symbols"]["x"]["frequency"], 1);
+    assert_eq!(stats["node_id"], "seq_node_kato");
+    assert!(server.get("/symbols/affinity?node_id=seq_node").json()["affinities"].is_object());
+    assert_eq!(
+        server.get("/symbols/x/affinity?node_id=seq_node").json()["symbol"],
+        "x"
+    );
+
+    let learn = server
+        .post(&format!("/sessions/{other}/learn"), &json!({}))
+        .json();
+    assert_eq!(learn["status"], "learned");
+    assert_eq!(
+        learn["message"],
+        format!(
+            "Learned pattern {} from 0 events",
+            learn["pattern_name"].as_str().unwrap()
+        )
+    );
+    let empty = server.post(&format!("/sessions/{other}/learn"), &json!({}));
+    assert_eq!(empty.status, 400);
+    assert_eq!(
+        empty.json(),
+        json!({"detail": "Cannot learn from empty STM"})
+    );
+    let finalized = server
+        .post(&format!("/sessions/{other}/finalize-training"), &json!({}))
+        .json();
+    assert_eq!(finalized["status"], "completed");
+    assert_eq!(finalized["patterns_processed"], 2);
+    assert_eq!(
+        server
+            .post(&format!("/sessions/{other}/clear-stm"), &json!({}))
+            .json(),
+        json!({"status": "cleared", "session_id": other})
+    );
+    let all = server
+        .post(&format!("/sessions/{other}/clear-all"), &json!({}))
+        .json();
+    assert_eq!(
+        all,
+        json!({"status": "cleared", "session_id": other, "scope": "all"})
+    );
+    assert_eq!(
+        server.get("/symbols/stats?node_id=seq_node").json()["symbols"],
+        json!({})
+    );
+}
+
+#[test]
+fn bad_input_gets_the_spec_errors_and_changes_nothing() {
+    let server = TestServer::new(&[]);
+    let id = session(&server, json!({"node_id": "bad_input"}));
+    let observe = |body: &str| {
+        server.call(
+            "POST",
+            &format!("/sessions/{id}/observe"),
+            &[("content-type", "application/json")],
+            body.to_owned(),
+        )
+    };
+
+    let malformed = observe("{\"strings\": [");
+    assert_eq!(malformed.status, 422);
+    assert_eq!(malformed.json()["detail"][0]["type"], "json_invalid");
+    for body in [
+        r#"{"strings": [null]}"#,
+        r#"{"vectors": "nope"}"#,
+        r#"{"emotives": [1, 2]}"#,
+        r#"{"emotives": {"joy": NaN}}"#,
+        r#"{"emotives": {"joy": Infinity}}"#,
+        r#"{"emotives": {"joy": 1e999}}"#,
+    ] {
+        let reply = observe(body);
+        assert_eq!(reply.status, 422, "{body}: {}", reply.text());
+        assert!(reply.json()["detail"].is_array(), "{body}");
+    }
+    let missing_node = server.post("/sessions", &json!({"metadata": {}}));
+    assert_eq!(missing_node.status, 422);
+    assert_eq!(
+        missing_node.json()["detail"][0]["loc"],
+        json!(["body", "node_id"])
+    );
+    let bad_ttl = server.post("/sessions", &json!({"node_id": "n", "ttl_seconds": "soon"}));
+    assert_eq!(bad_ttl.status, 422);
+
+    // A vector of another dimension: a clear 400, nothing stored.
+    assert_eq!(observe(r#"{"vectors": [[1.0, 2.0, 3.0]]}"#).status, 200);
+    let wrong = observe(r#"{"vectors": [[1.0, 2.0]]}"#);
+    assert_eq!(wrong.status, 400, "{}", wrong.text());
+    let mixed = observe(r#"{"vectors": [[1.0, 2.0, 3.0], [1.0]]}"#);
+    assert_eq!(mixed.status, 400);
+    assert_eq!(
+        server.get(&format!("/sessions/{id}/stm")).json()["length"],
+        1
+    );
+
+    // Huge input is accepted up to the body limit and does not hurt the node.
+    let long_symbol = "s".repeat(1 << 20);
+    assert_eq!(
+        observe(&json!({"strings": [long_symbol]}).to_string()).status,
+        200
+    );
+    let wide: Vec<f64> = (0..50_000).map(f64::from).collect();
+    let other = session(&server, json!({"node_id": "wide"}));
+    let reply = server.post(
+        &format!("/sessions/{other}/observe"),
+        &json!({"vectors": [wide]}),
+    );
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        server.get(&format!("/sessions/{id}/stm")).json()["length"],
+        2
+    );
+
+    // Unknown sessions and routes.
+    let unknown = server.post("/sessions/missing/observe", &json!({"strings": ["a"]}));
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.json()["error"]["code"], "SESSION_NOT_FOUND");
+    assert_eq!(
+        server.get("/sessions/test/whatever").json()["error"]["session_id"],
+        "test"
+    );
+    let route = server.get("/no/such/route");
+    assert_eq!(route.status, 404);
+    assert_eq!(route.json(), json!({"detail": "Not Found"}));
+}
+
+#[test]
+fn monitoring_endpoints_and_trace_ids() {
+    let server = TestServer::new(&[]);
+    session(&server, json!({"node_id": "monitor"}));
+    let reply = server.call(
+        "GET",
+        "/status",
+        &[("x-trace-id", "trace-42")],
+        Body::empty(),
+    );
+    assert_eq!(reply.header("x-trace-id"), Some("trace-42"));
+    let status = reply.json();
+    assert_eq!(status["status"], "healthy");
+    assert_eq!(status["sessions"]["active_sessions"], 1);
+    assert_eq!(status["processors"]["total_processors"], 1);
+    assert!(server.get("/health").header("x-trace-id").is_some());
+
+    // One sample, then the series endpoints answer.
+    let mut previous = (0, std::time::Instant::now());
+    mneme_server::http::sample_now(&server.state, &mut previous);
+    let stats = server.get("/stats?minutes=5").json();
+    assert_eq!(stats["time_range_minutes"], 5.0);
+    assert_eq!(stats["time_series"]["active_sessions"][0]["value"], 1.0);
+    for key in ["sessions", "performance", "resources", "databases"] {
+        assert!(stats["summary"][key].is_object(), "{key}");
+    }
+    let metric = server.get("/metrics/active_sessions").json();
+    assert_eq!(metric["metric_name"], "active_sessions");
+    assert_eq!(metric["statistics"]["count"], 1);
+    let none = server.get("/metrics/no_such_metric?minutes=10");
+    assert_eq!(none.status, 404);
+    assert_eq!(
+        none.json(),
+        json!({"detail": "No data available for metric 'no_such_metric' in the last 10 minutes"})
+    );
+    assert_eq!(server.get("/stats?minutes=abc").status, 422);
+    let percept = server.get("/percept-data?node_id=monitor").json();
+    assert_eq!(percept["node_id"], "monitor_kato");
+    assert!(percept["warning"].is_string());
+}
+
+#[test]
+fn an_expired_session_answers_as_unknown() {
+    let server = TestServer::new(&[]);
+    let id = session(&server, json!({"node_id": "ttl", "ttl_seconds": 1}));
+    assert_eq!(
+        server
+            .post(
+                &format!("/sessions/{id}/observe"),
+                &json!({"strings": ["a"]})
+            )
+            .status,
+        200
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let reply = server.post(
+        &format!("/sessions/{id}/observe"),
+        &json!({"strings": ["a"]}),
+    );
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.json()["error"]["code"], "SESSION_NOT_FOUND");
+    assert_eq!(
+        server.get("/sessions/count").json()["active_session_count"],
+        0
+    );
+}
+
+fn ws_read(socket: &mut tungstenite::WebSocket<std::net::TcpStream>) -> Value {
+    loop {
+        match socket.read().unwrap() {
+            tungstenite::Message::Text(text) => {
+                return serde_json::from_str(text.as_str())
+                    .unwrap_or(Value::String(text.as_str().to_owned()));
+            }
+            _ => continue,
+        }
+    }
+}
+
+#[test]
+fn the_websocket_sends_a_snapshot_session_events_and_pong() {
+    let server = TestServer::new(&[]);
+    let spawned = server.spawn();
+    let stream = std::net::TcpStream::connect(spawned.addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let (mut socket, _) =
+        tungstenite::client(format!("ws://{}/ws/events", spawned.addr), stream).unwrap();
+    let snapshot = ws_read(&mut socket);
+    assert_eq!(snapshot["event_type"], "state.snapshot");
+    assert_eq!(
+        snapshot["data"],
+        json!({"active_sessions": 0, "system_status": "healthy"})
+    );
+    socket
+        .send(tungstenite::Message::Text("ping".into()))
+        .unwrap();
+    assert_eq!(ws_read(&mut socket), Value::String("pong".into()));
+
+    let created = http(
+        spawned.addr,
+        "POST",
+        "/sessions",
+        &[("content-type", "application/json")],
+        br#"{"node_id":"ws_node"}"#,
+    )
+    .json();
+    let id = created["session_id"].as_str().unwrap();
+    let event = ws_read(&mut socket);
+    assert_eq!(event["event_type"], "session.created");
+    assert_eq!(event["data"]["session_id"], id);
+    assert_eq!(event["data"]["node_id"], "ws_node");
+    http(spawned.addr, "DELETE", &format!("/sessions/{id}"), &[], b"");
+    let event = ws_read(&mut socket);
+    assert_eq!(event["event_type"], "session.destroyed");
+    assert_eq!(event["data"]["reason"], "explicit_delete");
+}
+
+fn post(addr: SocketAddr, path: &str, body: &Value) -> Value {
+    let reply = http(
+        addr,
+        "POST",
+        path,
+        &[("content-type", "application/json")],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+    reply.json()
+}
+
+#[test]
+fn many_sessions_observe_and_learn_on_one_node_at_once() {
+    let server = TestServer::new(&[]);
+    let spawned = server.spawn();
+    let addr = spawned.addr;
+    const SESSIONS: usize = 12;
+    const ROUNDS: usize = 15;
+    let workers: Vec<_> = (0..SESSIONS)
+        .map(|s| {
+            std::thread::spawn(move || {
+                let id = post(addr, "/sessions", &json!({"node_id": "crowd"}))["session_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                let mut names = Vec::new();
+                for r in 0..ROUNDS {
+                    // Everyone learns the shared pattern [start] [mid] [end], and one of its own.
+                    for symbol in ["start", "mid", "end"] {
+                        post(
+                            addr,
+                            &format!("/sessions/{id}/observe"),
+                            &json!({"strings": [symbol]}),
+                        );
+                    }
+                    names.push(
+                        post(addr, &format!("/sessions/{id}/learn"), &json!({}))["pattern_name"]
+                            .as_str()
+                            .unwrap()
+                            .to_owned(),
+                    );
+                    for symbol in [format!("own{s}"), format!("round{r}")] {
+                        post(
+                            addr,
+                            &format!("/sessions/{id}/observe"),
+                            &json!({"strings": [symbol]}),
+                        );
+                    }
+                    post(addr, &format!("/sessions/{id}/learn"), &json!({}));
+                }
+                names
+            })
+        })
+        .collect();
+    let mut shared = std::collections::BTreeSet::new();
+    for worker in workers {
+        shared.extend(worker.join().unwrap());
+    }
+    assert_eq!(
+        shared.len(),
+        1,
+        "every session learned the same pattern name"
+    );
+    let name = shared.into_iter().next().unwrap();
+    let pattern = server
+        .get(&format!(
+            "/pattern/{}?node_id=crowd",
+            name.replace('|', "%7C")
+        ))
+        .json();
+    assert_eq!(
+        pattern["pattern"]["pattern"]["frequency"],
+        SESSIONS * ROUNDS,
+        "no learn was lost"
+    );
+    let stats = server.get("/symbols/stats?node_id=crowd").json();
+    assert_eq!(stats["symbols"]["start"]["frequency"], SESSIONS * ROUNDS);
+    assert_eq!(stats["symbols"]["own0"]["frequency"], ROUNDS);
+    assert_eq!(stats["symbols"]["round0"]["frequency"], SESSIONS);
+}
+
+#[test]
+fn concurrent_observes_on_one_session_never_interleave_badly() {
+    let server = TestServer::new(&[]);
+    let spawned = server.spawn();
+    let addr = spawned.addr;
+    let id = post(addr, "/sessions", &json!({"node_id": "one"}))["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    const THREADS: usize = 8;
+    const EACH: usize = 25;
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let id = id.clone();
+            std::thread::spawn(move || {
+                for i in 0..EACH {
+                    let event = json!({"strings": [format!("t{t}a{i:02}"), format!("t{t}b{i:02}")], "emotives": {"e": t as f64}});
+                    post(addr, &format!("/sessions/{id}/observe"), &event);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let stm = server.get(&format!("/sessions/{id}/stm")).json();
+    assert_eq!(stm["length"], THREADS * EACH);
+    let mut per_thread = vec![Vec::new(); THREADS];
+    for event in stm["stm"].as_array().unwrap() {
+        let event: Vec<&str> = event
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap())
+            .collect();
+        assert_eq!(event.len(), 2, "an event stays whole: {event:?}");
+        let (a, b) = (event[0], event[1]);
+        let marker = a.find('a').unwrap();
+        let t: usize = a[1..marker].parse().unwrap();
+        assert_eq!(
+            b,
+            format!("t{t}b{}", &a[marker + 1..]),
+            "the two symbols of one observe stay together"
+        );
+        per_thread[t].push(a.to_owned());
+    }
+    for (t, events) in per_thread.iter().enumerate() {
+        let mut sorted = events.clone();
+        sorted.sort();
+        assert_eq!(events, &sorted, "thread {t}'s events keep their order");
+        assert_eq!(events.len(), EACH);
+    }
+}
