@@ -181,6 +181,7 @@ pub fn health(config: &Config, args: &HealthArgs) -> anyhow::Result<ExitCode> {
                 with_content: false,
                 with_total: false,
                 use_cache: false,
+                with_snippets: true,
             };
             let (level, detail) = match knowledge.kb.search(&probe) {
                 Ok(_) => (Level::Ok, "a probe query ran".to_owned()),

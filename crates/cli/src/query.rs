@@ -67,6 +67,7 @@ fn request<'a>(args: &QueryArgs, query: &'a str) -> SearchRequest<'a> {
         with_content: args.content,
         with_total: true,
         use_cache: !args.no_cache,
+        with_snippets: true,
     }
 }
 

@@ -162,6 +162,7 @@ fn run(
                 with_content: false,
                 with_total: false,
                 use_cache,
+                with_snippets: true,
             };
             let started = Instant::now();
             let outcome = kb.search(&request).unwrap();

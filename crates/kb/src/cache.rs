@@ -24,6 +24,7 @@ pub(crate) struct CacheKey {
     pub offset: usize,
     pub with_content: bool,
     pub with_total: bool,
+    pub with_snippets: bool,
     pub generation: u64,
 }
 

@@ -157,6 +157,7 @@ impl KnowledgeBase {
             offset: request.offset,
             with_content: request.with_content,
             with_total: request.with_total,
+            with_snippets: request.with_snippets,
             generation: snapshot.catalog.generation(),
         });
         if let Some(results) = key.as_ref().and_then(|key| self.cache.get(key)) {
@@ -175,8 +176,9 @@ impl KnowledgeBase {
         })
     }
 
-    /// Runs each query through the cache (top `limit` by `ranking`), so that the first real
-    /// request for it is a hit; also pages the index into memory. Returns how many ran.
+    /// Runs each query through the cache (top `limit` by `ranking`, no snippets: the shape of
+    /// an API query), so that the first API request for it is a hit; also pages the index into
+    /// memory. Returns how many ran.
     pub fn warm(&self, queries: &[String], ranking: Ranking, limit: usize) -> Result<usize> {
         let mut executed = 0;
         for query in queries {
@@ -188,6 +190,7 @@ impl KnowledgeBase {
                 with_content: false,
                 with_total: false,
                 use_cache: true,
+                with_snippets: false,
             };
             match self.search(&request) {
                 Ok(_) => executed += 1,

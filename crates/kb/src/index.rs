@@ -76,6 +76,9 @@ pub(crate) fn analyzer(stemming: bool) -> TextAnalyzer {
 }
 
 /// Opens (or creates) the chunk index in `dir`.
+/// Bytes per compressed block of the document store.
+const DOCSTORE_BLOCK_SIZE: usize = 4096;
+
 pub(crate) fn open(dir: &Path) -> Result<(Index, IndexReader, Fields)> {
     std::fs::create_dir_all(dir)
         .map_err(|err| Error::io(format!("creating {}", dir.display()), err))?;
@@ -86,13 +89,23 @@ pub(crate) fn open(dir: &Path) -> Result<(Index, IndexReader, Fields)> {
             dir.display()
         ))
     })?;
-    let index = Index::open_or_create(directory, schema).map_err(|err| {
-        Error::Corrupt(format!(
-            "{} does not hold a mneme index this version can read ({err}); \
+    // Chunks are ~1 KB: a 4 KB store block keeps the bytes decompressed per fetched hit small
+    // (tantivy's default is 16 KB). Only new indexes take the setting.
+    let settings = tantivy::IndexSettings {
+        docstore_blocksize: DOCSTORE_BLOCK_SIZE,
+        ..tantivy::IndexSettings::default()
+    };
+    let index = Index::builder()
+        .schema(schema)
+        .settings(settings)
+        .open_or_create(directory)
+        .map_err(|err| {
+            Error::Corrupt(format!(
+                "{} does not hold a mneme index this version can read ({err}); \
              move it away and ingest again",
-            dir.display()
-        ))
-    })?;
+                dir.display()
+            ))
+        })?;
     index
         .tokenizers()
         .register(PLAIN_TOKENIZER, analyzer(false));

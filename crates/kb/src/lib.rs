@@ -34,6 +34,7 @@
 //!     with_content: false,
 //!     with_total: false,
 //!     use_cache: true,
+//!     with_snippets: true,
 //! };
 //! let hits = &kb.search(&request)?.results.hits;
 //! assert_eq!(hits[0].title, "Caching");

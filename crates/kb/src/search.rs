@@ -49,6 +49,8 @@ pub struct SearchRequest<'a> {
     pub with_total: bool,
     /// Answer from the result cache when possible, and store the answer there.
     pub use_cache: bool,
+    /// Compute each hit's highlighted snippet (callers that show the passage skip it).
+    pub with_snippets: bool,
 }
 
 /// A short passage of the best chunk with the byte ranges of the matched words.
@@ -185,7 +187,7 @@ pub(crate) fn run(snapshot: &Snapshot, request: &SearchRequest<'_>) -> Result<Se
 struct Ctx<'s> {
     snapshot: &'s Snapshot,
     query: Box<dyn Query>,
-    snippets: SnippetGenerator,
+    snippets: Option<SnippetGenerator>,
 }
 
 /// The indexed terms of `query` (analyzed like the indexed text), distinct and sorted.
@@ -199,7 +201,7 @@ fn analyzed_terms(analyzer: &TextAnalyzer, query: &str) -> BTreeSet<String> {
     terms
 }
 
-fn context<'s>(snapshot: &'s Snapshot, query_text: &str) -> Result<Ctx<'s>> {
+fn context<'s>(snapshot: &'s Snapshot, query_text: &str, with_snippets: bool) -> Result<Ctx<'s>> {
     let field = snapshot.searched_field();
     let terms = analyzed_terms(&snapshot.analyzer, query_text);
     let mut weights = std::collections::BTreeMap::new();
@@ -220,7 +222,8 @@ fn context<'s>(snapshot: &'s Snapshot, query_text: &str) -> Result<Ctx<'s>> {
         1 => clauses.pop().unwrap().1,
         _ => Box::new(BooleanQuery::new(clauses)),
     };
-    let snippets = SnippetGenerator::new(weights, snapshot.analyzer.clone(), field, SNIPPET_CHARS);
+    let snippets = with_snippets
+        .then(|| SnippetGenerator::new(weights, snapshot.analyzer.clone(), field, SNIPPET_CHARS));
     Ok(Ctx {
         snapshot,
         query,
@@ -229,7 +232,7 @@ fn context<'s>(snapshot: &'s Snapshot, query_text: &str) -> Result<Ctx<'s>> {
 }
 
 fn bm25(snapshot: &Snapshot, request: &SearchRequest<'_>) -> Result<SearchResults> {
-    let ctx = context(snapshot, request.query)?;
+    let ctx = context(snapshot, request.query, request.with_snippets)?;
     let want = request.offset + request.limit;
     let catalog = &snapshot.catalog;
     // Fetch more chunks than documents wanted (several chunks of one document may lead), and
@@ -300,7 +303,7 @@ fn terms(snapshot: &Snapshot, request: &SearchRequest<'_>) -> Result<SearchResul
         scored.truncate(want);
     }
     scored.sort_unstable_by(order);
-    let ctx = context(snapshot, request.query)?;
+    let ctx = context(snapshot, request.query, request.with_snippets)?;
     let hits = scored
         .into_iter()
         .skip(request.offset)
@@ -436,8 +439,13 @@ fn build_hit(
         ctx.snapshot.catalog.entry(ord).ok_or_else(|| {
             Error::Corrupt("a hit names a document missing from the catalog".into())
         })?;
-    let snippet = ctx.snippets.snippet(&chunk.body);
-    let snippet = if snippet.highlighted().is_empty() {
+    let snippet = match &ctx.snippets {
+        Some(generator) => generator.snippet(&chunk.body),
+        None => tantivy::snippet::Snippet::empty(),
+    };
+    let snippet = if ctx.snippets.is_none() {
+        Snippet::default()
+    } else if snippet.highlighted().is_empty() {
         let end = chunk
             .body
             .char_indices()

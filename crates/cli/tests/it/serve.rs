@@ -10,7 +10,9 @@ use crate::{mneme, run, write_files};
 
 fn request(addr: &str, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -21,13 +23,22 @@ fn request(addr: &str, method: &str, path: &str, body: &str) -> (u16, serde_json
     stream.read_to_string(&mut raw).unwrap();
     let status = raw.split(' ').nth(1).unwrap().parse().unwrap();
     let body = raw.split_once("\r\n\r\n").unwrap().1;
-    (status, serde_json::from_str(body).unwrap_or(serde_json::Value::Null))
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 #[test]
 fn serve_answers_both_apis_and_saves_on_sigterm() {
     let work = tempfile::tempdir().unwrap();
-    write_files(work.path(), &[("docs/a.md", "# Alpha\n\nalpha beta gamma\n"), ("docs/b.txt", "beta only\n")]);
+    write_files(
+        work.path(),
+        &[
+            ("docs/a.md", "# Alpha\n\nalpha beta gamma\n"),
+            ("docs/b.txt", "beta only\n"),
+        ],
+    );
     let mut child = mneme(work.path())
         .args(["serve", "--port", "0"])
         // Learns are flushed every minute: only the shutdown flush can save this one.
@@ -51,7 +62,10 @@ fn serve_answers_both_apis_and_saves_on_sigterm() {
         }
     }
     assert!(!addr.is_empty(), "no listening line in:\n{log}");
-    assert!(log.contains("NO API KEY CONFIGURED"), "an open server says so:\n{log}");
+    assert!(
+        log.contains("NO API KEY CONFIGURED"),
+        "an open server says so:\n{log}"
+    );
     let drain = std::thread::spawn(move || {
         let mut rest = String::new();
         let _ = stderr.read_to_string(&mut rest);
@@ -65,7 +79,10 @@ fn serve_answers_both_apis_and_saves_on_sigterm() {
         if stats["total_documents"] == 2 {
             break;
         }
-        assert!(Instant::now() < deadline, "the knowledge dirs were never scanned: {stats}");
+        assert!(
+            Instant::now() < deadline,
+            "the knowledge dirs were never scanned: {stats}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let (status, hits) = request(&addr, "POST", "/api/v1/query", r#"{"query":"beta"}"#);
@@ -75,20 +92,34 @@ fn serve_answers_both_apis_and_saves_on_sigterm() {
     let (_, created) = request(&addr, "POST", "/sessions", r#"{"node_id":"served"}"#);
     let id = created["session_id"].as_str().unwrap().to_owned();
     for symbol in ["one", "two"] {
-        let (status, _) = request(&addr, "POST", &format!("/sessions/{id}/observe"), &format!(r#"{{"strings":["{symbol}"]}}"#));
+        let (status, _) = request(
+            &addr,
+            "POST",
+            &format!("/sessions/{id}/observe"),
+            &format!(r#"{{"strings":["{symbol}"]}}"#),
+        );
         assert_eq!(status, 200);
     }
     let (_, learned) = request(&addr, "POST", &format!("/sessions/{id}/learn"), "");
     let name = learned["pattern_name"].as_str().unwrap().to_owned();
 
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "mneme serve did not stop after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "mneme serve did not stop after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let rest = drain.join().unwrap();
@@ -97,7 +128,11 @@ fn serve_answers_both_apis_and_saves_on_sigterm() {
 
     // The learn acknowledged before SIGTERM is in the store.
     let output = run(mneme(work.path()).args(["seq", "pattern", "-n", "served", &name]));
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]
@@ -108,7 +143,10 @@ fn serve_refuses_a_busy_port_with_a_clear_message() {
     let output = run(mneme(work.path()).args(["serve", "--no-ingest", "--port", &port]));
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
     let output = run(mneme(work.path()).args(["serve", "--port", "http"]));
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--port \"http\" is not valid"));

@@ -46,6 +46,7 @@ pub fn request(query: &str, ranking: Ranking, limit: usize) -> SearchRequest<'_>
         with_content: false,
         with_total: true,
         use_cache: false,
+        with_snippets: true,
     }
 }
 

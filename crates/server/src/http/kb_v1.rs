@@ -170,6 +170,7 @@ pub async fn query(State(state): State<Arc<ServerState>>, body: Bytes) -> Respon
         with_content: full,
         with_total: false,
         use_cache,
+        with_snippets: false,
     };
     match state.knowledge.search(&request) {
         Ok(outcome) => {
@@ -226,6 +227,7 @@ pub async fn query_paginated(State(state): State<Arc<ServerState>>, body: Bytes)
         with_content: full,
         with_total: true,
         use_cache,
+        with_snippets: false,
     };
     let outcome = match state.knowledge.search(&request) {
         Ok(outcome) => outcome,

@@ -266,6 +266,7 @@ pub async fn query(
         with_content: false,
         with_total: false,
         use_cache: request.use_cache,
+        with_snippets: false,
     };
     let outcome = kb.search(&search);
     let status = if outcome.is_ok() { "success" } else { "error" };
@@ -351,6 +352,7 @@ pub async fn query_stream(
         with_content: false,
         with_total: false,
         use_cache: request.use_cache,
+        with_snippets: false,
     };
     match kb.search(&search) {
         Ok(outcome) => {
