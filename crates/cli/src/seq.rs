@@ -194,7 +194,7 @@ fn observe(patterns: &Patterns, args: &ObserveArgs) -> anyhow::Result<ExitCode> 
     let outcome = session
         .state
         .observe(&node, &observation, &config, &|node, stm| {
-            node.predict(stm, &predict_config)
+            node.defer_predict(stm, &predict_config)
         })
         .context("observing")?;
     patterns.save_session(&target.node, &target.session, &session)?;

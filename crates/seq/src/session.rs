@@ -5,7 +5,7 @@ use crate::config::{Defaults, StmMode};
 use crate::error::{Error, Result};
 use crate::name::vector_name;
 use crate::node::{Node, VectorError};
-use crate::predict::PredictionSet;
+use crate::predict::ObservePredictions;
 use crate::types::{Emotives, MetaDict, Observation, average_emotives};
 
 /// KATO's per-session resource limits (`enforce_limits`).
@@ -69,9 +69,10 @@ pub struct Session {
     /// Vectors observed since the last learn: they join the node's index when it learns.
     pub pending_vectors: Vec<NamedVector>,
     pub percept: Option<Percept>,
-    /// Predictions computed at the last observe (`cognition-data`); not stored.
+    /// Predictions of the last observe (`cognition-data`), possibly not computed yet; not
+    /// stored.
     #[serde(skip)]
-    pub predictions: PredictionSet,
+    pub predictions: ObservePredictions,
 }
 
 impl Session {
@@ -136,7 +137,7 @@ impl Session {
         node: &Node,
         observation: &Observation,
         config: &ObserveConfig,
-        predict: &dyn Fn(&Node, &[Vec<String>]) -> PredictionSet,
+        predict: &dyn Fn(&Node, &[Vec<String>]) -> ObservePredictions,
     ) -> Result<ObserveOutcome> {
         let (event, observed) = self.build_event(node, observation, config)?;
         let mut auto_learned = None;
@@ -202,6 +203,7 @@ impl Session {
                 self.stm[1..].to_vec()
             }
         };
+        self.predictions.settle(node);
         let events = std::mem::replace(&mut self.stm, keep);
         self.index_pending_vectors(node)?;
         node.learn(&events, &[], &[], config.persistence)
@@ -213,6 +215,7 @@ impl Session {
         if self.stm.is_empty() {
             return Err(Error::EmptyStm);
         }
+        self.predictions.settle(node);
         let events = std::mem::take(&mut self.stm);
         self.index_pending_vectors(node)?;
         node.learn(&events, &self.emotives, &self.metadata, persistence)

@@ -54,13 +54,13 @@ proptest! {
             for pattern in &learned {
                 for e in pattern {
                     let observation = Observation { strings: e.clone(), ..Observation::default() };
-                    session.observe(&node, &observation, &config, &|n, stm| n.predict(stm, &predict_config)).unwrap();
+                    session.observe(&node, &observation, &config, &|n, stm| n.defer_predict(stm, &predict_config)).unwrap();
                 }
                 session.learn(&node, 5).unwrap();
             }
             for e in &observed {
                 let observation = Observation { strings: e.clone(), ..Observation::default() };
-                session.observe(&node, &observation, &config, &|n, stm| n.predict(stm, &predict_config)).unwrap();
+                session.observe(&node, &observation, &config, &|n, stm| n.defer_predict(stm, &predict_config)).unwrap();
             }
             let first = fingerprint(&node, &session.stm, &predict_config);
             let again = fingerprint(&node, &session.stm, &predict_config);
@@ -68,6 +68,48 @@ proptest! {
             first
         };
         prop_assert_eq!(run(), run());
+    }
+
+    /// Observe-time predictions are deferred until read; a session that observes, learns
+    /// (by hand or by auto-learn), reads `cognition-data` and asks for single-symbol
+    /// predictions sees exactly what computing them at every observe gives.
+    #[test]
+    fn deferred_observe_predictions_equal_eager_ones(
+        steps in prop::collection::vec((event(), 0u8..6), 1..30),
+        max_pattern_length in 0usize..4,
+    ) {
+        let run = |deferred: bool| {
+            let node = Node::in_memory("defer_kato");
+            let defaults = Defaults::kato();
+            let mut config = ObserveConfig::from_defaults(&defaults);
+            config.max_pattern_length = max_pattern_length;
+            let predict_config = defaults.predict_config();
+            let mut session = Session::default();
+            let mut seen = Vec::new();
+            for (e, action) in &steps {
+                let observation = Observation { strings: e.clone(), ..Observation::default() };
+                let outcome = if deferred {
+                    session.observe(&node, &observation, &config, &|n, stm| n.defer_predict(stm, &predict_config))
+                } else {
+                    session.observe(&node, &observation, &config, &|n, stm| {
+                        mneme_seq::predict::ObservePredictions::Ready(n.predict(stm, &predict_config).predictions)
+                    })
+                };
+                seen.push(format!("{:?}", outcome.unwrap()));
+                match action {
+                    0 => { let _ = session.learn(&node, 5); }
+                    1 => seen.push(format!("{:?}", session.predictions.get(&node))),
+                    // A one-symbol state reports the node's last full-path future potentials.
+                    2 => seen.push(format!("{:?}", node.predict(&[vec!["a".to_owned()]], &predict_config))),
+                    3 => seen.push(format!("{:?}", node.predict(&session.stm, &predict_config))),
+                    4 => session.stm.clear(),
+                    _ => {}
+                }
+            }
+            seen.push(format!("{:?}", session.predictions.get(&node)));
+            seen
+        };
+        prop_assert_eq!(run(true), run(false));
     }
 
     #[test]

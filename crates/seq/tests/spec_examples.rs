@@ -224,7 +224,7 @@ fn learned_vectors_join_later_events_as_their_nearest_symbols() {
             ..Observation::default()
         };
         session.observe(&node, &observation, &config, &|n, stm| {
-            n.predict(stm, &predict)
+            n.defer_predict(stm, &predict)
         })
     };
     // KATO's test_threshold_multimodal: after learning two vectors, each later event holds

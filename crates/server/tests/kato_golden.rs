@@ -83,7 +83,7 @@ fn every_recorded_kato_step_matches() {
         Box::new(move |method: &str, path: &str, body: Option<&Value>| {
             let (path, query) = path.split_once('?').unwrap_or((path, ""));
             let reply = api.handle(method, path, query, body);
-            (reply.status, reply.body)
+            (reply.status, reply.json())
         })
     });
 }

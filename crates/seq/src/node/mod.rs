@@ -10,7 +10,8 @@ mod records;
 mod state;
 mod vectors;
 
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use mneme_store::{KvSnapshot, WriteBatch};
 
@@ -19,7 +20,7 @@ pub(crate) use state::{NodeState, hex};
 pub use vectors::VectorError;
 
 use crate::error::{Error, Result};
-use crate::predict::FuturePotential;
+use crate::predict::{FuturePotential, LastCall};
 use crate::types::{Emotives, MetaDict, PatternMetadata, accumulate_metadata, average_emotives};
 
 /// A pattern as `GET /pattern/{id}` shows it.
@@ -60,7 +61,11 @@ pub struct Node {
     journal: Option<Arc<dyn Journal>>,
     /// KATO reads `future_potentials` from a per-node attribute set by the last full-path
     /// prediction (of any session of the node); single-symbol predictions report it as is.
-    pub(crate) last_future_potentials: Mutex<Vec<FuturePotential>>,
+    /// An observe-time call may still be pending here (see [`Node::defer_predict`]).
+    last_call: Mutex<LastCall>,
+    /// Bumped by every change of the patterns (learn, clear, finalize): a deferred prediction
+    /// computed at the version it was asked at gives KATO's answer exactly.
+    version: AtomicU64,
 }
 
 impl std::fmt::Debug for Node {
@@ -77,7 +82,8 @@ impl Node {
             prefix: records::node_prefix(kb_id),
             state: RwLock::new(NodeState::default()),
             journal: None,
-            last_future_potentials: Mutex::new(Vec::new()),
+            last_call: Mutex::new(LastCall::default()),
+            version: AtomicU64::new(0),
         }
     }
 
@@ -90,7 +96,8 @@ impl Node {
             prefix,
             state: RwLock::new(state),
             journal: Some(journal),
-            last_future_potentials: Mutex::new(Vec::new()),
+            last_call: Mutex::new(LastCall::default()),
+            version: AtomicU64::new(0),
         })
     }
 
@@ -263,10 +270,7 @@ impl Node {
             let mut batch = WriteBatch::default();
             records::delete_all(&mut batch, &self.prefix, &state);
             *state = NodeState::default();
-            self.last_future_potentials
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clear();
+            self.set_last_call(LastCall::default());
             self.journal.as_ref().map(|journal| journal.submit(batch))
         };
         if let (Some(journal), Some(ticket)) = (&self.journal, ticket) {
@@ -332,8 +336,39 @@ impl Node {
         self.state.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, NodeState> {
-        self.state.write().unwrap_or_else(|p| p.into_inner())
+    /// The state for a change: a pending observe-time prediction of the current version is
+    /// computed first (on the state it was asked about), then the version moves on.
+    fn write(&self) -> RwLockWriteGuard<'_, NodeState> {
+        let state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let pending = match &*self.last_call.lock().unwrap_or_else(|p| p.into_inner()) {
+            LastCall::Pending(deferred) => Some(deferred.clone()),
+            LastCall::Computed(_) => None,
+        };
+        if let Some(deferred) = pending {
+            if deferred.version() == self.version() && !deferred.is_settled() {
+                deferred.settle_on(&state);
+            }
+        }
+        self.version.fetch_add(1, Ordering::AcqRel);
+        state
+    }
+
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_last_call(&self, call: LastCall) {
+        *self.last_call.lock().unwrap_or_else(|p| p.into_inner()) = call;
+    }
+
+    /// The future potentials of the node's last full-path prediction.
+    pub(crate) fn last_future_potentials(&self) -> Vec<FuturePotential> {
+        let pending = match &*self.last_call.lock().unwrap_or_else(|p| p.into_inner()) {
+            LastCall::Computed(potentials) => return potentials.clone(),
+            LastCall::Pending(deferred) => deferred.clone(),
+        };
+        let st = self.read();
+        pending.settle_on(&st).1.clone()
     }
 }
 

@@ -110,11 +110,17 @@ impl<'a> State<'a> {
 pub(super) fn predict(
     node: &Node,
     stm: &[Vec<String>],
-    _state: &[&str],
     config: &PredictConfig,
 ) -> (Vec<Prediction>, Vec<FuturePotential>) {
-    let guard = node.read();
-    let st: &NodeState = &guard;
+    predict_on(&node.read(), stm, config)
+}
+
+/// The full path on a node state the caller has locked.
+pub(crate) fn predict_on(
+    st: &NodeState,
+    stm: &[Vec<String>],
+    config: &PredictConfig,
+) -> (Vec<Prediction>, Vec<FuturePotential>) {
     let state = State::new(st, stm);
     let weights = affinity_weights(st, &state, config);
     let mut drafts = match_candidates(st, &state, config, weights.as_ref());

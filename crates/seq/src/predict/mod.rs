@@ -8,8 +8,10 @@ mod ensemble;
 mod full;
 mod single;
 
+use std::sync::{Arc, Mutex};
+
 use crate::config::PredictConfig;
-use crate::node::Node;
+use crate::node::{Node, NodeState};
 use crate::types::{Emotives, Symbol};
 
 /// A fuzzy token match that was not exact (`anomalies`).
@@ -133,27 +135,140 @@ pub struct PredictionSet {
 impl Node {
     /// KATO's predictions for the short-term memory `stm` of a session of this node.
     pub fn predict(&self, stm: &[Vec<String>], config: &PredictConfig) -> PredictionSet {
-        let state: Vec<&str> = stm.iter().flatten().map(String::as_str).collect();
-        let predictions = match state.len() {
+        let symbols: usize = stm.iter().map(Vec::len).sum();
+        let predictions = match symbols {
             0 => Vec::new(),
-            1 => single::predict(self, state[0], config),
+            1 => {
+                let symbol = stm.iter().flatten().next().map_or("", String::as_str);
+                single::predict(self, symbol, config)
+            }
             _ => {
-                let (predictions, future_potentials) = full::predict(self, stm, &state, config);
-                *self
-                    .last_future_potentials
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner()) = future_potentials;
+                let (predictions, future_potentials) = full::predict(self, stm, config);
+                self.set_last_call(LastCall::Computed(future_potentials));
                 predictions
             }
         };
-        let future_potentials = self
-            .last_future_potentials
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
         PredictionSet {
             predictions,
-            future_potentials,
+            future_potentials: self.last_future_potentials(),
+        }
+    }
+
+    /// Observe-time predictions (KATO computes them at every observe; only `cognition-data`
+    /// shows them, and a later single-symbol prediction reports their future potentials).
+    /// The full path is deferred until something reads it, or until the node is about to
+    /// change, so an observe costs no scoring unless its predictions are ever looked at.
+    pub fn defer_predict(&self, stm: &[Vec<String>], config: &PredictConfig) -> ObservePredictions {
+        let symbols: usize = stm.iter().map(Vec::len).sum();
+        if symbols < 2 {
+            return ObservePredictions::Ready(self.predict(stm, config).predictions);
+        }
+        let deferred = Arc::new(Deferred {
+            stm: stm.to_vec(),
+            config: config.clone(),
+            version: self.version(),
+            result: Mutex::new(None),
+        });
+        self.set_last_call(LastCall::Pending(deferred.clone()));
+        ObservePredictions::Deferred(deferred)
+    }
+}
+
+/// The predictions and future potentials of one full-path call.
+type Computed = (Vec<Prediction>, Vec<FuturePotential>);
+
+/// A full-path prediction whose computation waits for its first reader.
+pub struct Deferred {
+    stm: Vec<Vec<String>>,
+    config: PredictConfig,
+    /// The node's version when it was asked for.
+    version: u64,
+    result: Mutex<Option<Arc<Computed>>>,
+}
+
+impl std::fmt::Debug for Deferred {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deferred")
+            .field("stm", &self.stm)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+impl Deferred {
+    /// Computes on `st` unless already computed. Lock order: node lock, then `result`.
+    pub(crate) fn settle_on(&self, st: &NodeState) -> Arc<Computed> {
+        let mut result = self.result.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(done) = result.as_ref() {
+            return done.clone();
+        }
+        let done = Arc::new(full::predict_on(st, &self.stm, &self.config));
+        *result = Some(done.clone());
+        done
+    }
+
+    pub(crate) fn is_settled(&self) -> bool {
+        self.result
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// The node version this call belongs to.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn settle(&self, node: &Node) -> Arc<Computed> {
+        if let Some(done) = self
+            .result
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            return done.clone();
+        }
+        let st = node.read();
+        self.settle_on(&st)
+    }
+}
+
+/// The node's record of its last full-path prediction, for single-symbol calls.
+#[derive(Debug)]
+pub enum LastCall {
+    Computed(Vec<FuturePotential>),
+    Pending(Arc<Deferred>),
+}
+
+impl Default for LastCall {
+    fn default() -> LastCall {
+        LastCall::Computed(Vec::new())
+    }
+}
+
+/// A session's observe-time predictions.
+#[derive(Clone, Debug, Default)]
+pub enum ObservePredictions {
+    #[default]
+    None,
+    Ready(Vec<Prediction>),
+    Deferred(Arc<Deferred>),
+}
+
+impl ObservePredictions {
+    /// The predictions, computing them now if they were deferred.
+    pub fn get(&self, node: &Node) -> Vec<Prediction> {
+        match self {
+            ObservePredictions::None => Vec::new(),
+            ObservePredictions::Ready(predictions) => predictions.clone(),
+            ObservePredictions::Deferred(deferred) => deferred.settle(node).0.clone(),
+        }
+    }
+
+    /// Computes deferred predictions now (before the session changes the node).
+    pub fn settle(&self, node: &Node) {
+        if let ObservePredictions::Deferred(deferred) = self {
+            deferred.settle(node);
         }
     }
 }

@@ -30,13 +30,17 @@ pub async fn handle(
         }
     };
     let method_name = method.as_str().to_owned();
-    let worker = state.clone();
-    let reply = tokio::task::spawn_blocking(move || {
-        worker
-            .kato
-            .handle(&method_name, &path, &query, parsed.as_ref())
-    })
-    .await;
+    let reply = if state.kato.runs_quickly(&method_name, &path) {
+        Ok(state.kato.handle(&method_name, &path, &query, parsed.as_ref()))
+    } else {
+        let worker = state.clone();
+        tokio::task::spawn_blocking(move || {
+            worker
+                .kato
+                .handle(&method_name, &path, &query, parsed.as_ref())
+        })
+        .await
+    };
     let reply = match reply {
         Ok(reply) => reply,
         Err(_) => return super::middleware::internal_error("the request handler failed"),
@@ -63,10 +67,18 @@ pub async fn handle(
             _ => {}
         }
     }
-    let mut response = json_response(
-        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        &reply.body,
-    );
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = match reply.raw {
+        Some(bytes) => {
+            let mut response = (status, bytes).into_response();
+            response.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        None => json_response(status, &reply.body),
+    };
     if let ["sessions", id, _, ..] = segments.as_slice() {
         if let Ok(value) = HeaderValue::from_str(id) {
             response.headers_mut().insert("x-session-id", value);

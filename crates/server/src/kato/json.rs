@@ -5,7 +5,9 @@ use mneme_seq::node::{PatternView, SymbolStat};
 use mneme_seq::predict::{Anomaly, FullPrediction, FuturePotential, Prediction, SinglePrediction};
 use mneme_seq::pyfmt::MetaValue;
 use mneme_seq::types::Emotives;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use serde_json::{Value, json};
 
 /// A JSON value as the engine's JSON-like value (object key order kept).
 pub fn to_meta(value: &Value) -> MetaValue {
@@ -48,10 +50,6 @@ pub fn float(x: f64) -> Value {
     serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
 }
 
-fn opt_float(x: Option<f64>) -> Value {
-    x.map_or(Value::Null, float)
-}
-
 pub fn emotives(values: &Emotives) -> Value {
     Value::Object(values.iter().map(|(k, v)| (k.clone(), float(*v))).collect())
 }
@@ -69,123 +67,183 @@ pub fn events<S: AsRef<str>>(events: &[Vec<S>]) -> Value {
     Value::Array(events.iter().map(|event| strings(event)).collect())
 }
 
-fn anomalies(items: &[Anomaly]) -> Value {
-    Value::Array(
-        items
-            .iter()
-            .map(|a| json!({"observed": a.observed, "expected": a.expected, "similarity": float(a.similarity)}))
-            .collect(),
-    )
+/// Strings as a JSON array, written directly.
+struct Strings<'a, S>(&'a [S]);
+
+impl<S: AsRef<str>> Serialize for Strings<'_, S> {
+    fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        serializer.collect_seq(self.0.iter().map(AsRef::as_ref))
+    }
+}
+
+/// Events (lists of strings) as a JSON array of arrays.
+struct Events<'a, S>(&'a [Vec<S>]);
+
+impl<S: AsRef<str>> Serialize for Events<'_, S> {
+    fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        serializer.collect_seq(self.0.iter().map(|event| Strings(event)))
+    }
+}
+
+struct EmotivesJson<'a>(&'a Emotives);
+
+impl Serialize for EmotivesJson<'_> {
+    fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        serializer.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+struct Anomalies<'a>(&'a [Anomaly]);
+
+impl Serialize for Anomalies<'_> {
+    fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for a in self.0 {
+            seq.serialize_element(&AnomalyJson(a))?;
+        }
+        seq.end()
+    }
+}
+
+struct AnomalyJson<'a>(&'a Anomaly);
+
+impl Serialize for AnomalyJson<'_> {
+    fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("observed", &self.0.observed)?;
+        map.serialize_entry("expected", &self.0.expected)?;
+        map.serialize_entry("similarity", &self.0.similarity)?;
+        map.end()
+    }
+}
+
+/// One prediction exactly as KATO writes it (field order, int-versus-float; NaN and infinities
+/// as `null`), serialised without an intermediate JSON tree.
+pub struct PredictionJson<'a>(pub &'a Prediction);
+
+impl Serialize for PredictionJson<'_> {
+    fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        match self.0 {
+            Prediction::Full(p) => full_prediction(p, serializer),
+            Prediction::Single(p) => single_prediction(p, serializer),
+        }
+    }
 }
 
 pub fn prediction(p: &Prediction) -> Value {
-    match p {
-        Prediction::Full(p) => full_prediction(p),
-        Prediction::Single(p) => single_prediction(p),
-    }
+    serde_json::to_value(PredictionJson(p)).unwrap_or(Value::Null)
 }
 
-fn full_prediction(p: &FullPrediction) -> Value {
-    let mut m = Map::new();
-    m.insert("type".into(), "prototypical".into());
-    m.insert("name".into(), p.name.clone().into());
-    m.insert("frequency".into(), p.frequency.into());
-    m.insert("emotives".into(), emotives(&p.emotives));
-    m.insert("matches".into(), strings(&p.matches));
-    m.insert("past".into(), events(&p.past));
-    m.insert("present".into(), events(&p.present));
-    m.insert("missing".into(), events(&p.missing));
-    m.insert("extras".into(), events(&p.extras));
-    m.insert("anomalies".into(), anomalies(&p.anomalies));
-    m.insert("potential".into(), float(p.potential));
-    m.insert("evidence".into(), float(p.evidence));
-    m.insert("similarity".into(), float(p.similarity));
-    m.insert("fragmentation".into(), float(p.fragmentation));
-    m.insert("snr".into(), float(p.snr));
-    m.insert("confluence".into(), float(p.confluence));
-    m.insert(
-        "predictive_information".into(),
-        float(p.predictive_information),
-    );
-    m.insert("sequence".into(), events(&p.sequence));
-    m.insert("future".into(), events(&p.future));
-    m.insert("confidence".into(), float(p.confidence));
-    m.insert(
-        "weighted_similarity".into(),
-        opt_float(p.weighted_similarity),
-    );
-    m.insert("weighted_evidence".into(), opt_float(p.weighted_evidence));
-    m.insert(
-        "weighted_confidence".into(),
-        opt_float(p.weighted_confidence),
-    );
-    m.insert("weighted_snr".into(), opt_float(p.weighted_snr));
+fn full_prediction<Z: Serializer>(p: &FullPrediction, serializer: Z) -> Result<Z::Ok, Z::Error> {
+    let mut m = serializer.serialize_map(None)?;
+    m.serialize_entry("type", "prototypical")?;
+    m.serialize_entry("name", &p.name)?;
+    m.serialize_entry("frequency", &p.frequency)?;
+    m.serialize_entry("emotives", &EmotivesJson(&p.emotives))?;
+    m.serialize_entry("matches", &Strings(&p.matches))?;
+    m.serialize_entry("past", &Events(&p.past))?;
+    m.serialize_entry("present", &Events(&p.present))?;
+    m.serialize_entry("missing", &Events(&p.missing))?;
+    m.serialize_entry("extras", &Events(&p.extras))?;
+    m.serialize_entry("anomalies", &Anomalies(&p.anomalies))?;
+    m.serialize_entry("potential", &p.potential)?;
+    m.serialize_entry("evidence", &p.evidence)?;
+    m.serialize_entry("similarity", &p.similarity)?;
+    m.serialize_entry("fragmentation", &p.fragmentation)?;
+    m.serialize_entry("snr", &p.snr)?;
+    m.serialize_entry("confluence", &p.confluence)?;
+    m.serialize_entry("predictive_information", &p.predictive_information)?;
+    m.serialize_entry("sequence", &Events(&p.sequence))?;
+    m.serialize_entry("future", &Events(&p.future))?;
+    m.serialize_entry("confidence", &p.confidence)?;
+    m.serialize_entry("weighted_similarity", &p.weighted_similarity)?;
+    m.serialize_entry("weighted_evidence", &p.weighted_evidence)?;
+    m.serialize_entry("weighted_confidence", &p.weighted_confidence)?;
+    m.serialize_entry("weighted_snr", &p.weighted_snr)?;
     if let Some(pre) = p.pre_potential {
-        m.insert("_pre_potential".into(), float(pre));
+        m.serialize_entry("_pre_potential", &pre)?;
     }
-    m.insert("entropy".into(), float(p.entropy));
-    m.insert("normalized_entropy".into(), float(p.normalized_entropy));
-    m.insert(
-        "global_normalized_entropy".into(),
-        float(p.global_normalized_entropy),
-    );
-    m.insert("itfdf_similarity".into(), float(p.itfdf_similarity));
-    m.insert("tfidf_score".into(), float(p.tfidf_score));
-    m.insert("pattern_probability".into(), float(p.pattern_probability));
-    m.insert("weighted_strength".into(), float(p.weighted_strength));
-    m.insert("bayesian_posterior".into(), float(p.bayesian_posterior));
-    m.insert("bayesian_prior".into(), float(p.bayesian_prior));
-    m.insert("bayesian_likelihood".into(), float(p.bayesian_likelihood));
-    Value::Object(m)
+    m.serialize_entry("entropy", &p.entropy)?;
+    m.serialize_entry("normalized_entropy", &p.normalized_entropy)?;
+    m.serialize_entry("global_normalized_entropy", &p.global_normalized_entropy)?;
+    m.serialize_entry("itfdf_similarity", &p.itfdf_similarity)?;
+    m.serialize_entry("tfidf_score", &p.tfidf_score)?;
+    m.serialize_entry("pattern_probability", &p.pattern_probability)?;
+    m.serialize_entry("weighted_strength", &p.weighted_strength)?;
+    m.serialize_entry("bayesian_posterior", &p.bayesian_posterior)?;
+    m.serialize_entry("bayesian_prior", &p.bayesian_prior)?;
+    m.serialize_entry("bayesian_likelihood", &p.bayesian_likelihood)?;
+    m.end()
 }
 
-fn single_prediction(p: &SinglePrediction) -> Value {
-    let mut m = Map::new();
-    m.insert("name".into(), p.name.clone().into());
-    m.insert("pattern_data".into(), events(&p.pattern_data));
-    m.insert("length".into(), p.length.into());
-    m.insert("frequency".into(), p.frequency.into());
-    m.insert("emotives".into(), emotives(&p.emotives));
-    m.insert("matches".into(), strings(&p.matches));
-    m.insert("missing".into(), strings(&p.missing));
-    m.insert("present".into(), strings(&p.present));
-    m.insert("past".into(), strings(&p.past));
-    m.insert("future".into(), strings(&p.future));
-    m.insert("extras".into(), strings(&p.extras));
-    m.insert("similarity".into(), float(p.similarity));
-    m.insert("evidence".into(), float(p.evidence));
-    m.insert("confidence".into(), float(p.confidence));
-    m.insert("snr".into(), float(p.snr));
-    m.insert("fragmentation".into(), p.fragmentation.into());
-    m.insert("anomalies".into(), anomalies(&p.anomalies));
-    m.insert(
-        "weighted_similarity".into(),
-        opt_float(p.weighted_similarity),
-    );
-    m.insert("weighted_evidence".into(), opt_float(p.weighted_evidence));
-    m.insert(
-        "weighted_confidence".into(),
-        opt_float(p.weighted_confidence),
-    );
-    m.insert("weighted_snr".into(), opt_float(p.weighted_snr));
-    m.insert("potential".into(), float(p.potential));
-    Value::Object(m)
+fn single_prediction<Z: Serializer>(
+    p: &SinglePrediction,
+    serializer: Z,
+) -> Result<Z::Ok, Z::Error> {
+    let mut m = serializer.serialize_map(None)?;
+    m.serialize_entry("name", &p.name)?;
+    m.serialize_entry("pattern_data", &Events(&p.pattern_data))?;
+    m.serialize_entry("length", &p.length)?;
+    m.serialize_entry("frequency", &p.frequency)?;
+    m.serialize_entry("emotives", &EmotivesJson(&p.emotives))?;
+    m.serialize_entry("matches", &Strings(&p.matches))?;
+    m.serialize_entry("missing", &Strings(&p.missing))?;
+    m.serialize_entry("present", &Strings(&p.present))?;
+    m.serialize_entry("past", &Strings(&p.past))?;
+    m.serialize_entry("future", &Strings(&p.future))?;
+    m.serialize_entry("extras", &Strings(&p.extras))?;
+    m.serialize_entry("similarity", &p.similarity)?;
+    m.serialize_entry("evidence", &p.evidence)?;
+    m.serialize_entry("confidence", &p.confidence)?;
+    m.serialize_entry("snr", &p.snr)?;
+    m.serialize_entry("fragmentation", &p.fragmentation)?;
+    m.serialize_entry("anomalies", &Anomalies(&p.anomalies))?;
+    m.serialize_entry("weighted_similarity", &p.weighted_similarity)?;
+    m.serialize_entry("weighted_evidence", &p.weighted_evidence)?;
+    m.serialize_entry("weighted_confidence", &p.weighted_confidence)?;
+    m.serialize_entry("weighted_snr", &p.weighted_snr)?;
+    m.serialize_entry("potential", &p.potential)?;
+    m.end()
+}
+
+/// A list of predictions, written directly.
+pub struct PredictionsJson<'a>(pub &'a [Prediction]);
+
+impl Serialize for PredictionsJson<'_> {
+    fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        serializer.collect_seq(self.0.iter().map(PredictionJson))
+    }
+}
+
+/// Future potentials, written directly.
+pub struct FuturePotentialsJson<'a>(pub &'a [FuturePotential]);
+
+impl Serialize for FuturePotentialsJson<'_> {
+    fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for f in self.0 {
+            seq.serialize_element(&FutureJson(f))?;
+        }
+        seq.end()
+    }
+}
+
+struct FutureJson<'a>(&'a FuturePotential);
+
+impl Serialize for FutureJson<'_> {
+    fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        let f = self.0;
+        let mut m = serializer.serialize_map(Some(4))?;
+        m.serialize_entry("future", &Events(&f.future))?;
+        m.serialize_entry("aggregate_potential", &f.aggregate_potential)?;
+        m.serialize_entry("supporting_patterns", &f.supporting_patterns)?;
+        m.serialize_entry("total_weighted_frequency", &f.total_weighted_frequency)?;
+        m.end()
+    }
 }
 
 pub fn future_potentials(items: &[FuturePotential]) -> Value {
-    Value::Array(
-        items
-            .iter()
-            .map(|f| {
-                json!({
-                    "future": events(&f.future),
-                    "aggregate_potential": float(f.aggregate_potential),
-                    "supporting_patterns": f.supporting_patterns,
-                    "total_weighted_frequency": float(f.total_weighted_frequency),
-                })
-            })
-            .collect(),
-    )
+    serde_json::to_value(FuturePotentialsJson(items)).unwrap_or(Value::Null)
 }
 
 pub fn pattern(view: &PatternView) -> Value {

@@ -20,22 +20,42 @@ use mneme_seq::session::Session;
 use mneme_seq::session_config::SessionConfig;
 use serde_json::{Map, Value, json};
 
-/// An answer: status code and JSON body.
+/// An answer: status code and JSON body. Large answers (predictions) come already
+/// serialised in `raw`, with `body` null, so that no JSON tree is built for them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reply {
     pub status: u16,
     pub body: Value,
+    pub raw: Option<Vec<u8>>,
 }
 
 impl Reply {
     fn ok(body: Value) -> Reply {
-        Reply { status: 200, body }
+        Reply {
+            status: 200,
+            body,
+            raw: None,
+        }
+    }
+
+    /// A 200 whose body is `value` serialised directly.
+    fn ok_serialized(value: &impl serde::Serialize, size_hint: usize) -> Reply {
+        let mut bytes = Vec::with_capacity(size_hint);
+        match serde_json::to_writer(&mut bytes, value) {
+            Ok(()) => Reply {
+                status: 200,
+                body: Value::Null,
+                raw: Some(bytes),
+            },
+            Err(err) => Reply::detail(500, format!("serialising the answer failed: {err}")),
+        }
     }
 
     fn detail(status: u16, detail: impl Into<Value>) -> Reply {
         Reply {
             status,
             body: json!({"detail": detail.into()}),
+            raw: None,
         }
     }
 
@@ -43,8 +63,37 @@ impl Reply {
         Reply {
             status: 404,
             body: json!({"error": {"code": "SESSION_NOT_FOUND", "message": format!("Session {id} not found or expired"), "session_id": id}}),
+            raw: None,
         }
     }
+
+    /// The body as a JSON value, whichever form it has.
+    pub fn json(&self) -> Value {
+        match &self.raw {
+            Some(bytes) => serde_json::from_slice(bytes).unwrap_or(Value::Null),
+            None => self.body.clone(),
+        }
+    }
+
+    /// The body as bytes, whichever form it has.
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self.raw {
+            Some(bytes) => bytes,
+            None => serde_json::to_vec(&self.body).unwrap_or_else(|_| b"{}".to_vec()),
+        }
+    }
+}
+
+/// `GET /sessions/{id}/predictions`, serialised directly.
+#[derive(serde::Serialize)]
+struct PredictionsReply<'a> {
+    predictions: json::PredictionsJson<'a>,
+    future_potentials: json::FuturePotentialsJson<'a>,
+    session_id: &'a str,
+    processor_id: Option<()>,
+    count: usize,
+    time: Option<()>,
+    unique_id: Option<()>,
 }
 
 /// Where mneme deliberately departs from KATO (docs/compatibility.md).
@@ -187,6 +236,30 @@ impl Api {
             .count()
     }
 
+    /// Whether a request surely finishes in microseconds (no scoring, no disk wait), so that
+    /// the HTTP layer may run it on its async thread instead of handing it to a blocking one.
+    /// An observe is quick when its session cannot auto-learn (a learn waits for the disk).
+    pub fn runs_quickly(&self, method: &str, path: &str) -> bool {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        match (method, segments.as_slice()) {
+            ("POST", ["sessions", id, "observe"]) => self.entry(id).is_some_and(|entry| {
+                entry.try_lock().is_ok_and(|session| {
+                    session
+                        .config
+                        .observe_config(self.defaults(), false)
+                        .max_pattern_length
+                        == 0
+                })
+            }),
+            ("GET", ["sessions", "count"])
+            | ("GET", ["sessions", _])
+            | ("GET", ["sessions", _, "stm" | "config" | "exists" | "percept-data"])
+            | ("POST", ["sessions", _, "clear-stm" | "extend" | "config"])
+            | ("DELETE", ["sessions", _]) => true,
+            _ => false,
+        }
+    }
+
     /// Routes one request. `query` is the raw query string; `body` the parsed JSON body
     /// (`None` when the request had none).
     pub fn handle(&self, method: &str, path: &str, query: &str, body: Option<&Value>) -> Reply {
@@ -250,6 +323,7 @@ impl Api {
             Ok(request) => request,
             Err(errors) => {
                 return Reply {
+                    raw: None,
                     status: 422,
                     body: request::detail(&errors),
                 };
@@ -499,7 +573,7 @@ impl Api {
         session
             .state
             .observe(&node, observation, &config, &|node, stm| {
-                node.predict(stm, &predict_config)
+                node.defer_predict(stm, &predict_config)
             })
     }
 
@@ -510,6 +584,7 @@ impl Api {
             Ok(parsed) => parsed,
             Err(errors) => {
                 return Reply {
+                    raw: None,
                     status: 422,
                     body: request::detail(&errors),
                 };
@@ -534,6 +609,7 @@ impl Api {
             Ok(request) => request,
             Err(errors) => {
                 return Reply {
+                    raw: None,
                     status: 422,
                     body: request::detail(&errors),
                 };
@@ -630,15 +706,18 @@ impl Api {
             .config
             .predict_config(self.defaults(), self.rank_by(session));
         let set = session.node.predict(&session.state.stm, &config);
-        Reply::ok(json!({
-            "predictions": set.predictions.iter().map(json::prediction).collect::<Vec<_>>(),
-            "future_potentials": json::future_potentials(&set.future_potentials),
-            "session_id": session.id,
-            "processor_id": null,
-            "count": set.predictions.len(),
-            "time": null,
-            "unique_id": null,
-        }))
+        Reply::ok_serialized(
+            &PredictionsReply {
+                predictions: json::PredictionsJson(&set.predictions),
+                future_potentials: json::FuturePotentialsJson(&set.future_potentials),
+                session_id: &session.id,
+                processor_id: None,
+                count: set.predictions.len(),
+                time: None,
+                unique_id: None,
+            },
+            256 + set.predictions.len() * 1536,
+        )
     }
 
     fn cognition_data(&self, session: &SessionEntry) -> Reply {
@@ -646,7 +725,7 @@ impl Api {
         let symbols: Vec<&String> = state.stm.iter().flatten().collect();
         Reply::ok(json!({
             "cognition_data": {
-                "predictions": state.predictions.predictions.iter().map(json::prediction).collect::<Vec<_>>(),
+                "predictions": state.predictions.get(&session.node).iter().map(json::prediction).collect::<Vec<_>>(),
                 "emotives": state.emotives.last().map_or(json!({}), json::emotives),
                 "symbols": symbols,
                 "command": "",
@@ -683,6 +762,7 @@ impl Api {
             Ok(map) => map,
             Err(errors) => {
                 return Reply {
+                    raw: None,
                     status: 422,
                     body: request::detail(&errors),
                 };
