@@ -6,7 +6,7 @@
 //! bit for bit with KATO's; where KATO's own order is not deterministic (Python set order) the
 //! order is the first occurrence.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use super::blas::{Sparse, ddot, sparse_matvec, sparse_row_norm, sparse_self_dot};
 use super::full::{Draft, State, event_range};
@@ -28,7 +28,7 @@ pub(super) fn finish(
     let known = |s: u32| (s as usize) < st.symbols.len() && st.symbol_freq[s as usize] > 0;
 
     // P(s) = pmf / TU for every symbol matched or missing in the ensemble (0 if unknown).
-    let mut probability: HashMap<u32, f64> = HashMap::new();
+    let mut probability: HashMap<u32, f64> = HashMap::default();
     for draft in &drafts {
         for &s in draft.matches.iter().chain(draft.missing.iter().flatten()) {
             probability.entry(s).or_insert_with(|| {
@@ -59,7 +59,7 @@ pub(super) fn finish(
     // KATO caches the conditional probability of a present under its *sorted* symbols, so a
     // later prediction whose present is a permutation of an earlier one reuses that value
     // (computed in the earlier order): reproduce that within the call.
-    let mut conditional_cache: HashMap<Vec<u32>, f64> = HashMap::new();
+    let mut conditional_cache: HashMap<Vec<u32>, f64> = HashMap::default();
     let mut out: Vec<FullPrediction> = Vec::with_capacity(drafts.len());
     for (i, draft) in drafts.iter().enumerate() {
         let present = &presents[i];

@@ -1,7 +1,7 @@
 //! The full prediction path: candidates, per-pattern matching, KATO's `Prediction` fields,
 //! affinity weighting and pruning; the ensemble metrics follow in `ensemble.rs`.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::ops::Range;
 
 use super::{Anomaly, FuturePotential, Prediction};
@@ -56,7 +56,7 @@ pub(super) struct State<'a> {
 
 impl<'a> State<'a> {
     fn new(node: &NodeState, stm: &'a [Vec<String>]) -> State<'a> {
-        let mut unknown: HashMap<&'a str, u32> = HashMap::new();
+        let mut unknown: HashMap<&'a str, u32> = HashMap::default();
         let mut id_of = |symbol: &'a str| {
             node.symbols.get(symbol).unwrap_or_else(|| {
                 let next = u32::MAX - unknown.len() as u32;
@@ -146,7 +146,7 @@ fn affinity_weights(
         .affinity_emotive
         .as_deref()
         .filter(|e| !e.is_empty())?;
-    let mut weights = HashMap::new();
+    let mut weights = HashMap::default();
     for &id in &state.ids {
         weights
             .entry(id)

@@ -31,7 +31,9 @@ pub async fn handle(
     };
     let method_name = method.as_str().to_owned();
     let reply = if state.kato.runs_quickly(&method_name, &path) {
-        Ok(state.kato.handle(&method_name, &path, &query, parsed.as_ref()))
+        Ok(state
+            .kato
+            .handle(&method_name, &path, &query, parsed.as_ref()))
     } else {
         let worker = state.clone();
         tokio::task::spawn_blocking(move || {
