@@ -741,7 +741,7 @@ fn root_health_and_metrics_answer_both_kinds_of_client() {
     let body = text.text();
     for needle in [
         "mneme_http_requests_total{method=\"POST\",route=\"/api/v1/query\",status=\"200\"} 1",
-        "mneme_http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/query\",le=\"+Inf\"} 1",
+        "mneme_http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/query\",status=\"200\",le=\"+Inf\"} 1",
         "kb_query_duration_seconds_count{operation=\"query\",status=\"success\"} 1",
         "kb_cache_misses_total 1",
         "kb_documents_total 4",

@@ -35,6 +35,9 @@ pub async fn handle(
             .kato
             .handle(&method_name, &path, &query, parsed.as_ref()))
     } else {
+        // CPU-bound work (scoring) runs on at most twice as many threads as there are cores, so
+        // a burst queues in order instead of time-slicing dozens of threads.
+        let _permit = state.blocking_slots.acquire().await;
         let worker = state.clone();
         tokio::task::spawn_blocking(move || {
             worker

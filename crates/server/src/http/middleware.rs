@@ -101,21 +101,21 @@ pub async fn observe(
             HeaderValue::from_static("max-age=31536000; includeSubDomains; preload"),
         );
     }
-    let status_label = status.as_u16().to_string();
+    let labels = vec![
+        ("method", method.to_string()),
+        ("route", route.clone()),
+        ("status", status.as_u16().to_string()),
+    ];
     state.metrics.add(
         "mneme_http_requests_total",
         "HTTP requests by method, route and status",
-        vec![
-            ("method", method.to_string()),
-            ("route", route.clone()),
-            ("status", status_label),
-        ],
+        labels.clone(),
         1.0,
     );
     state.metrics.observe(
         "mneme_http_request_duration_seconds",
-        "HTTP request latency by method and route",
-        vec![("method", method.to_string()), ("route", route.clone())],
+        "HTTP request latency by method, route and status",
+        labels,
         elapsed.as_secs_f64(),
     );
     if status.is_server_error() {

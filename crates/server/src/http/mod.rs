@@ -60,6 +60,8 @@ pub struct ServerState {
     pub events: broadcast::Sender<String>,
     /// Set when the server is shutting down: long-lived connections (websockets) close.
     pub closing: tokio::sync::watch::Sender<bool>,
+    /// Admission to the blocking threads for pattern-engine work.
+    pub blocking_slots: tokio::sync::Semaphore,
 }
 
 /// Why the server could not start.
@@ -109,6 +111,7 @@ impl ServerState {
                 .map_or(0.0, |d| d.as_secs_f64()),
             events,
             closing: tokio::sync::watch::channel(false).0,
+            blocking_slots: tokio::sync::Semaphore::new(2 * system::cores()),
         }
     }
 
