@@ -56,7 +56,7 @@ fn queries_during_ingest_see_whole_generations_only() {
                     assert!(count == 0 || count == PER_BATCH, "batch{batch}: {count} documents, a partial generation");
                     let all = post(addr, "/api/v1/query/paginated", &json!({"query": "common", "page_size": 10}));
                     let total = all["pagination"]["total_results"].as_u64().unwrap() as usize;
-                    assert!(total % PER_BATCH == 0 && total > 0, "{total} documents match 'common'");
+                    assert!(total.is_multiple_of(PER_BATCH) && total > 0, "{total} documents match 'common'");
                     queries.fetch_add(2, Ordering::Relaxed);
                     i += 1;
                 }
