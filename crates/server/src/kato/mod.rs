@@ -251,6 +251,7 @@ impl Api {
                         == 0
                 })
             }),
+            ("GET", ["sessions", _, "predictions"]) => true,
             ("GET", ["sessions", "count"])
             | ("GET", ["sessions", _])
             | ("GET", ["sessions", _, "stm" | "config" | "exists" | "percept-data"])
