@@ -236,9 +236,10 @@ impl Api {
             .count()
     }
 
-    /// Whether a request surely finishes in microseconds (no scoring, no disk wait), so that
-    /// the HTTP layer may run it on its async thread instead of handing it to a blocking one.
-    /// An observe is quick when its session cannot auto-learn (a learn waits for the disk).
+    /// Whether a request never waits for the disk and is short CPU work (session reads, an
+    /// observe whose session cannot auto-learn, predictions), so that the HTTP layer may run
+    /// it on its async thread instead of handing it to a blocking one. Learns wait for their
+    /// commit, so anything that may learn is not quick.
     pub fn runs_quickly(&self, method: &str, path: &str) -> bool {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         match (method, segments.as_slice()) {
