@@ -4,6 +4,7 @@
 //! clocks, and the counters a running service reports. The CLI and the HTTP server both go
 //! through it, so that they behave the same.
 
+pub mod bench;
 pub mod config;
 mod knowledge;
 pub mod patterns;

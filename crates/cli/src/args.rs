@@ -93,6 +93,12 @@ pub enum Command {
     Health(HealthArgs),
     /// The pattern engine (KATO's observe / learn / predict) on the embedded store.
     Seq(crate::seq::SeqArgs),
+    /// Measure both engines and write a performance report (text, JSON or HTML).
+    ///
+    /// On the configured knowledge base, or on a generated corpus with --synthetic N; with
+    /// --url, also a running server on this machine. --baseline compares with an earlier JSON
+    /// report and exits with status 4 on a regression beyond --max-regression percent.
+    Bench(crate::bench::BenchArgs),
     /// Serve KnowledgeBeast's and KATO's REST APIs on one port (default 127.0.0.1:8000).
     ///
     /// At start the knowledge dirs are scanned in the background (only changed files are

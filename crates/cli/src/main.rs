@@ -3,6 +3,7 @@
 //! crate to a terminal; every behaviour lives in the libraries.
 
 mod args;
+mod bench;
 mod health;
 mod ingest;
 mod output;
@@ -75,6 +76,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Health(args) => health::health(&config, args)?,
         Command::Seq(args) => seq::run(&config, args)?,
         Command::Serve(args) => serve::run(&config, args)?,
+        Command::Bench(args) => bench::run(&config, args)?,
         Command::Version => unreachable!("handled above"),
     };
     Ok(code)

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `mneme` binary: exit codes, output formats, bad input, and crashes
 //! of a real child process.
 
+mod bench;
 mod commands;
 mod crash;
 mod seq;
@@ -59,4 +60,50 @@ pub fn synthetic_corpus(out: &Path, docs: usize) -> PathBuf {
         .expect("python3 runs gen_corpus.py");
     assert!(status.success());
     out.join("knowledge")
+}
+
+/// A `mneme serve --port 0` child process, started from `command` (a `mneme(...)` command),
+/// with its address, the log up to the listening line, and a thread draining the rest.
+pub struct Served {
+    pub child: std::process::Child,
+    pub addr: String,
+    pub log: String,
+    pub drain: std::thread::JoinHandle<String>,
+}
+
+impl Served {
+    pub fn start(mut command: Command) -> Served {
+        use std::io::{BufRead, BufReader, Read};
+        let mut child = command
+            .args(["serve", "--port", "0"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut addr = String::new();
+        let mut log = String::new();
+        for _ in 0..50 {
+            let mut line = String::new();
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                break;
+            }
+            log.push_str(&line);
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                addr = rest.split_whitespace().next().unwrap().to_owned();
+                break;
+            }
+        }
+        assert!(!addr.is_empty(), "no listening line in:\n{log}");
+        let drain = std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = stderr.read_to_string(&mut rest);
+            rest
+        });
+        Served {
+            child,
+            addr,
+            log,
+            drain,
+        }
+    }
 }

@@ -1,12 +1,12 @@
 //! `mneme serve` as a real process: it starts on a free port, scans the knowledge dirs in the
 //! background, answers both APIs, and on SIGTERM finishes and saves what it acknowledged.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::{mneme, run, write_files};
+use crate::{Served, mneme, run, write_files};
 
 fn request(addr: &str, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
     let mut stream = TcpStream::connect(addr).unwrap();
@@ -39,38 +39,17 @@ fn serve_answers_both_apis_and_saves_on_sigterm() {
             ("docs/b.txt", "beta only\n"),
         ],
     );
-    let mut child = mneme(work.path())
-        .args(["serve", "--port", "0"])
-        // Learns are flushed every minute: only the shutdown flush can save this one.
+    let mut command = mneme(work.path());
+    // Learns are flushed every minute: only the shutdown flush can save this one.
+    command
         .env("MNEME_SEQ_DURABILITY", "periodic")
-        .env("MNEME_SEQ_FLUSH_MS", "60000")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut addr = String::new();
-    let mut log = String::new();
-    for _ in 0..50 {
-        let mut line = String::new();
-        if stderr.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        log.push_str(&line);
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            addr = rest.split_whitespace().next().unwrap().to_owned();
-            break;
-        }
-    }
-    assert!(!addr.is_empty(), "no listening line in:\n{log}");
+        .env("MNEME_SEQ_FLUSH_MS", "60000");
+    let served = Served::start(command);
+    let (mut child, addr, log, drain) = (served.child, served.addr, served.log, served.drain);
     assert!(
         log.contains("NO API KEY CONFIGURED"),
         "an open server says so:\n{log}"
     );
-    let drain = std::thread::spawn(move || {
-        let mut rest = String::new();
-        let _ = stderr.read_to_string(&mut rest);
-        rest
-    });
 
     // The startup scan runs in the background; wait for it.
     let deadline = Instant::now() + Duration::from_secs(60);
