@@ -153,7 +153,7 @@ impl Default for Plan {
     fn default() -> Plan {
         Plan {
             iterations: 200,
-            queries_per_worker: 100,
+            queries_per_worker: 500,
             concurrent_workers: vec![5, 10],
             scalability_workers: vec![1, 2, 5, 10],
             pattern_counts: vec![1_000, 10_000],
