@@ -765,12 +765,17 @@ fn read_entry(
     let mut entry = archive
         .by_name(name)
         .map_err(|_| format!("the archive has no {name}"))?;
+    // A small archive can expand enormously: stop at a bound instead of exhausting memory.
+    const LIMIT: u64 = 256 << 20;
     let mut text = String::new();
     entry
         .by_ref()
-        .take(1 << 30)
+        .take(LIMIT + 1)
         .read_to_string(&mut text)
         .map_err(|err| format!("{name} is unreadable: {err}"))?;
+    if text.len() as u64 > LIMIT {
+        return Err(format!("{name} expands to more than {} MiB", LIMIT >> 20));
+    }
     serde_json::from_str(&text).map_err(|err| format!("{name} is not valid JSON: {err}"))
 }
 
