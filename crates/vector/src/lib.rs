@@ -1,0 +1,1 @@
+//! Vector search for mneme (work in progress).
