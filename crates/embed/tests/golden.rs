@@ -1,0 +1,132 @@
+//! The vectors equal sentence-transformers' own (tests/data/golden.json, produced by
+//! tests/data/gen_golden.py) to 1e-4 per component, in one batch and one at a time.
+
+use std::path::PathBuf;
+
+use mneme_embed::Embedder;
+
+/// The model folder: `MNEME_TEST_MODEL`, else the one scripts/fetch-model puts in `.mneme`.
+fn model_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("MNEME_TEST_MODEL") {
+        return PathBuf::from(dir);
+    }
+    let dir =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.mneme/models/all-MiniLM-L6-v2");
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "the embedding model is missing: run scripts/fetch-model (scripts/test does) or set MNEME_TEST_MODEL"
+    );
+    dir
+}
+
+struct Case {
+    text: String,
+    tokens: usize,
+    vector: Vec<f32>,
+}
+
+fn golden() -> (usize, Vec<Case>) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden.json");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let cases = json["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| Case {
+            text: c["text"].as_str().unwrap().to_owned(),
+            tokens: c["tokens"].as_u64().unwrap() as usize,
+            vector: c["vector"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect(),
+        })
+        .collect();
+    (json["max_seq_length"].as_u64().unwrap() as usize, cases)
+}
+
+fn assert_close(text: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{text:?}: dimension");
+    let worst = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(worst <= 1e-4, "{text:?}: a component differs by {worst}");
+}
+
+#[test]
+fn matches_sentence_transformers_in_a_batch_and_alone() {
+    let embedder = Embedder::load(&model_dir()).unwrap().with_batch_size(5);
+    let (max_seq_length, cases) = golden();
+    assert_eq!(embedder.dim(), 384);
+    assert_eq!(embedder.max_seq_length(), max_seq_length);
+    let texts: Vec<&str> = cases.iter().map(|c| c.text.as_str()).collect();
+    let batch = embedder.embed(&texts).unwrap();
+    assert_eq!(batch.len(), cases.len());
+    for (case, got) in cases.iter().zip(&batch) {
+        assert_eq!(
+            embedder.count_tokens(&case.text).unwrap(),
+            case.tokens,
+            "{:?}",
+            case.text
+        );
+        assert_close(&case.text, got, &case.vector);
+        let norm: f32 = got.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "not a unit vector: {norm}");
+    }
+    // Alone (no padding at all) the answer is the same.
+    for case in cases.iter().take(4) {
+        let alone = embedder.embed(&[case.text.as_str()]).unwrap();
+        assert_close(&case.text, &alone[0], &case.vector);
+    }
+}
+
+#[test]
+fn similar_meanings_are_closer() {
+    let embedder = Embedder::load(&model_dir()).unwrap();
+    let v = embedder
+        .embed(&[
+            "The cat sits on the mat.",
+            "A feline rests on a rug.",
+            "Quarterly revenue grew by twelve percent.",
+        ])
+        .unwrap();
+    let near = mneme_embed::cosine(&v[0], &v[1]);
+    let far = mneme_embed::cosine(&v[0], &v[2]);
+    assert!(near > far + 0.3, "near {near}, far {far}");
+}
+
+#[test]
+fn bad_folders_say_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Embedder::load(&dir.path().join("nope"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("scripts/fetch-model"), "{err}");
+    let err = Embedder::load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("config.json"), "{err}");
+    // A truncated weights file is an error, not a crash.
+    let model = model_dir();
+    for name in [
+        "config.json",
+        "tokenizer.json",
+        "modules.json",
+        "sentence_bert_config.json",
+    ] {
+        std::fs::copy(model.join(name), dir.path().join(name)).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("model.safetensors"),
+        b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":",
+    )
+    .unwrap();
+    let err = Embedder::load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("model.safetensors"), "{err}");
+    // Garbage configuration.
+    std::fs::write(dir.path().join("config.json"), b"{not json").unwrap();
+    let err = Embedder::load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("config.json"), "{err}");
+}
