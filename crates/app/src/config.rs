@@ -35,6 +35,57 @@ pub struct KbSettings {
     pub chunk_overlap: usize,
     pub max_file_size: u64,
     pub stemming: bool,
+    /// The sentence-embedding model for vector and hybrid search (`KB_EMBEDDING_MODEL`).
+    pub embedding_model: EmbeddingModel,
+    /// Weight of the vector side in hybrid ranking when a query gives none.
+    pub hybrid_alpha: f64,
+}
+
+/// Which embedding model the knowledge base uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EmbeddingModel {
+    /// The default: all-MiniLM-L6-v2 in `<data_dir>/models` when scripts/fetch-model put it
+    /// there, otherwise none (keyword search only).
+    Auto(PathBuf),
+    /// This sentence-transformers folder, which must exist.
+    Folder(PathBuf),
+    /// No model: keyword search only.
+    Off,
+}
+
+impl EmbeddingModel {
+    /// The folder to load, if any.
+    pub fn folder(&self) -> Option<&Path> {
+        match self {
+            EmbeddingModel::Auto(dir) => dir
+                .join("model.safetensors")
+                .is_file()
+                .then_some(dir.as_path()),
+            EmbeddingModel::Folder(dir) => Some(dir),
+            EmbeddingModel::Off => None,
+        }
+    }
+}
+
+/// Where scripts/fetch-model puts all-MiniLM-L6-v2.
+pub const DEFAULT_MODEL_NAME: &str = "all-MiniLM-L6-v2";
+
+fn embedding_model(value: Option<&str>, data_dir: &Path) -> EmbeddingModel {
+    let models = data_dir.join("models");
+    match value.map(str::trim) {
+        None | Some("auto") => EmbeddingModel::Auto(models.join(DEFAULT_MODEL_NAME)),
+        Some("" | "none" | "off" | "false") => EmbeddingModel::Off,
+        // KnowledgeBeast names models; a bare name means the folder of that name in
+        // <data_dir>/models.
+        Some(name)
+            if !name.contains(std::path::MAIN_SEPARATOR)
+                || name.starts_with("sentence-transformers/") =>
+        {
+            let name = name.trim_start_matches("sentence-transformers/");
+            EmbeddingModel::Folder(models.join(name))
+        }
+        Some(path) => EmbeddingModel::Folder(PathBuf::from(path)),
+    }
 }
 
 /// Pattern-engine settings: KATO's environment names where they exist.
@@ -269,6 +320,16 @@ const SETTINGS: &[Spec] = &[
         key: "kb.stemming",
         env: &["MNEME_KB_STEMMING"],
         kind: Kind::Bool,
+    },
+    Spec {
+        key: "kb.embedding_model",
+        env: &["KB_EMBEDDING_MODEL"],
+        kind: Kind::Text,
+    },
+    Spec {
+        key: "kb.hybrid_alpha",
+        env: &["MNEME_HYBRID_ALPHA"],
+        kind: Kind::Float { min: 0.0, max: 1.0 },
     },
     Spec {
         key: "seq.store",
@@ -676,6 +737,18 @@ fn resolve(mut layers: BTreeMap<&'static str, (Value, String)>) -> Result<Config
         chunk_overlap: int(take("kb.chunk_overlap"), 200) as usize,
         max_file_size: int(take("kb.max_file_size"), 50 * 1024 * 1024),
         stemming: boolean(take("kb.stemming"), false),
+        embedding_model: embedding_model(
+            match take("kb.embedding_model") {
+                Some(Value::Text(t)) => Some(t),
+                _ => None,
+            }
+            .as_deref(),
+            &data_dir,
+        ),
+        hybrid_alpha: match take("kb.hybrid_alpha") {
+            Some(Value::Float(x)) => x,
+            _ => f64::from(mneme_kb::DEFAULT_ALPHA),
+        },
     };
     let text = |v: Option<Value>, default: &str| match v {
         Some(Value::Text(t)) => t,

@@ -12,7 +12,10 @@ use mneme_kb::{
     SearchOutcome, SearchRequest,
 };
 
+use std::sync::Arc;
+
 use crate::config::KbSettings;
+use crate::embedding::LazyModel;
 
 /// Warm-up and access figures of this process (query and cache counters live in the engine,
 /// which persists them with its cache).
@@ -56,6 +59,10 @@ impl Knowledge {
             )));
         }
         let kb = KnowledgeBase::open(&settings.index_dir, kb_config(settings))?;
+        let kb = match embedder(settings)? {
+            Some(model) => kb.with_embedder(model),
+            None => kb,
+        };
         Ok(Knowledge {
             kb,
             settings: settings.clone(),
@@ -134,6 +141,28 @@ impl Knowledge {
                 .last_access_ms
                 .map(|ms| Duration::from_millis(unix_ms(SystemTime::now()).saturating_sub(ms))),
         }
+    }
+}
+
+/// The configured embedding model, if any (checked, not yet loaded).
+pub fn embedder(settings: &KbSettings) -> mneme_kb::Result<Option<Arc<dyn mneme_kb::Embedder>>> {
+    match settings.embedding_model.folder() {
+        None => Ok(None),
+        Some(dir) => LazyModel::open(dir)
+            .map(|model| Some(Arc::new(model) as Arc<dyn mneme_kb::Embedder>))
+            .map_err(|err| mneme_kb::Error::NoVectors(err.to_string())),
+    }
+}
+
+/// The ranking a query gets when it names none: hybrid with the configured alpha when a model
+/// is configured (KnowledgeBeast's default), keyword otherwise.
+pub fn default_ranking(kb: &KnowledgeBase, settings: &KbSettings) -> Ranking {
+    if kb.has_embedder() {
+        Ranking::Hybrid(mneme_kb::Fusion::Weighted(
+            mneme_kb::Alpha::new(settings.hybrid_alpha as f32).unwrap_or_default(),
+        ))
+    } else {
+        Ranking::Bm25
     }
 }
 

@@ -6,10 +6,11 @@
 
 pub mod bench;
 pub mod config;
+pub mod embedding;
 mod knowledge;
 pub mod patterns;
 pub mod projects;
 pub mod time;
 
-pub use config::{Config, ConfigError, FlagValue, KbSettings, LogLevel};
-pub use knowledge::{Knowledge, QueryStats, kb_config};
+pub use config::{Config, ConfigError, EmbeddingModel, FlagValue, KbSettings, LogLevel};
+pub use knowledge::{Knowledge, QueryStats, default_ranking, embedder, kb_config};

@@ -134,6 +134,8 @@ pub struct Projects {
     store: RedbStore,
     settings: KbSettings,
     indexes: Mutex<HashMap<String, Arc<KnowledgeBase>>>,
+    /// The embedding model every project shares (loaded once, on first use).
+    embedder: Mutex<Option<Option<Arc<dyn mneme_kb::Embedder>>>>,
     /// Serialises registry changes that read before they write (name checks, sequence).
     writing: Mutex<()>,
 }
@@ -211,6 +213,7 @@ impl Projects {
             store,
             settings: settings.clone(),
             indexes: Mutex::new(HashMap::new()),
+            embedder: Mutex::new(None),
             writing: Mutex::new(()),
         })
     }
@@ -353,10 +356,18 @@ impl Projects {
         if let Some(kb) = indexes.get(project_id) {
             return Ok(kb.clone());
         }
-        let kb = Arc::new(KnowledgeBase::open(
-            &self.index_dir(project_id),
-            kb_config(&self.settings),
-        )?);
+        let kb = KnowledgeBase::open(&self.index_dir(project_id), kb_config(&self.settings))?;
+        let embedder = {
+            let mut shared = self.embedder.lock().unwrap_or_else(|p| p.into_inner());
+            if shared.is_none() {
+                *shared = Some(crate::knowledge::embedder(&self.settings)?);
+            }
+            shared.clone().flatten()
+        };
+        let kb = Arc::new(match embedder {
+            Some(model) => kb.with_embedder(model),
+            None => kb,
+        });
         indexes.insert(project_id.to_owned(), kb.clone());
         Ok(kb)
     }

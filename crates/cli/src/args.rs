@@ -143,6 +143,18 @@ pub enum Mode {
     Keyword,
     /// KnowledgeBeast's ranking: number of distinct query words in the document.
     Terms,
+    /// Cosine similarity of sentence embeddings (needs a model: scripts/fetch-model).
+    Vector,
+    /// Keyword and vector scores fused (the default when a model is configured).
+    Hybrid,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FusionArg {
+    /// alpha * cosine + (1 - alpha) * BM25 / best BM25.
+    Weighted,
+    /// Reciprocal-rank fusion: alpha / (60 + vector rank) + (1 - alpha) / (60 + keyword rank).
+    Rrf,
 }
 
 #[derive(Debug, Args)]
@@ -156,9 +168,15 @@ pub struct QueryArgs {
     /// Number of documents to skip (for paging).
     #[arg(long, default_value_t = 0)]
     pub offset: u32,
-    /// Ranking mode.
-    #[arg(long, value_enum, default_value_t = Mode::Keyword)]
-    pub mode: Mode,
+    /// Ranking mode [default: hybrid when an embedding model is configured, else keyword].
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
+    /// Weight of the vector side in hybrid mode, 0 to 1 [default: kb.hybrid_alpha, 0.7].
+    #[arg(long, value_parser = parse_alpha)]
+    pub alpha: Option<f32>,
+    /// How hybrid mode combines the two sides.
+    #[arg(long, value_enum, default_value_t = FusionArg::Weighted)]
+    pub fusion: FusionArg,
     /// Do not read or fill the result cache.
     #[arg(long)]
     pub no_cache: bool,
@@ -185,4 +203,11 @@ pub struct HealthArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_alpha(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(alpha) if (0.0..=1.0).contains(&alpha) => Ok(alpha),
+        _ => Err(format!("{text:?} is not a number from 0 to 1")),
+    }
 }

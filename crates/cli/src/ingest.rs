@@ -129,6 +129,25 @@ impl IngestProgress for Progress {
         }
     }
 
+    fn embedding(&self, chunks: usize) {
+        if chunks == 0 {
+            return;
+        }
+        self.bar.set_position(0);
+        self.bar.set_length(chunks as u64);
+        self.bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} embedding [{bar:30}] {pos}/{len} chunks  {per_sec}  {eta} left",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+    }
+
+    fn embedded(&self, n: usize) {
+        self.bar.inc(n as u64);
+    }
+
     fn before_commit(&self) {
         if let Some(marker) = &self.pause_marker {
             let _ = std::fs::write(marker, b"paused");
@@ -162,6 +181,12 @@ fn print_summary(report: &IngestReport, elapsed: Duration) {
         report.chunks,
         report.generation,
     );
+    if report.vectors > 0 || report.embedded > 0 {
+        println!(
+            "embedded {} chunks ({} vectors reused); {} chunk vectors in the index",
+            report.embedded, report.vectors_reused, report.vectors
+        );
+    }
     if report.is_partial() {
         println!(
             "partial ingest: {} file(s) skipped, see the reasons above",
@@ -178,6 +203,9 @@ fn report_json(report: &IngestReport, elapsed: Duration) -> serde_json::Value {
         "unchanged": report.unchanged,
         "removed": report.removed,
         "ignored": report.ignored,
+        "embedded": report.embedded,
+        "vectors_reused": report.vectors_reused,
+        "vectors": report.vectors,
         "skipped": report.skipped(),
         "failed": report.failed(),
         "problems": report.problems.iter().map(|(path, problem)| serde_json::json!({

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use mneme_app::Knowledge;
-use mneme_kb::{Hit, Ranking, SearchOutcome, SearchRequest, validate_query};
+use mneme_kb::{Alpha, Fusion, Hit, Ranking, SearchOutcome, SearchRequest, validate_query};
 
-use crate::args::{Mode, QueryArgs};
+use crate::args::{FusionArg, Mode, QueryArgs};
 use crate::output::json_line;
 
 pub fn run(knowledge: &Knowledge, args: &QueryArgs) -> anyhow::Result<ExitCode> {
@@ -55,13 +55,29 @@ fn ensure_ingested(knowledge: &Knowledge) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn request<'a>(args: &QueryArgs, query: &'a str) -> SearchRequest<'a> {
+/// The ranking the flags ask for (hybrid by default when a model is configured).
+pub fn ranking(knowledge: &Knowledge, args: &QueryArgs) -> Ranking {
+    let alpha = || {
+        Alpha::new(args.alpha.unwrap_or(knowledge.settings.hybrid_alpha as f32)).unwrap_or_default()
+    };
+    let hybrid = || match args.fusion {
+        FusionArg::Weighted => Ranking::Hybrid(Fusion::Weighted(alpha())),
+        FusionArg::Rrf => Ranking::Hybrid(Fusion::Rrf(alpha())),
+    };
+    match args.mode {
+        Some(Mode::Keyword) => Ranking::Bm25,
+        Some(Mode::Terms) => Ranking::Terms,
+        Some(Mode::Vector) => Ranking::Vector,
+        Some(Mode::Hybrid) => hybrid(),
+        None if knowledge.kb.has_embedder() => hybrid(),
+        None => Ranking::Bm25,
+    }
+}
+
+fn request<'a>(knowledge: &Knowledge, args: &QueryArgs, query: &'a str) -> SearchRequest<'a> {
     SearchRequest {
         query,
-        ranking: match args.mode {
-            Mode::Keyword => Ranking::Bm25,
-            Mode::Terms => Ranking::Terms,
-        },
+        ranking: ranking(knowledge, args),
         limit: args.limit as usize,
         offset: args.offset as usize,
         with_content: args.content,
@@ -72,9 +88,17 @@ fn request<'a>(args: &QueryArgs, query: &'a str) -> SearchRequest<'a> {
 }
 
 fn single(knowledge: &Knowledge, args: &QueryArgs, query: &str) -> anyhow::Result<ExitCode> {
-    let outcome = knowledge.search(&request(args, query))?;
+    let outcome = knowledge.search(&request(knowledge, args, query))?;
     if args.json {
-        println!("{}", json_line(&outcome_json(query, args, &outcome)));
+        println!(
+            "{}",
+            json_line(&outcome_json(
+                query,
+                args,
+                ranking(knowledge, args).name(),
+                &outcome
+            ))
+        );
     } else {
         print_listing(query, args, &outcome);
     }
@@ -103,11 +127,13 @@ fn batch(
         }
         let answer = validate_query(&line).and_then(|query| {
             knowledge
-                .search(&request(args, query))
+                .search(&request(knowledge, args, query))
                 .map(|outcome| (query, outcome))
         });
         let json = match answer {
-            Ok((query, outcome)) => outcome_json(query, args, &outcome),
+            Ok((query, outcome)) => {
+                outcome_json(query, args, ranking(knowledge, args).name(), &outcome)
+            }
             Err(err) => {
                 failed += 1;
                 serde_json::json!({ "query": line, "line": line_no + 1, "error": err.to_string() })
@@ -123,11 +149,16 @@ fn batch(
     })
 }
 
-fn outcome_json(query: &str, args: &QueryArgs, outcome: &SearchOutcome) -> serde_json::Value {
+fn outcome_json(
+    query: &str,
+    args: &QueryArgs,
+    mode: &str,
+    outcome: &SearchOutcome,
+) -> serde_json::Value {
     let results = &outcome.results;
     serde_json::json!({
         "query": query,
-        "mode": match args.mode { Mode::Keyword => "keyword", Mode::Terms => "terms" },
+        "mode": mode,
         "cached": outcome.cached,
         "count": results.hits.len(),
         "total": results.total,

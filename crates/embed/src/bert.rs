@@ -118,7 +118,11 @@ impl Bert {
         {
             return Err("only absolute position embeddings are supported".into());
         }
-        if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
+        if config.num_attention_heads == 0
+            || !config
+                .hidden_size
+                .is_multiple_of(config.num_attention_heads)
+        {
             return Err("hidden_size must be a multiple of num_attention_heads".into());
         }
         let (h, eps) = (config.hidden_size, config.layer_norm_eps);

@@ -155,15 +155,14 @@ impl Embedder {
     /// A short identity of the model for stored vectors: a change of model or of its
     /// settings invalidates them.
     pub fn fingerprint(&self) -> String {
-        format!(
-            "{}:{}:{:?}:{}:{}",
-            self.dir
-                .file_name()
-                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        let weights = std::fs::metadata(self.dir.join("model.safetensors")).map_or(0, |m| m.len());
+        fingerprint(
+            &self.dir,
             self.dim(),
             self.pooling,
             self.normalize,
-            self.max_seq_length
+            self.max_seq_length,
+            weights,
         )
     }
 
@@ -181,12 +180,14 @@ impl Embedder {
         self.embed_with_progress(texts, |_| {})
     }
 
-    /// Like [`Embedder::embed`], calling `progress(n)` after each batch of `n` texts.
+    /// Like [`Embedder::embed`], calling `progress(n)` after each batch of `n` texts (from
+    /// any thread: batches run in parallel on rayon's pool).
     pub fn embed_with_progress<S: AsRef<str> + Sync>(
         &self,
         texts: &[S],
-        mut progress: impl FnMut(usize),
+        progress: impl Fn(usize) + Sync,
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        use rayon::prelude::*;
         if texts.is_empty() {
             return Ok(Vec::new());
         }
@@ -199,14 +200,18 @@ impl Embedder {
         let mut order: Vec<usize> = (0..encodings.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].len()));
 
+        let batches: Vec<Vec<Vec<f32>>> = order
+            .par_chunks(self.batch_size)
+            .map(|batch| {
+                let ids: Vec<&[u32]> = batch.iter().map(|&i| encodings[i].get_ids()).collect();
+                let vectors = self.embed_ids(&ids)?;
+                progress(batch.len());
+                Ok(vectors)
+            })
+            .collect::<Result<_, EmbedError>>()?;
         let mut out = vec![Vec::new(); encodings.len()];
-        for batch in order.chunks(self.batch_size) {
-            let ids: Vec<&[u32]> = batch.iter().map(|&i| encodings[i].get_ids()).collect();
-            let vectors = self.embed_ids(&ids)?;
-            for (&i, vector) in batch.iter().zip(vectors) {
-                out[i] = vector;
-            }
-            progress(batch.len());
+        for (&i, vector) in order.iter().zip(batches.into_iter().flatten()) {
+            out[i] = vector;
         }
         Ok(out)
     }
@@ -325,6 +330,59 @@ fn read_max_seq_length(dir: &Path) -> Result<Option<usize>, EmbedError> {
     }
     let config: SentenceBertConfig = read_json(&path)?;
     Ok(config.max_seq_length)
+}
+
+/// What a model folder says about itself, read from its small configuration files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelInfo {
+    pub dim: usize,
+    /// Changes when the model or how texts become vectors changes: the folder name, vector
+    /// length, pooling, normalisation, token limit and the size of the weights file.
+    pub fingerprint: String,
+}
+
+/// Checks that `dir` is a usable model folder and describes it, without loading the weights.
+pub fn describe(dir: &Path) -> Result<ModelInfo, EmbedError> {
+    if !dir.is_dir() {
+        return Err(EmbedError::NotAFolder(dir.to_path_buf()));
+    }
+    let config: BertConfig = read_json(&dir.join("config.json"))?;
+    let pooling = read_pooling(dir)?;
+    let normalize = read_normalize(dir)?;
+    let max_seq_length = read_max_seq_length(dir)?
+        .unwrap_or(config.max_position_embeddings)
+        .min(config.max_position_embeddings);
+    for name in ["tokenizer.json", "model.safetensors"] {
+        if !dir.join(name).is_file() {
+            return Err(EmbedError::Missing(dir.join(name)));
+        }
+    }
+    let weights = std::fs::metadata(dir.join("model.safetensors")).map_or(0, |m| m.len());
+    Ok(ModelInfo {
+        dim: config.hidden_size,
+        fingerprint: fingerprint(
+            dir,
+            config.hidden_size,
+            pooling,
+            normalize,
+            max_seq_length,
+            weights,
+        ),
+    })
+}
+
+fn fingerprint(
+    dir: &Path,
+    dim: usize,
+    pooling: Pooling,
+    normalize: bool,
+    max_seq_length: usize,
+    weights: u64,
+) -> String {
+    let name = dir
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    format!("{name}:{dim}:{pooling:?}:{normalize}:{max_seq_length}:{weights}")
 }
 
 /// Cosine similarity of two vectors (the dot product when both are unit vectors).

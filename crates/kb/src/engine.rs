@@ -20,6 +20,10 @@ use crate::error::{Error, Result};
 use crate::index::{self, Fields};
 use crate::ingest::{self, CONVERTER_VERSION, IngestOptions, IngestProgress, IngestReport};
 use crate::search::{self, Ranking, SearchRequest, SearchResults};
+use crate::vectors::{Embedder, VectorTable};
+
+/// Query embeddings kept (KnowledgeBeast keeps 1,000).
+const QUERY_VECTOR_CACHE: usize = 1000;
 
 /// The persisted query cache, in the index directory.
 const CACHE_FILE: &str = "query-cache.bin";
@@ -44,6 +48,8 @@ pub struct KbConfig {
 /// The index as of one generation, immutable.
 pub struct Snapshot {
     pub(crate) catalog: Arc<Catalog>,
+    /// Chunk embeddings of the same generation, when the index has them.
+    pub(crate) vectors: Option<Arc<VectorTable>>,
     pub(crate) searcher: Searcher,
     pub(crate) fields: Fields,
     pub(crate) analyzer: TextAnalyzer,
@@ -72,6 +78,13 @@ pub struct KbStats {
     pub generation: u64,
     pub settings: IndexSettings,
     pub cache: CacheStats,
+    /// Embedded chunks (0 without a model).
+    pub vectors: usize,
+    /// The model's fingerprint, when one is configured.
+    pub embedding_model: Option<String>,
+    /// Query embeddings answered from their cache / computed.
+    pub query_vector_hits: u64,
+    pub query_vector_misses: u64,
 }
 
 pub struct KnowledgeBase {
@@ -83,6 +96,15 @@ pub struct KnowledgeBase {
     current: RwLock<Arc<Snapshot>>,
     cache: QueryCache,
     pub(crate) write_lock: Mutex<()>,
+    pub(crate) embedder: Option<Arc<dyn Embedder>>,
+    query_vectors: Mutex<QueryVectors>,
+}
+
+/// An LRU of query embeddings keyed by the whitespace-normalised query.
+struct QueryVectors {
+    entries: lru::LruCache<String, Arc<Vec<f32>>>,
+    hits: u64,
+    misses: u64,
 }
 
 impl KnowledgeBase {
@@ -107,7 +129,8 @@ impl KnowledgeBase {
         } else {
             Catalog::load(dir, generation)?
         };
-        let snapshot = make_snapshot(Arc::new(catalog), searcher, fields);
+        let vectors = VectorTable::load(dir, generation)?.map(Arc::new);
+        let snapshot = make_snapshot(Arc::new(catalog), searcher, fields, vectors);
         let cache = QueryCache::new(config.cache_capacity);
         cache.load(&dir.join(CACHE_FILE), generation);
         Ok(KnowledgeBase {
@@ -119,7 +142,55 @@ impl KnowledgeBase {
             config,
             current: RwLock::new(Arc::new(snapshot)),
             write_lock: Mutex::new(()),
+            embedder: None,
+            query_vectors: Mutex::new(QueryVectors {
+                entries: lru::LruCache::new(NonZeroUsize::new(QUERY_VECTOR_CACHE).unwrap()),
+                hits: 0,
+                misses: 0,
+            }),
         })
+    }
+
+    /// Uses `embedder` for chunk vectors (every ingest embeds new chunks, and the first one
+    /// embeds whatever the index lacks) and for vector and hybrid queries.
+    pub fn with_embedder(mut self, embedder: Arc<dyn Embedder>) -> KnowledgeBase {
+        self.embedder = Some(embedder);
+        self
+    }
+
+    /// Whether a model is configured (vector and hybrid ranking available).
+    pub fn has_embedder(&self) -> bool {
+        self.embedder.is_some()
+    }
+
+    /// The embedding of a query, from the query-vector cache when possible.
+    pub fn query_vector(&self, query: &str) -> Result<Arc<Vec<f32>>> {
+        let embedder = self.embedder.as_ref().ok_or_else(|| {
+            Error::NoVectors(
+                "vector and hybrid search need an embedding model: set KB_EMBEDDING_MODEL to a \
+                 sentence-transformers folder, or run scripts/fetch-model"
+                    .into(),
+            )
+        })?;
+        let key = query.split_whitespace().collect::<Vec<_>>().join(" ");
+        {
+            let mut cache = self.query_vectors.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(vector) = cache.entries.get(&key).cloned() {
+                cache.hits += 1;
+                return Ok(vector);
+            }
+            cache.misses += 1;
+        }
+        let mut vectors = embedder
+            .embed(&[key.as_str()], &|_| {})
+            .map_err(Error::Embedding)?;
+        let vector = Arc::new(vectors.pop().unwrap_or_default());
+        self.query_vectors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entries
+            .put(key, vector.clone());
+        Ok(vector)
     }
 
     pub fn dir(&self) -> &Path {
@@ -166,7 +237,16 @@ impl KnowledgeBase {
                 cached: true,
             });
         }
-        let results = Arc::new(search::run(&snapshot, request)?);
+        let query_vector = if request.ranking.uses_vectors() {
+            Some(self.query_vector(request.query)?)
+        } else {
+            None
+        };
+        let results = Arc::new(search::run(
+            &snapshot,
+            request,
+            query_vector.as_deref().map(Vec::as_slice),
+        )?);
         if let Some(key) = key {
             self.cache.put(key, results.clone());
         }
@@ -225,7 +305,15 @@ impl KnowledgeBase {
     pub fn stats(&self) -> KbStats {
         let snapshot = self.snapshot();
         let catalog = &snapshot.catalog;
+        let (query_vector_hits, query_vector_misses) = {
+            let cache = self.query_vectors.lock().unwrap_or_else(|p| p.into_inner());
+            (cache.hits, cache.misses)
+        };
         KbStats {
+            vectors: snapshot.vectors.as_ref().map_or(0, |v| v.len()),
+            embedding_model: self.embedder.as_ref().map(|e| e.fingerprint()),
+            query_vector_hits,
+            query_vector_misses,
             documents: catalog.document_count(),
             chunks: catalog.chunk_count(),
             terms: catalog.term_count(),
@@ -276,7 +364,8 @@ impl KnowledgeBase {
             return Ok(false);
         }
         let catalog = Arc::new(Catalog::load(&self.dir, generation)?);
-        self.swap(make_snapshot(catalog, searcher, self.fields));
+        let vectors = VectorTable::load(&self.dir, generation)?.map(Arc::new);
+        self.swap(make_snapshot(catalog, searcher, self.fields, vectors));
         Ok(true)
     }
 
@@ -288,7 +377,11 @@ impl KnowledgeBase {
     }
 
     /// Makes a just-committed generation visible to readers.
-    pub(crate) fn install(&self, catalog: Arc<Catalog>) -> Result<()> {
+    pub(crate) fn install(
+        &self,
+        catalog: Arc<Catalog>,
+        vectors: Option<Arc<VectorTable>>,
+    ) -> Result<()> {
         let (generation, searcher) = consistent_searcher(&self.index, &self.reader)?;
         if generation != catalog.generation() {
             return Err(Error::Corrupt(format!(
@@ -296,7 +389,7 @@ impl KnowledgeBase {
                 catalog.generation()
             )));
         }
-        self.swap(make_snapshot(catalog, searcher, self.fields));
+        self.swap(make_snapshot(catalog, searcher, self.fields, vectors));
         Ok(())
     }
 
@@ -307,10 +400,16 @@ impl KnowledgeBase {
     }
 }
 
-fn make_snapshot(catalog: Arc<Catalog>, searcher: Searcher, fields: Fields) -> Snapshot {
+fn make_snapshot(
+    catalog: Arc<Catalog>,
+    searcher: Searcher,
+    fields: Fields,
+    vectors: Option<Arc<VectorTable>>,
+) -> Snapshot {
     let analyzer = index::analyzer(catalog.settings().stemming);
     Snapshot {
         catalog,
+        vectors,
         searcher,
         fields,
         analyzer,

@@ -27,6 +27,12 @@ pub enum Error {
     },
     #[error("index error: {0}")]
     Index(#[from] tantivy::TantivyError),
+    /// Vector or hybrid ranking was asked for but there is no model or no vectors.
+    #[error("{0}")]
+    NoVectors(String),
+    /// The embedding model failed.
+    #[error("embedding failed: {0}")]
+    Embedding(String),
 }
 
 /// What went wrong, without the details: the part callers branch on.
@@ -38,6 +44,8 @@ pub enum ErrorKind {
     Corrupt,
     Io,
     Index,
+    NoVectors,
+    Embedding,
 }
 
 impl Error {
@@ -49,6 +57,8 @@ impl Error {
             Error::Corrupt(_) => ErrorKind::Corrupt,
             Error::Io { .. } => ErrorKind::Io,
             Error::Index(_) => ErrorKind::Index,
+            Error::NoVectors(_) => ErrorKind::NoVectors,
+            Error::Embedding(_) => ErrorKind::Embedding,
         }
     }
 

@@ -2,9 +2,13 @@
 //! chunk index as one generation.
 //!
 //! Commit protocol (the reason a crash at any point leaves the last generation readable):
-//! 1. write `catalog-<g+1>.bin` durably;
+//! 1. write `catalog-<g+1>.bin` (and `vectors-<g+1>.bin` when a model is configured) durably;
 //! 2. commit tantivy with the payload `generation=<g+1>` (tantivy swaps `meta.json` atomically);
-//! 3. delete other catalogs.
+//! 3. delete other catalogs and vector tables.
+//!
+//! With an embedding model, chunks are embedded after conversion and before the commit, in
+//! one batched, parallel pass over every new chunk text (a chunk whose text already has a
+//! vector keeps it), so an interrupted ingest loses no vectors and commits none half-made.
 //!
 //! A reader opens the generation named by `meta.json`; until step 2 completes that is still `g`,
 //! whose catalog step 3 has not yet removed.
@@ -19,9 +23,12 @@ use crate::catalog::{self, Catalog, DocEntry, IndexSettings};
 use crate::chunk::chunk_text;
 use crate::convert::{self, Problem, ProblemKind};
 use crate::engine::KnowledgeBase;
+use crate::engine::Snapshot;
 use crate::error::{Error, Result};
 use crate::index::{self, Fields};
+use crate::search;
 use crate::text;
+use crate::vectors::{self, Embedder, Row, VectorTable, text_hash};
 use crate::walk::{self, Candidate};
 
 /// Bump when a converter's output changes: documents are then converted again.
@@ -46,6 +53,10 @@ pub trait IngestProgress: Sync {
     fn advanced(&self, _path: &Path, _bytes: u64) {}
     /// A file was skipped for `problem`.
     fn problem(&self, _path: &Path, _problem: &Problem) {}
+    /// Chunks to embed (called once, before the first `embedded`).
+    fn embedding(&self, _chunks: usize) {}
+    /// `n` more chunks were embedded (from any thread).
+    fn embedded(&self, _n: usize) {}
     /// Called right before the commit; a test hook to simulate a crash at the worst moment.
     fn before_commit(&self) {}
 }
@@ -78,6 +89,11 @@ pub struct IngestReport {
     pub generation: u64,
     /// Whether a new generation was committed (false when nothing changed).
     pub committed: bool,
+    /// Chunks run through the embedding model, and chunks whose stored vector was reused.
+    pub embedded: usize,
+    pub vectors_reused: usize,
+    /// Embedded chunks in the index after the ingest (0 without a model).
+    pub vectors: usize,
 }
 
 impl IngestReport {
@@ -108,6 +124,8 @@ enum Outcome {
         entry: DocEntry,
         terms: Vec<String>,
         replaced: bool,
+        /// Chunk texts, when they are to be embedded.
+        chunks: Vec<String>,
     },
     Failed(Problem),
     /// The index writer failed: the whole ingest is abandoned, nothing is committed.
@@ -211,6 +229,7 @@ fn run_walked(
         .build()
         .map_err(|err| Error::io("starting ingest workers", std::io::Error::other(err)))?;
     let ctx = WorkerCtx {
+        collect_chunks: kb.embedder.is_some(),
         writer: &writer,
         fields: kb.fields,
         base: &base,
@@ -232,6 +251,9 @@ fn run_walked(
 
     let mut next = base.clone();
     let mut changed = false;
+    // Documents (key, chunk texts) whose chunks need vectors, and keys whose vectors go.
+    let mut to_embed: Vec<(u64, Vec<String>)> = Vec::new();
+    let mut dropped_keys: Vec<u64> = Vec::new();
     for (candidate, outcome) in candidates.iter().zip(outcomes) {
         match outcome {
             Outcome::Unchanged => report.unchanged += 1,
@@ -245,7 +267,10 @@ fn run_walked(
                 entry,
                 terms,
                 replaced,
+                chunks,
             } => {
+                dropped_keys.push(entry.key);
+                to_embed.push((entry.key, chunks));
                 report.bytes_read += candidate.size;
                 report.chunks_written += u64::from(entry.n_chunks);
                 if replaced {
@@ -278,23 +303,48 @@ fn run_walked(
         .collect();
     for entry in gone {
         writer.delete_term(Term::from_field_u64(kb.fields.doc_key, entry.key));
+        dropped_keys.push(entry.key);
         next.remove(&entry.doc_id);
         report.removed += 1;
         changed = true;
     }
     report.problems.sort_by(|a, b| a.0.cmp(&b.0));
 
+    let mut vectors = match &kb.embedder {
+        Some(embedder) => {
+            let (table, vectors_changed) = embed_chunks(
+                embedder.as_ref(),
+                &current,
+                rebuild,
+                &next,
+                to_embed,
+                &dropped_keys,
+                progress,
+                &mut report,
+            )?;
+            changed |= vectors_changed;
+            Some(table)
+        }
+        // Without a model the next generation has no vectors.
+        None => None,
+    };
+
     if changed || rebuild {
         next.generation = current.catalog.generation() + 1;
         next.compact_if_sparse();
         next.save(&kb.dir)?;
+        if let Some(table) = vectors.as_mut() {
+            table.generation = next.generation;
+            table.save(&kb.dir)?;
+        }
         progress.before_commit();
         let mut prepared = writer.prepare_commit()?;
         prepared.set_payload(&index::payload(next.generation));
         prepared.commit()?;
         writer.wait_merging_threads()?;
         catalog::remove_stale(&kb.dir, next.generation);
-        kb.install(Arc::new(next))?;
+        vectors::remove_stale(&kb.dir, next.generation);
+        kb.install(Arc::new(next), vectors.map(Arc::new))?;
         report.committed = true;
     } else {
         writer.rollback()?;
@@ -302,6 +352,7 @@ fn run_walked(
     let snapshot = kb.snapshot();
     report.documents = snapshot.catalog.document_count();
     report.chunks = snapshot.catalog.chunk_count();
+    report.vectors = snapshot.vectors.as_ref().map_or(0, |v| v.len());
     report.generation = snapshot.catalog.generation();
     Ok(report)
 }
@@ -362,6 +413,7 @@ fn open_writer(kb: &KnowledgeBase) -> Result<IndexWriter<TantivyDocument>> {
 }
 
 struct WorkerCtx<'a> {
+    collect_chunks: bool,
     writer: &'a IndexWriter<TantivyDocument>,
     fields: Fields,
     base: &'a Catalog,
@@ -464,9 +516,119 @@ fn process(ctx: &WorkerCtx<'_>, candidate: &Candidate) -> Outcome {
         n_chars: converted.text.chars().count() as u64,
     };
     let terms = text::py_terms(&converted.text);
+    let chunks = if ctx.collect_chunks {
+        spans
+            .iter()
+            .map(|span| converted.text[span.start..span.end].to_owned())
+            .collect()
+    } else {
+        Vec::new()
+    };
     Outcome::Indexed {
         entry,
         terms,
         replaced: previous.is_some(),
+        chunks,
     }
+}
+
+/// The vector table of the next generation: the current one (when it was made by the same
+/// model and this is no rebuild) without the rows of `dropped` documents, plus vectors for the
+/// chunks of `indexed` documents and of any live document that has none yet. Chunk texts that
+/// already have a vector reuse it; the rest are embedded in one batched pass. Returns the
+/// table and whether it differs from the current one.
+#[allow(clippy::too_many_arguments)]
+fn embed_chunks(
+    embedder: &dyn Embedder,
+    current: &Snapshot,
+    rebuild: bool,
+    next: &Catalog,
+    indexed: Vec<(u64, Vec<String>)>,
+    dropped: &[u64],
+    progress: &dyn IngestProgress,
+    report: &mut IngestReport,
+) -> Result<(VectorTable, bool)> {
+    let fingerprint = embedder.fingerprint();
+    let reusable = current
+        .vectors
+        .as_deref()
+        .filter(|t| !rebuild && t.fingerprint == fingerprint && t.dim() == embedder.dim());
+    let mut changed = current.vectors.is_none() || reusable.is_none();
+    let mut table = match reusable {
+        Some(t) => t.clone(),
+        None => VectorTable::empty(0, fingerprint, embedder.dim())?,
+    };
+    // Vectors by chunk text, from the table as it was.
+    let known: std::collections::HashMap<u64, u32> = table
+        .live_rows()
+        .map(|(id, row)| (row.text_hash, id))
+        .collect();
+    for &key in dropped {
+        if table.has_document(key) {
+            table.remove_document(key);
+            changed = true;
+        }
+    }
+    // Live documents without vectors (an index made before the model was configured).
+    let mut pending = indexed;
+    let fresh: std::collections::HashSet<u64> = pending.iter().map(|(k, _)| *k).collect();
+    for entry in next.documents() {
+        if entry.n_chunks > 0 && !table.has_document(entry.key) && !fresh.contains(&entry.key) {
+            let chunks = search::document_chunks(current, entry.key)?;
+            pending.push((entry.key, chunks.into_iter().map(|c| c.body).collect()));
+        }
+    }
+    // Reuse, or queue each distinct new text once.
+    let mut rows: Vec<(Row, Option<u32>, usize)> = Vec::new();
+    let mut queue: Vec<&str> = Vec::new();
+    let mut queued: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+    for (key, chunks) in &pending {
+        for (i, text) in chunks.iter().enumerate() {
+            let hash = text_hash(text);
+            let row = Row {
+                key: *key,
+                chunk: i as u32,
+                text_hash: hash,
+            };
+            if let Some(&id) = known.get(&hash) {
+                rows.push((row, Some(id), 0));
+                report.vectors_reused += 1;
+            } else {
+                let slot = *queued.entry(hash).or_insert_with(|| {
+                    queue.push(text);
+                    queue.len() - 1
+                });
+                rows.push((row, None, slot));
+            }
+        }
+    }
+    progress.embedding(queue.len());
+    let computed = if queue.is_empty() {
+        Vec::new()
+    } else {
+        embedder
+            .embed(&queue, &|n| progress.embedded(n))
+            .map_err(Error::Embedding)?
+    };
+    if computed.len() != queue.len() || computed.iter().any(|v| v.len() != embedder.dim()) {
+        return Err(Error::Embedding(format!(
+            "the model returned {} vectors for {} texts (or of the wrong length)",
+            computed.len(),
+            queue.len()
+        )));
+    }
+    report.embedded = queue.len();
+    let reused_vectors: Vec<Option<Vec<f32>>> = rows
+        .iter()
+        .map(|(_, id, _)| id.map(|id| table.vector(id).to_vec()))
+        .collect();
+    for ((row, _, slot), reused) in rows.iter().zip(reused_vectors) {
+        match reused {
+            Some(vector) => table.push(*row, &vector)?,
+            None => table.push(*row, &computed[*slot])?,
+        }
+        changed = true;
+    }
+    table.compact_if_sparse()?;
+    Ok((table, changed))
 }

@@ -48,10 +48,12 @@ mod chunk;
 pub mod convert;
 mod engine;
 mod error;
+mod hybrid;
 mod index;
 mod ingest;
 mod search;
 pub mod text;
+mod vectors;
 mod walk;
 
 pub use cache::CacheStats;
@@ -61,6 +63,7 @@ pub use engine::{KbConfig, KbStats, KnowledgeBase, SearchOutcome};
 pub use error::{Error, ErrorKind, Result};
 pub use ingest::{IngestOptions, IngestProgress, IngestReport, NewDocument, NoProgress};
 pub use search::{
-    FORBIDDEN_QUERY_CHARS, Hit, MAX_QUERY_CHARS, Ranking, SearchRequest, SearchResults, Snippet,
-    validate_query,
+    Alpha, DEFAULT_ALPHA, FORBIDDEN_QUERY_CHARS, Fusion, Hit, MAX_QUERY_CHARS, Ranking,
+    SearchRequest, SearchResults, Snippet, validate_query,
 };
+pub use vectors::Embedder;

@@ -25,6 +25,68 @@ pub enum Ranking {
     /// KnowledgeBeast's keyword ranking: the number of distinct query terms (lowercase,
     /// whitespace-split, punctuation kept) that occur in the document.
     Terms,
+    /// Cosine similarity of the query's embedding to each chunk's; a document scores as its
+    /// best chunk.
+    Vector,
+    /// Keyword (BM25) and vector results fused.
+    Hybrid(Fusion),
+}
+
+/// How hybrid ranking combines the keyword and the vector side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Fusion {
+    /// `alpha * cosine + (1 - alpha) * bm25 / best bm25` over the union of both sides' top
+    /// candidates (KnowledgeBeast's weighted fusion, with scores instead of ranks).
+    Weighted(Alpha),
+    /// Reciprocal-rank fusion: `alpha / (60 + vector rank) + (1 - alpha) / (60 + keyword
+    /// rank)`, a missing rank counting as 1000 (KnowledgeBeast's v3 backends).
+    Rrf(Alpha),
+}
+
+impl Fusion {
+    pub fn alpha(self) -> f32 {
+        match self {
+            Fusion::Weighted(a) | Fusion::Rrf(a) => a.get(),
+        }
+    }
+}
+
+/// The weight of the vector side in hybrid ranking, in `[0, 1]`.
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Alpha(f32);
+
+/// KnowledgeBeast's default alpha.
+pub const DEFAULT_ALPHA: f32 = 0.7;
+
+impl Alpha {
+    /// `None` unless `alpha` is a number in `[0, 1]`.
+    pub fn new(alpha: f32) -> Option<Alpha> {
+        (0.0..=1.0).contains(&alpha).then_some(Alpha(alpha))
+    }
+
+    pub fn get(self) -> f32 {
+        self.0
+    }
+}
+
+impl Default for Alpha {
+    fn default() -> Alpha {
+        Alpha(DEFAULT_ALPHA)
+    }
+}
+
+impl PartialEq for Alpha {
+    fn eq(&self, other: &Alpha) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for Alpha {}
+
+impl std::hash::Hash for Alpha {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.to_bits().hash(state);
+    }
 }
 
 impl Ranking {
@@ -32,7 +94,14 @@ impl Ranking {
         match self {
             Ranking::Bm25 => "keyword",
             Ranking::Terms => "terms",
+            Ranking::Vector => "vector",
+            Ranking::Hybrid(_) => "hybrid",
         }
+    }
+
+    /// Whether this ranking needs the query's embedding.
+    pub fn uses_vectors(self) -> bool {
+        matches!(self, Ranking::Vector | Ranking::Hybrid(_))
     }
 }
 
@@ -170,7 +239,11 @@ pub fn validate_query(query: &str) -> Result<&str> {
 /// Snippet passages are at most this many characters.
 const SNIPPET_CHARS: usize = 200;
 
-pub(crate) fn run(snapshot: &Snapshot, request: &SearchRequest<'_>) -> Result<SearchResults> {
+pub(crate) fn run(
+    snapshot: &Snapshot,
+    request: &SearchRequest<'_>,
+    query_vector: Option<&[f32]>,
+) -> Result<SearchResults> {
     if request
         .query
         .trim_matches(text::is_py_whitespace)
@@ -181,11 +254,16 @@ pub(crate) fn run(snapshot: &Snapshot, request: &SearchRequest<'_>) -> Result<Se
     match request.ranking {
         Ranking::Bm25 => bm25(snapshot, request),
         Ranking::Terms => terms(snapshot, request),
+        Ranking::Vector | Ranking::Hybrid(_) => {
+            let query_vector = query_vector
+                .ok_or_else(|| Error::NoVectors("this query needs the query's embedding".into()))?;
+            crate::hybrid::run(snapshot, request, query_vector)
+        }
     }
 }
 
-struct Ctx<'s> {
-    snapshot: &'s Snapshot,
+pub(crate) struct Ctx<'s> {
+    pub(crate) snapshot: &'s Snapshot,
     query: Box<dyn Query>,
     snippets: Option<SnippetGenerator>,
 }
@@ -201,7 +279,11 @@ fn analyzed_terms(analyzer: &TextAnalyzer, query: &str) -> BTreeSet<String> {
     terms
 }
 
-fn context<'s>(snapshot: &'s Snapshot, query_text: &str, with_snippets: bool) -> Result<Ctx<'s>> {
+pub(crate) fn context<'s>(
+    snapshot: &'s Snapshot,
+    query_text: &str,
+    with_snippets: bool,
+) -> Result<Ctx<'s>> {
     let field = snapshot.searched_field();
     let terms = analyzed_terms(&snapshot.analyzer, query_text);
     let mut weights = std::collections::BTreeMap::new();
@@ -235,6 +317,35 @@ fn bm25(snapshot: &Snapshot, request: &SearchRequest<'_>) -> Result<SearchResult
     let ctx = context(snapshot, request.query, request.with_snippets)?;
     let want = request.offset + request.limit;
     let catalog = &snapshot.catalog;
+    let best = bm25_top_docs(&ctx, want)?;
+    let total = if request.with_total {
+        Some(bm25_total(&ctx)?)
+    } else {
+        None
+    };
+    let hits = best
+        .into_iter()
+        .skip(request.offset)
+        .take(request.limit)
+        .map(|(score, address, ord)| {
+            let chunk = stored_chunk(snapshot, address)?;
+            build_hit(&ctx, ord, score, chunk, request.with_content)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(SearchResults {
+        hits,
+        total,
+        generation: catalog.generation,
+    })
+}
+
+/// The `want` best documents under BM25 (each with its best chunk), best first, ties by doc_id.
+pub(crate) fn bm25_top_docs(
+    ctx: &Ctx<'_>,
+    want: usize,
+) -> Result<Vec<(Score, DocAddress, DocOrd)>> {
+    let snapshot = ctx.snapshot;
+    let catalog = &snapshot.catalog;
     // Fetch more chunks than documents wanted (several chunks of one document may lead), and
     // fetch again with a bigger window when they collapse to too few documents.
     let mut window = (want * 3).max(20);
@@ -267,25 +378,43 @@ fn bm25(snapshot: &Snapshot, request: &SearchRequest<'_>) -> Result<SearchResult
         b.0.total_cmp(&a.0)
             .then_with(|| doc_id(snapshot, a.2).cmp(doc_id(snapshot, b.2)))
     });
-    let total = if request.with_total {
-        Some(snapshot.searcher.search(&ctx.query, &DistinctDocKeys)?)
-    } else {
-        None
-    };
-    let hits = best
-        .into_iter()
-        .skip(request.offset)
-        .take(request.limit)
-        .map(|(score, address, ord)| {
-            let chunk = stored_chunk(snapshot, address)?;
-            build_hit(&ctx, ord, score, chunk, request.with_content)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(SearchResults {
-        hits,
-        total,
-        generation: catalog.generation,
-    })
+    best.truncate(want);
+    Ok(best)
+}
+
+/// Counts the documents matching the keyword query.
+pub(crate) fn bm25_total(ctx: &Ctx<'_>) -> Result<usize> {
+    Ok(ctx.snapshot.searcher.search(&ctx.query, &DistinctDocKeys)?)
+}
+
+/// Chunk `index` of the document with `key`.
+pub(crate) fn chunk_at(snapshot: &Snapshot, key: u64, index: u32) -> Result<StoredChunk> {
+    let fields = &snapshot.fields;
+    let query = BooleanQuery::new(vec![
+        (
+            Occur::Must,
+            Box::new(TermQuery::new(
+                Term::from_field_u64(fields.doc_key, key),
+                IndexRecordOption::Basic,
+            )) as Box<dyn Query>,
+        ),
+        (
+            Occur::Must,
+            Box::new(TermQuery::new(
+                Term::from_field_u64(fields.chunk_idx, u64::from(index)),
+                IndexRecordOption::Basic,
+            )),
+        ),
+    ]);
+    let top = snapshot
+        .searcher
+        .search(&query, &TopDocs::with_limit(1).order_by_score())?;
+    match top.first() {
+        Some((_, address)) => stored_chunk(snapshot, *address),
+        None => Err(Error::Corrupt(format!(
+            "chunk {index} of a document with vectors is missing from the index; run `mneme ingest --rebuild`"
+        ))),
+    }
 }
 
 fn terms(snapshot: &Snapshot, request: &SearchRequest<'_>) -> Result<SearchResults> {
@@ -362,7 +491,7 @@ fn best_chunk(ctx: &Ctx<'_>, key: u64) -> Result<StoredChunk> {
     }
 }
 
-fn doc_id(snapshot: &Snapshot, ord: DocOrd) -> &str {
+pub(crate) fn doc_id(snapshot: &Snapshot, ord: DocOrd) -> &str {
     snapshot
         .catalog
         .entry(ord)
@@ -383,7 +512,7 @@ pub(crate) struct StoredChunk {
     pub heading_path: Vec<String>,
 }
 
-fn stored_chunk(snapshot: &Snapshot, address: DocAddress) -> Result<StoredChunk> {
+pub(crate) fn stored_chunk(snapshot: &Snapshot, address: DocAddress) -> Result<StoredChunk> {
     let doc: TantivyDocument = snapshot.searcher.doc(address)?;
     let fields = &snapshot.fields;
     let u64_of = |field| doc.get_first(field).and_then(|v| v.as_u64()).unwrap_or(0);
@@ -428,7 +557,7 @@ pub(crate) fn stitch(chunks: &[StoredChunk]) -> String {
     text
 }
 
-fn build_hit(
+pub(crate) fn build_hit(
     ctx: &Ctx<'_>,
     ord: DocOrd,
     score: f32,
@@ -486,12 +615,12 @@ fn build_hit(
 
 /// The `doc_key` fast-field column of each segment, opened on first use.
 #[derive(Default)]
-struct KeyColumns {
+pub(crate) struct KeyColumns {
     columns: Vec<Option<tantivy::columnar::Column<u64>>>,
 }
 
 impl KeyColumns {
-    fn key(&mut self, snapshot: &Snapshot, address: DocAddress) -> Result<Option<u64>> {
+    pub(crate) fn key(&mut self, snapshot: &Snapshot, address: DocAddress) -> Result<Option<u64>> {
         let ord = address.segment_ord as usize;
         if self.columns.len() <= ord {
             self.columns.resize(ord + 1, None);
