@@ -38,16 +38,12 @@ impl Reply {
         }
     }
 
-    /// A 200 whose body is `value` serialised directly.
-    fn ok_serialized(value: &impl serde::Serialize, size_hint: usize) -> Reply {
-        let mut bytes = Vec::with_capacity(size_hint);
-        match serde_json::to_writer(&mut bytes, value) {
-            Ok(()) => Reply {
-                status: 200,
-                body: Value::Null,
-                raw: Some(bytes),
-            },
-            Err(err) => Reply::detail(500, format!("serialising the answer failed: {err}")),
+    /// A 200 whose body is already serialised.
+    fn raw(bytes: Vec<u8>) -> Reply {
+        Reply {
+            status: 200,
+            body: Value::Null,
+            raw: Some(bytes),
         }
     }
 
@@ -82,18 +78,6 @@ impl Reply {
             None => serde_json::to_vec(&self.body).unwrap_or_else(|_| b"{}".to_vec()),
         }
     }
-}
-
-/// `GET /sessions/{id}/predictions`, serialised directly.
-#[derive(serde::Serialize)]
-struct PredictionsReply<'a> {
-    predictions: json::PredictionsJson<'a>,
-    future_potentials: json::FuturePotentialsJson<'a>,
-    session_id: &'a str,
-    processor_id: Option<()>,
-    count: usize,
-    time: Option<()>,
-    unique_id: Option<()>,
 }
 
 /// Where mneme deliberately departs from KATO (docs/compatibility.md).
@@ -708,18 +692,14 @@ impl Api {
             .config
             .predict_config(self.defaults(), self.rank_by(session));
         let set = session.node.predict(&session.state.stm, &config);
-        Reply::ok_serialized(
-            &PredictionsReply {
-                predictions: json::PredictionsJson(&set.predictions),
-                future_potentials: json::FuturePotentialsJson(&set.future_potentials),
-                session_id: &session.id,
-                processor_id: None,
-                count: set.predictions.len(),
-                time: None,
-                unique_id: None,
-            },
-            256 + set.predictions.len() * 1536,
-        )
+        let mut bytes = Vec::with_capacity(256 + set.predictions.len() * 1536);
+        json::write_predictions_reply(
+            &mut bytes,
+            &set.predictions,
+            &set.future_potentials,
+            &session.id,
+        );
+        Reply::raw(bytes)
     }
 
     fn cognition_data(&self, session: &SessionEntry) -> Reply {
