@@ -353,7 +353,9 @@ impl Node {
         state
     }
 
-    pub(crate) fn version(&self) -> u64 {
+    /// Moves on with every change of the node's patterns (learn, clear, finalize, vectors):
+    /// while it stays the same, a full-path prediction of a given state gives the same answer.
+    pub fn version(&self) -> u64 {
         self.version.load(Ordering::Acquire)
     }
 
@@ -364,7 +366,7 @@ impl Node {
     /// The future potentials of the node's last full-path prediction.
     pub(crate) fn last_future_potentials(&self) -> Vec<FuturePotential> {
         let pending = match &*self.last_call.lock().unwrap_or_else(|p| p.into_inner()) {
-            LastCall::Computed(potentials) => return potentials.clone(),
+            LastCall::Computed(potentials) => return potentials.to_vec(),
             LastCall::Pending(deferred) => deferred.clone(),
         };
         let st = self.read();

@@ -77,7 +77,8 @@ pub(super) fn finish(
             0.0
         } else {
             let mut sorted = present.clone();
-            sorted.sort_by(|a, b| state.name(st, *a).cmp(state.name(st, *b)));
+            // Equal names are equal ids, so an unstable sort gives the same order.
+            sorted.sort_unstable_by(|a, b| state.name(st, *a).cmp(state.name(st, *b)));
             let conditional = *conditional_cache
                 .entry(sorted)
                 .or_insert_with(|| conditional_probability(present, &probability));
@@ -141,7 +142,8 @@ pub(super) fn finish(
         });
     }
 
-    let future_potentials = predictive_information(&mut out);
+    let future_keys: Vec<Vec<Vec<u32>>> = drafts.iter().map(|d| future_key(st, d)).collect();
+    let future_potentials = predictive_information(&mut out, &future_keys);
     bayesian(&mut out);
     for p in &mut out {
         let (e, c, s) = if weighted {
@@ -230,9 +232,15 @@ fn itfdf_distances(
         .collect();
     symbols.sort_unstable();
     symbols.dedup();
-    symbols.sort_by(|a, b| state.name(st, *a).cmp(state.name(st, *b)));
-    let index: HashMap<u32, usize> = symbols.iter().enumerate().map(|(i, &s)| (s, i)).collect();
-    let d = symbols.len();
+    // Distinct ids have distinct names: sort (name, id) pairs once, unstably.
+    let mut named: Vec<(&str, u32)> = symbols.iter().map(|&s| (state.name(st, s), s)).collect();
+    named.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let index: HashMap<u32, usize> = named
+        .iter()
+        .enumerate()
+        .map(|(i, &(_, s))| (s, i))
+        .collect();
+    let d = named.len();
     let vector = |symbols: &[u32]| {
         let mut entries: Vec<(usize, f64)> = first_occurrence_counts(symbols)
             .into_iter()
@@ -331,9 +339,29 @@ fn tfidf(
     scores.iter().fold(0.0, |acc, x| acc + x) / scores.len() as f64
 }
 
+/// A draft's future as its events' symbol ids, each event sorted: two futures are equal as
+/// KATO compares them (events as sorted strings) exactly when their keys are equal.
+fn future_key(st: &NodeState, draft: &Draft) -> Vec<Vec<u32>> {
+    let body = st.body(draft.id);
+    let lens = st.event_lens_of(draft.id);
+    draft
+        .future
+        .clone()
+        .map(|e| {
+            let mut event = body[event_range(lens, e)].to_vec();
+            event.sort_unstable();
+            event
+        })
+        .collect()
+}
+
 /// Pattern probability, weighted strength and predictive information of every prediction,
 /// and the future potentials (KATO's `calculate_ensemble_predictive_information`).
-fn predictive_information(predictions: &mut [FullPrediction]) -> Vec<FuturePotential> {
+/// `future_keys[i]` is the [`future_key`] of prediction `i`.
+fn predictive_information(
+    predictions: &mut [FullPrediction],
+    future_keys: &[Vec<Vec<u32>>],
+) -> Vec<FuturePotential> {
     let total_frequency: u64 = predictions.iter().map(|p| p.frequency).sum();
     if total_frequency == 0 {
         return Vec::new();
@@ -343,24 +371,15 @@ fn predictive_information(predictions: &mut [FullPrediction]) -> Vec<FuturePoten
         p.weighted_strength = p.similarity * p.pattern_probability;
     }
     // Groups of equal futures (events compared sorted), in first-appearance order.
-    let mut keys: Vec<Vec<Vec<Symbol>>> = Vec::new();
+    let mut keys: Vec<&[Vec<u32>]> = Vec::new();
     let mut groups: Vec<FuturePotential> = Vec::new();
     let mut group_of: Vec<Option<usize>> = Vec::with_capacity(predictions.len());
-    for p in predictions.iter() {
+    for (p, key) in predictions.iter().zip(future_keys) {
         if p.future.is_empty() {
             group_of.push(None);
             continue;
         }
-        let key: Vec<Vec<Symbol>> = p
-            .future
-            .iter()
-            .map(|event| {
-                let mut event = event.clone();
-                event.sort();
-                event
-            })
-            .collect();
-        let g = match keys.iter().position(|k| *k == key) {
+        let g = match keys.iter().position(|k| *k == key.as_slice()) {
             Some(g) => g,
             None => {
                 keys.push(key);

@@ -136,22 +136,34 @@ impl Node {
     /// KATO's predictions for the short-term memory `stm` of a session of this node.
     pub fn predict(&self, stm: &[Vec<String>], config: &PredictConfig) -> PredictionSet {
         let symbols: usize = stm.iter().map(Vec::len).sum();
-        let predictions = match symbols {
-            0 => Vec::new(),
+        match symbols {
+            0 => PredictionSet {
+                predictions: Vec::new(),
+                future_potentials: self.last_future_potentials(),
+            },
             1 => {
                 let symbol = stm.iter().flatten().next().map_or("", String::as_str);
-                single::predict(self, symbol, config)
+                PredictionSet {
+                    predictions: single::predict(self, symbol, config),
+                    future_potentials: self.last_future_potentials(),
+                }
             }
             _ => {
                 let (predictions, future_potentials) = full::predict(self, stm, config);
-                self.set_last_call(LastCall::Computed(future_potentials));
-                predictions
+                self.set_last_call(LastCall::Computed(Arc::new(future_potentials.clone())));
+                PredictionSet {
+                    predictions,
+                    future_potentials,
+                }
             }
-        };
-        PredictionSet {
-            predictions,
-            future_potentials: self.last_future_potentials(),
         }
+    }
+
+    /// Re-applies the one effect a full-path [`Node::predict`] has on the node (it becomes the
+    /// node's last full-path call, whose future potentials later single-symbol calls report),
+    /// for a caller that serves that call's remembered answer instead of computing it again.
+    pub fn replay_full_predict(&self, future_potentials: Arc<Vec<FuturePotential>>) {
+        self.set_last_call(LastCall::Computed(future_potentials));
     }
 
     /// Observe-time predictions (KATO computes them at every observe; only `cognition-data`
@@ -172,6 +184,13 @@ impl Node {
         self.set_last_call(LastCall::Pending(deferred.clone()));
         ObservePredictions::Deferred(deferred)
     }
+}
+
+/// Whether `stm` takes the full path, whose answer depends only on the node's patterns (its
+/// [`Node::version`]), `stm` and the config: the other paths also report the node's last
+/// future potentials, which any session may change.
+pub fn takes_full_path(stm: &[Vec<String>]) -> bool {
+    stm.iter().map(Vec::len).sum::<usize>() > 1
 }
 
 /// The predictions and future potentials of one full-path call.
@@ -236,13 +255,13 @@ impl Deferred {
 /// The node's record of its last full-path prediction, for single-symbol calls.
 #[derive(Debug)]
 pub enum LastCall {
-    Computed(Vec<FuturePotential>),
+    Computed(Arc<Vec<FuturePotential>>),
     Pending(Arc<Deferred>),
 }
 
 impl Default for LastCall {
     fn default() -> LastCall {
-        LastCall::Computed(Vec::new())
+        LastCall::Computed(Arc::default())
     }
 }
 

@@ -5,8 +5,7 @@ use mneme_seq::node::{PatternView, SymbolStat};
 use mneme_seq::predict::{Anomaly, FullPrediction, FuturePotential, Prediction, SinglePrediction};
 use mneme_seq::pyfmt::MetaValue;
 use mneme_seq::types::Emotives;
-use serde::Serialize;
-use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use serde_json::ser::{CompactFormatter, Formatter};
 use serde_json::{Value, json};
 
 /// A JSON value as the engine's JSON-like value (object key order kept).
@@ -67,183 +66,259 @@ pub fn events<S: AsRef<str>>(events: &[Vec<S>]) -> Value {
     Value::Array(events.iter().map(|event| strings(event)).collect())
 }
 
-/// Strings as a JSON array, written directly.
-struct Strings<'a, S>(&'a [S]);
+// The JSON of predictions is written straight into bytes: an answer holds thousands of
+// short strings and floats, and a tree or the generic serialiser costs more than the engine.
+// The output is byte for byte what serde_json's compact serialiser writes.
 
-impl<S: AsRef<str>> Serialize for Strings<'_, S> {
-    fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
-        serializer.collect_seq(self.0.iter().map(AsRef::as_ref))
-    }
+/// A JSON object being written: `key` adds the separator and the key.
+struct Object<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
 }
 
-/// Events (lists of strings) as a JSON array of arrays.
-struct Events<'a, S>(&'a [Vec<S>]);
-
-impl<S: AsRef<str>> Serialize for Events<'_, S> {
-    fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
-        serializer.collect_seq(self.0.iter().map(|event| Strings(event)))
+impl<'a> Object<'a> {
+    fn new(out: &'a mut Vec<u8>) -> Object<'a> {
+        out.push(b'{');
+        Object { out, first: true }
     }
-}
 
-struct EmotivesJson<'a>(&'a Emotives);
-
-impl Serialize for EmotivesJson<'_> {
-    fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
-        serializer.collect_map(self.0.iter().map(|(k, v)| (k, v)))
-    }
-}
-
-struct Anomalies<'a>(&'a [Anomaly]);
-
-impl Serialize for Anomalies<'_> {
-    fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
-        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
-        for a in self.0 {
-            seq.serialize_element(&AnomalyJson(a))?;
+    /// Writes `"key":` (keys are plain ASCII here) and returns the buffer for the value.
+    fn key(&mut self, key: &str) -> &mut Vec<u8> {
+        if !self.first {
+            self.out.push(b',');
         }
-        seq.end()
+        self.first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
+        self.out
+    }
+
+    /// Like `key`, for keys that may need escaping.
+    fn key_escaped(&mut self, key: &str) -> &mut Vec<u8> {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        write_str(self.out, key);
+        self.out.push(b':');
+        self.out
+    }
+
+    fn end(self) {
+        self.out.push(b'}');
     }
 }
 
-struct AnomalyJson<'a>(&'a Anomaly);
-
-impl Serialize for AnomalyJson<'_> {
-    fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
-        let mut map = serializer.serialize_map(Some(3))?;
-        map.serialize_entry("observed", &self.0.observed)?;
-        map.serialize_entry("expected", &self.0.expected)?;
-        map.serialize_entry("similarity", &self.0.similarity)?;
-        map.end()
+/// A JSON string (serde_json's escaping).
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
     }
+}
+
+/// A float as serde_json writes it (`null` for NaN and infinities).
+fn write_f64(out: &mut Vec<u8>, x: f64) {
+    if x.is_finite() {
+        let _ = CompactFormatter.write_f64(out, x);
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
+fn write_opt_f64(out: &mut Vec<u8>, x: Option<f64>) {
+    match x {
+        Some(x) => write_f64(out, x),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn write_u64(out: &mut Vec<u8>, n: u64) {
+    let _ = CompactFormatter.write_u64(out, n);
+}
+
+fn write_i64(out: &mut Vec<u8>, n: i64) {
+    let _ = CompactFormatter.write_i64(out, n);
+}
+
+/// `[a,b,...]` with `item` writing each element.
+fn write_list<T>(out: &mut Vec<u8>, items: &[T], mut item: impl FnMut(&mut Vec<u8>, &T)) {
+    out.push(b'[');
+    for (i, x) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        item(out, x);
+    }
+    out.push(b']');
+}
+
+fn write_strings<S: AsRef<str>>(out: &mut Vec<u8>, items: &[S]) {
+    write_list(out, items, |out, s| write_str(out, s.as_ref()));
+}
+
+fn write_events<S: AsRef<str>>(out: &mut Vec<u8>, events: &[Vec<S>]) {
+    write_list(out, events, |out, event| write_strings(out, event));
+}
+
+fn write_emotives(out: &mut Vec<u8>, values: &Emotives) {
+    let mut m = Object::new(out);
+    for (k, v) in values {
+        write_f64(m.key_escaped(k), *v);
+    }
+    m.end();
+}
+
+fn write_anomalies(out: &mut Vec<u8>, anomalies: &[Anomaly]) {
+    write_list(out, anomalies, |out, a| {
+        let mut m = Object::new(out);
+        write_str(m.key("observed"), &a.observed);
+        write_str(m.key("expected"), &a.expected);
+        write_f64(m.key("similarity"), a.similarity);
+        m.end();
+    });
 }
 
 /// One prediction exactly as KATO writes it (field order, int-versus-float; NaN and infinities
-/// as `null`), serialised without an intermediate JSON tree.
-pub struct PredictionJson<'a>(pub &'a Prediction);
-
-impl Serialize for PredictionJson<'_> {
-    fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
-        match self.0 {
-            Prediction::Full(p) => full_prediction(p, serializer),
-            Prediction::Single(p) => single_prediction(p, serializer),
-        }
+/// as `null`).
+pub fn write_prediction(out: &mut Vec<u8>, p: &Prediction) {
+    match p {
+        Prediction::Full(p) => write_full(out, p),
+        Prediction::Single(p) => write_single(out, p),
     }
+}
+
+fn write_full(out: &mut Vec<u8>, p: &FullPrediction) {
+    let mut m = Object::new(out);
+    write_str(m.key("type"), "prototypical");
+    write_str(m.key("name"), &p.name);
+    write_u64(m.key("frequency"), p.frequency);
+    write_emotives(m.key("emotives"), &p.emotives);
+    write_strings(m.key("matches"), &p.matches);
+    write_events(m.key("past"), &p.past);
+    write_events(m.key("present"), &p.present);
+    write_events(m.key("missing"), &p.missing);
+    write_events(m.key("extras"), &p.extras);
+    write_anomalies(m.key("anomalies"), &p.anomalies);
+    write_f64(m.key("potential"), p.potential);
+    write_f64(m.key("evidence"), p.evidence);
+    write_f64(m.key("similarity"), p.similarity);
+    write_f64(m.key("fragmentation"), p.fragmentation);
+    write_f64(m.key("snr"), p.snr);
+    write_f64(m.key("confluence"), p.confluence);
+    write_f64(m.key("predictive_information"), p.predictive_information);
+    write_events(m.key("sequence"), &p.sequence);
+    write_events(m.key("future"), &p.future);
+    write_f64(m.key("confidence"), p.confidence);
+    write_opt_f64(m.key("weighted_similarity"), p.weighted_similarity);
+    write_opt_f64(m.key("weighted_evidence"), p.weighted_evidence);
+    write_opt_f64(m.key("weighted_confidence"), p.weighted_confidence);
+    write_opt_f64(m.key("weighted_snr"), p.weighted_snr);
+    if let Some(pre) = p.pre_potential {
+        write_f64(m.key("_pre_potential"), pre);
+    }
+    write_f64(m.key("entropy"), p.entropy);
+    write_f64(m.key("normalized_entropy"), p.normalized_entropy);
+    write_f64(
+        m.key("global_normalized_entropy"),
+        p.global_normalized_entropy,
+    );
+    write_f64(m.key("itfdf_similarity"), p.itfdf_similarity);
+    write_f64(m.key("tfidf_score"), p.tfidf_score);
+    write_f64(m.key("pattern_probability"), p.pattern_probability);
+    write_f64(m.key("weighted_strength"), p.weighted_strength);
+    write_f64(m.key("bayesian_posterior"), p.bayesian_posterior);
+    write_f64(m.key("bayesian_prior"), p.bayesian_prior);
+    write_f64(m.key("bayesian_likelihood"), p.bayesian_likelihood);
+    m.end();
+}
+
+fn write_single(out: &mut Vec<u8>, p: &SinglePrediction) {
+    let mut m = Object::new(out);
+    write_str(m.key("name"), &p.name);
+    write_events(m.key("pattern_data"), &p.pattern_data);
+    write_u64(m.key("length"), p.length as u64);
+    write_u64(m.key("frequency"), p.frequency);
+    write_emotives(m.key("emotives"), &p.emotives);
+    write_strings(m.key("matches"), &p.matches);
+    write_strings(m.key("missing"), &p.missing);
+    write_strings(m.key("present"), &p.present);
+    write_strings(m.key("past"), &p.past);
+    write_strings(m.key("future"), &p.future);
+    write_strings(m.key("extras"), &p.extras);
+    write_f64(m.key("similarity"), p.similarity);
+    write_f64(m.key("evidence"), p.evidence);
+    write_f64(m.key("confidence"), p.confidence);
+    write_f64(m.key("snr"), p.snr);
+    write_i64(m.key("fragmentation"), p.fragmentation);
+    write_anomalies(m.key("anomalies"), &p.anomalies);
+    write_opt_f64(m.key("weighted_similarity"), p.weighted_similarity);
+    write_opt_f64(m.key("weighted_evidence"), p.weighted_evidence);
+    write_opt_f64(m.key("weighted_confidence"), p.weighted_confidence);
+    write_opt_f64(m.key("weighted_snr"), p.weighted_snr);
+    write_f64(m.key("potential"), p.potential);
+    m.end();
+}
+
+/// A list of predictions.
+pub fn write_predictions(out: &mut Vec<u8>, predictions: &[Prediction]) {
+    write_list(out, predictions, write_prediction);
+}
+
+/// Future potentials.
+pub fn write_future_potentials(out: &mut Vec<u8>, items: &[FuturePotential]) {
+    write_list(out, items, |out, f| {
+        let mut m = Object::new(out);
+        write_events(m.key("future"), &f.future);
+        write_f64(m.key("aggregate_potential"), f.aggregate_potential);
+        write_u64(m.key("supporting_patterns"), f.supporting_patterns as u64);
+        write_f64(
+            m.key("total_weighted_frequency"),
+            f.total_weighted_frequency,
+        );
+        m.end();
+    });
+}
+
+/// `GET /sessions/{id}/predictions`: the whole answer.
+pub fn write_predictions_reply(
+    out: &mut Vec<u8>,
+    predictions: &[Prediction],
+    future_potentials: &[FuturePotential],
+    session_id: &str,
+) {
+    let mut m = Object::new(out);
+    write_predictions(m.key("predictions"), predictions);
+    write_future_potentials(m.key("future_potentials"), future_potentials);
+    write_str(m.key("session_id"), session_id);
+    m.key("processor_id").extend_from_slice(b"null");
+    write_u64(m.key("count"), predictions.len() as u64);
+    m.key("time").extend_from_slice(b"null");
+    m.key("unique_id").extend_from_slice(b"null");
+    m.end();
+}
+
+/// Written bytes as a JSON value (exact: the crate parses floats round-trip and keeps key
+/// order).
+fn parse(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or(Value::Null)
 }
 
 pub fn prediction(p: &Prediction) -> Value {
-    serde_json::to_value(PredictionJson(p)).unwrap_or(Value::Null)
-}
-
-fn full_prediction<Z: Serializer>(p: &FullPrediction, serializer: Z) -> Result<Z::Ok, Z::Error> {
-    let mut m = serializer.serialize_map(None)?;
-    m.serialize_entry("type", "prototypical")?;
-    m.serialize_entry("name", &p.name)?;
-    m.serialize_entry("frequency", &p.frequency)?;
-    m.serialize_entry("emotives", &EmotivesJson(&p.emotives))?;
-    m.serialize_entry("matches", &Strings(&p.matches))?;
-    m.serialize_entry("past", &Events(&p.past))?;
-    m.serialize_entry("present", &Events(&p.present))?;
-    m.serialize_entry("missing", &Events(&p.missing))?;
-    m.serialize_entry("extras", &Events(&p.extras))?;
-    m.serialize_entry("anomalies", &Anomalies(&p.anomalies))?;
-    m.serialize_entry("potential", &p.potential)?;
-    m.serialize_entry("evidence", &p.evidence)?;
-    m.serialize_entry("similarity", &p.similarity)?;
-    m.serialize_entry("fragmentation", &p.fragmentation)?;
-    m.serialize_entry("snr", &p.snr)?;
-    m.serialize_entry("confluence", &p.confluence)?;
-    m.serialize_entry("predictive_information", &p.predictive_information)?;
-    m.serialize_entry("sequence", &Events(&p.sequence))?;
-    m.serialize_entry("future", &Events(&p.future))?;
-    m.serialize_entry("confidence", &p.confidence)?;
-    m.serialize_entry("weighted_similarity", &p.weighted_similarity)?;
-    m.serialize_entry("weighted_evidence", &p.weighted_evidence)?;
-    m.serialize_entry("weighted_confidence", &p.weighted_confidence)?;
-    m.serialize_entry("weighted_snr", &p.weighted_snr)?;
-    if let Some(pre) = p.pre_potential {
-        m.serialize_entry("_pre_potential", &pre)?;
-    }
-    m.serialize_entry("entropy", &p.entropy)?;
-    m.serialize_entry("normalized_entropy", &p.normalized_entropy)?;
-    m.serialize_entry("global_normalized_entropy", &p.global_normalized_entropy)?;
-    m.serialize_entry("itfdf_similarity", &p.itfdf_similarity)?;
-    m.serialize_entry("tfidf_score", &p.tfidf_score)?;
-    m.serialize_entry("pattern_probability", &p.pattern_probability)?;
-    m.serialize_entry("weighted_strength", &p.weighted_strength)?;
-    m.serialize_entry("bayesian_posterior", &p.bayesian_posterior)?;
-    m.serialize_entry("bayesian_prior", &p.bayesian_prior)?;
-    m.serialize_entry("bayesian_likelihood", &p.bayesian_likelihood)?;
-    m.end()
-}
-
-fn single_prediction<Z: Serializer>(
-    p: &SinglePrediction,
-    serializer: Z,
-) -> Result<Z::Ok, Z::Error> {
-    let mut m = serializer.serialize_map(None)?;
-    m.serialize_entry("name", &p.name)?;
-    m.serialize_entry("pattern_data", &Events(&p.pattern_data))?;
-    m.serialize_entry("length", &p.length)?;
-    m.serialize_entry("frequency", &p.frequency)?;
-    m.serialize_entry("emotives", &EmotivesJson(&p.emotives))?;
-    m.serialize_entry("matches", &Strings(&p.matches))?;
-    m.serialize_entry("missing", &Strings(&p.missing))?;
-    m.serialize_entry("present", &Strings(&p.present))?;
-    m.serialize_entry("past", &Strings(&p.past))?;
-    m.serialize_entry("future", &Strings(&p.future))?;
-    m.serialize_entry("extras", &Strings(&p.extras))?;
-    m.serialize_entry("similarity", &p.similarity)?;
-    m.serialize_entry("evidence", &p.evidence)?;
-    m.serialize_entry("confidence", &p.confidence)?;
-    m.serialize_entry("snr", &p.snr)?;
-    m.serialize_entry("fragmentation", &p.fragmentation)?;
-    m.serialize_entry("anomalies", &Anomalies(&p.anomalies))?;
-    m.serialize_entry("weighted_similarity", &p.weighted_similarity)?;
-    m.serialize_entry("weighted_evidence", &p.weighted_evidence)?;
-    m.serialize_entry("weighted_confidence", &p.weighted_confidence)?;
-    m.serialize_entry("weighted_snr", &p.weighted_snr)?;
-    m.serialize_entry("potential", &p.potential)?;
-    m.end()
-}
-
-/// A list of predictions, written directly.
-pub struct PredictionsJson<'a>(pub &'a [Prediction]);
-
-impl Serialize for PredictionsJson<'_> {
-    fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
-        serializer.collect_seq(self.0.iter().map(PredictionJson))
-    }
-}
-
-/// Future potentials, written directly.
-pub struct FuturePotentialsJson<'a>(pub &'a [FuturePotential]);
-
-impl Serialize for FuturePotentialsJson<'_> {
-    fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
-        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
-        for f in self.0 {
-            seq.serialize_element(&FutureJson(f))?;
-        }
-        seq.end()
-    }
-}
-
-struct FutureJson<'a>(&'a FuturePotential);
-
-impl Serialize for FutureJson<'_> {
-    fn serialize<Z: Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
-        let f = self.0;
-        let mut m = serializer.serialize_map(Some(4))?;
-        m.serialize_entry("future", &Events(&f.future))?;
-        m.serialize_entry("aggregate_potential", &f.aggregate_potential)?;
-        m.serialize_entry("supporting_patterns", &f.supporting_patterns)?;
-        m.serialize_entry("total_weighted_frequency", &f.total_weighted_frequency)?;
-        m.end()
-    }
+    let mut out = Vec::with_capacity(1536);
+    write_prediction(&mut out, p);
+    parse(&out)
 }
 
 pub fn future_potentials(items: &[FuturePotential]) -> Value {
-    serde_json::to_value(FuturePotentialsJson(items)).unwrap_or(Value::Null)
+    let mut out = Vec::new();
+    write_future_potentials(&mut out, items);
+    parse(&out)
 }
 
 pub fn pattern(view: &PatternView) -> Value {

@@ -4,6 +4,8 @@
 //! `app::patterns`.
 
 pub mod json;
+#[cfg(test)]
+mod memo_tests;
 pub mod request;
 
 use std::collections::HashMap;
@@ -11,10 +13,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::body::Bytes;
 use mneme_app::patterns::Patterns;
-use mneme_seq::config::{Defaults, RankKey, kb_id};
+use mneme_seq::config::{Defaults, PredictConfig, RankKey, kb_id};
 use mneme_seq::error::Error as SeqError;
 use mneme_seq::node::Node;
+use mneme_seq::predict::{FuturePotential, takes_full_path};
 use mneme_seq::pyfmt::MetaValue;
 use mneme_seq::session::Session;
 use mneme_seq::session_config::SessionConfig;
@@ -26,7 +30,7 @@ use serde_json::{Map, Value, json};
 pub struct Reply {
     pub status: u16,
     pub body: Value,
-    pub raw: Option<Vec<u8>>,
+    pub raw: Option<Bytes>,
 }
 
 impl Reply {
@@ -38,16 +42,12 @@ impl Reply {
         }
     }
 
-    /// A 200 whose body is `value` serialised directly.
-    fn ok_serialized(value: &impl serde::Serialize, size_hint: usize) -> Reply {
-        let mut bytes = Vec::with_capacity(size_hint);
-        match serde_json::to_writer(&mut bytes, value) {
-            Ok(()) => Reply {
-                status: 200,
-                body: Value::Null,
-                raw: Some(bytes),
-            },
-            Err(err) => Reply::detail(500, format!("serialising the answer failed: {err}")),
+    /// A 200 whose body is already serialised.
+    fn raw(bytes: Bytes) -> Reply {
+        Reply {
+            status: 200,
+            body: Value::Null,
+            raw: Some(bytes),
         }
     }
 
@@ -78,22 +78,10 @@ impl Reply {
     /// The body as bytes, whichever form it has.
     pub fn into_bytes(self) -> Vec<u8> {
         match self.raw {
-            Some(bytes) => bytes,
+            Some(bytes) => bytes.to_vec(),
             None => serde_json::to_vec(&self.body).unwrap_or_else(|_| b"{}".to_vec()),
         }
     }
-}
-
-/// `GET /sessions/{id}/predictions`, serialised directly.
-#[derive(serde::Serialize)]
-struct PredictionsReply<'a> {
-    predictions: json::PredictionsJson<'a>,
-    future_potentials: json::FuturePotentialsJson<'a>,
-    session_id: &'a str,
-    processor_id: Option<()>,
-    count: usize,
-    time: Option<()>,
-    unique_id: Option<()>,
 }
 
 /// Where mneme deliberately departs from KATO (docs/compatibility.md).
@@ -130,6 +118,30 @@ struct SessionEntry {
     metadata: Map<String, Value>,
     config: SessionConfig,
     state: Session,
+    /// The last full-path predictions answer, served again while nothing it depends on changed.
+    predictions_memo: Option<PredictionsMemo>,
+}
+
+/// A serialised `GET /sessions/{id}/predictions` answer with everything that determines it: the
+/// node and its version, the short-term memory and the prediction config. Only full-path answers
+/// are kept: the other paths report the node's last future potentials, which other sessions change.
+struct PredictionsMemo {
+    node: Arc<Node>,
+    version: u64,
+    stm: Vec<Vec<String>>,
+    config: PredictConfig,
+    /// The call's future potentials, which a full-path call leaves on the node.
+    future_potentials: Arc<Vec<FuturePotential>>,
+    bytes: Bytes,
+}
+
+impl PredictionsMemo {
+    fn answers(&self, session: &SessionEntry, config: &PredictConfig) -> bool {
+        Arc::ptr_eq(&self.node, &session.node)
+            && self.version == session.node.version()
+            && self.stm == session.state.stm
+            && self.config == *config
+    }
 }
 
 pub struct Api {
@@ -356,6 +368,7 @@ impl Api {
             metadata: request.metadata,
             config,
             state: Session::default(),
+            predictions_memo: None,
         };
         let mut reply = self.session_json(&entry);
         // KATO reports the requested TTL, or the literal 3600.
@@ -707,19 +720,36 @@ impl Api {
         let config = session
             .config
             .predict_config(self.defaults(), self.rank_by(session));
+        if let Some(memo) = &session.predictions_memo {
+            if memo.answers(session, &config) {
+                session
+                    .node
+                    .replay_full_predict(memo.future_potentials.clone());
+                return Reply::raw(memo.bytes.clone());
+            }
+        }
+        let version = session.node.version();
         let set = session.node.predict(&session.state.stm, &config);
-        Reply::ok_serialized(
-            &PredictionsReply {
-                predictions: json::PredictionsJson(&set.predictions),
-                future_potentials: json::FuturePotentialsJson(&set.future_potentials),
-                session_id: &session.id,
-                processor_id: None,
-                count: set.predictions.len(),
-                time: None,
-                unique_id: None,
-            },
-            256 + set.predictions.len() * 1536,
-        )
+        let mut bytes = Vec::with_capacity(256 + set.predictions.len() * 1536);
+        json::write_predictions_reply(
+            &mut bytes,
+            &set.predictions,
+            &set.future_potentials,
+            &session.id,
+        );
+        let bytes = Bytes::from(bytes);
+        // Kept only when the node did not change while the answer was computed.
+        session.predictions_memo = (takes_full_path(&session.state.stm)
+            && session.node.version() == version)
+            .then(|| PredictionsMemo {
+                node: session.node.clone(),
+                version,
+                stm: session.state.stm.clone(),
+                config,
+                future_potentials: Arc::new(set.future_potentials),
+                bytes: bytes.clone(),
+            });
+        Reply::raw(bytes)
     }
 
     fn cognition_data(&self, session: &SessionEntry) -> Reply {
