@@ -120,9 +120,11 @@ impl Knowledge {
     /// Runs the configured warming queries; returns how many ran and how long it took.
     pub fn warm(&self) -> mneme_kb::Result<(usize, Duration)> {
         let started = Instant::now();
-        let executed = self
-            .kb
-            .warm(&self.settings.warming_queries, Ranking::Bm25, 10)?;
+        let executed = self.kb.warm(
+            &self.settings.warming_queries,
+            default_ranking(&self.kb, &self.settings),
+            10,
+        )?;
         let elapsed = started.elapsed();
         self.warm_queries
             .fetch_add(executed as u64, Ordering::Relaxed);

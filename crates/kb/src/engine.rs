@@ -238,7 +238,17 @@ impl KnowledgeBase {
             });
         }
         let query_vector = if request.ranking.uses_vectors() {
-            Some(self.query_vector(request.query)?)
+            let vector = self.query_vector(request.query)?;
+            if let (Some(table), Some(embedder)) = (&snapshot.vectors, &self.embedder) {
+                if table.fingerprint != embedder.fingerprint() {
+                    return Err(Error::NoVectors(format!(
+                        "the index's vectors were made by another model ({}); run `mneme ingest` to embed again with {}",
+                        table.fingerprint,
+                        embedder.fingerprint()
+                    )));
+                }
+            }
+            Some(vector)
         } else {
             None
         };

@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use mneme_kb::{ErrorKind, Hit, NoProgress, Ranking, SearchRequest};
+use mneme_kb::{Alpha, ErrorKind, Fusion, Hit, NoProgress, Ranking, SearchRequest};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -91,24 +91,60 @@ fn to_json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     response
 }
 
-/// `mode`: `keyword` (BM25, the default) or `terms` (KnowledgeBeast's distinct-term count).
-fn ranking(fields: &mut Fields<'_>) -> Ranking {
-    match fields.string("mode", false, 1, 20).as_deref() {
-        None | Some("keyword") | Some("bm25") => Ranking::Bm25,
+/// `mode`, `alpha` and `fusion` of a query body: `keyword` (BM25), `terms`
+/// (KnowledgeBeast's distinct-term count), `vector`, or `hybrid` (alpha in [0, 1], default
+/// the configured 0.7; `fusion` `weighted` or `rrf`). Without a model, hybrid (also the
+/// default) is the keyword path, as in KnowledgeBeast with vectors off; `vector` is an error.
+pub(crate) fn ranking(fields: &mut Fields<'_>, has_model: bool, default_alpha: f64) -> Ranking {
+    let mode = fields.string("mode", false, 1, 20);
+    let alpha = fields.float("alpha", 0.0, 1.0).unwrap_or(default_alpha);
+    let alpha = Alpha::new(alpha as f32).unwrap_or_default();
+    let fusion = match fields.string("fusion", false, 1, 20).as_deref() {
+        None | Some("weighted") => Fusion::Weighted(alpha),
+        Some("rrf") => Fusion::Rrf(alpha),
+        Some(other) => {
+            fields.problems.push(
+                "body.fusion",
+                format!("Value error, unknown fusion {other:?}: use weighted or rrf"),
+            );
+            Fusion::Weighted(alpha)
+        }
+    };
+    match mode.as_deref() {
+        Some("keyword") | Some("bm25") => Ranking::Bm25,
         Some("terms") => Ranking::Terms,
+        None | Some("hybrid") if has_model => Ranking::Hybrid(fusion),
+        None | Some("hybrid") => Ranking::Bm25,
+        Some("vector") | Some("semantic") => Ranking::Vector,
         Some(other) => {
             fields.problems.push(
                 "body.mode",
-                format!("Value error, unknown mode {other:?}: use keyword or terms"),
+                format!(
+                    "Value error, unknown mode {other:?}: use keyword, vector, hybrid or terms"
+                ),
             );
             Ranking::Bm25
         }
     }
 }
 
+/// Runs `work` where it may block: a vector or hybrid query may embed its text (milliseconds
+/// of CPU), which must not stall the other connections served by this async thread.
+pub(crate) fn heavy<T>(ranking: Ranking, work: impl FnOnce() -> T) -> T {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if ranking.uses_vectors() && multi_thread {
+        tokio::task::block_in_place(work)
+    } else {
+        work()
+    }
+}
+
 fn search_failed(err: &mneme_kb::Error) -> Response {
     match err.kind() {
-        ErrorKind::InvalidQuery => detail(StatusCode::BAD_REQUEST, err.to_string()),
+        ErrorKind::InvalidQuery | ErrorKind::NoVectors => {
+            detail(StatusCode::BAD_REQUEST, err.to_string())
+        }
         _ => detail(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("Query failed: {err}"),
@@ -156,7 +192,11 @@ pub async fn query(State(state): State<Arc<ServerState>>, body: Bytes) -> Respon
     fields.int("rerank_top_k", 50, 1, 100);
     fields.float("diversity", 0.0, 1.0);
     let full = fields.boolean("full_content", false);
-    let ranking = ranking(&mut fields);
+    let ranking = ranking(
+        &mut fields,
+        state.knowledge.kb.has_embedder(),
+        state.knowledge.settings.hybrid_alpha,
+    );
     if let Err(response) = fields.finish() {
         return response;
     }
@@ -172,7 +212,7 @@ pub async fn query(State(state): State<Arc<ServerState>>, body: Bytes) -> Respon
         use_cache,
         with_snippets: false,
     };
-    match state.knowledge.search(&request) {
+    match heavy(ranking, || state.knowledge.search(&request)) {
         Ok(outcome) => {
             record_query(&state, started, outcome.cached, true);
             let results: Vec<QueryResult<'_>> = outcome
@@ -213,7 +253,11 @@ pub async fn query_paginated(State(state): State<Arc<ServerState>>, body: Bytes)
     fields.int("rerank_top_k", 50, 1, 100);
     fields.float("diversity", 0.0, 1.0);
     let full = fields.boolean("full_content", false);
-    let ranking = ranking(&mut fields);
+    let ranking = ranking(
+        &mut fields,
+        state.knowledge.kb.has_embedder(),
+        state.knowledge.settings.hybrid_alpha,
+    );
     if let Err(response) = fields.finish() {
         return response;
     }
@@ -229,7 +273,7 @@ pub async fn query_paginated(State(state): State<Arc<ServerState>>, body: Bytes)
         use_cache,
         with_snippets: false,
     };
-    let outcome = match state.knowledge.search(&request) {
+    let outcome = match heavy(ranking, || state.knowledge.search(&request)) {
         Ok(outcome) => outcome,
         Err(err) => {
             record_query(&state, started, false, false);
@@ -575,6 +619,10 @@ pub async fn stats(State(state): State<Arc<ServerState>>) -> Response {
             "total_queries": cache.hits + cache.misses,
             "chunks": stats.chunks,
             "generation": stats.generation,
+            "vectors": stats.vectors,
+            "embedding_model": stats.embedding_model,
+            "query_embedding_cache_hits": stats.query_vector_hits,
+            "query_embedding_cache_misses": stats.query_vector_misses,
         }),
     )
 }

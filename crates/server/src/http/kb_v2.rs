@@ -224,11 +224,18 @@ struct ProjectQuery {
     query: String,
     limit: usize,
     use_cache: bool,
+    ranking: Ranking,
 }
 
-fn project_query(body: &[u8]) -> Result<ProjectQuery, Response> {
+/// Projects use the model of the main knowledge base (one configuration).
+fn project_query(body: &[u8], state: &ServerState) -> Result<ProjectQuery, Response> {
     let map = object(body)?;
     let mut fields = Fields::new(&map);
+    let ranking = super::kb_v1::ranking(
+        &mut fields,
+        state.knowledge.kb.has_embedder(),
+        state.knowledge.settings.hybrid_alpha,
+    );
     let query = check_query(&mut fields, "query");
     let use_cache = fields.boolean("use_cache", true);
     let limit = fields.int("limit", 10, 1, 100) as usize;
@@ -240,6 +247,7 @@ fn project_query(body: &[u8]) -> Result<ProjectQuery, Response> {
         query: query.unwrap_or_default(),
         limit,
         use_cache,
+        ranking,
     })
 }
 
@@ -249,7 +257,7 @@ pub async fn query(
     UrlPath(id): UrlPath<String>,
     body: Bytes,
 ) -> Response {
-    let request = match project_query(&body) {
+    let request = match project_query(&body, &state) {
         Ok(request) => request,
         Err(response) => return response,
     };
@@ -260,7 +268,7 @@ pub async fn query(
     let started = Instant::now();
     let search = SearchRequest {
         query: &request.query,
-        ranking: Ranking::Bm25,
+        ranking: request.ranking,
         limit: request.limit,
         offset: 0,
         with_content: false,
@@ -268,7 +276,7 @@ pub async fn query(
         use_cache: request.use_cache,
         with_snippets: false,
     };
-    let outcome = kb.search(&search);
+    let outcome = super::kb_v1::heavy(search.ranking, || kb.search(&search));
     let status = if outcome.is_ok() { "success" } else { "error" };
     state.metrics.add(
         "kb_project_queries_total",
@@ -332,7 +340,7 @@ pub async fn query_stream(
     UrlPath(id): UrlPath<String>,
     body: Bytes,
 ) -> Response {
-    let request = match project_query(&body) {
+    let request = match project_query(&body, &state) {
         Ok(request) => request,
         Err(response) => return response,
     };
@@ -346,7 +354,7 @@ pub async fn query_stream(
     )];
     let search = SearchRequest {
         query: &request.query,
-        ranking: Ranking::Bm25,
+        ranking: request.ranking,
         limit: request.limit,
         offset: 0,
         with_content: false,
@@ -354,7 +362,7 @@ pub async fn query_stream(
         use_cache: request.use_cache,
         with_snippets: false,
     };
-    match kb.search(&search) {
+    match super::kb_v1::heavy(search.ranking, || kb.search(&search)) {
         Ok(outcome) => {
             for (index, hit) in outcome.results.hits.iter().enumerate() {
                 let meta: Value = metadata
