@@ -40,6 +40,13 @@ pub struct Corpus {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Ingest {
+    /// Chunks run through the embedding model and the seconds that took (0 without a model).
+    #[serde(default)]
+    pub embedded_chunks: usize,
+    #[serde(default)]
+    pub embedding_seconds: f64,
+    #[serde(default)]
+    pub embedded_chunks_per_second: f64,
     pub documents: usize,
     pub chunks: u64,
     pub bytes: u64,
@@ -121,9 +128,25 @@ pub struct Report {
     pub corpus_scalability: Vec<SizePoint>,
     #[serde(default)]
     pub pattern_engine: Vec<PatternPoint>,
+    /// The ranking of every query section (`keyword`, `vector`, `hybrid`).
+    #[serde(default)]
+    pub mode: String,
+    /// Vector / hybrid queries with a fresh and with a cached query embedding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector: Option<VectorLatency>,
     /// Measured against a running server (`--url`), by the CLI.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub http: Vec<HttpRun>,
+}
+
+/// Queries that need the query's embedding: computed for each query (a text never seen), or
+/// taken from the query-embedding cache (the result cache is bypassed in both).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct VectorLatency {
+    pub mode: String,
+    pub model: String,
+    pub fresh_embedding: Latency,
+    pub cached_embedding: Latency,
 }
 
 /// One HTTP workload at one concurrency.
@@ -139,8 +162,11 @@ pub struct HttpRun {
 }
 
 /// What to run.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Plan {
+    /// How queries are ranked (vector and hybrid need `embedder`).
+    pub ranking: Ranking,
+    pub embedder: Option<Arc<dyn mneme_kb::Embedder>>,
     pub iterations: usize,
     pub queries_per_worker: usize,
     pub concurrent_workers: Vec<usize>,
@@ -149,9 +175,22 @@ pub struct Plan {
     pub seed: u64,
 }
 
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("ranking", &self.ranking)
+            .field("embedder", &self.embedder.as_ref().map(|e| e.fingerprint()))
+            .field("iterations", &self.iterations)
+            .field("queries_per_worker", &self.queries_per_worker)
+            .finish()
+    }
+}
+
 impl Default for Plan {
     fn default() -> Plan {
         Plan {
+            ranking: Ranking::Bm25,
+            embedder: None,
             iterations: 200,
             queries_per_worker: 500,
             concurrent_workers: vec![5, 10],
@@ -234,10 +273,10 @@ pub fn memory() -> Memory {
     }
 }
 
-fn request(query: &str, use_cache: bool) -> SearchRequest<'_> {
+fn request(ranking: Ranking, query: &str, use_cache: bool) -> SearchRequest<'_> {
     SearchRequest {
         query,
-        ranking: Ranking::Bm25,
+        ranking,
         limit: 10,
         offset: 0,
         with_content: false,
@@ -249,6 +288,7 @@ fn request(query: &str, use_cache: bool) -> SearchRequest<'_> {
 
 /// Times `iterations` queries cycling through `queries`.
 fn latencies(
+    ranking: Ranking,
     kb: &KnowledgeBase,
     queries: &[String],
     iterations: usize,
@@ -259,7 +299,7 @@ fn latencies(
         .map(|i| {
             let query = &queries[i % queries.len()];
             let started = Instant::now();
-            let _ = kb.search(&request(query, use_cache));
+            let _ = kb.search(&request(ranking, query, use_cache));
             progress.step();
             started.elapsed()
         })
@@ -268,6 +308,7 @@ fn latencies(
 
 /// `workers` threads each running `per_worker` uncached queries.
 fn throughput(
+    ranking: Ranking,
     kb: &KnowledgeBase,
     queries: &[String],
     workers: usize,
@@ -280,7 +321,7 @@ fn throughput(
             scope.spawn(move || {
                 for i in 0..per_worker {
                     let query = &queries[(w * 7919 + i) % queries.len()];
-                    let _ = kb.search(&request(query, false));
+                    let _ = kb.search(&request(ranking, query, false));
                 }
             });
         }
@@ -296,6 +337,49 @@ fn throughput(
         elapsed_seconds: (elapsed * 1000.0).round() / 1000.0,
         workers,
         use_cache: false,
+    }
+}
+
+/// Vector or hybrid query latency with a query text never seen (its embedding is computed)
+/// and with the same texts again (embeddings from their cache); the result cache is off.
+fn vector_latency(
+    kb: &KnowledgeBase,
+    queries: &[String],
+    plan: &Plan,
+    progress: &dyn Progress,
+) -> VectorLatency {
+    let count = plan.iterations.clamp(1, 200);
+    // Distinct texts: the generated queries, then numbered variants of them.
+    let texts: Vec<String> = (0..count)
+        .map(|i| {
+            let base = &queries[i % queries.len()];
+            if i < queries.len() {
+                format!("{base} ({i})")
+            } else {
+                format!("{base} {i}")
+            }
+        })
+        .collect();
+    let run = |progress: &dyn Progress| -> Vec<Duration> {
+        texts
+            .iter()
+            .map(|q| {
+                let started = Instant::now();
+                let _ = kb.search(&request(plan.ranking, q, false));
+                progress.step();
+                started.elapsed()
+            })
+            .collect()
+    };
+    progress.phase("queries with a fresh embedding", count as u64);
+    let fresh = run(progress);
+    progress.phase("queries with a cached embedding", count as u64);
+    let cached = run(progress);
+    VectorLatency {
+        mode: plan.ranking.name().to_owned(),
+        model: kb.stats().embedding_model.unwrap_or_default(),
+        fresh_embedding: Latency::of(&fresh),
+        cached_embedding: Latency::of(&cached),
     }
 }
 
@@ -316,13 +400,18 @@ pub fn measure_kb(
         return;
     }
     // Page the index in, as a running server would have.
+    let ranking = plan.ranking;
+    report.mode = ranking.name().to_owned();
     for query in queries {
-        let _ = kb.search(&request(query, false));
+        let _ = kb.search(&request(ranking, query, false));
+    }
+    if ranking.uses_vectors() {
+        report.vector = Some(vector_latency(kb, queries, plan, progress));
     }
     kb.clear_cache();
     let before = kb.stats().cache;
     progress.phase("uncached queries", plan.iterations as u64);
-    let uncached = latencies(kb, queries, plan.iterations, false, progress);
+    let uncached = latencies(ranking, kb, queries, plan.iterations, false, progress);
     report.query_latency = Latency::of(&uncached);
     progress.phase("cached queries", plan.iterations as u64);
     // The first pass over the queries fills the cache (misses), then every lookup hits.
@@ -330,11 +419,11 @@ pub fn measure_kb(
         .iter()
         .map(|q| {
             let started = Instant::now();
-            let _ = kb.search(&request(q, true));
+            let _ = kb.search(&request(ranking, q, true));
             started.elapsed()
         })
         .collect();
-    let cached = latencies(kb, queries, plan.iterations, true, progress);
+    let cached = latencies(ranking, kb, queries, plan.iterations, true, progress);
     report.cached_query_latency = Latency::of(&cached);
     let after = kb.stats().cache;
     let hits = after.hits - before.hits;
@@ -368,12 +457,18 @@ pub fn measure_kb(
         (1 + plan.concurrent_workers.iter().sum::<usize>()
             + plan.scalability_workers.iter().sum::<usize>()) as u64,
     );
-    report.throughput_sequential =
-        throughput(kb, queries, 1, plan.queries_per_worker * 2, progress);
+    report.throughput_sequential = throughput(
+        ranking,
+        kb,
+        queries,
+        1,
+        plan.queries_per_worker * 2,
+        progress,
+    );
     report.throughput_concurrent = plan
         .concurrent_workers
         .iter()
-        .map(|&w| throughput(kb, queries, w, plan.queries_per_worker, progress))
+        .map(|&w| throughput(ranking, kb, queries, w, plan.queries_per_worker, progress))
         .collect();
     report.scalability = Scalability {
         worker_counts: plan.scalability_workers.clone(),
@@ -381,7 +476,8 @@ pub fn measure_kb(
             .scalability_workers
             .iter()
             .map(|&w| {
-                throughput(kb, queries, w, plan.queries_per_worker, progress).queries_per_second
+                throughput(ranking, kb, queries, w, plan.queries_per_worker, progress)
+                    .queries_per_second
             })
             .collect(),
     };
@@ -393,6 +489,7 @@ pub fn synthetic_kb(
     dir: &Path,
     documents: usize,
     config: mneme_kb::KbConfig,
+    embedder: Option<Arc<dyn mneme_kb::Embedder>>,
     seed: u64,
     progress: &dyn Progress,
 ) -> mneme_kb::Result<(KnowledgeBase, Vec<String>, Ingest)> {
@@ -401,16 +498,53 @@ pub fn synthetic_kb(
         .map_err(|err| mneme_kb::Error::Corrupt(format!("writing the synthetic corpus: {err}")))?;
     progress.phase("ingesting", documents as u64);
     let kb = KnowledgeBase::open(&dir.join("index"), config)?;
+    let kb = match embedder {
+        Some(model) => kb.with_embedder(model),
+        None => kb,
+    };
     let started = Instant::now();
-    struct Steps<'a>(&'a dyn Progress);
+    struct Steps<'a> {
+        progress: &'a dyn Progress,
+        embedding: std::sync::Mutex<(Option<Instant>, Option<Duration>)>,
+    }
     impl mneme_kb::IngestProgress for Steps<'_> {
         fn advanced(&self, _path: &Path, _bytes: u64) {
-            self.0.step();
+            self.progress.step();
+        }
+        fn embedding(&self, chunks: usize) {
+            self.progress.phase("embedding chunks", chunks as u64);
+            self.embedding.lock().unwrap().0 = Some(Instant::now());
+        }
+        fn embedded(&self, n: usize) {
+            for _ in 0..n {
+                self.progress.step();
+            }
+        }
+        fn before_commit(&self) {
+            let mut timing = self.embedding.lock().unwrap();
+            timing.1 = timing.0.map(|t| t.elapsed());
         }
     }
-    let report = kb.ingest(&[knowledge], IngestOptions::default(), &Steps(progress))?;
+    let steps = Steps {
+        progress,
+        embedding: std::sync::Mutex::new((None, None)),
+    };
+    let report = kb.ingest(&[knowledge], IngestOptions::default(), &steps)?;
     let elapsed = started.elapsed().as_secs_f64();
+    let embedding_seconds = steps
+        .embedding
+        .lock()
+        .unwrap()
+        .1
+        .map_or(0.0, |d| d.as_secs_f64());
     let ingest = Ingest {
+        embedded_chunks: report.embedded,
+        embedding_seconds: (embedding_seconds * 1000.0).round() / 1000.0,
+        embedded_chunks_per_second: if embedding_seconds > 0.0 {
+            (report.embedded as f64 / embedding_seconds * 10.0).round() / 10.0
+        } else {
+            0.0
+        },
         documents: report.documents,
         chunks: report.chunks,
         bytes,
@@ -433,15 +567,29 @@ pub fn corpus_scalability(
     let mut out = Vec::new();
     for &size in sizes {
         let sub = dir.join(format!("size-{size}"));
-        let (kb, queries, _) = synthetic_kb(&sub, size, config.clone(), plan.seed, progress)?;
+        let (kb, queries, _) = synthetic_kb(
+            &sub,
+            size,
+            config.clone(),
+            plan.embedder.clone(),
+            plan.seed,
+            progress,
+        )?;
         for query in &queries {
-            let _ = kb.search(&request(query, false));
+            let _ = kb.search(&request(plan.ranking, query, false));
         }
         progress.phase(
             &format!("queries at {size} documents"),
             plan.iterations as u64,
         );
-        let latency = Latency::of(&latencies(&kb, &queries, plan.iterations, false, progress));
+        let latency = Latency::of(&latencies(
+            plan.ranking,
+            &kb,
+            &queries,
+            plan.iterations,
+            false,
+            progress,
+        ));
         out.push(SizePoint {
             documents: size,
             p50_ms: latency.p50_ms,

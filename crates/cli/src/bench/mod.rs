@@ -29,6 +29,13 @@ pub enum Format {
     Html,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchMode {
+    Keyword,
+    Vector,
+    Hybrid,
+}
+
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Report format.
@@ -45,6 +52,10 @@ pub struct BenchArgs {
     /// warming queries].
     #[arg(long, value_name = "FILE")]
     pub queries: Option<PathBuf>,
+    /// How every query is ranked; vector and hybrid need an embedding model (and embed the
+    /// synthetic corpus, which takes minutes for thousands of documents).
+    #[arg(long, value_enum, default_value = "keyword")]
+    pub mode: BenchMode,
     /// Timed queries per latency measurement (and predictions per pattern count).
     #[arg(long, default_value_t = 200, value_name = "N")]
     pub iterations: usize,
@@ -119,7 +130,27 @@ pub fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<ExitCode> {
             })
         })
         .transpose()?;
+    let embedder = mneme_app::embedder(&config.kb).map_err(|err| anyhow::anyhow!("{err}"))?;
+    let ranking = match args.mode {
+        BenchMode::Keyword => mneme_kb::Ranking::Bm25,
+        BenchMode::Vector => mneme_kb::Ranking::Vector,
+        BenchMode::Hybrid => mneme_kb::Ranking::Hybrid(mneme_kb::Fusion::Weighted(
+            mneme_kb::Alpha::new(config.kb.hybrid_alpha as f32).unwrap_or_default(),
+        )),
+    };
+    if ranking.uses_vectors() && embedder.is_none() {
+        anyhow::bail!(
+            "--mode {} needs an embedding model: run scripts/fetch-model, or set KB_EMBEDDING_MODEL to a sentence-transformers folder",
+            ranking.name()
+        );
+    }
     let plan = Plan {
+        ranking,
+        embedder: if ranking.uses_vectors() {
+            embedder
+        } else {
+            None
+        },
         iterations: args.iterations,
         pattern_counts: args.patterns.iter().copied().filter(|&n| n > 0).collect(),
         ..Plan::default()
@@ -138,6 +169,7 @@ pub fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<ExitCode> {
                 &scratch.path().join("main"),
                 documents,
                 engine.clone(),
+                plan.embedder.clone(),
                 plan.seed,
                 &bar,
             )

@@ -77,6 +77,35 @@ pub fn render(r: &Report) -> String {
             format!("{:.0}", ingest.docs_per_second),
         );
         item(&mut out, "MB/sec", format!("{:.1}", ingest.mb_per_second));
+        if ingest.embedded_chunks > 0 {
+            item(&mut out, "Embedded Chunks", ingest.embedded_chunks);
+            item(
+                &mut out,
+                "Embedding",
+                format!("{:.3}s", ingest.embedding_seconds),
+            );
+            item(
+                &mut out,
+                "Chunks/sec",
+                format!("{:.1}", ingest.embedded_chunks_per_second),
+            );
+        }
+    }
+    if !r.mode.is_empty() {
+        item(&mut out, "Query mode", &r.mode);
+    }
+    if let Some(v) = &r.vector {
+        section(
+            &mut out,
+            &format!("{} QUERY (fresh query embedding)", v.mode.to_uppercase()),
+        );
+        latency(&mut out, &v.fresh_embedding);
+        section(
+            &mut out,
+            &format!("{} QUERY (cached query embedding)", v.mode.to_uppercase()),
+        );
+        latency(&mut out, &v.cached_embedding);
+        item(&mut out, "Model", &v.model);
     }
 
     section(&mut out, "QUERY LATENCY (Uncached)");

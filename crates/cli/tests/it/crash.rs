@@ -146,3 +146,107 @@ fn kill_9_at_random_moments_of_large_ingests_never_damages_the_index() {
     );
     assert_eq!(check_consistent(work.path()).1, 1500);
 }
+
+/// The all-MiniLM-L6-v2 folder (scripts/test fetches it into the repository's `.mneme`).
+fn model_dir() -> std::path::PathBuf {
+    if let Some(dir) = std::env::var_os("MNEME_TEST_MODEL") {
+        return dir.into();
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.mneme/models/all-MiniLM-L6-v2");
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "the embedding model is missing: run scripts/fetch-model (scripts/test does) or set MNEME_TEST_MODEL"
+    );
+    dir
+}
+
+/// Vector-search answer of the CLI: the doc_ids, best first.
+fn vector_ids(work: &Path, query: &str) -> Vec<String> {
+    let out = run(mneme(work).env("KB_EMBEDDING_MODEL", model_dir()).args([
+        "query",
+        query,
+        "--mode",
+        "vector",
+        "--json",
+        "--no-cache",
+    ]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    json(&out)["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["doc_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn kill_9_while_embedding_keeps_the_previous_vectors() {
+    let work = tempfile::tempdir().unwrap();
+    write_files(
+        &work.path().join("docs"),
+        &[
+            (
+                "bread.md",
+                "# Sourdough\n\nFlour, water and salt rise overnight and bake in a hot oven.",
+            ),
+            (
+                "money.md",
+                "# Quarterly report\n\nRevenue grew by twelve percent this quarter.",
+            ),
+        ],
+    );
+    let first = run(mneme(work.path())
+        .env("KB_EMBEDDING_MODEL", model_dir())
+        .args(["ingest", "--json"]));
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(json(&first)["vectors"], 2);
+    assert_eq!(
+        vector_ids(work.path(), "baking at home")[0],
+        "docs/bread.md"
+    );
+
+    // A new document; the ingest embeds it, then is killed right before its commit.
+    write_files(
+        &work.path().join("docs"),
+        &[(
+            "music.md",
+            "# Librosa\n\nBeat tracking and tempo estimation for songs.",
+        )],
+    );
+    let marker = work.path().join("paused");
+    let child = mneme(work.path())
+        .env("KB_EMBEDDING_MODEL", model_dir())
+        .env("MNEME_TEST_PAUSE_BEFORE_COMMIT", &marker)
+        .arg("ingest")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !marker.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the ingest never reached its commit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kill9(child);
+    // Generation 1 and its vectors are intact: two documents, vector search works.
+    let ids = vector_ids(work.path(), "rhythm of songs");
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    // The next ingest embeds only the new document's chunk.
+    let again = run(mneme(work.path())
+        .env("KB_EMBEDDING_MODEL", model_dir())
+        .args(["ingest", "--json"]));
+    assert!(again.status.success(), "{}", stderr(&again));
+    let again = json(&again);
+    assert_eq!(
+        (again["embedded"].as_u64(), again["vectors"].as_u64()),
+        (Some(1), Some(3)),
+        "{again}"
+    );
+    assert_eq!(
+        vector_ids(work.path(), "rhythm of songs")[0],
+        "docs/music.md"
+    );
+}
