@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use candle_core::{DType, Module, Result, Tensor};
-use candle_nn::{LayerNorm, Linear};
+use candle_nn::LayerNorm;
 
 /// The fields of `config.json` the encoder needs.
 #[derive(Clone, Debug, serde::Deserialize)]
@@ -35,14 +35,51 @@ fn default_act() -> String {
     "gelu".into()
 }
 
+/// Inputs with at most this many rows (tokens in the batch) take the matrix-vector path.
+const SMALL_ROWS: usize = 64;
+
+/// A linear layer `x · Wᵀ + b`. For a few rows (a short query) it computes `(W · xᵀ)ᵀ`
+/// instead: gemm then reads the weights in place rather than packing the whole matrix on every
+/// call, which for a ten-token query cost more than the arithmetic (perf: 57 % of its time);
+/// single-query embedding went from 12.8 to 11 ms, close to the time of reading the weights.
+struct Dense {
+    weight: Tensor,
+    bias: Tensor,
+    inputs: usize,
+}
+
+impl Dense {
+    fn new(weight: Tensor, bias: Tensor) -> Result<Dense> {
+        let (_, inputs) = weight.dims2()?;
+        Ok(Dense {
+            weight,
+            bias,
+            inputs,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (m, k) = x.dims2()?;
+        if m > SMALL_ROWS || k != self.inputs {
+            return x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias);
+        }
+        // W · xᵀ: the weights are the left operand, which gemm reads in place.
+        self.weight
+            .matmul(&x.t()?)?
+            .t()?
+            .contiguous()?
+            .broadcast_add(&self.bias)
+    }
+}
+
 struct Layer {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    attention_out: Linear,
+    query: Dense,
+    key: Dense,
+    value: Dense,
+    attention_out: Dense,
     attention_norm: LayerNorm,
-    intermediate: Linear,
-    output: Linear,
+    intermediate: Dense,
+    output: Dense,
     output_norm: LayerNorm,
 }
 
@@ -82,10 +119,10 @@ impl Weights {
         name: &str,
         out: usize,
         input: usize,
-    ) -> std::result::Result<Linear, String> {
+    ) -> std::result::Result<Dense, String> {
         let weight = self.take(&format!("{name}.weight"), &[out, input])?;
         let bias = self.take(&format!("{name}.bias"), &[out])?;
-        Ok(Linear::new(weight, Some(bias)))
+        Dense::new(weight, bias).map_err(|err| format!("tensor {name}: {err}"))
     }
 
     fn norm(
