@@ -51,6 +51,9 @@ pub fn stats(knowledge: &Knowledge, config: &Config, args: &StatsArgs) -> anyhow
             "chunk_size": stats.settings.chunk.chunk_size,
             "chunk_overlap": stats.settings.chunk.chunk_overlap,
             "stemming": stats.settings.stemming,
+            "vectors": stats.vectors,
+            "embedding_model": stats.embedding_model,
+            "default_mode": mneme_app::default_ranking(&knowledge.kb, &config.kb).name(),
         });
         println!("{}", json_line(&json));
         return Ok(ExitCode::SUCCESS);
@@ -73,6 +76,19 @@ pub fn stats(knowledge: &Knowledge, config: &Config, args: &StatsArgs) -> anyhow
             format!("{} of {} ({utilization})", cache.entries, cache.capacity),
         ),
         ("last access", human_age(process.last_access)),
+        (
+            "embedding model",
+            match &stats.embedding_model {
+                Some(model) => format!("{model} ({} chunk vectors)", stats.vectors),
+                None => "none: keyword search only (scripts/fetch-model adds one)".to_owned(),
+            },
+        ),
+        (
+            "default query mode",
+            mneme_app::default_ranking(&knowledge.kb, &config.kb)
+                .name()
+                .to_owned(),
+        ),
         ("knowledge dirs", dirs.join(", ")),
         (
             "index",

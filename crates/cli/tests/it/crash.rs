@@ -200,6 +200,17 @@ fn kill_9_while_embedding_keeps_the_previous_vectors() {
         .args(["ingest", "--json"]));
     assert!(first.status.success(), "{}", stderr(&first));
     assert_eq!(json(&first)["vectors"], 2);
+    let stats = json(&run(mneme(work.path())
+        .env("KB_EMBEDDING_MODEL", model_dir())
+        .args(["stats", "--json"])));
+    assert_eq!(
+        (stats["vectors"].as_u64(), stats["default_mode"].as_str()),
+        (Some(2), Some("hybrid")),
+        "{stats}"
+    );
+    // Without the setting (and no model in the data directory) it is keyword search.
+    let stats = json(&run(mneme(work.path()).args(["stats", "--json"])));
+    assert_eq!(stats["default_mode"], "keyword", "{stats}");
     assert_eq!(
         vector_ids(work.path(), "baking at home")[0],
         "docs/bread.md"
