@@ -532,6 +532,9 @@ fn process(ctx: &WorkerCtx<'_>, candidate: &Candidate) -> Outcome {
     }
 }
 
+/// Texts handed to the model per call.
+const EMBED_GROUP: usize = 4096;
+
 /// The vector table of the next generation: the current one (when it was made by the same
 /// model and this is no rebuild) without the rows of `dropped` documents, plus vectors for the
 /// chunks of `indexed` documents and of any live document that has none yet. Chunk texts that
@@ -603,13 +606,15 @@ fn embed_chunks(
         }
     }
     progress.embedding(queue.len());
-    let computed = if queue.is_empty() {
-        Vec::new()
-    } else {
-        embedder
-            .embed(&queue, &|n| progress.embedded(n))
-            .map_err(Error::Embedding)?
-    };
+    // In groups, so that the model's token buffers stay bounded on large corpora.
+    let mut computed = Vec::with_capacity(queue.len());
+    for group in queue.chunks(EMBED_GROUP) {
+        computed.extend(
+            embedder
+                .embed(group, &|n| progress.embedded(n))
+                .map_err(Error::Embedding)?,
+        );
+    }
     if computed.len() != queue.len() || computed.iter().any(|v| v.len() != embedder.dim()) {
         return Err(Error::Embedding(format!(
             "the model returned {} vectors for {} texts (or of the wrong length)",
