@@ -157,9 +157,9 @@ pub fn embedder(settings: &KbSettings) -> mneme_kb::Result<Option<Arc<dyn mneme_
 }
 
 /// The ranking a query gets when it names none: hybrid with the configured alpha when a model
-/// is configured (KnowledgeBeast's default), keyword otherwise.
+/// is configured and the index has been embedded (KnowledgeBeast's default), keyword otherwise.
 pub fn default_ranking(kb: &KnowledgeBase, settings: &KbSettings) -> Ranking {
-    if kb.has_embedder() {
+    if kb.has_embedder() && kb.has_vectors() {
         Ranking::Hybrid(mneme_kb::Fusion::Weighted(
             mneme_kb::Alpha::new(settings.hybrid_alpha as f32).unwrap_or_default(),
         ))

@@ -69,7 +69,7 @@ pub fn ranking(knowledge: &Knowledge, args: &QueryArgs) -> Ranking {
         Some(Mode::Terms) => Ranking::Terms,
         Some(Mode::Vector) => Ranking::Vector,
         Some(Mode::Hybrid) => hybrid(),
-        None if knowledge.kb.has_embedder() => hybrid(),
+        None if knowledge.kb.has_embedder() && knowledge.kb.has_vectors() => hybrid(),
         None => Ranking::Bm25,
     }
 }

@@ -163,6 +163,12 @@ impl KnowledgeBase {
         self.embedder.is_some()
     }
 
+    /// Whether the current generation has chunk vectors (a model is configured and an ingest
+    /// has embedded the documents).
+    pub fn has_vectors(&self) -> bool {
+        self.snapshot().vectors.is_some()
+    }
+
     /// The embedding of a query, from the query-vector cache when possible.
     pub fn query_vector(&self, query: &str) -> Result<Arc<Vec<f32>>> {
         let embedder = self.embedder.as_ref().ok_or_else(|| {
@@ -237,6 +243,19 @@ impl KnowledgeBase {
                 cached: true,
             });
         }
+        // Hybrid on an index without vectors yet (before the first ingest with the model
+        // finishes) is its keyword side, as KnowledgeBeast degrades to keyword search.
+        let degraded;
+        let request = if matches!(request.ranking, Ranking::Hybrid(_)) && snapshot.vectors.is_none()
+        {
+            degraded = SearchRequest {
+                ranking: Ranking::Bm25,
+                ..*request
+            };
+            &degraded
+        } else {
+            request
+        };
         let query_vector = if request.ranking.uses_vectors() {
             let vector = self.query_vector(request.query)?;
             if let (Some(table), Some(embedder)) = (&snapshot.vectors, &self.embedder) {

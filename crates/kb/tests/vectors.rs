@@ -664,16 +664,17 @@ fn vector_ranking_without_a_model_names_the_setting() {
     let fx = fixture();
     let kb = open(&fx.index, None);
     ingest(&kb, &fx.docs);
-    for ranking in [Ranking::Vector, weighted(0.5), rrf(0.5)] {
-        let err = kb.search(&request("planets", ranking, 5)).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::NoVectors);
-        assert!(err.to_string().contains("KB_EMBEDDING_MODEL"), "{err}");
+    let err = kb
+        .search(&request("planets", Ranking::Vector, 5))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NoVectors);
+    assert!(err.to_string().contains("KB_EMBEDDING_MODEL"), "{err}");
+    // Keyword search is unaffected, and hybrid degrades to it (as KnowledgeBeast does).
+    let keyword = search(&kb, "planets", Ranking::Bm25, 5);
+    assert_eq!(ids(&keyword), ["docs/astronomy.md"]);
+    for ranking in [weighted(0.5), rrf(0.5)] {
+        assert_eq!(search(&kb, "planets", ranking, 5), keyword);
     }
-    // Keyword search is unaffected.
-    assert_eq!(
-        ids(&search(&kb, "planets", Ranking::Bm25, 5)),
-        ["docs/astronomy.md"]
-    );
 
     // A model but an index without vectors (not yet ingested with it) also says what to do.
     drop(kb);
@@ -684,6 +685,8 @@ fn vector_ranking_without_a_model_names_the_setting() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NoVectors);
     assert!(err.to_string().contains("KB_EMBEDDING_MODEL"), "{err}");
+    assert!(!kb.has_vectors());
+    assert_eq!(search(&kb, "planets", weighted(0.7), 5), keyword);
 }
 
 #[test]

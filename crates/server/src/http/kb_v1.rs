@@ -194,7 +194,7 @@ pub async fn query(State(state): State<Arc<ServerState>>, body: Bytes) -> Respon
     let full = fields.boolean("full_content", false);
     let ranking = ranking(
         &mut fields,
-        state.knowledge.kb.has_embedder(),
+        state.knowledge.kb.has_embedder() && state.knowledge.kb.has_vectors(),
         state.knowledge.settings.hybrid_alpha,
     );
     if let Err(response) = fields.finish() {
@@ -255,7 +255,7 @@ pub async fn query_paginated(State(state): State<Arc<ServerState>>, body: Bytes)
     let full = fields.boolean("full_content", false);
     let ranking = ranking(
         &mut fields,
-        state.knowledge.kb.has_embedder(),
+        state.knowledge.kb.has_embedder() && state.knowledge.kb.has_vectors(),
         state.knowledge.settings.hybrid_alpha,
     );
     if let Err(response) = fields.finish() {
