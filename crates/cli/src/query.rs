@@ -35,6 +35,12 @@ pub fn run(knowledge: &Knowledge, args: &QueryArgs) -> anyhow::Result<ExitCode> 
 /// first (KnowledgeBeast ingests on first use too).
 fn ensure_ingested(knowledge: &Knowledge) -> anyhow::Result<()> {
     if knowledge.kb.generation() > 0 {
+        if knowledge.kb.has_embedder() && !knowledge.kb.has_vectors() {
+            eprintln!(
+                "note: an embedding model is configured but this index has no vectors yet; \
+                 keyword search until `mneme ingest` embeds it"
+            );
+        }
         return Ok(());
     }
     let dirs = knowledge.knowledge_dirs();
