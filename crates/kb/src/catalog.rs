@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -15,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::chunk::ChunkConfig;
 use crate::convert::Format;
 use crate::error::{Error, Result};
+use crate::files;
 
 const MAGIC: &[u8; 8] = b"MNEMECAT";
 /// Bumped whenever the serialized layout changes; older layouts are read by `load`.
@@ -256,15 +256,7 @@ impl Catalog {
         bytes.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&body).to_le_bytes());
 
         let path = catalog_path(dir, self.generation);
-        let tmp = path.with_extension("bin.tmp");
-        let io = |err: std::io::Error| Error::io(format!("writing {}", tmp.display()), err);
-        let mut file = fs::File::create(&tmp).map_err(io)?;
-        file.write_all(&bytes).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        drop(file);
-        fs::rename(&tmp, &path)
-            .map_err(|err| Error::io(format!("renaming {}", tmp.display()), err))?;
-        sync_dir(dir)?;
+        files::write_durably(dir, &path, &bytes)?;
         Ok(path)
     }
 
@@ -327,27 +319,5 @@ impl Catalog {
 }
 
 pub(crate) fn catalog_path(dir: &Path, generation: u64) -> PathBuf {
-    dir.join(format!("catalog-{generation:06}.bin"))
-}
-
-/// Deletes catalog files of every generation but `keep` (left behind by earlier commits or by
-/// a crash between writing a catalog and committing it).
-pub(crate) fn remove_stale(dir: &Path, keep: u64) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    let keep_name = catalog_path(dir, keep);
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with("catalog-") && entry.path() != keep_name {
-            let _ = fs::remove_file(entry.path());
-        }
-    }
-}
-
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|err| Error::io(format!("syncing {}", dir.display()), err))
+    files::generation_file(dir, files::CATALOG, generation)
 }

@@ -19,16 +19,17 @@ use std::sync::Arc;
 use rayon::prelude::*;
 use tantivy::{IndexWriter, TantivyDocument, Term};
 
-use crate::catalog::{self, Catalog, DocEntry, IndexSettings};
+use crate::catalog::{Catalog, DocEntry, IndexSettings};
 use crate::chunk::chunk_text;
 use crate::convert::{self, Problem, ProblemKind};
 use crate::engine::KnowledgeBase;
 use crate::engine::Snapshot;
 use crate::error::{Error, Result};
+use crate::files;
 use crate::index::{self, Fields};
 use crate::search;
 use crate::text;
-use crate::vectors::{self, Embedder, Row, VectorTable, text_hash};
+use crate::vectors::{Embedder, Row, VectorTable, text_hash};
 use crate::walk::{self, Candidate};
 
 /// Bump when a converter's output changes: documents are then converted again.
@@ -342,8 +343,7 @@ fn run_walked(
         prepared.set_payload(&index::payload(next.generation));
         prepared.commit()?;
         writer.wait_merging_threads()?;
-        catalog::remove_stale(&kb.dir, next.generation);
-        vectors::remove_stale(&kb.dir, next.generation);
+        files::remove_stale(&kb.dir, next.generation);
         kb.install(Arc::new(next), vectors.map(Arc::new))?;
         report.committed = true;
     } else {

@@ -48,6 +48,7 @@ mod chunk;
 pub mod convert;
 mod engine;
 mod error;
+mod files;
 mod hybrid;
 mod index;
 mod ingest;

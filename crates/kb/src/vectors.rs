@@ -12,14 +12,13 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use mneme_vector::{Hit as VectorHit, Index as AnnIndex, IndexConfig, Vectors};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::sync_dir;
 use crate::error::{Error, Result};
+use crate::files;
 
 const MAGIC: &[u8; 8] = b"MNEMEVEC";
 const FORMAT: u32 = 1;
@@ -234,15 +233,7 @@ impl VectorTable {
         bytes.extend_from_slice(&sum.to_le_bytes());
 
         let path = vectors_path(dir, self.generation);
-        let tmp = path.with_extension("bin.tmp");
-        let io = |err: std::io::Error| Error::io(format!("writing {}", tmp.display()), err);
-        let mut file = fs::File::create(&tmp).map_err(io)?;
-        file.write_all(&bytes).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        drop(file);
-        fs::rename(&tmp, &path)
-            .map_err(|err| Error::io(format!("renaming {}", tmp.display()), err))?;
-        sync_dir(dir)?;
+        files::write_durably(dir, &path, &bytes)?;
         Ok(path)
     }
 
@@ -311,19 +302,5 @@ impl VectorTable {
 }
 
 pub(crate) fn vectors_path(dir: &Path, generation: u64) -> PathBuf {
-    dir.join(format!("vectors-{generation:06}.bin"))
-}
-
-/// Deletes vector tables of every generation but `keep`.
-pub(crate) fn remove_stale(dir: &Path, keep: u64) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    let keep_name = vectors_path(dir, keep);
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with("vectors-") && entry.path() != keep_name {
-            let _ = fs::remove_file(entry.path());
-        }
-    }
+    files::generation_file(dir, files::VECTORS, generation)
 }
