@@ -385,6 +385,22 @@ fn fingerprint(
     format!("{name}:{dim}:{pooling:?}:{normalize}:{max_seq_length}:{weights}")
 }
 
+/// The model folder the test suites use: `MNEME_TEST_MODEL`, else the all-MiniLM-L6-v2 that
+/// `scripts/fetch-model` puts in the repository's `.mneme` (`scripts/test` runs it first).
+/// Panics with how to get it when it is missing, so that model tests never skip silently.
+#[doc(hidden)]
+pub fn test_model_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("MNEME_TEST_MODEL") {
+        return PathBuf::from(dir);
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.mneme/models/all-MiniLM-L6-v2");
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "the embedding model is missing: run scripts/fetch-model (scripts/test does) or set MNEME_TEST_MODEL"
+    );
+    dir
+}
+
 /// Cosine similarity of two vectors (the dot product when both are unit vectors).
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let (mut dot, mut na, mut nb) = (0f32, 0f32, 0f32);

@@ -3,21 +3,7 @@
 
 use std::path::PathBuf;
 
-use mneme_embed::Embedder;
-
-/// The model folder: `MNEME_TEST_MODEL`, else the one scripts/fetch-model puts in `.mneme`.
-fn model_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("MNEME_TEST_MODEL") {
-        return PathBuf::from(dir);
-    }
-    let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.mneme/models/all-MiniLM-L6-v2");
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "the embedding model is missing: run scripts/fetch-model (scripts/test does) or set MNEME_TEST_MODEL"
-    );
-    dir
-}
+use mneme_embed::{Embedder, test_model_dir as model_dir};
 
 struct Case {
     text: String,

@@ -5,8 +5,9 @@
 mod support;
 
 use mneme_app::EmbeddingModel;
+use mneme_embed::test_model_dir as model_dir;
 use serde_json::{Value, json};
-use support::{TestServer, model_dir};
+use support::TestServer;
 
 fn docs() -> Vec<(&'static str, &'static str)> {
     vec![

@@ -5,6 +5,8 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use mneme_embed::test_model_dir as model_dir;
+
 use crate::{json, mneme, run, stderr, synthetic_corpus, write_files};
 
 /// Starts `mneme ingest` paused right before its commit (the test hook) and waits for the
@@ -145,19 +147,6 @@ fn kill_9_at_random_moments_of_large_ingests_never_damages_the_index() {
         "a later ingest works"
     );
     assert_eq!(check_consistent(work.path()).1, 1500);
-}
-
-/// The all-MiniLM-L6-v2 folder (scripts/test fetches it into the repository's `.mneme`).
-fn model_dir() -> std::path::PathBuf {
-    if let Some(dir) = std::env::var_os("MNEME_TEST_MODEL") {
-        return dir.into();
-    }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.mneme/models/all-MiniLM-L6-v2");
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "the embedding model is missing: run scripts/fetch-model (scripts/test does) or set MNEME_TEST_MODEL"
-    );
-    dir
 }
 
 /// Vector-search answer of the CLI: the doc_ids, best first.

@@ -350,18 +350,3 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
     out
 }
-
-/// The all-MiniLM-L6-v2 folder: `MNEME_TEST_MODEL`, else the one scripts/fetch-model puts in
-/// the repository's `.mneme` (scripts/test fetches it first).
-pub fn model_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("MNEME_TEST_MODEL") {
-        return PathBuf::from(dir);
-    }
-    let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.mneme/models/all-MiniLM-L6-v2");
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "the embedding model is missing: run scripts/fetch-model (scripts/test does) or set MNEME_TEST_MODEL"
-    );
-    dir
-}
