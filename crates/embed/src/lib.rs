@@ -70,21 +70,18 @@ impl std::fmt::Debug for Embedder {
 impl Embedder {
     /// Loads the sentence-transformers folder `dir`.
     pub fn load(dir: &Path) -> Result<Embedder, EmbedError> {
-        if !dir.is_dir() {
-            return Err(EmbedError::NotAFolder(dir.to_path_buf()));
-        }
-        let config: BertConfig = read_json(&dir.join("config.json"))?;
+        let Settings {
+            config,
+            pooling,
+            normalize,
+            max_seq_length,
+        } = Settings::read(dir)?;
         if config.model_type.as_deref().is_some_and(|t| t != "bert") {
             return Err(EmbedError::Unsupported(format!(
                 "model_type {:?} (only BERT encoders are supported)",
                 config.model_type.as_deref().unwrap_or("")
             )));
         }
-        let pooling = read_pooling(dir)?;
-        let normalize = read_normalize(dir)?;
-        let max_seq_length = read_max_seq_length(dir)?
-            .unwrap_or(config.max_position_embeddings)
-            .min(config.max_position_embeddings);
 
         let tokenizer_path = dir.join("tokenizer.json");
         let mut tokenizer =
@@ -150,20 +147,6 @@ impl Embedder {
     /// Tokens a text is cut to.
     pub fn max_seq_length(&self) -> usize {
         self.max_seq_length
-    }
-
-    /// A short identity of the model for stored vectors: a change of model or of its
-    /// settings invalidates them.
-    pub fn fingerprint(&self) -> String {
-        let weights = std::fs::metadata(self.dir.join("model.safetensors")).map_or(0, |m| m.len());
-        fingerprint(
-            &self.dir,
-            self.dim(),
-            self.pooling,
-            self.normalize,
-            self.max_seq_length,
-            weights,
-        )
     }
 
     /// Number of tokens `text` becomes (with `[CLS]` and `[SEP]`, after truncation).
@@ -343,15 +326,7 @@ pub struct ModelInfo {
 
 /// Checks that `dir` is a usable model folder and describes it, without loading the weights.
 pub fn describe(dir: &Path) -> Result<ModelInfo, EmbedError> {
-    if !dir.is_dir() {
-        return Err(EmbedError::NotAFolder(dir.to_path_buf()));
-    }
-    let config: BertConfig = read_json(&dir.join("config.json"))?;
-    let pooling = read_pooling(dir)?;
-    let normalize = read_normalize(dir)?;
-    let max_seq_length = read_max_seq_length(dir)?
-        .unwrap_or(config.max_position_embeddings)
-        .min(config.max_position_embeddings);
+    let settings = Settings::read(dir)?;
     for name in ["tokenizer.json", "model.safetensors"] {
         if !dir.join(name).is_file() {
             return Err(EmbedError::Missing(dir.join(name)));
@@ -359,30 +334,45 @@ pub fn describe(dir: &Path) -> Result<ModelInfo, EmbedError> {
     }
     let weights = std::fs::metadata(dir.join("model.safetensors")).map_or(0, |m| m.len());
     Ok(ModelInfo {
-        dim: config.hidden_size,
-        fingerprint: fingerprint(
-            dir,
-            config.hidden_size,
-            pooling,
-            normalize,
-            max_seq_length,
-            weights,
-        ),
+        dim: settings.config.hidden_size,
+        fingerprint: fingerprint(dir, &settings, weights),
     })
 }
 
-fn fingerprint(
-    dir: &Path,
-    dim: usize,
+/// What the folder's small configuration files say.
+struct Settings {
+    config: BertConfig,
     pooling: Pooling,
     normalize: bool,
     max_seq_length: usize,
-    weights: u64,
-) -> String {
+}
+
+impl Settings {
+    fn read(dir: &Path) -> Result<Settings, EmbedError> {
+        if !dir.is_dir() {
+            return Err(EmbedError::NotAFolder(dir.to_path_buf()));
+        }
+        let config: BertConfig = read_json(&dir.join("config.json"))?;
+        let max_seq_length = read_max_seq_length(dir)?
+            .unwrap_or(config.max_position_embeddings)
+            .min(config.max_position_embeddings);
+        Ok(Settings {
+            pooling: read_pooling(dir)?,
+            normalize: read_normalize(dir)?,
+            max_seq_length,
+            config,
+        })
+    }
+}
+
+fn fingerprint(dir: &Path, settings: &Settings, weights: u64) -> String {
     let name = dir
         .file_name()
         .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    format!("{name}:{dim}:{pooling:?}:{normalize}:{max_seq_length}:{weights}")
+    format!(
+        "{name}:{}:{:?}:{}:{}:{weights}",
+        settings.config.hidden_size, settings.pooling, settings.normalize, settings.max_seq_length
+    )
 }
 
 /// The model folder the test suites use: `MNEME_TEST_MODEL`, else the all-MiniLM-L6-v2 that
