@@ -13,7 +13,7 @@
 //! The passage of a fused hit is the best chunk of the side that gave it the larger share of
 //! its score. Ties are broken by doc_id, so answers are deterministic.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use tantivy::{DocAddress, Score};
 
@@ -94,13 +94,13 @@ fn vector_docs(
     loop {
         let nearest = table.nearest(query, window)?;
         let exhausted = nearest.len() < window;
-        let mut seen = HashMap::with_capacity(nearest.len());
+        let mut seen = HashSet::with_capacity(nearest.len());
         let mut docs = Vec::with_capacity(want);
         for hit in nearest {
             let Some(ord) = catalog.ord_of_key(hit.key) else {
                 continue;
             };
-            if seen.insert(ord, ()).is_none() {
+            if seen.insert(ord) {
                 docs.push((ord, hit));
             }
         }

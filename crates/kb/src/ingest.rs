@@ -623,13 +623,13 @@ fn embed_chunks(
         )));
     }
     report.embedded = queue.len();
-    let reused_vectors: Vec<Option<Vec<f32>>> = rows
-        .iter()
-        .map(|(_, id, _)| id.map(|id| table.vector(id).to_vec()))
-        .collect();
-    for ((row, _, slot), reused) in rows.iter().zip(reused_vectors) {
+    for (row, reused, slot) in &rows {
         match reused {
-            Some(vector) => table.push(*row, &vector)?,
+            // Copied out first: the table cannot lend a row while it grows.
+            Some(id) => {
+                let vector = table.vector(*id).to_vec();
+                table.push(*row, &vector)?;
+            }
             None => table.push(*row, &computed[*slot])?,
         }
         changed = true;
