@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use mneme_store::{KvSnapshot, WriteBatch};
 
 pub use records::Journal;
-pub(crate) use state::{NodeState, hex};
+pub(crate) use state::{Interner, NodeState, hex};
 pub use vectors::VectorError;
 
 use crate::error::{Error, Result};

@@ -8,24 +8,26 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
+use super::FuturePotential;
+use super::answer::{FullAnswer, Item, Metrics, Names};
 use super::blas::{Sparse, ddot, sparse_matvec, sparse_row_norm, sparse_self_dot};
-use super::full::{Draft, State, event_range};
-use super::{FullPrediction, FuturePotential, Prediction};
+use super::full::{Draft, State, event_range, flat_range};
 use crate::config::{PredictConfig, RankKey};
 use crate::node::NodeState;
-use crate::types::{Symbol, average_emotives};
+use crate::types::Symbol;
 
-pub(super) fn finish(
-    st: &NodeState,
-    state: &State<'_>,
+pub(super) fn finish<'a>(
+    st: &'a NodeState,
+    state: State<'a>,
     drafts: Vec<Draft>,
     weighted: bool,
     config: &PredictConfig,
-) -> (Vec<Prediction>, Vec<FuturePotential>) {
+) -> FullAnswer<'a> {
     let tu = st.total_unique_patterns;
     let tpf = st.total_unique_patterns;
     let ts = st.distinct_symbols as f64;
     let known = |s: u32| (s as usize) < st.symbols.len() && st.symbol_freq[s as usize] > 0;
+    let names = state.names(st);
 
     // P(s) = pmf / TU for every symbol matched or missing in the ensemble (0 if unknown).
     let mut probability: HashMap<u32, f64> = HashMap::default();
@@ -43,26 +45,20 @@ pub(super) fn finish(
     let p_of = |s: u32| probability.get(&s).copied().unwrap_or(0.0);
     let ensemble_frequency: u64 = drafts.iter().map(|d| d.frequency).sum();
 
-    let presents: Vec<Vec<u32>> = drafts
+    let presents: Vec<&[u32]> = drafts
         .iter()
-        .map(|d| {
-            let body = st.body(d.id);
-            let lens = st.event_lens_of(d.id);
-            d.present
-                .clone()
-                .flat_map(|e| body[event_range(lens, e)].iter().copied())
-                .collect()
-        })
+        .map(|d| &st.body(d.id)[flat_range(st.event_lens_of(d.id), &d.present)])
         .collect();
-    let distances = itfdf_distances(st, state, &presents, &p_of);
+    let distances = itfdf_distances(&state, names, &presents, &p_of);
 
     // KATO caches the conditional probability of a present under its *sorted* symbols, so a
     // later prediction whose present is a permutation of an earlier one reuses that value
     // (computed in the earlier order): reproduce that within the call.
     let mut conditional_cache: HashMap<Vec<u32>, f64> = HashMap::default();
-    let mut out: Vec<FullPrediction> = Vec::with_capacity(drafts.len());
+    let mut metrics: Vec<Metrics> = Vec::with_capacity(drafts.len());
+    let mut counts = Vec::new();
     for (i, draft) in drafts.iter().enumerate() {
-        let present = &presents[i];
+        let present = presents[i];
         let itfdf_similarity = if ensemble_frequency > 0 {
             1.0 - (distances[i] * draft.frequency as f64 / ensemble_frequency as f64)
         } else {
@@ -76,15 +72,15 @@ pub(super) fn finish(
         let confluence = if present.is_empty() {
             0.0
         } else {
-            let mut sorted = present.clone();
+            let mut sorted = present.to_vec();
             // Equal names are equal ids, so an unstable sort gives the same order.
-            sorted.sort_unstable_by(|a, b| state.name(st, *a).cmp(state.name(st, *b)));
+            sorted.sort_unstable_by(|a, b| names.get(*a).cmp(names.get(*b)));
             let conditional = *conditional_cache
                 .entry(sorted)
                 .or_insert_with(|| conditional_probability(present, &probability));
             p_e_h * (1.0 - conditional)
         };
-        let counts = first_occurrence_counts(present);
+        first_occurrence_counts(present, &mut counts);
         let (entropy, normalized_entropy, global_normalized_entropy) =
             match st.finalized.get(&draft.id) {
                 Some(stored) => (
@@ -95,34 +91,12 @@ pub(super) fn finish(
                 None => entropies(&counts, present.len(), ts, &p_of),
             };
         let tfidf_score = tfidf(st, draft.id, &counts, present.len(), tu, &probability);
-        let rec = &st.patterns[draft.id as usize];
-        out.push(FullPrediction {
-            name: crate::node::hex(&rec.name),
-            frequency: draft.frequency,
-            emotives: average_emotives(&rec.emotives),
-            matches: draft.matches.iter().map(|&s| state.symbol(st, s)).collect(),
-            past: events(st, draft.id, draft.past.clone()),
-            present: events(st, draft.id, draft.present.clone()),
-            missing: draft
-                .missing
-                .iter()
-                .map(|e| e.iter().map(|&s| state.symbol(st, s)).collect())
-                .collect(),
-            extras: draft
-                .extras
-                .iter()
-                .map(|e| e.iter().map(|&s| state.symbol(st, s)).collect())
-                .collect(),
-            anomalies: draft.anomalies.clone(),
-            potential: 0.0,
+        metrics.push(Metrics {
             evidence: draft.evidence,
             similarity: draft.similarity,
             fragmentation: draft.fragmentation,
             snr: draft.snr,
             confluence,
-            predictive_information: 0.0,
-            sequence: st.event_symbols(draft.id),
-            future: events(st, draft.id, draft.future.clone()),
             confidence: draft.confidence,
             weighted_similarity: draft.weighted_similarity,
             weighted_evidence: draft.weighted_evidence,
@@ -134,46 +108,45 @@ pub(super) fn finish(
             global_normalized_entropy,
             itfdf_similarity,
             tfidf_score,
-            pattern_probability: 0.0,
-            weighted_strength: 0.0,
-            bayesian_posterior: 0.0,
-            bayesian_prior: 0.0,
-            bayesian_likelihood: 0.0,
+            ..Metrics::default()
         });
     }
 
-    let future_keys: Vec<Vec<Vec<u32>>> = drafts.iter().map(|d| future_key(st, d)).collect();
-    let future_potentials = predictive_information(&mut out, &future_keys);
-    bayesian(&mut out);
-    for p in &mut out {
+    let future_potentials = predictive_information(st, &drafts, &mut metrics);
+    bayesian(&drafts, &mut metrics);
+    for m in &mut metrics {
         let (e, c, s) = if weighted {
             (
-                p.weighted_evidence.unwrap_or(p.evidence),
-                p.weighted_confidence.unwrap_or(p.confidence),
-                p.weighted_snr.unwrap_or(p.snr),
+                m.weighted_evidence.unwrap_or(m.evidence),
+                m.weighted_confidence.unwrap_or(m.confidence),
+                m.weighted_snr.unwrap_or(m.snr),
             )
         } else {
-            (p.evidence, p.confidence, p.snr)
+            (m.evidence, m.confidence, m.snr)
         };
-        let fragmentation = if p.fragmentation == -1.0 {
+        let fragmentation = if m.fragmentation == -1.0 {
             0.0
         } else {
-            1.0 / (p.fragmentation + 1.0)
+            1.0 / (m.fragmentation + 1.0)
         };
-        p.potential = (e + c) * s + p.itfdf_similarity + fragmentation;
+        m.potential = (e + c) * s + m.itfdf_similarity + fragmentation;
     }
-    out.sort_by(|a, b| {
+    let mut items: Vec<Item> = drafts
+        .into_iter()
+        .zip(metrics)
+        .map(|(draft, metrics)| Item { draft, metrics })
+        .collect();
+    // Names are distinct, so this order is total; raw names sort as their hex forms do.
+    items.sort_unstable_by(|a, b| {
         rank_value(b, config.rank_by)
             .total_cmp(&rank_value(a, config.rank_by))
-            .then_with(|| a.name.cmp(&b.name))
+            .then_with(|| {
+                let name = |item: &Item| &st.patterns[item.draft.id as usize].name;
+                name(a).cmp(name(b))
+            })
     });
-    out.truncate(config.max_predictions);
-    (
-        out.into_iter()
-            .map(|p| Prediction::Full(Box::new(p)))
-            .collect(),
-        future_potentials,
-    )
+    items.truncate(config.max_predictions);
+    FullAnswer::new(st, state, items, future_potentials)
 }
 
 /// `10 ** Σ log10 P(s)` over the present in order (a left fold from the first term), with
@@ -191,41 +164,29 @@ fn conditional_probability(present: &[u32], probability: &HashMap<u32, f64>) -> 
     std::hint::black_box(10f64).powf(exponent)
 }
 
-fn events(st: &NodeState, id: u32, range: std::ops::Range<usize>) -> Vec<Vec<Symbol>> {
-    let body = st.body(id);
-    let lens = st.event_lens_of(id);
-    range
-        .map(|e| {
-            body[event_range(lens, e)]
-                .iter()
-                .map(|&s| st.symbols.symbol(s))
-                .collect()
-        })
-        .collect()
-}
-
-/// Distinct symbols with their counts, in order of first occurrence (Python's `Counter`).
-fn first_occurrence_counts(symbols: &[u32]) -> Vec<(u32, usize)> {
-    let mut counts: Vec<(u32, usize)> = Vec::new();
+/// Distinct symbols with their counts, in order of first occurrence (Python's `Counter`),
+/// into `counts`.
+fn first_occurrence_counts(symbols: &[u32], counts: &mut Vec<(u32, usize)>) {
+    counts.clear();
     for &s in symbols {
         match counts.iter_mut().find(|(k, _)| *k == s) {
             Some((_, n)) => *n += 1,
             None => counts.push((s, 1)),
         }
     }
-    counts
 }
 
 /// `1 - cos` between each present's and the state's symbol-probability vectors (1 for all
 /// when the state vector is zero), with numpy's summation orders.
 fn itfdf_distances(
-    st: &NodeState,
     state: &State<'_>,
-    presents: &[Vec<u32>],
+    names: Names<'_>,
+    presents: &[&[u32]],
     p_of: &dyn Fn(u32) -> f64,
 ) -> Vec<f64> {
     let mut symbols: Vec<u32> = presents
         .iter()
+        .copied()
         .flatten()
         .chain(state.ids.iter())
         .copied()
@@ -233,7 +194,7 @@ fn itfdf_distances(
     symbols.sort_unstable();
     symbols.dedup();
     // Distinct ids have distinct names: sort (name, id) pairs once, unstably.
-    let mut named: Vec<(&str, u32)> = symbols.iter().map(|&s| (state.name(st, s), s)).collect();
+    let mut named: Vec<(&str, u32)> = symbols.iter().map(|&s| (names.get(s), s)).collect();
     named.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let index: HashMap<u32, usize> = named
         .iter()
@@ -241,9 +202,12 @@ fn itfdf_distances(
         .map(|(i, &(_, s))| (s, i))
         .collect();
     let d = named.len();
-    let vector = |symbols: &[u32]| {
-        let mut entries: Vec<(usize, f64)> = first_occurrence_counts(symbols)
-            .into_iter()
+    let mut counts = Vec::new();
+    let mut vector = |symbols: &[u32]| {
+        first_occurrence_counts(symbols, &mut counts);
+        let mut entries: Vec<(usize, f64)> = counts
+            .iter()
+            .copied()
             .map(|(s, count)| (index[&s], p_of(s) * count as f64))
             .collect();
         entries.retain(|e| e.1 != 0.0);
@@ -255,7 +219,7 @@ fn itfdf_distances(
     if state_norm <= 0.0 {
         return vec![1.0; presents.len()];
     }
-    let rows: Vec<Sparse> = presents.iter().map(|present| vector(present)).collect();
+    let rows: Vec<Sparse> = presents.iter().map(|&present| vector(present)).collect();
     let dots = sparse_matvec(&rows, &state_vec.dense());
     rows.iter()
         .zip(dots)
@@ -355,36 +319,53 @@ fn future_key(st: &NodeState, draft: &Draft) -> Vec<Vec<u32>> {
         .collect()
 }
 
+/// A draft's future as shared strings.
+fn future_symbols(st: &NodeState, draft: &Draft) -> Vec<Vec<Symbol>> {
+    let body = st.body(draft.id);
+    let lens = st.event_lens_of(draft.id);
+    draft
+        .future
+        .clone()
+        .map(|e| {
+            body[event_range(lens, e)]
+                .iter()
+                .map(|&s| st.symbols.symbol(s))
+                .collect()
+        })
+        .collect()
+}
+
 /// Pattern probability, weighted strength and predictive information of every prediction,
 /// and the future potentials (KATO's `calculate_ensemble_predictive_information`).
-/// `future_keys[i]` is the [`future_key`] of prediction `i`.
 fn predictive_information(
-    predictions: &mut [FullPrediction],
-    future_keys: &[Vec<Vec<u32>>],
+    st: &NodeState,
+    drafts: &[Draft],
+    metrics: &mut [Metrics],
 ) -> Vec<FuturePotential> {
-    let total_frequency: u64 = predictions.iter().map(|p| p.frequency).sum();
+    let total_frequency: u64 = drafts.iter().map(|d| d.frequency).sum();
     if total_frequency == 0 {
         return Vec::new();
     }
-    for p in predictions.iter_mut() {
-        p.pattern_probability = p.frequency as f64 / total_frequency as f64;
-        p.weighted_strength = p.similarity * p.pattern_probability;
+    for (d, m) in drafts.iter().zip(metrics.iter_mut()) {
+        m.pattern_probability = d.frequency as f64 / total_frequency as f64;
+        m.weighted_strength = m.similarity * m.pattern_probability;
     }
     // Groups of equal futures (events compared sorted), in first-appearance order.
-    let mut keys: Vec<&[Vec<u32>]> = Vec::new();
+    let mut keys: Vec<Vec<Vec<u32>>> = Vec::new();
     let mut groups: Vec<FuturePotential> = Vec::new();
-    let mut group_of: Vec<Option<usize>> = Vec::with_capacity(predictions.len());
-    for (p, key) in predictions.iter().zip(future_keys) {
-        if p.future.is_empty() {
+    let mut group_of: Vec<Option<usize>> = Vec::with_capacity(drafts.len());
+    for (d, m) in drafts.iter().zip(metrics.iter()) {
+        if d.future.is_empty() {
             group_of.push(None);
             continue;
         }
-        let g = match keys.iter().position(|k| *k == key.as_slice()) {
+        let key = future_key(st, d);
+        let g = match keys.iter().position(|k| *k == key) {
             Some(g) => g,
             None => {
                 keys.push(key);
                 groups.push(FuturePotential {
-                    future: p.future.clone(),
+                    future: future_symbols(st, d),
                     aggregate_potential: 0.0,
                     supporting_patterns: 0,
                     total_weighted_frequency: 0.0,
@@ -392,7 +373,7 @@ fn predictive_information(
                 groups.len() - 1
             }
         };
-        groups[g].total_weighted_frequency += p.frequency as f64 * p.similarity;
+        groups[g].total_weighted_frequency += d.frequency as f64 * m.similarity;
         groups[g].supporting_patterns += 1;
         group_of.push(Some(g));
     }
@@ -406,10 +387,10 @@ fn predictive_information(
             0.0
         };
     }
-    for (p, g) in predictions.iter_mut().zip(&group_of) {
-        p.predictive_information = match g {
+    for (m, g) in metrics.iter_mut().zip(&group_of) {
+        m.predictive_information = match g {
             Some(g) if groups[*g].aggregate_potential > 0.0 => {
-                p.weighted_strength / groups[*g].aggregate_potential
+                m.weighted_strength / groups[*g].aggregate_potential
             }
             _ => 0.0,
         };
@@ -420,21 +401,18 @@ fn predictive_information(
 
 /// Prior (frequency share), likelihood (similarity) and posterior of every prediction; the
 /// evidence is numpy's `np.dot(similarities, priors)`.
-fn bayesian(predictions: &mut [FullPrediction]) {
-    let sum: f64 = predictions.iter().map(|p| p.frequency as f64).sum();
+fn bayesian(drafts: &[Draft], metrics: &mut [Metrics]) {
+    let sum: f64 = drafts.iter().map(|d| d.frequency as f64).sum();
     if sum <= 0.0 {
-        for p in predictions.iter_mut() {
+        for p in metrics.iter_mut() {
             p.bayesian_likelihood = p.similarity;
         }
         return;
     }
-    let priors: Vec<f64> = predictions
-        .iter()
-        .map(|p| p.frequency as f64 / sum)
-        .collect();
-    let similarities: Vec<f64> = predictions.iter().map(|p| p.similarity).collect();
+    let priors: Vec<f64> = drafts.iter().map(|d| d.frequency as f64 / sum).collect();
+    let similarities: Vec<f64> = metrics.iter().map(|p| p.similarity).collect();
     let evidence = ddot(&similarities, &priors);
-    for (i, p) in predictions.iter_mut().enumerate() {
+    for (i, p) in metrics.iter_mut().enumerate() {
         p.bayesian_prior = priors[i];
         p.bayesian_likelihood = similarities[i];
         p.bayesian_posterior = if evidence > 0.0 {
@@ -445,7 +423,8 @@ fn bayesian(predictions: &mut [FullPrediction]) {
     }
 }
 
-fn rank_value(p: &FullPrediction, key: RankKey) -> f64 {
+fn rank_value(item: &Item, key: RankKey) -> f64 {
+    let p = &item.metrics;
     let value = match key {
         RankKey::Potential => Some(p.potential),
         RankKey::Similarity => Some(p.similarity),
@@ -453,7 +432,7 @@ fn rank_value(p: &FullPrediction, key: RankKey) -> f64 {
         RankKey::Confidence => Some(p.confidence),
         RankKey::Snr => Some(p.snr),
         RankKey::Fragmentation => Some(p.fragmentation),
-        RankKey::Frequency => Some(p.frequency as f64),
+        RankKey::Frequency => Some(item.draft.frequency as f64),
         RankKey::NormalizedEntropy => Some(p.normalized_entropy),
         RankKey::GlobalNormalizedEntropy => Some(p.global_normalized_entropy),
         RankKey::ItfdfSimilarity => Some(p.itfdf_similarity),

@@ -4,11 +4,11 @@
 use rustc_hash::FxHashMap as HashMap;
 use std::ops::Range;
 
+use super::answer::{FullAnswer, Names};
 use super::{Anomaly, FuturePotential, Prediction};
 use crate::config::PredictConfig;
 use crate::matching::{BlockScratch, StateIndex, fuzz_ratio};
-use crate::node::{Node, NodeState, parse_redis_float};
-use crate::types::Symbol;
+use crate::node::{NodeState, parse_redis_float};
 
 /// KATO keeps `3 * max_predictions` candidates for the ensemble metrics when there are more.
 const PRUNING_FACTOR: usize = 3;
@@ -43,24 +43,29 @@ pub(super) struct Draft {
 }
 
 /// The state as the node sees it: symbol ids, with symbols the node never learned mapped to
-/// ids no pattern contains (distinct strings get distinct ids).
+/// ids no pattern contains (distinct strings get distinct ids, counted down from `u32::MAX`).
 pub(super) struct State<'a> {
     pub strings: Vec<&'a str>,
     pub ids: Vec<u32>,
     /// Each STM event as state ids.
     pub events: Vec<Vec<u32>>,
-    unknown: HashMap<&'a str, u32>,
-    /// Strings of the symbols the node does not know, by id.
-    unknown_symbols: HashMap<u32, Symbol>,
+    /// The strings of the symbols the node does not know: id `u32::MAX - i` is `unknown[i]`.
+    unknown: Vec<&'a str>,
 }
 
 impl<'a> State<'a> {
     fn new(node: &NodeState, stm: &'a [Vec<String>]) -> State<'a> {
-        let mut unknown: HashMap<&'a str, u32> = HashMap::default();
+        let mut unknown: Vec<&'a str> = Vec::new();
         let mut id_of = |symbol: &'a str| {
             node.symbols.get(symbol).unwrap_or_else(|| {
-                let next = u32::MAX - unknown.len() as u32;
-                *unknown.entry(symbol).or_insert(next)
+                let i = match unknown.iter().position(|&u| u == symbol) {
+                    Some(i) => i,
+                    None => {
+                        unknown.push(symbol);
+                        unknown.len() - 1
+                    }
+                };
+                u32::MAX - i as u32
             })
         };
         let events: Vec<Vec<u32>> = stm
@@ -69,70 +74,48 @@ impl<'a> State<'a> {
             .collect();
         let strings: Vec<&str> = stm.iter().flatten().map(String::as_str).collect();
         let ids: Vec<u32> = events.iter().flatten().copied().collect();
-        let unknown_symbols = unknown
-            .iter()
-            .map(|(&s, &id)| (id, Symbol::from(s)))
-            .collect();
         State {
             strings,
             ids,
             events,
             unknown,
-            unknown_symbols,
         }
     }
 
-    /// The shared string of a state or pattern symbol id.
-    pub fn symbol(&self, node: &NodeState, id: u32) -> Symbol {
-        if (id as usize) < node.symbols.len() {
-            node.symbols.symbol(id)
-        } else {
-            self.unknown_symbols
-                .get(&id)
-                .cloned()
-                .unwrap_or_else(|| Symbol::from(""))
-        }
-    }
-
-    /// The string of a state or pattern symbol id.
-    pub fn name<'s>(&'s self, node: &'s NodeState, id: u32) -> &'s str {
-        if (id as usize) < node.symbols.len() {
-            node.symbols.name(id)
-        } else {
-            self.unknown
-                .iter()
-                .find(|(_, v)| **v == id)
-                .map_or("", |(k, _)| k)
-        }
+    /// The names of state and pattern symbol ids.
+    pub fn names<'s>(&'s self, node: &'s NodeState) -> Names<'s> {
+        Names::new(&node.symbols, &self.unknown)
     }
 }
 
-pub(super) fn predict(
-    node: &Node,
-    stm: &[Vec<String>],
-    config: &PredictConfig,
-) -> (Vec<Prediction>, Vec<FuturePotential>) {
-    predict_on(&node.read(), stm, config)
-}
-
-/// The full path on a node state the caller has locked.
+/// The full path with owned results, on a node state the caller has locked.
 pub(crate) fn predict_on(
     st: &NodeState,
     stm: &[Vec<String>],
     config: &PredictConfig,
 ) -> (Vec<Prediction>, Vec<FuturePotential>) {
+    let answer = answer_on(st, stm, config);
+    (answer.to_predictions(), answer.future_potentials().to_vec())
+}
+
+/// The full path on a node state the caller has locked.
+pub(crate) fn answer_on<'a>(
+    st: &'a NodeState,
+    stm: &'a [Vec<String>],
+    config: &PredictConfig,
+) -> FullAnswer<'a> {
     let state = State::new(st, stm);
     let weights = affinity_weights(st, &state, config);
     let mut drafts = match_candidates(st, &state, config, weights.as_ref());
     if drafts.is_empty() {
-        return (Vec::new(), Vec::new());
+        return FullAnswer::empty(st, state);
     }
     if let Some(weights) = &weights {
         for draft in &mut drafts {
             weigh(st, &state, draft, weights);
         }
     }
-    super::ensemble::finish(st, &state, drafts, weights.is_some(), config)
+    super::ensemble::finish(st, state, drafts, weights.is_some(), config)
 }
 
 /// KATO's affinity weights of the state symbols: `|affinity| / frequency + 0.01`, or 0.01
@@ -398,7 +381,7 @@ fn event_regions(
     (past, present, future)
 }
 
-fn flat_range(event_lens: &[u32], events: &Range<usize>) -> Range<usize> {
+pub(super) fn flat_range(event_lens: &[u32], events: &Range<usize>) -> Range<usize> {
     if events.is_empty() {
         0..0
     } else {

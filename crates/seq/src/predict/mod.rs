@@ -3,6 +3,7 @@
 //! flat fields, no ensemble metrics); a longer state the full path (matching, event regions,
 //! ensemble metrics, ranking).
 
+mod answer;
 mod blas;
 mod ensemble;
 mod full;
@@ -13,6 +14,8 @@ use std::sync::{Arc, Mutex};
 use crate::config::PredictConfig;
 use crate::node::{Node, NodeState};
 use crate::types::{Emotives, Symbol};
+
+pub use answer::{Events, FullAnswer, Metrics, NameHex, Names, PredictionRef, Symbols};
 
 /// A fuzzy token match that was not exact (`anomalies`).
 #[derive(Clone, Debug, PartialEq)]
@@ -148,15 +151,26 @@ impl Node {
                     future_potentials: self.last_future_potentials(),
                 }
             }
-            _ => {
-                let (predictions, future_potentials) = full::predict(self, stm, config);
-                self.set_last_call(LastCall::Computed(Arc::new(future_potentials.clone())));
-                PredictionSet {
-                    predictions,
-                    future_potentials,
-                }
-            }
+            _ => self.predict_full(stm, config, |answer| PredictionSet {
+                predictions: answer.to_predictions(),
+                future_potentials: answer.future_potentials().to_vec(),
+            }),
         }
+    }
+
+    /// The full path of [`Node::predict`] (a state of two or more symbols, see
+    /// [`takes_full_path`]), with its answer handed to `read` on the node while it stays locked
+    /// for reading: nothing is copied out unless `read` copies it.
+    pub fn predict_full<R>(
+        &self,
+        stm: &[Vec<String>],
+        config: &PredictConfig,
+        read: impl FnOnce(&FullAnswer<'_>) -> R,
+    ) -> R {
+        let st = self.read();
+        let answer = full::answer_on(&st, stm, config);
+        self.set_last_call(LastCall::Computed(answer.future_potentials().clone()));
+        read(&answer)
     }
 
     /// Re-applies the one effect a full-path [`Node::predict`] has on the node (it becomes the

@@ -6,19 +6,26 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::ServerState;
 use super::common::{iso_now, json_response};
+use crate::kato::Freshness;
 
 pub async fn handle(
     State(state): State<Arc<ServerState>>,
     method: Method,
     uri: Uri,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let freshness = if no_cache(&headers) {
+        Freshness::Computed
+    } else {
+        Freshness::Any
+    };
     let path = uri.path().to_owned();
     let query = uri.query().unwrap_or("").to_owned();
     let parsed = if body.iter().all(u8::is_ascii_whitespace) {
@@ -33,7 +40,7 @@ pub async fn handle(
     let reply = if state.kato.runs_quickly(&method_name, &path) {
         Ok(state
             .kato
-            .handle(&method_name, &path, &query, parsed.as_ref()))
+            .handle_with(&method_name, &path, &query, parsed.as_ref(), freshness))
     } else {
         // CPU-bound work (scoring) runs on at most twice as many threads as there are cores, so
         // a burst queues in order instead of time-slicing dozens of threads.
@@ -42,7 +49,7 @@ pub async fn handle(
         tokio::task::spawn_blocking(move || {
             worker
                 .kato
-                .handle(&method_name, &path, &query, parsed.as_ref())
+                .handle_with(&method_name, &path, &query, parsed.as_ref(), freshness)
         })
         .await
     };
@@ -153,4 +160,19 @@ async fn events(mut socket: WebSocket, state: Arc<ServerState>) {
             },
         }
     }
+}
+
+/// Whether the request says `Cache-Control: no-cache` (or `no-store`, or `Pragma: no-cache`):
+/// the client wants an answer computed now, not one the server remembered.
+fn no_cache(headers: &HeaderMap) -> bool {
+    let says = |name, word: &str| {
+        headers.get_all(name).iter().any(|value| {
+            value
+                .to_str()
+                .is_ok_and(|v| v.split(',').any(|d| d.trim().eq_ignore_ascii_case(word)))
+        })
+    };
+    says(axum::http::header::CACHE_CONTROL, "no-cache")
+        || says(axum::http::header::CACHE_CONTROL, "no-store")
+        || says(axum::http::header::PRAGMA, "no-cache")
 }

@@ -2,7 +2,10 @@
 //! results exactly as KATO writes them (field names, order, int-versus-float).
 
 use mneme_seq::node::{PatternView, SymbolStat};
-use mneme_seq::predict::{Anomaly, FullPrediction, FuturePotential, Prediction, SinglePrediction};
+use mneme_seq::predict::{
+    Anomaly, FullAnswer, FullPrediction, FuturePotential, Metrics, Prediction, PredictionRef,
+    SinglePrediction, Symbols,
+};
 use mneme_seq::pyfmt::MetaValue;
 use mneme_seq::types::Emotives;
 use serde_json::ser::{CompactFormatter, Formatter};
@@ -188,53 +191,165 @@ fn write_anomalies(out: &mut Vec<u8>, anomalies: &[Anomaly]) {
 /// as `null`).
 pub fn write_prediction(out: &mut Vec<u8>, p: &Prediction) {
     match p {
-        Prediction::Full(p) => write_full(out, p),
+        Prediction::Full(p) => write_full(out, &**p),
         Prediction::Single(p) => write_single(out, p),
     }
 }
 
-fn write_full(out: &mut Vec<u8>, p: &FullPrediction) {
+/// The symbol lists of a full prediction.
+#[derive(Clone, Copy)]
+enum List {
+    Matches,
+    Past,
+    Present,
+    Missing,
+    Extras,
+    Sequence,
+    Future,
+}
+
+/// A full prediction as its JSON writer reads it: the engine's answer on the locked node
+/// ([`PredictionRef`]) or the owned form ([`FullPrediction`]).
+trait FullFields {
+    fn write_name(&self, out: &mut Vec<u8>);
+    fn frequency(&self) -> u64;
+    fn write_emotives(&self, out: &mut Vec<u8>);
+    fn anomalies(&self) -> &[Anomaly];
+    fn metrics(&self) -> Metrics;
+    fn write_symbol_list(&self, list: List, out: &mut Vec<u8>);
+}
+
+impl FullFields for FullPrediction {
+    fn write_name(&self, out: &mut Vec<u8>) {
+        write_str(out, &self.name);
+    }
+
+    fn frequency(&self) -> u64 {
+        self.frequency
+    }
+
+    fn write_emotives(&self, out: &mut Vec<u8>) {
+        write_emotives(out, &self.emotives);
+    }
+
+    fn anomalies(&self) -> &[Anomaly] {
+        &self.anomalies
+    }
+
+    fn metrics(&self) -> Metrics {
+        FullPrediction::metrics(self)
+    }
+
+    fn write_symbol_list(&self, list: List, out: &mut Vec<u8>) {
+        let events = match list {
+            List::Matches => return write_strings(out, &self.matches),
+            List::Past => &self.past,
+            List::Present => &self.present,
+            List::Missing => &self.missing,
+            List::Extras => &self.extras,
+            List::Sequence => &self.sequence,
+            List::Future => &self.future,
+        };
+        write_events(out, events);
+    }
+}
+
+impl FullFields for PredictionRef<'_> {
+    fn write_name(&self, out: &mut Vec<u8>) {
+        write_str(out, self.name().as_str());
+    }
+
+    fn frequency(&self) -> u64 {
+        PredictionRef::frequency(self)
+    }
+
+    fn write_emotives(&self, out: &mut Vec<u8>) {
+        write_emotives(out, &self.emotives());
+    }
+
+    fn anomalies(&self) -> &[Anomaly] {
+        PredictionRef::anomalies(self)
+    }
+
+    fn metrics(&self) -> Metrics {
+        *PredictionRef::metrics(self)
+    }
+
+    fn write_symbol_list(&self, list: List, out: &mut Vec<u8>) {
+        let events = match list {
+            List::Matches => return write_symbols(out, self.matches()),
+            List::Past => self.past(),
+            List::Present => self.present(),
+            List::Missing => self.missing(),
+            List::Extras => self.extras(),
+            List::Sequence => self.sequence(),
+            List::Future => self.future(),
+        };
+        out.push(b'[');
+        for (i, event) in events.enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_symbols(out, event);
+        }
+        out.push(b']');
+    }
+}
+
+fn write_symbols<'s>(out: &mut Vec<u8>, symbols: Symbols<'s>) {
+    out.push(b'[');
+    for (i, s) in symbols.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, s);
+    }
+    out.push(b']');
+}
+
+fn write_full(out: &mut Vec<u8>, p: &impl FullFields) {
     let mut m = Object::new(out);
     write_str(m.key("type"), "prototypical");
-    write_str(m.key("name"), &p.name);
-    write_u64(m.key("frequency"), p.frequency);
-    write_emotives(m.key("emotives"), &p.emotives);
-    write_strings(m.key("matches"), &p.matches);
-    write_events(m.key("past"), &p.past);
-    write_events(m.key("present"), &p.present);
-    write_events(m.key("missing"), &p.missing);
-    write_events(m.key("extras"), &p.extras);
-    write_anomalies(m.key("anomalies"), &p.anomalies);
-    write_f64(m.key("potential"), p.potential);
-    write_f64(m.key("evidence"), p.evidence);
-    write_f64(m.key("similarity"), p.similarity);
-    write_f64(m.key("fragmentation"), p.fragmentation);
-    write_f64(m.key("snr"), p.snr);
-    write_f64(m.key("confluence"), p.confluence);
-    write_f64(m.key("predictive_information"), p.predictive_information);
-    write_events(m.key("sequence"), &p.sequence);
-    write_events(m.key("future"), &p.future);
-    write_f64(m.key("confidence"), p.confidence);
-    write_opt_f64(m.key("weighted_similarity"), p.weighted_similarity);
-    write_opt_f64(m.key("weighted_evidence"), p.weighted_evidence);
-    write_opt_f64(m.key("weighted_confidence"), p.weighted_confidence);
-    write_opt_f64(m.key("weighted_snr"), p.weighted_snr);
-    if let Some(pre) = p.pre_potential {
+    p.write_name(m.key("name"));
+    write_u64(m.key("frequency"), p.frequency());
+    p.write_emotives(m.key("emotives"));
+    p.write_symbol_list(List::Matches, m.key("matches"));
+    p.write_symbol_list(List::Past, m.key("past"));
+    p.write_symbol_list(List::Present, m.key("present"));
+    p.write_symbol_list(List::Missing, m.key("missing"));
+    p.write_symbol_list(List::Extras, m.key("extras"));
+    write_anomalies(m.key("anomalies"), p.anomalies());
+    let x = p.metrics();
+    write_f64(m.key("potential"), x.potential);
+    write_f64(m.key("evidence"), x.evidence);
+    write_f64(m.key("similarity"), x.similarity);
+    write_f64(m.key("fragmentation"), x.fragmentation);
+    write_f64(m.key("snr"), x.snr);
+    write_f64(m.key("confluence"), x.confluence);
+    write_f64(m.key("predictive_information"), x.predictive_information);
+    p.write_symbol_list(List::Sequence, m.key("sequence"));
+    p.write_symbol_list(List::Future, m.key("future"));
+    write_f64(m.key("confidence"), x.confidence);
+    write_opt_f64(m.key("weighted_similarity"), x.weighted_similarity);
+    write_opt_f64(m.key("weighted_evidence"), x.weighted_evidence);
+    write_opt_f64(m.key("weighted_confidence"), x.weighted_confidence);
+    write_opt_f64(m.key("weighted_snr"), x.weighted_snr);
+    if let Some(pre) = x.pre_potential {
         write_f64(m.key("_pre_potential"), pre);
     }
-    write_f64(m.key("entropy"), p.entropy);
-    write_f64(m.key("normalized_entropy"), p.normalized_entropy);
+    write_f64(m.key("entropy"), x.entropy);
+    write_f64(m.key("normalized_entropy"), x.normalized_entropy);
     write_f64(
         m.key("global_normalized_entropy"),
-        p.global_normalized_entropy,
+        x.global_normalized_entropy,
     );
-    write_f64(m.key("itfdf_similarity"), p.itfdf_similarity);
-    write_f64(m.key("tfidf_score"), p.tfidf_score);
-    write_f64(m.key("pattern_probability"), p.pattern_probability);
-    write_f64(m.key("weighted_strength"), p.weighted_strength);
-    write_f64(m.key("bayesian_posterior"), p.bayesian_posterior);
-    write_f64(m.key("bayesian_prior"), p.bayesian_prior);
-    write_f64(m.key("bayesian_likelihood"), p.bayesian_likelihood);
+    write_f64(m.key("itfdf_similarity"), x.itfdf_similarity);
+    write_f64(m.key("tfidf_score"), x.tfidf_score);
+    write_f64(m.key("pattern_probability"), x.pattern_probability);
+    write_f64(m.key("weighted_strength"), x.weighted_strength);
+    write_f64(m.key("bayesian_posterior"), x.bayesian_posterior);
+    write_f64(m.key("bayesian_prior"), x.bayesian_prior);
+    write_f64(m.key("bayesian_likelihood"), x.bayesian_likelihood);
     m.end();
 }
 
@@ -292,12 +407,48 @@ pub fn write_predictions_reply(
     future_potentials: &[FuturePotential],
     session_id: &str,
 ) {
+    write_reply(
+        out,
+        |out| write_predictions(out, predictions),
+        predictions.len(),
+        future_potentials,
+        session_id,
+    );
+}
+
+/// `GET /sessions/{id}/predictions` for a full-path answer, read on the locked node.
+pub fn write_full_answer_reply(out: &mut Vec<u8>, answer: &FullAnswer<'_>, session_id: &str) {
+    write_reply(
+        out,
+        |out| {
+            out.push(b'[');
+            for (i, p) in answer.predictions().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_full(out, &p);
+            }
+            out.push(b']');
+        },
+        answer.len(),
+        answer.future_potentials(),
+        session_id,
+    );
+}
+
+fn write_reply(
+    out: &mut Vec<u8>,
+    predictions: impl FnOnce(&mut Vec<u8>),
+    count: usize,
+    future_potentials: &[FuturePotential],
+    session_id: &str,
+) {
     let mut m = Object::new(out);
-    write_predictions(m.key("predictions"), predictions);
+    predictions(m.key("predictions"));
     write_future_potentials(m.key("future_potentials"), future_potentials);
     write_str(m.key("session_id"), session_id);
     m.key("processor_id").extend_from_slice(b"null");
-    write_u64(m.key("count"), predictions.len() as u64);
+    write_u64(m.key("count"), count as u64);
     m.key("time").extend_from_slice(b"null");
     m.key("unique_id").extend_from_slice(b"null");
     m.end();

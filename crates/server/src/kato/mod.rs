@@ -144,6 +144,15 @@ impl PredictionsMemo {
     }
 }
 
+/// Whether a request accepts a remembered answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Freshness {
+    /// A remembered answer will do (it is always identical to a computed one).
+    Any,
+    /// Compute it now (`Cache-Control: no-cache`): for benchmarks of the computation itself.
+    Computed,
+}
+
 pub struct Api {
     patterns: Arc<Patterns>,
     options: Options,
@@ -277,6 +286,19 @@ impl Api {
     /// Routes one request. `query` is the raw query string; `body` the parsed JSON body
     /// (`None` when the request had none).
     pub fn handle(&self, method: &str, path: &str, query: &str, body: Option<&Value>) -> Reply {
+        self.handle_with(method, path, query, body, Freshness::Any)
+    }
+
+    /// [`Api::handle`], where `freshness` may ask for an answer computed now instead of one
+    /// remembered (a request's `Cache-Control: no-cache`).
+    pub fn handle_with(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        body: Option<&Value>,
+        freshness: Freshness,
+    ) -> Reply {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         match (method, segments.as_slice()) {
             ("POST", ["sessions"]) => self.create_session(body),
@@ -286,7 +308,9 @@ impl Api {
             ("GET", ["sessions", id]) => self.get_session(id),
             ("DELETE", ["sessions", id]) => self.delete_session(id),
             ("GET", ["sessions", id, "exists"]) => self.session_exists(id),
-            (_, ["sessions", id, action]) => self.session_action(method, id, action, query, body),
+            (_, ["sessions", id, action]) => {
+                self.session_action(method, id, action, query, body, freshness)
+            }
             ("GET", ["pattern", pattern_id]) => self.pattern(pattern_id, query),
             ("GET", ["symbols", "stats"]) => self.node_reply(
                 query,
@@ -504,6 +528,7 @@ impl Api {
         action: &str,
         query: &str,
         body: Option<&Value>,
+        freshness: Freshness,
     ) -> Reply {
         let Some(entry) = self.entry(id) else {
             return Reply::session_not_found(id);
@@ -530,7 +555,7 @@ impl Api {
                 }
                 Err(err) => Reply::detail(500, err.to_string()),
             },
-            ("GET", "predictions") => self.predictions(session),
+            ("GET", "predictions") => self.predictions(session, freshness),
             ("GET", "cognition-data") => self.cognition_data(session),
             ("GET", "percept-data") => self.percept_data(session),
             ("GET", "config") => Reply::ok(
@@ -716,11 +741,15 @@ impl Api {
         }
     }
 
-    fn predictions(&self, session: &mut SessionEntry) -> Reply {
+    fn predictions(&self, session: &mut SessionEntry, freshness: Freshness) -> Reply {
         let config = session
             .config
             .predict_config(self.defaults(), self.rank_by(session));
-        if let Some(memo) = &session.predictions_memo {
+        if let Some(memo) = session
+            .predictions_memo
+            .as_ref()
+            .filter(|_| freshness == Freshness::Any)
+        {
             if memo.answers(session, &config) {
                 session
                     .node
@@ -729,26 +758,35 @@ impl Api {
             }
         }
         let version = session.node.version();
-        let set = session.node.predict(&session.state.stm, &config);
-        let mut bytes = Vec::with_capacity(256 + set.predictions.len() * 1536);
-        json::write_predictions_reply(
-            &mut bytes,
-            &set.predictions,
-            &set.future_potentials,
-            &session.id,
-        );
-        let bytes = Bytes::from(bytes);
+        if !takes_full_path(&session.state.stm) {
+            let set = session.node.predict(&session.state.stm, &config);
+            let mut bytes = Vec::with_capacity(256 + set.predictions.len() * 1536);
+            json::write_predictions_reply(
+                &mut bytes,
+                &set.predictions,
+                &set.future_potentials,
+                &session.id,
+            );
+            session.predictions_memo = None;
+            return Reply::raw(Bytes::from(bytes));
+        }
+        let (bytes, future_potentials) =
+            session
+                .node
+                .predict_full(&session.state.stm, &config, |answer| {
+                    let mut bytes = Vec::with_capacity(256 + answer.len() * 1536);
+                    json::write_full_answer_reply(&mut bytes, answer, &session.id);
+                    (Bytes::from(bytes), answer.future_potentials().clone())
+                });
         // Kept only when the node did not change while the answer was computed.
-        session.predictions_memo = (takes_full_path(&session.state.stm)
-            && session.node.version() == version)
-            .then(|| PredictionsMemo {
-                node: session.node.clone(),
-                version,
-                stm: session.state.stm.clone(),
-                config,
-                future_potentials: Arc::new(set.future_potentials),
-                bytes: bytes.clone(),
-            });
+        session.predictions_memo = (session.node.version() == version).then(|| PredictionsMemo {
+            node: session.node.clone(),
+            version,
+            stm: session.state.stm.clone(),
+            config,
+            future_potentials,
+            bytes: bytes.clone(),
+        });
         Reply::raw(bytes)
     }
 

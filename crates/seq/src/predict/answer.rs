@@ -1,0 +1,399 @@
+//! A full-path answer read where it was computed: predictions on symbol ids, resolved to
+//! strings only as they are read, on the node state the caller keeps locked. Writing an answer
+//! this way builds no owned strings (an answer holds thousands of symbols; sharing each as an
+//! `Arc<str>` costs more than the scoring). [`FullAnswer::to_predictions`] gives the owned form.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use super::full::{Draft, State, event_range};
+use super::{Anomaly, FullPrediction, FuturePotential, Prediction};
+use crate::node::Interner;
+use crate::node::NodeState;
+use crate::types::{Emotives, Symbol, average_emotives};
+
+/// The figures of a full-path prediction, as KATO names them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Metrics {
+    pub potential: f64,
+    pub evidence: f64,
+    pub similarity: f64,
+    pub fragmentation: f64,
+    pub snr: f64,
+    pub confluence: f64,
+    pub predictive_information: f64,
+    pub confidence: f64,
+    pub weighted_similarity: Option<f64>,
+    pub weighted_evidence: Option<f64>,
+    pub weighted_confidence: Option<f64>,
+    pub weighted_snr: Option<f64>,
+    /// Present only when the candidates were pruned.
+    pub pre_potential: Option<f64>,
+    pub entropy: f64,
+    pub normalized_entropy: f64,
+    pub global_normalized_entropy: f64,
+    pub itfdf_similarity: f64,
+    pub tfidf_score: f64,
+    pub pattern_probability: f64,
+    pub weighted_strength: f64,
+    pub bayesian_posterior: f64,
+    pub bayesian_prior: f64,
+    pub bayesian_likelihood: f64,
+}
+
+/// One ranked prediction: the kept pattern's draft and its figures.
+pub(super) struct Item {
+    pub draft: Draft,
+    pub metrics: Metrics,
+}
+
+/// The names of symbol ids: the node's symbols, then the state's symbols the node never
+/// learned (ids counted down from `u32::MAX`).
+#[derive(Clone, Copy)]
+pub struct Names<'a> {
+    symbols: &'a Interner,
+    unknown: &'a [&'a str],
+}
+
+impl<'a> Names<'a> {
+    pub(super) fn new(symbols: &'a Interner, unknown: &'a [&'a str]) -> Names<'a> {
+        Names { symbols, unknown }
+    }
+
+    /// The shared string of a symbol (a new one for a symbol the node does not know).
+    fn symbol(&self, id: u32) -> Symbol {
+        if (id as usize) < self.symbols.len() {
+            self.symbols.symbol(id)
+        } else {
+            Symbol::from(self.get(id))
+        }
+    }
+
+    pub fn get(&self, id: u32) -> &'a str {
+        if (id as usize) < self.symbols.len() {
+            self.symbols.name(id)
+        } else {
+            self.unknown
+                .get((u32::MAX - id) as usize)
+                .copied()
+                .unwrap_or("")
+        }
+    }
+}
+
+/// The symbols of one event (or of a flat list), as strings.
+#[derive(Clone)]
+pub struct Symbols<'a> {
+    ids: std::slice::Iter<'a, u32>,
+    names: Names<'a>,
+}
+
+impl<'a> Iterator for Symbols<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        self.ids.next().map(|&id| self.names.get(id))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.ids.size_hint()
+    }
+}
+
+impl ExactSizeIterator for Symbols<'_> {}
+
+/// A list of events, each as its [`Symbols`].
+#[derive(Clone)]
+pub struct Events<'a> {
+    source: EventSource<'a>,
+    names: Names<'a>,
+}
+
+#[derive(Clone)]
+enum EventSource<'a> {
+    /// Consecutive events of a pattern: what is left of its body and of their lengths.
+    Pattern {
+        body: &'a [u32],
+        lens: std::slice::Iter<'a, u32>,
+    },
+    Lists(std::slice::Iter<'a, Vec<u32>>),
+}
+
+impl<'a> Iterator for Events<'a> {
+    type Item = Symbols<'a>;
+
+    fn next(&mut self) -> Option<Symbols<'a>> {
+        let ids = match &mut self.source {
+            EventSource::Pattern { body, lens } => {
+                let len = *lens.next()? as usize;
+                let (event, rest) = body.split_at(len);
+                *body = rest;
+                event
+            }
+            EventSource::Lists(lists) => lists.next()?.as_slice(),
+        };
+        Some(Symbols {
+            ids: ids.iter(),
+            names: self.names,
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match &self.source {
+            EventSource::Pattern { lens, .. } => lens.size_hint(),
+            EventSource::Lists(lists) => lists.size_hint(),
+        }
+    }
+}
+
+impl ExactSizeIterator for Events<'_> {}
+
+/// A pattern's 40-hex-digit name.
+#[derive(Clone, Copy)]
+pub struct NameHex([u8; 40]);
+
+impl NameHex {
+    fn of(bytes: &[u8; 20]) -> NameHex {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 40];
+        for (i, byte) in bytes.iter().enumerate() {
+            out[2 * i] = DIGITS[usize::from(byte >> 4)];
+            out[2 * i + 1] = DIGITS[usize::from(byte & 15)];
+        }
+        NameHex(out)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Hex digits are ASCII.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+/// The full path's answer on the locked node state.
+pub struct FullAnswer<'a> {
+    st: &'a NodeState,
+    state: State<'a>,
+    items: Vec<Item>,
+    future_potentials: Arc<Vec<FuturePotential>>,
+}
+
+impl<'a> FullAnswer<'a> {
+    pub(super) fn new(
+        st: &'a NodeState,
+        state: State<'a>,
+        items: Vec<Item>,
+        future_potentials: Vec<FuturePotential>,
+    ) -> FullAnswer<'a> {
+        FullAnswer {
+            st,
+            state,
+            items,
+            future_potentials: Arc::new(future_potentials),
+        }
+    }
+
+    pub(super) fn empty(st: &'a NodeState, state: State<'a>) -> FullAnswer<'a> {
+        FullAnswer::new(st, state, Vec::new(), Vec::new())
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The predictions, best first.
+    pub fn predictions(&self) -> impl ExactSizeIterator<Item = PredictionRef<'_>> {
+        self.items.iter().map(move |item| PredictionRef {
+            st: self.st,
+            names: self.state.names(self.st),
+            item,
+        })
+    }
+
+    /// The call's future potentials (which it leaves on the node).
+    pub fn future_potentials(&self) -> &Arc<Vec<FuturePotential>> {
+        &self.future_potentials
+    }
+
+    /// The owned predictions.
+    pub fn to_predictions(&self) -> Vec<Prediction> {
+        self.predictions()
+            .map(|p| Prediction::Full(Box::new(p.to_owned())))
+            .collect()
+    }
+}
+
+/// One prediction of a [`FullAnswer`].
+#[derive(Clone, Copy)]
+pub struct PredictionRef<'a> {
+    st: &'a NodeState,
+    names: Names<'a>,
+    item: &'a Item,
+}
+
+impl<'a> PredictionRef<'a> {
+    fn draft(&self) -> &'a Draft {
+        &self.item.draft
+    }
+
+    pub fn name(&self) -> NameHex {
+        NameHex::of(&self.st.patterns[self.draft().id as usize].name)
+    }
+
+    pub fn frequency(&self) -> u64 {
+        self.draft().frequency
+    }
+
+    /// The pattern's stored emotives, averaged.
+    pub fn emotives(&self) -> Emotives {
+        average_emotives(&self.st.patterns[self.draft().id as usize].emotives)
+    }
+
+    pub fn metrics(&self) -> &'a Metrics {
+        &self.item.metrics
+    }
+
+    pub fn anomalies(&self) -> &'a [Anomaly] {
+        &self.draft().anomalies
+    }
+
+    pub fn matches(&self) -> Symbols<'a> {
+        Symbols {
+            ids: self.draft().matches.iter(),
+            names: self.names,
+        }
+    }
+
+    pub fn past(&self) -> Events<'a> {
+        self.pattern_events(self.draft().past.clone())
+    }
+
+    pub fn present(&self) -> Events<'a> {
+        self.pattern_events(self.draft().present.clone())
+    }
+
+    pub fn future(&self) -> Events<'a> {
+        self.pattern_events(self.draft().future.clone())
+    }
+
+    /// The whole pattern.
+    pub fn sequence(&self) -> Events<'a> {
+        self.pattern_events(0..self.st.event_lens_of(self.draft().id).len())
+    }
+
+    pub fn missing(&self) -> Events<'a> {
+        self.lists(&self.draft().missing)
+    }
+
+    pub fn extras(&self) -> Events<'a> {
+        self.lists(&self.draft().extras)
+    }
+
+    fn lists(&self, lists: &'a [Vec<u32>]) -> Events<'a> {
+        Events {
+            source: EventSource::Lists(lists.iter()),
+            names: self.names,
+        }
+    }
+
+    fn pattern_events(&self, events: Range<usize>) -> Events<'a> {
+        let id = self.draft().id;
+        let lens = self.st.event_lens_of(id);
+        let body = self.st.body(id);
+        let start = if events.is_empty() {
+            0
+        } else {
+            event_range(lens, events.start).start
+        };
+        Events {
+            source: EventSource::Pattern {
+                body: &body[start..],
+                lens: lens[events].iter(),
+            },
+            names: self.names,
+        }
+    }
+
+    /// The owned form.
+    pub fn to_owned(&self) -> FullPrediction {
+        let symbols = |s: Symbols<'_>| {
+            s.ids
+                .as_slice()
+                .iter()
+                .map(|&id| s.names.symbol(id))
+                .collect::<Vec<_>>()
+        };
+        let events = |e: Events<'_>| e.map(symbols).collect::<Vec<_>>();
+        let m = self.metrics();
+        FullPrediction {
+            name: self.name().as_str().to_owned(),
+            frequency: self.frequency(),
+            emotives: self.emotives(),
+            matches: symbols(self.matches()),
+            past: events(self.past()),
+            present: events(self.present()),
+            missing: events(self.missing()),
+            extras: events(self.extras()),
+            anomalies: self.anomalies().to_vec(),
+            potential: m.potential,
+            evidence: m.evidence,
+            similarity: m.similarity,
+            fragmentation: m.fragmentation,
+            snr: m.snr,
+            confluence: m.confluence,
+            predictive_information: m.predictive_information,
+            sequence: events(self.sequence()),
+            future: events(self.future()),
+            confidence: m.confidence,
+            weighted_similarity: m.weighted_similarity,
+            weighted_evidence: m.weighted_evidence,
+            weighted_confidence: m.weighted_confidence,
+            weighted_snr: m.weighted_snr,
+            pre_potential: m.pre_potential,
+            entropy: m.entropy,
+            normalized_entropy: m.normalized_entropy,
+            global_normalized_entropy: m.global_normalized_entropy,
+            itfdf_similarity: m.itfdf_similarity,
+            tfidf_score: m.tfidf_score,
+            pattern_probability: m.pattern_probability,
+            weighted_strength: m.weighted_strength,
+            bayesian_posterior: m.bayesian_posterior,
+            bayesian_prior: m.bayesian_prior,
+            bayesian_likelihood: m.bayesian_likelihood,
+        }
+    }
+}
+
+impl FullPrediction {
+    /// The figures of this prediction.
+    pub fn metrics(&self) -> Metrics {
+        Metrics {
+            potential: self.potential,
+            evidence: self.evidence,
+            similarity: self.similarity,
+            fragmentation: self.fragmentation,
+            snr: self.snr,
+            confluence: self.confluence,
+            predictive_information: self.predictive_information,
+            confidence: self.confidence,
+            weighted_similarity: self.weighted_similarity,
+            weighted_evidence: self.weighted_evidence,
+            weighted_confidence: self.weighted_confidence,
+            weighted_snr: self.weighted_snr,
+            pre_potential: self.pre_potential,
+            entropy: self.entropy,
+            normalized_entropy: self.normalized_entropy,
+            global_normalized_entropy: self.global_normalized_entropy,
+            itfdf_similarity: self.itfdf_similarity,
+            tfidf_score: self.tfidf_score,
+            pattern_probability: self.pattern_probability,
+            weighted_strength: self.weighted_strength,
+            bayesian_posterior: self.bayesian_posterior,
+            bayesian_prior: self.bayesian_prior,
+            bayesian_likelihood: self.bayesian_likelihood,
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! In-process cost of a computed `GET /sessions/{id}/predictions`: the engine and the JSON
+//! answer, without HTTP. A node of 10,000 random patterns (2-5 events of 1-5 symbols over
+//! 5,000 symbols, fixed seed, the shape `scripts/bench-http` uses), 16 sessions each holding a
+//! 3-event short-term memory taken from a learned pattern, and `threads` threads asking for
+//! predictions with `Cache-Control: no-cache` for `seconds` seconds.
+//!
+//!     cargo run --release -p mneme-server --example predictions -- [threads] [seconds] [answers.jsonl]
+//!
+//! With a third argument, each session's answer (its session id replaced by its index) is
+//! written there, one per line, so that two builds can be compared byte for byte.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use mneme_app::patterns::{Durability, Patterns};
+use mneme_seq::config::Defaults;
+use mneme_server::kato::{Api, Freshness, Options};
+use serde_json::{Value, json};
+
+/// The allocator `mneme` itself uses.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// A small deterministic generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `lo..=hi`.
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo + 1)
+    }
+}
+
+fn call(api: &Api, method: &str, path: &str, body: Option<Value>) -> Value {
+    let reply = api.handle(method, path, "", body.as_ref());
+    assert_eq!(reply.status, 200, "{method} {path}: {}", reply.json());
+    reply.json()
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let threads: usize = args.next().map_or(2, |a| a.parse().expect("threads"));
+    let seconds: f64 = args.next().map_or(5.0, |a| a.parse().expect("seconds"));
+    let answers = args.next();
+
+    let patterns = Patterns::open(None, Durability::Immediate, Defaults::kato()).unwrap();
+    let api = Arc::new(Api::new(Arc::new(patterns), Options::default()));
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let learned: Vec<Vec<Vec<String>>> = (0..10_000)
+        .map(|_| {
+            (0..rng.range(2, 5))
+                .map(|_| {
+                    (0..rng.range(1, 5))
+                        .map(|_| format!("s{}", rng.range(0, 4999)))
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    let started = Instant::now();
+    let trainer = call(&api, "POST", "/sessions", Some(json!({"node_id": "bench"})));
+    let trainer = trainer["session_id"].as_str().unwrap().to_owned();
+    for pattern in &learned {
+        for event in pattern {
+            let body = json!({ "strings": event });
+            call(
+                &api,
+                "POST",
+                &format!("/sessions/{trainer}/observe"),
+                Some(body),
+            );
+        }
+        call(&api, "POST", &format!("/sessions/{trainer}/learn"), None);
+    }
+    eprintln!(
+        "learned {} patterns in {:.1} s",
+        learned.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let mut paths = Vec::new();
+    let mut ids = Vec::new();
+    for _ in 0..16 {
+        let created = call(&api, "POST", "/sessions", Some(json!({"node_id": "bench"})));
+        let id = created["session_id"].as_str().unwrap().to_owned();
+        let source = &learned[rng.range(0, learned.len() as u64 - 1) as usize];
+        for event in source.iter().cycle().take(3) {
+            let body = json!({ "strings": event });
+            call(&api, "POST", &format!("/sessions/{id}/observe"), Some(body));
+        }
+        paths.push(format!("/sessions/{id}/predictions"));
+        ids.push(id);
+    }
+    let get = |path: &str| {
+        let reply = api.handle_with("GET", path, "", None, Freshness::Computed);
+        assert_eq!(reply.status, 200);
+        reply.raw.expect("a serialised answer")
+    };
+    let mut bytes = 0usize;
+    let mut predictions = 0usize;
+    let mut out = String::new();
+    for (path, id) in paths.iter().zip(&ids) {
+        let answer = get(path);
+        bytes += answer.len();
+        let value: Value = serde_json::from_slice(&answer).unwrap();
+        predictions += value["count"].as_u64().unwrap() as usize;
+        let index = ids.iter().position(|i| i == id).unwrap();
+        out.push_str(
+            &String::from_utf8(answer.to_vec())
+                .unwrap()
+                .replace(id.as_str(), &format!("session-{index}")),
+        );
+        out.push('\n');
+    }
+    if let Some(file) = answers {
+        std::fs::write(&file, out).unwrap();
+        eprintln!("answers written to {file}");
+    }
+    eprintln!(
+        "{:.1} predictions and {} bytes of JSON per answer",
+        predictions as f64 / paths.len() as f64,
+        bytes / paths.len()
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let calls = Arc::new(AtomicU64::new(0));
+    let paths = Arc::new(paths);
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let (api, stop, calls, paths) =
+                (api.clone(), stop.clone(), calls.clone(), paths.clone());
+            std::thread::spawn(move || {
+                let mut i = t;
+                while !stop.load(Ordering::Relaxed) {
+                    let reply = api.handle_with(
+                        "GET",
+                        &paths[i % paths.len()],
+                        "",
+                        None,
+                        Freshness::Computed,
+                    );
+                    assert_eq!(reply.status, 200);
+                    calls.fetch_add(1, Ordering::Relaxed);
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let n = calls.load(Ordering::Relaxed) as f64;
+    println!(
+        "{threads} threads: {:.0} computed answers/s, {:.1} µs per answer per thread",
+        n / elapsed,
+        elapsed * threads as f64 / n * 1e6
+    );
+}
