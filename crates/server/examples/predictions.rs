@@ -51,8 +51,8 @@ fn main() {
     let seconds: f64 = args.next().map_or(5.0, |a| a.parse().expect("seconds"));
     let answers = args.next();
 
-    let patterns = Patterns::open(None, Durability::Immediate, Defaults::kato()).unwrap();
-    let api = Arc::new(Api::new(Arc::new(patterns), Options::default()));
+    let patterns = Arc::new(Patterns::open(None, Durability::Immediate, Defaults::kato()).unwrap());
+    let api = Arc::new(Api::new(patterns.clone(), Options::default()));
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let learned: Vec<Vec<Vec<String>>> = (0..10_000)
         .map(|_| {
@@ -87,10 +87,12 @@ fn main() {
     );
     let mut paths = Vec::new();
     let mut ids = Vec::new();
+    let mut stms: Vec<Vec<Vec<String>>> = Vec::new();
     for _ in 0..16 {
         let created = call(&api, "POST", "/sessions", Some(json!({"node_id": "bench"})));
         let id = created["session_id"].as_str().unwrap().to_owned();
         let source = &learned[rng.range(0, learned.len() as u64 - 1) as usize];
+        stms.push(source.iter().cycle().take(3).cloned().collect());
         for event in source.iter().cycle().take(3) {
             let body = json!({ "strings": event });
             call(&api, "POST", &format!("/sessions/{id}/observe"), Some(body));
@@ -129,24 +131,56 @@ fn main() {
         bytes / paths.len()
     );
 
+    let api_paths = paths.clone();
+    let answers = measure(threads, seconds, move |i| {
+        let path = &api_paths[i % api_paths.len()];
+        let reply = api.handle_with("GET", path, "", None, Freshness::Computed);
+        assert_eq!(reply.status, 200);
+    });
+    let node = patterns.node("bench").unwrap();
+    let config = Defaults::kato().predict_config();
+    let stms = Arc::new(stms);
+    let (engine_node, engine_stms, engine_config) = (node.clone(), stms.clone(), config.clone());
+    let engine = measure(threads, seconds, move |i| {
+        let stm = &engine_stms[i % engine_stms.len()];
+        let n = engine_node.predict_full(stm, &engine_config, |answer| answer.len());
+        assert!(n > 0);
+    });
+    let written = measure(threads, seconds, move |i| {
+        let n = node.predict_full(&stms[i % stms.len()], &config, |answer| {
+            let mut out = Vec::with_capacity(256 + answer.len() * 1536);
+            mneme_server::kato::json::write_full_answer_reply(&mut out, answer, "session");
+            out.len()
+        });
+        assert!(n > 0);
+    });
+    println!(
+        "{threads} threads: {:.0} computed answers/s, µs per answer per thread: {:.1} in all, {:.1} the engine, {:.1} writing JSON, {:.1} the rest",
+        answers.0,
+        answers.1,
+        engine.1,
+        written.1 - engine.1,
+        answers.1 - written.1
+    );
+}
+
+/// Calls `work(i)` with i = 0, 1, 2... on `threads` threads for `seconds`; returns the calls
+/// per second and the microseconds per call per thread.
+fn measure(
+    threads: usize,
+    seconds: f64,
+    work: impl Fn(usize) + Send + Sync + 'static,
+) -> (f64, f64) {
+    let work = Arc::new(work);
     let stop = Arc::new(AtomicBool::new(false));
     let calls = Arc::new(AtomicU64::new(0));
-    let paths = Arc::new(paths);
     let workers: Vec<_> = (0..threads)
         .map(|t| {
-            let (api, stop, calls, paths) =
-                (api.clone(), stop.clone(), calls.clone(), paths.clone());
+            let (work, stop, calls) = (work.clone(), stop.clone(), calls.clone());
             std::thread::spawn(move || {
                 let mut i = t;
                 while !stop.load(Ordering::Relaxed) {
-                    let reply = api.handle_with(
-                        "GET",
-                        &paths[i % paths.len()],
-                        "",
-                        None,
-                        Freshness::Computed,
-                    );
-                    assert_eq!(reply.status, 200);
+                    work(i);
                     calls.fetch_add(1, Ordering::Relaxed);
                     i += 1;
                 }
@@ -161,9 +195,5 @@ fn main() {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let n = calls.load(Ordering::Relaxed) as f64;
-    println!(
-        "{threads} threads: {:.0} computed answers/s, {:.1} µs per answer per thread",
-        n / elapsed,
-        elapsed * threads as f64 / n * 1e6
-    );
+    (n / elapsed, elapsed * threads as f64 / n * 1e6)
 }

@@ -115,22 +115,99 @@ impl<'a> Object<'a> {
 
 /// A JSON string (serde_json's escaping).
 fn write_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    let bytes = s.as_bytes();
+    let plain = |b: u8| b >= 0x20 && b != b'"' && b != b'\\';
+    if bytes.len() <= 32 {
+        // Symbols are short: a byte loop beats a call to memcpy, and checks as it copies.
+        let start = out.len();
+        out.reserve(bytes.len() + 2);
         out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
+        for &b in bytes {
+            if !plain(b) {
+                out.truncate(start);
+                return write_escaped(out, s);
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    } else if bytes.iter().all(|&b| plain(b)) {
+        out.push(b'"');
+        out.extend_from_slice(bytes);
         out.push(b'"');
     } else {
-        // Writing into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, s);
+        write_escaped(out, s);
     }
+}
+
+fn write_escaped(out: &mut Vec<u8>, s: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 /// A float as serde_json writes it (`null` for NaN and infinities).
 fn write_f64(out: &mut Vec<u8>, x: f64) {
-    if x.is_finite() {
-        let _ = CompactFormatter.write_f64(out, x);
+    // Many figures are exactly 0 or 1 (the bit patterns exclude -0.0).
+    if x.to_bits() == 0 {
+        out.extend_from_slice(b"0.0");
+    } else if x.to_bits() == 1f64.to_bits() {
+        out.extend_from_slice(b"1.0");
+    } else if x.is_finite() {
+        FLOATS.with_borrow_mut(|floats| floats.write(out, x));
     } else {
         out.extend_from_slice(b"null");
+    }
+}
+
+thread_local! {
+    static FLOATS: std::cell::RefCell<FloatCache> = std::cell::RefCell::new(FloatCache::new());
+}
+
+/// The text of recently written floats, by bit pattern (direct-mapped). An answer repeats
+/// most of its figures (two thirds of them in a predictions answer), and formatting the
+/// shortest round-trip digits costs more than finding them here.
+struct FloatCache {
+    slots: Box<[FloatText]>,
+}
+
+#[derive(Clone, Copy)]
+struct FloatText {
+    /// Infinity's bits: never stored, since only finite values are.
+    bits: u64,
+    len: u8,
+    text: [u8; 24],
+}
+
+impl FloatCache {
+    const SLOTS: usize = 512;
+
+    fn new() -> FloatCache {
+        let empty = FloatText {
+            bits: f64::INFINITY.to_bits(),
+            len: 0,
+            text: [0; 24],
+        };
+        FloatCache {
+            slots: vec![empty; Self::SLOTS].into_boxed_slice(),
+        }
+    }
+
+    /// Writes serde_json's text of a finite `x`.
+    fn write(&mut self, out: &mut Vec<u8>, x: f64) {
+        let bits = x.to_bits();
+        let slot = (bits.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 55) as usize % Self::SLOTS;
+        let entry = &mut self.slots[slot];
+        if entry.bits == bits {
+            out.extend_from_slice(&entry.text[..usize::from(entry.len)]);
+            return;
+        }
+        let start = out.len();
+        let _ = CompactFormatter.write_f64(out, x);
+        let text = &out[start..];
+        if let Some(slot) = entry.text.get_mut(..text.len()) {
+            slot.copy_from_slice(text);
+            entry.len = text.len() as u8;
+            entry.bits = bits;
+        }
     }
 }
 
@@ -191,21 +268,57 @@ fn write_anomalies(out: &mut Vec<u8>, anomalies: &[Anomaly]) {
 /// as `null`).
 pub fn write_prediction(out: &mut Vec<u8>, p: &Prediction) {
     match p {
-        Prediction::Full(p) => write_full(out, &**p),
+        Prediction::Full(p) => write_full(out, &**p, &mut PatternJson::default()),
         Prediction::Single(p) => write_single(out, p),
     }
 }
 
-/// The symbol lists of a full prediction.
+/// The symbol lists of a full prediction that are not its pattern's events.
 #[derive(Clone, Copy)]
 enum List {
     Matches,
-    Past,
-    Present,
     Missing,
     Extras,
-    Sequence,
-    Future,
+}
+
+/// A pattern's events written once as JSON (`[..],[..],..`), with where each ends, so that
+/// `past`, `present`, `future` and `sequence` are copies of runs of it.
+#[derive(Default)]
+struct PatternJson {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+    /// Events in `past`, then in `present`; `future` is the rest.
+    past: usize,
+    present: usize,
+}
+
+impl PatternJson {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+
+    fn push_event(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        if !self.ends.is_empty() {
+            self.bytes.push(b',');
+        }
+        write(&mut self.bytes);
+        self.ends.push(self.bytes.len());
+    }
+
+    /// Writes events `events` as a JSON list.
+    fn write(&self, out: &mut Vec<u8>, events: std::ops::Range<usize>) {
+        out.push(b'[');
+        if !events.is_empty() {
+            let start = if events.start == 0 {
+                0
+            } else {
+                self.ends[events.start - 1] + 1
+            };
+            out.extend_from_slice(&self.bytes[start..self.ends[events.end - 1]]);
+        }
+        out.push(b']');
+    }
 }
 
 /// A full prediction as its JSON writer reads it: the engine's answer on the locked node
@@ -217,6 +330,8 @@ trait FullFields {
     fn anomalies(&self) -> &[Anomaly];
     fn metrics(&self) -> Metrics;
     fn write_symbol_list(&self, list: List, out: &mut Vec<u8>);
+    /// The pattern's events (`past`, `present` and `future` in turn) into `json`.
+    fn write_pattern(&self, json: &mut PatternJson);
 }
 
 impl FullFields for FullPrediction {
@@ -241,16 +356,19 @@ impl FullFields for FullPrediction {
     }
 
     fn write_symbol_list(&self, list: List, out: &mut Vec<u8>) {
-        let events = match list {
-            List::Matches => return write_strings(out, &self.matches),
-            List::Past => &self.past,
-            List::Present => &self.present,
-            List::Missing => &self.missing,
-            List::Extras => &self.extras,
-            List::Sequence => &self.sequence,
-            List::Future => &self.future,
-        };
-        write_events(out, events);
+        match list {
+            List::Matches => write_strings(out, &self.matches),
+            List::Missing => write_events(out, &self.missing),
+            List::Extras => write_events(out, &self.extras),
+        }
+    }
+
+    fn write_pattern(&self, json: &mut PatternJson) {
+        json.clear();
+        (json.past, json.present) = (self.past.len(), self.present.len());
+        for event in self.past.iter().chain(&self.present).chain(&self.future) {
+            json.push_event(|out| write_strings(out, event));
+        }
     }
 }
 
@@ -275,15 +393,19 @@ impl FullFields for PredictionRef<'_> {
         *PredictionRef::metrics(self)
     }
 
+    fn write_pattern(&self, json: &mut PatternJson) {
+        json.clear();
+        (json.past, json.present) = (self.past().len(), self.present().len());
+        for event in self.sequence() {
+            json.push_event(|out| write_symbols(out, event));
+        }
+    }
+
     fn write_symbol_list(&self, list: List, out: &mut Vec<u8>) {
         let events = match list {
             List::Matches => return write_symbols(out, self.matches()),
-            List::Past => self.past(),
-            List::Present => self.present(),
             List::Missing => self.missing(),
             List::Extras => self.extras(),
-            List::Sequence => self.sequence(),
-            List::Future => self.future(),
         };
         out.push(b'[');
         for (i, event) in events.enumerate() {
@@ -307,15 +429,18 @@ fn write_symbols<'s>(out: &mut Vec<u8>, symbols: Symbols<'s>) {
     out.push(b']');
 }
 
-fn write_full(out: &mut Vec<u8>, p: &impl FullFields) {
+fn write_full(out: &mut Vec<u8>, p: &impl FullFields, pattern: &mut PatternJson) {
+    p.write_pattern(pattern);
+    let present_end = pattern.past + pattern.present;
+    let events = pattern.ends.len();
     let mut m = Object::new(out);
     write_str(m.key("type"), "prototypical");
     p.write_name(m.key("name"));
     write_u64(m.key("frequency"), p.frequency());
     p.write_emotives(m.key("emotives"));
     p.write_symbol_list(List::Matches, m.key("matches"));
-    p.write_symbol_list(List::Past, m.key("past"));
-    p.write_symbol_list(List::Present, m.key("present"));
+    pattern.write(m.key("past"), 0..pattern.past);
+    pattern.write(m.key("present"), pattern.past..present_end);
     p.write_symbol_list(List::Missing, m.key("missing"));
     p.write_symbol_list(List::Extras, m.key("extras"));
     write_anomalies(m.key("anomalies"), p.anomalies());
@@ -327,8 +452,8 @@ fn write_full(out: &mut Vec<u8>, p: &impl FullFields) {
     write_f64(m.key("snr"), x.snr);
     write_f64(m.key("confluence"), x.confluence);
     write_f64(m.key("predictive_information"), x.predictive_information);
-    p.write_symbol_list(List::Sequence, m.key("sequence"));
-    p.write_symbol_list(List::Future, m.key("future"));
+    pattern.write(m.key("sequence"), 0..events);
+    pattern.write(m.key("future"), present_end..events);
     write_f64(m.key("confidence"), x.confidence);
     write_opt_f64(m.key("weighted_similarity"), x.weighted_similarity);
     write_opt_f64(m.key("weighted_evidence"), x.weighted_evidence);
@@ -422,11 +547,12 @@ pub fn write_full_answer_reply(out: &mut Vec<u8>, answer: &FullAnswer<'_>, sessi
         out,
         |out| {
             out.push(b'[');
+            let mut pattern = PatternJson::default();
             for (i, p) in answer.predictions().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                write_full(out, &p);
+                write_full(out, &p, &mut pattern);
             }
             out.push(b']');
         },
@@ -496,4 +622,66 @@ pub fn symbol_stats(stats: &[SymbolStat]) -> Value {
 
 pub fn affinity(values: &[(String, f64)]) -> Value {
     Value::Object(values.iter().map(|(k, v)| (k.clone(), float(*v))).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Floats, strings and whole predictions come out as serde_json writes them, whether a
+    /// float's text is formatted or found in the cache, and whatever a string holds.
+    #[test]
+    fn written_bytes_are_serde_json_bytes() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut floats = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.1,
+            1e-7,
+            1e21,
+            5e-324,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ];
+        for _ in 0..5000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let x = f64::from_bits(state);
+            if x.is_finite() {
+                floats.push(x);
+                floats.push(x / 3.0);
+            }
+        }
+        // Twice over: the second round reads the cache (and slots collide along the way).
+        for x in floats.iter().chain(floats.iter()) {
+            let mut out = Vec::new();
+            write_f64(&mut out, *x);
+            assert_eq!(out, serde_json::to_vec(x).unwrap(), "{x:e}");
+        }
+        for x in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let mut out = Vec::new();
+            write_f64(&mut out, x);
+            assert_eq!(out, b"null");
+        }
+        let long = "x".repeat(40) + "\"";
+        for s in [
+            "",
+            "plain",
+            "quote\"",
+            "back\\slash",
+            "tab\t",
+            "\u{1}",
+            "é ünï",
+            "日本",
+            long.as_str(),
+            &long[..40],
+        ] {
+            let mut out = Vec::new();
+            write_str(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
+    }
 }
