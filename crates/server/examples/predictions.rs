@@ -131,6 +131,22 @@ fn main() {
         bytes / paths.len()
     );
 
+    if std::env::var_os("ENGINE_ONLY").is_some() {
+        let node = patterns.node("bench").unwrap();
+        let config = Defaults::kato().predict_config();
+        let t = Instant::now();
+        let mut n = 0;
+        while t.elapsed().as_secs_f64() < seconds {
+            for stm in &stms {
+                n += node.predict_full(stm, &config, |answer| answer.len());
+            }
+        }
+        println!(
+            "engine only: {:.1} µs per answer ({n})",
+            t.elapsed().as_secs_f64() / (n as f64 / 68.2) * 1e6
+        );
+        return;
+    }
     let api_paths = paths.clone();
     let answers = measure(threads, seconds, move |i| {
         let path = &api_paths[i % api_paths.len()];

@@ -6,7 +6,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::full::{Draft, State, event_range};
+use super::full::{Draft, State, event_range, flat_range};
 use super::{Anomaly, FullPrediction, FuturePotential, Prediction};
 use crate::node::Interner;
 use crate::node::NodeState;
@@ -85,27 +85,37 @@ impl<'a> Names<'a> {
 #[derive(Clone)]
 pub struct Symbols<'a> {
     ids: std::slice::Iter<'a, u32>,
+    /// Symbols left out (`missing` leaves out the matches, `extras` the present).
+    exclude: &'a [u32],
     names: Names<'a>,
+}
+
+impl Symbols<'_> {
+    fn next_id(&mut self) -> Option<u32> {
+        self.ids
+            .by_ref()
+            .copied()
+            .find(|id| !self.exclude.contains(id))
+    }
 }
 
 impl<'a> Iterator for Symbols<'a> {
     type Item = &'a str;
 
     fn next(&mut self) -> Option<&'a str> {
-        self.ids.next().map(|&id| self.names.get(id))
+        self.next_id().map(|id| self.names.get(id))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        self.ids.size_hint()
+        (0, Some(self.ids.len()))
     }
 }
-
-impl ExactSizeIterator for Symbols<'_> {}
 
 /// A list of events, each as its [`Symbols`].
 #[derive(Clone)]
 pub struct Events<'a> {
     source: EventSource<'a>,
+    exclude: &'a [u32],
     names: Names<'a>,
 }
 
@@ -134,6 +144,7 @@ impl<'a> Iterator for Events<'a> {
         };
         Some(Symbols {
             ids: ids.iter(),
+            exclude: self.exclude,
             names: self.names,
         })
     }
@@ -209,6 +220,7 @@ impl<'a> FullAnswer<'a> {
         self.items.iter().map(move |item| PredictionRef {
             st: self.st,
             names: self.state.names(self.st),
+            state_events: &self.state.events,
             item,
         })
     }
@@ -231,6 +243,8 @@ impl<'a> FullAnswer<'a> {
 pub struct PredictionRef<'a> {
     st: &'a NodeState,
     names: Names<'a>,
+    /// The STM's events as symbol ids.
+    state_events: &'a [Vec<u32>],
     item: &'a Item,
 }
 
@@ -263,6 +277,7 @@ impl<'a> PredictionRef<'a> {
     pub fn matches(&self) -> Symbols<'a> {
         Symbols {
             ids: self.draft().matches.iter(),
+            exclude: &[],
             names: self.names,
         }
     }
@@ -284,17 +299,22 @@ impl<'a> PredictionRef<'a> {
         self.pattern_events(0..self.st.event_lens_of(self.draft().id).len())
     }
 
+    /// For each present event, its symbols not among the matches.
     pub fn missing(&self) -> Events<'a> {
-        self.lists(&self.draft().missing)
-    }
-
-    pub fn extras(&self) -> Events<'a> {
-        self.lists(&self.draft().extras)
-    }
-
-    fn lists(&self, lists: &'a [Vec<u32>]) -> Events<'a> {
         Events {
-            source: EventSource::Lists(lists.iter()),
+            exclude: &self.draft().matches,
+            ..self.pattern_events(self.draft().present.clone())
+        }
+    }
+
+    /// For each STM event, its symbols not in the present.
+    pub fn extras(&self) -> Events<'a> {
+        let draft = self.draft();
+        let present =
+            &self.st.body(draft.id)[flat_range(self.st.event_lens_of(draft.id), &draft.present)];
+        Events {
+            source: EventSource::Lists(self.state_events.iter()),
+            exclude: present,
             names: self.names,
         }
     }
@@ -313,17 +333,17 @@ impl<'a> PredictionRef<'a> {
                 body: &body[start..],
                 lens: lens[events].iter(),
             },
+            exclude: &[],
             names: self.names,
         }
     }
 
     /// The owned form.
     pub fn to_owned(&self) -> FullPrediction {
-        let symbols = |s: Symbols<'_>| {
-            s.ids
-                .as_slice()
-                .iter()
-                .map(|&id| s.names.symbol(id))
+        let symbols = |mut s: Symbols<'_>| {
+            let names = s.names;
+            std::iter::from_fn(|| s.next_id())
+                .map(|id| names.symbol(id))
                 .collect::<Vec<_>>()
         };
         let events = |e: Events<'_>| e.map(symbols).collect::<Vec<_>>();

@@ -11,7 +11,7 @@ use rustc_hash::FxHashMap as HashMap;
 use super::FuturePotential;
 use super::answer::{FullAnswer, Item, Metrics, Names};
 use super::blas::{Sparse, ddot, sparse_matvec, sparse_row_norm, sparse_self_dot};
-use super::full::{Draft, State, event_range, flat_range};
+use super::full::{Draft, State, event_range, flat_range, missing};
 use crate::config::{PredictConfig, RankKey};
 use crate::node::NodeState;
 use crate::types::Symbol;
@@ -32,7 +32,7 @@ pub(super) fn finish<'a>(
     // P(s) = pmf / TU for every symbol matched or missing in the ensemble (0 if unknown).
     let mut probability: HashMap<u32, f64> = HashMap::default();
     for draft in &drafts {
-        for &s in draft.matches.iter().chain(draft.missing.iter().flatten()) {
+        for s in (draft.matches.iter().copied()).chain(missing(st, draft).flatten()) {
             probability.entry(s).or_insert_with(|| {
                 if known(s) && tu > 0 {
                     st.symbol_pmf[s as usize] as f64 / tu as f64
@@ -49,7 +49,8 @@ pub(super) fn finish<'a>(
         .iter()
         .map(|d| &st.body(d.id)[flat_range(st.event_lens_of(d.id), &d.present)])
         .collect();
-    let distances = itfdf_distances(&state, names, &presents, &p_of);
+    let ranks = NameRanks::new(presents.iter().copied().flatten().chain(&state.ids), names);
+    let distances = itfdf_distances(&state, &ranks, &presents, &p_of);
 
     // KATO caches the conditional probability of a present under its *sorted* symbols, so a
     // later prediction whose present is a permutation of an earlier one reuses that value
@@ -72,9 +73,9 @@ pub(super) fn finish<'a>(
         let confluence = if present.is_empty() {
             0.0
         } else {
-            let mut sorted = present.to_vec();
-            // Equal names are equal ids, so an unstable sort gives the same order.
-            sorted.sort_unstable_by(|a, b| names.get(*a).cmp(names.get(*b)));
+            // The present's symbols sorted by name, as their ranks (a rank stands for one name).
+            let mut sorted: Vec<u32> = present.iter().map(|s| ranks.rank[s]).collect();
+            sorted.sort_unstable();
             let conditional = *conditional_cache
                 .entry(sorted)
                 .or_insert_with(|| conditional_probability(present, &probability));
@@ -149,6 +150,42 @@ pub(super) fn finish<'a>(
     FullAnswer::new(st, state, items, future_potentials)
 }
 
+/// The place of each symbol of a call in the order of their names (distinct ids have distinct
+/// names, so ranks are distinct too).
+struct NameRanks {
+    rank: HashMap<u32, u32>,
+    len: usize,
+}
+
+impl NameRanks {
+    fn new<'s>(symbols: impl Iterator<Item = &'s u32>, names: Names<'_>) -> NameRanks {
+        let mut symbols: Vec<u32> = symbols.copied().collect();
+        symbols.sort_unstable();
+        symbols.dedup();
+        // Names compare by their first eight bytes (zero-padded, big-endian: the same order)
+        // before whole.
+        let mut named: Vec<(u64, &str, u32)> = symbols
+            .iter()
+            .map(|&s| {
+                let name = names.get(s);
+                let mut prefix = [0u8; 8];
+                let n = name.len().min(8);
+                prefix[..n].copy_from_slice(&name.as_bytes()[..n]);
+                (u64::from_be_bytes(prefix), name, s)
+            })
+            .collect();
+        named.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+        NameRanks {
+            rank: named
+                .iter()
+                .enumerate()
+                .map(|(i, &(_, _, s))| (s, i as u32))
+                .collect(),
+            len: named.len(),
+        }
+    }
+}
+
 /// `10 ** Σ log10 P(s)` over the present in order (a left fold from the first term), with
 /// `1e-10` for symbols of probability zero.
 fn conditional_probability(present: &[u32], probability: &HashMap<u32, f64>) -> f64 {
@@ -180,35 +217,19 @@ fn first_occurrence_counts(symbols: &[u32], counts: &mut Vec<(u32, usize)>) {
 /// when the state vector is zero), with numpy's summation orders.
 fn itfdf_distances(
     state: &State<'_>,
-    names: Names<'_>,
+    ranks: &NameRanks,
     presents: &[&[u32]],
     p_of: &dyn Fn(u32) -> f64,
 ) -> Vec<f64> {
-    let mut symbols: Vec<u32> = presents
-        .iter()
-        .copied()
-        .flatten()
-        .chain(state.ids.iter())
-        .copied()
-        .collect();
-    symbols.sort_unstable();
-    symbols.dedup();
-    // Distinct ids have distinct names: sort (name, id) pairs once, unstably.
-    let mut named: Vec<(&str, u32)> = symbols.iter().map(|&s| (names.get(s), s)).collect();
-    named.sort_unstable_by(|a, b| a.0.cmp(b.0));
-    let index: HashMap<u32, usize> = named
-        .iter()
-        .enumerate()
-        .map(|(i, &(_, s))| (s, i))
-        .collect();
-    let d = named.len();
+    let index = &ranks.rank;
+    let d = ranks.len;
     let mut counts = Vec::new();
     let mut vector = |symbols: &[u32]| {
         first_occurrence_counts(symbols, &mut counts);
         let mut entries: Vec<(usize, f64)> = counts
             .iter()
             .copied()
-            .map(|(s, count)| (index[&s], p_of(s) * count as f64))
+            .map(|(s, count)| (index[&s] as usize, p_of(s) * count as f64))
             .collect();
         entries.retain(|e| e.1 != 0.0);
         entries.sort_unstable_by_key(|e| e.0);
@@ -254,14 +275,15 @@ fn entropies(
     let mut normalized = 0.0;
     let mut global = 0.0;
     if ts > 1.0 {
+        let ln_ts = ts.ln();
         for &(_, count) in counts {
             let p = count as f64 / length as f64;
-            normalized -= p * (p.ln() / ts.ln());
+            normalized -= p * (p.ln() / ln_ts);
         }
         for &(s, _) in counts {
             let prob = p_of(s);
             if prob > 0.0 {
-                global -= prob * (prob.ln() / ts.ln());
+                global -= prob * (prob.ln() / ln_ts);
             }
         }
     }
@@ -289,18 +311,20 @@ fn tfidf(
         };
         (tu as f64 / with_symbol as f64).log2() + 1.0
     };
-    let scores: Vec<f64> = match st.finalized.get(&id) {
-        Some(stored) => stored.tf.iter().map(|&(s, tf)| tf * idf(s)).collect(),
-        None if length > 0 => counts
-            .iter()
-            .map(|&(s, count)| (count as f64 / length as f64) * idf(s))
-            .collect(),
-        None => Vec::new(),
+    // The mean, summed left to right.
+    let mean = |scores: &mut dyn Iterator<Item = f64>| {
+        let (sum, n) = scores.fold((0.0, 0usize), |(sum, n), x| (sum + x, n + 1));
+        if n == 0 { 0.0 } else { sum / n as f64 }
     };
-    if scores.is_empty() {
-        return 0.0;
+    match st.finalized.get(&id) {
+        Some(stored) => mean(&mut stored.tf.iter().map(|&(s, tf)| tf * idf(s))),
+        None if length > 0 => mean(
+            &mut counts
+                .iter()
+                .map(|&(s, count)| (count as f64 / length as f64) * idf(s)),
+        ),
+        None => 0.0,
     }
-    scores.iter().fold(0.0, |acc, x| acc + x) / scores.len() as f64
 }
 
 /// A draft's future as its events' symbol ids, each event sorted: two futures are equal as

@@ -28,13 +28,12 @@ pub(super) struct Draft {
     /// The matched state symbols (`matches`), as state symbol ids.
     pub matches: Vec<u32>,
     pub anomalies: Vec<Anomaly>,
+    /// Event ranges of the pattern. `missing` (for each present event, its symbols not among
+    /// the matches) and `extras` (for each STM event, its symbols not in the present) follow
+    /// from these and are read as they are needed.
     pub past: Range<usize>,
     pub present: Range<usize>,
     pub future: Range<usize>,
-    /// For each present event, its symbols not among the matches.
-    pub missing: Vec<Vec<u32>>,
-    /// For each STM event, its symbols not in the present.
-    pub extras: Vec<Vec<u32>>,
     pub weighted_similarity: Option<f64>,
     pub weighted_evidence: Option<f64>,
     pub weighted_confidence: Option<f64>,
@@ -158,9 +157,9 @@ fn weight_sum(weights: &HashMap<u32, f64>, symbols: impl IntoIterator<Item = u32
         .fold(0.0, |acc, s| acc + weights.get(&s).copied().unwrap_or(0.0))
 }
 
-/// The cheap figures of one candidate, computed for every pattern that passes the threshold;
-/// the full draft is built only for the ones that survive pruning.
-#[derive(Clone, Copy, Debug)]
+/// The figures of one candidate, computed for every pattern that passes the threshold; the
+/// draft is built only for the ones that survive pruning.
+#[derive(Clone, Debug)]
 struct Score {
     id: u32,
     similarity: f64,
@@ -168,6 +167,11 @@ struct Score {
     confidence: f64,
     snr: f64,
     fragmentation: f64,
+    past: Range<usize>,
+    present: Range<usize>,
+    future: Range<usize>,
+    /// Its matching blocks in the candidates' shared block list.
+    blocks: Range<usize>,
 }
 
 /// Candidates (patterns sharing a symbol with the state; every pattern at threshold 0),
@@ -188,6 +192,7 @@ fn match_candidates(
     let mut blocks = Vec::new();
     let mut present_blocks = Vec::new();
     let mut scores: Vec<Score> = Vec::new();
+    let mut all_blocks = Vec::new();
     let mut drafts: Vec<Draft> = Vec::new();
     for id in candidates {
         let body = st.body(id);
@@ -211,7 +216,7 @@ fn match_candidates(
         }
         if fuzzy {
             // Fuzzy matching is a rarely used compatibility mode: build every draft.
-            if let Some(draft) = extract(st, state, &index, id, similarity, config, weights) {
+            if let Some(draft) = extract_fuzzy(st, state, &index, id, similarity, config, weights) {
                 drafts.push(draft);
             }
             continue;
@@ -228,7 +233,12 @@ fn match_candidates(
             &mut scratch,
             &mut present_blocks,
         ) {
-            scores.push(score);
+            let start = all_blocks.len();
+            all_blocks.extend_from_slice(&blocks);
+            scores.push(Score {
+                blocks: start..all_blocks.len(),
+                ..score
+            });
         }
     }
     if fuzzy {
@@ -249,33 +259,68 @@ fn match_candidates(
         scores.truncate(limit);
     }
     scores
-        .iter()
-        .filter_map(|score| {
-            let mut draft = extract(
-                st,
-                state,
-                &index,
-                score.id,
-                score.similarity,
-                config,
-                weights,
-            )?;
-            if pruned {
-                draft.pre_potential = Some(pre_potential(score));
+        .into_iter()
+        .map(|score| {
+            let body = st.body(score.id);
+            let matches: Vec<u32> = all_blocks[score.blocks.clone()]
+                .iter()
+                .flat_map(|b| state.ids[b.b..b.b + b.size].iter().copied())
+                .collect();
+            let weighted_similarity =
+                weights.and_then(|w| weighted_similarity(w, &matches, state, body));
+            Draft {
+                id: score.id,
+                frequency: st.patterns[score.id as usize].frequency.max(1),
+                similarity: score.similarity,
+                fragmentation: score.fragmentation,
+                evidence: score.evidence,
+                confidence: score.confidence,
+                snr: score.snr,
+                matches,
+                anomalies: Vec::new(),
+                weighted_similarity,
+                weighted_evidence: None,
+                weighted_confidence: None,
+                weighted_snr: None,
+                pre_potential: pruned.then(|| pre_potential(&score)),
+                past: score.past,
+                present: score.present,
+                future: score.future,
             }
-            Some(draft)
         })
         .collect()
 }
 
+/// `2 * w(matches) / (w(state) + w(pattern))`, `None` when the total weight is zero.
+fn weighted_similarity(
+    weights: &HashMap<u32, f64>,
+    matches: &[u32],
+    state: &State<'_>,
+    body: &[u32],
+) -> Option<f64> {
+    let matched = weight_sum(weights, matches.iter().copied());
+    let total =
+        weight_sum(weights, state.ids.iter().copied()) + weight_sum(weights, body.iter().copied());
+    (total > 0.0).then(|| 2.0 * matched / total)
+}
+
 /// KATO's `_pre_potential`: `(evidence + confidence) * snr + 1 / (fragmentation + 1)`.
 fn pre_potential(score: &Score) -> f64 {
-    let fragmentation = if score.fragmentation == -1.0 {
+    pre_potential_of(
+        score.evidence,
+        score.confidence,
+        score.snr,
+        score.fragmentation,
+    )
+}
+
+fn pre_potential_of(evidence: f64, confidence: f64, snr: f64, fragmentation: f64) -> f64 {
+    let fragmentation = if fragmentation == -1.0 {
         0.0
     } else {
-        1.0 / (score.fragmentation + 1.0)
+        1.0 / (fragmentation + 1.0)
     };
-    (score.evidence + score.confidence) * score.snr + fragmentation
+    (evidence + confidence) * snr + fragmentation
 }
 
 /// The fuzzy path's ordering and pruning, on complete drafts.
@@ -284,15 +329,12 @@ fn order_and_prune(mut drafts: Vec<Draft>, config: &PredictConfig) -> Vec<Draft>
     let limit = config.max_predictions * PRUNING_FACTOR;
     if drafts.len() > limit {
         for draft in &mut drafts {
-            let score = Score {
-                id: draft.id,
-                similarity: draft.similarity,
-                evidence: draft.evidence,
-                confidence: draft.confidence,
-                snr: draft.snr,
-                fragmentation: draft.fragmentation,
-            };
-            draft.pre_potential = Some(pre_potential(&score));
+            draft.pre_potential = Some(pre_potential_of(
+                draft.evidence,
+                draft.confidence,
+                draft.snr,
+                draft.fragmentation,
+            ));
         }
         drafts.sort_by(|a, b| {
             b.pre_potential
@@ -413,7 +455,7 @@ fn score(
     index.blocks(&body[present_range.clone()], present_blocks, scratch);
     let extras = state.ids.len() - present_blocks.iter().map(|b| b.size).sum::<usize>();
     let first_match = blocks.first().map(|b| state.ids[b.b]);
-    let (_, present, _) =
+    let (past, present, future) =
         event_regions(body, event_lens, past_len, present_range.len(), first_match);
     let present_symbols = flat_range(event_lens, &present).len();
     let (m, x) = (matched as f64, extras as f64);
@@ -437,11 +479,16 @@ fn score(
             0.0
         },
         fragmentation: blocks.len() as f64 - 1.0,
+        past,
+        present,
+        future,
+        blocks: 0..0,
     })
 }
 
-/// KATO's `extract_prediction_info` and `Prediction.__init__` for one pattern.
-fn extract(
+/// KATO's `extract_prediction_info` and `Prediction.__init__` for one pattern, with fuzzy
+/// token matching (the exact path builds its drafts from the candidates' scores).
+fn extract_fuzzy(
     st: &NodeState,
     state: &State<'_>,
     index: &StateIndex,
@@ -459,45 +506,21 @@ fn extract(
         return None;
     }
     let mut anomalies = Vec::new();
-    let fuzzy = config.fuzzy_token_threshold > 0.0;
-    let (matches, fuzzy_matched) = if fuzzy {
-        fuzzy_matches(
-            st,
-            state,
-            body,
-            config.fuzzy_token_threshold,
-            &mut anomalies,
-        )
-    } else {
-        let matches: Vec<u32> = found
-            .iter()
-            .flat_map(|b| state.ids[b.b..b.b + b.size].iter().copied())
-            .collect();
-        (matches, Vec::new())
-    };
+    let (matches, fuzzy_matched) = fuzzy_matches(
+        st,
+        state,
+        body,
+        config.fuzzy_token_threshold,
+        &mut anomalies,
+    );
     let (past_len, present_range) = flat_regions(&found, body.len());
     // Flat extras count X for the SNR.
-    let extras_flat = if fuzzy {
-        state
-            .strings
-            .iter()
-            .filter(|s| !fuzzy_matched.contains(s))
-            .count()
-    } else {
-        let mut present_blocks = Vec::new();
-        index.blocks(
-            &body[present_range.clone()],
-            &mut present_blocks,
-            &mut scratch,
-        );
-        state.ids.len() - present_blocks.iter().map(|b| b.size).sum::<usize>()
-    };
-    let weighted_similarity = weights.and_then(|w| {
-        let matched = weight_sum(w, matches.iter().copied());
-        let total = weight_sum(w, state.ids.iter().copied()) + weight_sum(w, body.iter().copied());
-        (total > 0.0).then(|| 2.0 * matched / total)
-    });
-
+    let extras_flat = state
+        .strings
+        .iter()
+        .filter(|s| !fuzzy_matched.contains(s))
+        .count();
+    let weighted_similarity = weights.and_then(|w| weighted_similarity(w, &matches, state, body));
     let rec = &st.patterns[id as usize];
     let length = rec.tok_len as usize;
     let event_lens = st.event_lens_of(id);
@@ -516,31 +539,11 @@ fn extract(
         present_range.len(),
         matches.first().copied(),
     );
-    let present_symbols = &body[flat_range(event_lens, &present)];
-    let missing: Vec<Vec<u32>> = present
-        .clone()
-        .map(|e| {
-            body[event_range(event_lens, e)]
-                .iter()
-                .copied()
-                .filter(|s| !matches.contains(s))
-                .collect()
-        })
-        .collect();
-    let extras: Vec<Vec<u32>> = state
-        .events
-        .iter()
-        .map(|ev| {
-            ev.iter()
-                .copied()
-                .filter(|s| !present_symbols.contains(s))
-                .collect()
-        })
-        .collect();
-    let confidence = if present_symbols.is_empty() {
+    let present_symbols = flat_range(event_lens, &present).len();
+    let confidence = if present_symbols == 0 {
         0.0
     } else {
-        m / present_symbols.len() as f64
+        m / present_symbols as f64
     };
     let evidence = if length > 0 { m / length as f64 } else { 0.0 };
     Some(Draft {
@@ -556,14 +559,40 @@ fn extract(
         past,
         present,
         future,
-        missing,
-        extras,
         weighted_similarity,
         weighted_evidence: None,
         weighted_confidence: None,
         weighted_snr: None,
         pre_potential: None,
     })
+}
+
+/// For each present event of a draft, its symbols not among the matches (`missing`).
+pub(super) fn missing<'a>(
+    st: &'a NodeState,
+    draft: &'a Draft,
+) -> impl Iterator<Item = impl Iterator<Item = u32> + 'a> + 'a {
+    let body = st.body(draft.id);
+    let lens = st.event_lens_of(draft.id);
+    draft.present.clone().map(move |e| {
+        body[event_range(lens, e)]
+            .iter()
+            .copied()
+            .filter(|s| !draft.matches.contains(s))
+    })
+}
+
+/// For each STM event, its symbols not in a draft's present (`extras`).
+pub(super) fn extras<'a>(
+    st: &'a NodeState,
+    state: &'a State<'_>,
+    draft: &'a Draft,
+) -> impl Iterator<Item = impl Iterator<Item = u32> + 'a> + 'a {
+    let present = &st.body(draft.id)[flat_range(st.event_lens_of(draft.id), &draft.present)];
+    state
+        .events
+        .iter()
+        .map(move |event| event.iter().copied().filter(|s| !present.contains(s)))
 }
 
 /// Flat range of event `e` of a pattern.
@@ -626,8 +655,7 @@ fn weigh(st: &NodeState, state: &State<'_>, draft: &mut Draft, weights: &HashMap
     let matched = weight_sum(weights, draft.matches.iter().copied());
     let pattern = weight_sum(weights, body.iter().copied());
     let present = weight_sum(weights, present_symbols.iter().copied());
-    let extras = weight_sum(weights, draft.extras.iter().flatten().copied());
-    let _ = state;
+    let extras = weight_sum(weights, extras(st, state, draft).flatten());
     draft.weighted_evidence = Some(if pattern > 0.0 {
         matched / pattern
     } else {
