@@ -6,8 +6,10 @@
 //!
 //!     cargo run --release -p mneme-server --example predictions -- [threads] [seconds] [answers.jsonl]
 //!
-//! With a third argument, each session's answer (its session id replaced by its index) is
-//! written there, one per line, so that two builds can be compared byte for byte.
+//! It prints answers per second and the split of an answer's cost: the engine alone
+//! (`Node::predict_full`), writing the JSON, and the rest (session lookup, the memo). With a
+//! third argument, each session's answer (its session id replaced by its index) is written
+//! there, one per line, so that two builds can be compared byte for byte.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -131,22 +133,6 @@ fn main() {
         bytes / paths.len()
     );
 
-    if std::env::var_os("ENGINE_ONLY").is_some() {
-        let node = patterns.node("bench").unwrap();
-        let config = Defaults::kato().predict_config();
-        let t = Instant::now();
-        let mut n = 0;
-        while t.elapsed().as_secs_f64() < seconds {
-            for stm in &stms {
-                n += node.predict_full(stm, &config, |answer| answer.len());
-            }
-        }
-        println!(
-            "engine only: {:.1} µs per answer ({n})",
-            t.elapsed().as_secs_f64() / (n as f64 / 68.2) * 1e6
-        );
-        return;
-    }
     let api_paths = paths.clone();
     let answers = measure(threads, seconds, move |i| {
         let path = &api_paths[i % api_paths.len()];

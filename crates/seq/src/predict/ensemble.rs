@@ -29,20 +29,22 @@ pub(super) fn finish<'a>(
     let known = |s: u32| (s as usize) < st.symbols.len() && st.symbol_freq[s as usize] > 0;
     let names = state.names(st);
 
-    // P(s) = pmf / TU for every symbol matched or missing in the ensemble (0 if unknown).
-    let mut probability: HashMap<u32, f64> = HashMap::default();
+    // P(s) = pmf / TU for every symbol matched or missing in the ensemble (0 if unknown),
+    // with the terms of it that every prediction holding the symbol uses.
+    let mut probability: HashMap<u32, Terms> = HashMap::default();
     for draft in &drafts {
         for s in (draft.matches.iter().copied()).chain(missing(st, draft).flatten()) {
             probability.entry(s).or_insert_with(|| {
-                if known(s) && tu > 0 {
+                let p = if known(s) && tu > 0 {
                     st.symbol_pmf[s as usize] as f64 / tu as f64
                 } else {
                     0.0
-                }
+                };
+                Terms::new(p, tu, ts)
             });
         }
     }
-    let p_of = |s: u32| probability.get(&s).copied().unwrap_or(0.0);
+    let p_of = |s: u32| probability.get(&s).map_or(0.0, |t| t.p);
     let ensemble_frequency: u64 = drafts.iter().map(|d| d.frequency).sum();
 
     let presents: Vec<&[u32]> = drafts
@@ -89,7 +91,7 @@ pub(super) fn finish<'a>(
                     stored.normalized_entropy,
                     stored.global_normalized_entropy,
                 ),
-                None => entropies(&counts, present.len(), ts, &p_of),
+                None => entropies(&counts, present.len(), ts, &probability),
             };
         let tfidf_score = tfidf(st, draft.id, &counts, present.len(), tu, &probability);
         metrics.push(Metrics {
@@ -186,13 +188,41 @@ impl NameRanks {
     }
 }
 
+/// What the metrics take of one symbol's probability `p`, computed once per call.
+struct Terms {
+    p: f64,
+    /// `log10 p`, or -10 (the log of the 1e-10 KATO uses for zero).
+    log10: f64,
+    /// The symbol's term of the global normalised entropy: `p * (ln p / ln TS)`, when `p > 0`
+    /// and `TS > 1`.
+    global: Option<f64>,
+    /// `log2(TU / max(1, int(p * TU))) + 1`.
+    idf: f64,
+}
+
+impl Terms {
+    fn new(p: f64, tu: u64, ts: f64) -> Terms {
+        Terms {
+            p,
+            // log10(1e-10) is exactly -10.
+            log10: if p > 0.0 { p.log10() } else { -10.0 },
+            global: (p > 0.0 && ts > 1.0).then(|| p * (p.ln() / ts.ln())),
+            idf: idf(((p * tu as f64).trunc() as u64).max(1), tu),
+        }
+    }
+}
+
+fn idf(with_symbol: u64, tu: u64) -> f64 {
+    (tu as f64 / with_symbol as f64).log2() + 1.0
+}
+
 /// `10 ** Σ log10 P(s)` over the present in order (a left fold from the first term), with
 /// `1e-10` for symbols of probability zero.
-fn conditional_probability(present: &[u32], probability: &HashMap<u32, f64>) -> f64 {
+fn conditional_probability(present: &[u32], probability: &HashMap<u32, Terms>) -> f64 {
     let mut logs = present.iter().map(|&s| {
-        let p = probability.get(&s).copied().unwrap_or(1e-10);
-        // log10(1e-10) is exactly -10.
-        if p > 0.0 { p.log10() } else { -10.0 }
+        probability
+            .get(&s)
+            .map_or_else(|| 1e-10f64.log10(), |t| t.log10)
     });
     let first = logs.next().unwrap_or(0.0);
     let exponent = logs.fold(first, |acc, x| acc + x);
@@ -262,7 +292,7 @@ fn entropies(
     counts: &[(u32, usize)],
     length: usize,
     ts: f64,
-    p_of: &dyn Fn(u32) -> f64,
+    probability: &HashMap<u32, Terms>,
 ) -> (f64, f64, f64) {
     if length == 0 {
         return (0.0, 0.0, 0.0);
@@ -281,9 +311,8 @@ fn entropies(
             normalized -= p * (p.ln() / ln_ts);
         }
         for &(s, _) in counts {
-            let prob = p_of(s);
-            if prob > 0.0 {
-                global -= prob * (prob.ln() / ln_ts);
+            if let Some(term) = probability.get(&s).and_then(|t| t.global) {
+                global -= term;
             }
         }
     }
@@ -299,18 +328,12 @@ fn tfidf(
     counts: &[(u32, usize)],
     length: usize,
     tu: u64,
-    probability: &HashMap<u32, f64>,
+    probability: &HashMap<u32, Terms>,
 ) -> f64 {
     if tu == 0 {
         return 0.0;
     }
-    let idf = |s: u32| {
-        let with_symbol = match probability.get(&s) {
-            Some(&p) => ((p * tu as f64).trunc() as u64).max(1),
-            None => 1,
-        };
-        (tu as f64 / with_symbol as f64).log2() + 1.0
-    };
+    let idf = |s: u32| probability.get(&s).map_or_else(|| idf(1, tu), |t| t.idf);
     // The mean, summed left to right.
     let mean = |scores: &mut dyn Iterator<Item = f64>| {
         let (sum, n) = scores.fold((0.0, 0usize), |(sum, n), x| (sum + x, n + 1));

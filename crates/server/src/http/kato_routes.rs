@@ -176,3 +176,32 @@ fn no_cache(headers: &HeaderMap) -> bool {
         || says(axum::http::header::CACHE_CONTROL, "no-store")
         || says(axum::http::header::PRAGMA, "no-cache")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_cache_reads_the_request_directives() {
+        let headers = |pairs: &[(&str, &str)]| {
+            let mut map = HeaderMap::new();
+            for (k, v) in pairs {
+                map.append(
+                    axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    HeaderValue::from_str(v).unwrap(),
+                );
+            }
+            map
+        };
+        assert!(!no_cache(&headers(&[])));
+        assert!(no_cache(&headers(&[("cache-control", "no-cache")])));
+        assert!(no_cache(&headers(&[(
+            "Cache-Control",
+            "max-age=0, No-Cache"
+        )])));
+        assert!(no_cache(&headers(&[("cache-control", "no-store")])));
+        assert!(no_cache(&headers(&[("pragma", "no-cache")])));
+        assert!(!no_cache(&headers(&[("cache-control", "max-age=60")])));
+        assert!(!no_cache(&headers(&[("cache-control", "no-cache-please")])));
+    }
+}

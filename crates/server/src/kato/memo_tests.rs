@@ -8,7 +8,7 @@ use mneme_app::patterns::{Durability, Patterns};
 use mneme_seq::config::Defaults;
 use serde_json::{Value, json};
 
-use super::{Api, Options};
+use super::{Api, Freshness, Options};
 
 const NODE: &str = "memo_node";
 
@@ -214,4 +214,56 @@ fn every_change_it_depends_on_invalidates_the_memo() {
     assert_ne!(after, before);
     let answer: Value = serde_json::from_slice(&after).unwrap();
     assert_eq!(answer["count"], 0);
+}
+
+#[test]
+fn no_cache_computes_the_same_answer_again() {
+    let api = trained();
+    let id = session(&api);
+    for event in [["a"], ["b"]] {
+        observe(&api, &id, &event);
+    }
+    let (first, _) = predictions(&api, &id);
+    let remembered = memo_bytes(&api, &id).expect("remembered");
+    let path = format!("/sessions/{id}/predictions");
+    let reply = api.handle_with("GET", &path, "", None, Freshness::Computed);
+    let computed = reply.raw.expect("serialised");
+    assert_ne!(
+        computed.as_ptr(),
+        remembered.as_ptr(),
+        "computed, not remembered"
+    );
+    assert_eq!(computed.to_vec(), first);
+}
+
+/// The answer written from the engine's ids on the locked node is byte for byte the answer
+/// written from the owned predictions (the two implementations of one field order).
+#[test]
+fn the_answer_on_ids_is_the_owned_answer() {
+    let api = trained();
+    let node = api.patterns.node(NODE).unwrap();
+    let config = Defaults::kato().predict_config();
+    for stm in [
+        vec![vec!["a"], vec!["b"]],
+        vec![vec!["x", "a"], vec!["b"], vec!["q"]],
+        vec![vec!["b"], vec!["c", "d"], vec!["e"]],
+        vec![vec!["unknown"], vec!["a", "other"]],
+    ] {
+        let stm: Vec<Vec<String>> = stm
+            .iter()
+            .map(|e| e.iter().map(|s| s.to_string()).collect())
+            .collect();
+        let mut on_ids = Vec::new();
+        let owned = node.predict_full(&stm, &config, |answer| {
+            super::json::write_full_answer_reply(&mut on_ids, answer, "s");
+            (answer.to_predictions(), answer.future_potentials().to_vec())
+        });
+        assert!(!owned.0.is_empty(), "{stm:?} predicts something");
+        let mut from_owned = Vec::new();
+        super::json::write_predictions_reply(&mut from_owned, &owned.0, &owned.1, "s");
+        assert_eq!(
+            String::from_utf8(on_ids).unwrap(),
+            String::from_utf8(from_owned).unwrap()
+        );
+    }
 }
