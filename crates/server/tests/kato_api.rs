@@ -218,6 +218,15 @@ fn observe_learn_predict_and_the_data_endpoints() {
     );
     assert_eq!(predictions["predictions"][0]["future"], json!([["z"]]));
     assert_eq!(predictions["processor_id"], Value::Null);
+    // A read asking for a computed answer (mneme's `Cache-Control: no-cache`) gets the same one.
+    let computed = server.call(
+        "GET",
+        &format!("/sessions/{other}/predictions"),
+        &[("cache-control", "no-cache")],
+        Body::empty(),
+    );
+    assert_eq!(computed.status, 200);
+    assert_eq!(computed.json(), predictions);
     let cognition = server
         .get(&format!("/sessions/{other}/cognition-data"))
         .json();
