@@ -141,14 +141,14 @@ proptest! {
         for prediction in &set.predictions {
             let Prediction::Full(p) = prediction else { panic!("multi-symbol state takes the full path") };
             let expected = reference(&patterns[&p.name], &stm);
-            prop_assert_eq!(p.similarity, expected.similarity);
+            prop_assert_eq!(p.metrics.similarity, expected.similarity);
             prop_assert_eq!(texts(&p.matches), expected.matches);
             prop_assert_eq!(ev(&p.past), expected.past);
             prop_assert_eq!(ev(&p.present), expected.present);
             prop_assert_eq!(ev(&p.future), expected.future);
             prop_assert_eq!(ev(&p.missing), expected.missing);
             prop_assert_eq!(ev(&p.extras), expected.extras);
-            prop_assert_eq!((p.evidence, p.confidence, p.snr, p.fragmentation), (expected.evidence, expected.confidence, expected.snr, expected.fragmentation));
+            prop_assert_eq!((p.metrics.evidence, p.metrics.confidence, p.metrics.snr, p.metrics.fragmentation), (expected.evidence, expected.confidence, expected.snr, expected.fragmentation));
         }
     }
 }

@@ -56,25 +56,34 @@ fn live_example_of_the_ensemble_metrics() {
         assert_eq!(ev(&p.present), events(&[&["a"], &["b"]]));
         assert_eq!(ev(&p.extras), events(&[&[], &["q"]]));
         assert_eq!(ev(&p.missing), events(&[&[], &[]]));
-        assert_eq!(p.similarity, 0.6666666666666665);
+        assert_eq!(p.metrics.similarity, 0.6666666666666665);
         assert_eq!(
-            (p.evidence, p.confidence, p.snr, p.fragmentation),
+            (
+                p.metrics.evidence,
+                p.metrics.confidence,
+                p.metrics.snr,
+                p.metrics.fragmentation
+            ),
             (2.0 / 3.0, 1.0, 0.6, 0.0)
         );
         assert_eq!(
-            (p.entropy, p.normalized_entropy, p.global_normalized_entropy),
+            (
+                p.metrics.entropy,
+                p.metrics.normalized_entropy,
+                p.metrics.global_normalized_entropy
+            ),
             (1.0, 0.3562071871080222, 0.27782379592740997)
         );
-        assert_eq!(p.itfdf_similarity, 1.0);
-        assert_eq!(p.confluence, confluence);
-        assert_eq!(p.tfidf_score, 0.792481250360578);
-        assert_eq!(p.pattern_probability, probability);
-        assert_eq!(p.predictive_information, 0.6666666666666665);
+        assert_eq!(p.metrics.itfdf_similarity, 1.0);
+        assert_eq!(p.metrics.confluence, confluence);
+        assert_eq!(p.metrics.tfidf_score, 0.792481250360578);
+        assert_eq!(p.metrics.pattern_probability, probability);
+        assert_eq!(p.metrics.predictive_information, 0.6666666666666665);
         assert_eq!(
-            (p.bayesian_prior, p.bayesian_likelihood),
+            (p.metrics.bayesian_prior, p.metrics.bayesian_likelihood),
             (probability, 0.6666666666666665)
         );
-        assert_eq!(p.potential, 3.0);
+        assert_eq!(p.metrics.potential, 3.0);
     }
     let futures: Vec<_> = set
         .future_potentials
@@ -133,11 +142,11 @@ fn regions_of_the_test_suite_examples() {
     );
     assert_eq!(
         (
-            p.similarity,
-            p.evidence,
-            p.confidence,
-            p.snr,
-            p.fragmentation
+            p.metrics.similarity,
+            p.metrics.evidence,
+            p.metrics.confidence,
+            p.metrics.snr,
+            p.metrics.fragmentation
         ),
         (0.8, 2.0 / 3.0, 1.0, 1.0, 0.0)
     );
@@ -178,7 +187,10 @@ fn regions_of_the_test_suite_examples() {
         &[&["x"], &[]],
         &[&[], &[]],
     );
-    assert_eq!((p.confidence, p.similarity), (0.5, 0.6666666666666665));
+    assert_eq!(
+        (p.metrics.confidence, p.metrics.similarity),
+        (0.5, 0.6666666666666665)
+    );
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! In-process cost of a computed `GET /sessions/{id}/predictions`: the engine and the JSON
-//! answer, without HTTP. A node of 10,000 random patterns (2-5 events of 1-5 symbols over
-//! 5,000 symbols, fixed seed, the shape `scripts/bench-http` uses), 16 sessions each holding a
+//! answer, without HTTP. A node of 10,000 random patterns (`mneme bench`'s: 2-5 events of 1-5
+//! symbols over 5,000 symbols, fixed seed, the shape `scripts/bench-http` uses), 16 sessions each holding a
 //! 3-event short-term memory taken from a learned pattern, and `threads` threads asking for
 //! predictions with `Cache-Control: no-cache` for `seconds` seconds.
 //!
@@ -15,6 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use mneme_app::bench::corpus::Rng;
+use mneme_app::bench::random_pattern;
 use mneme_app::patterns::{Durability, Patterns};
 use mneme_seq::config::Defaults;
 use mneme_server::kato::{Api, Freshness, Options};
@@ -23,23 +25,6 @@ use serde_json::{Value, json};
 /// The allocator `mneme` itself uses.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in `lo..=hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-}
 
 fn call(api: &Api, method: &str, path: &str, body: Option<Value>) -> Value {
     let reply = api.handle(method, path, "", body.as_ref());
@@ -55,18 +40,8 @@ fn main() {
 
     let patterns = Arc::new(Patterns::open(None, Durability::Immediate, Defaults::kato()).unwrap());
     let api = Arc::new(Api::new(patterns.clone(), Options::default()));
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let learned: Vec<Vec<Vec<String>>> = (0..10_000)
-        .map(|_| {
-            (0..rng.range(2, 5))
-                .map(|_| {
-                    (0..rng.range(1, 5))
-                        .map(|_| format!("s{}", rng.range(0, 4999)))
-                        .collect()
-                })
-                .collect()
-        })
-        .collect();
+    let mut rng = Rng::new(42);
+    let learned: Vec<Vec<Vec<String>>> = (0..10_000).map(|_| random_pattern(&mut rng)).collect();
     let started = Instant::now();
     let trainer = call(&api, "POST", "/sessions", Some(json!({"node_id": "bench"})));
     let trainer = trainer["session_id"].as_str().unwrap().to_owned();
@@ -93,7 +68,7 @@ fn main() {
     for _ in 0..16 {
         let created = call(&api, "POST", "/sessions", Some(json!({"node_id": "bench"})));
         let id = created["session_id"].as_str().unwrap().to_owned();
-        let source = &learned[rng.range(0, learned.len() as u64 - 1) as usize];
+        let source = &learned[rng.below(learned.len())];
         stms.push(source.iter().cycle().take(3).cloned().collect());
         for event in source.iter().cycle().take(3) {
             let body = json!({ "strings": event });

@@ -601,7 +601,8 @@ pub fn corpus_scalability(
     Ok(out)
 }
 
-fn random_pattern(rng: &mut corpus::Rng) -> Vec<Vec<String>> {
+/// A random pattern of the benchmarks: 2-5 events of 1-5 symbols over 5,000 symbols.
+pub fn random_pattern(rng: &mut corpus::Rng) -> Vec<Vec<String>> {
     (0..rng.range(2, 5))
         .map(|_| {
             (0..rng.range(1, 5))

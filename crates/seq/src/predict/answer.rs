@@ -41,12 +41,6 @@ pub struct Metrics {
     pub bayesian_likelihood: f64,
 }
 
-/// One ranked prediction: the kept pattern's draft and its figures.
-pub(super) struct Item {
-    pub draft: Draft,
-    pub metrics: Metrics,
-}
-
 /// The names of symbol ids: the node's symbols, then the state's symbols the node never
 /// learned (ids counted down from `u32::MAX`).
 #[derive(Clone, Copy)]
@@ -184,7 +178,7 @@ impl NameHex {
 pub struct FullAnswer<'a> {
     st: &'a NodeState,
     state: State<'a>,
-    items: Vec<Item>,
+    drafts: Vec<Draft>,
     future_potentials: Arc<Vec<FuturePotential>>,
 }
 
@@ -192,13 +186,13 @@ impl<'a> FullAnswer<'a> {
     pub(super) fn new(
         st: &'a NodeState,
         state: State<'a>,
-        items: Vec<Item>,
+        drafts: Vec<Draft>,
         future_potentials: Vec<FuturePotential>,
     ) -> FullAnswer<'a> {
         FullAnswer {
             st,
             state,
-            items,
+            drafts,
             future_potentials: Arc::new(future_potentials),
         }
     }
@@ -208,20 +202,20 @@ impl<'a> FullAnswer<'a> {
     }
 
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.drafts.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.drafts.is_empty()
     }
 
     /// The predictions, best first.
     pub fn predictions(&self) -> impl ExactSizeIterator<Item = PredictionRef<'_>> {
-        self.items.iter().map(move |item| PredictionRef {
+        self.drafts.iter().map(move |draft| PredictionRef {
             st: self.st,
             names: self.state.names(self.st),
             state_events: &self.state.events,
-            item,
+            draft,
         })
     }
 
@@ -245,71 +239,67 @@ pub struct PredictionRef<'a> {
     names: Names<'a>,
     /// The STM's events as symbol ids.
     state_events: &'a [Vec<u32>],
-    item: &'a Item,
+    draft: &'a Draft,
 }
 
 impl<'a> PredictionRef<'a> {
-    fn draft(&self) -> &'a Draft {
-        &self.item.draft
-    }
-
     pub fn name(&self) -> NameHex {
-        NameHex::of(&self.st.patterns[self.draft().id as usize].name)
+        NameHex::of(&self.st.patterns[self.draft.id as usize].name)
     }
 
     pub fn frequency(&self) -> u64 {
-        self.draft().frequency
+        self.draft.frequency
     }
 
     /// The pattern's stored emotives, averaged.
     pub fn emotives(&self) -> Emotives {
-        average_emotives(&self.st.patterns[self.draft().id as usize].emotives)
+        average_emotives(&self.st.patterns[self.draft.id as usize].emotives)
     }
 
     pub fn metrics(&self) -> &'a Metrics {
-        &self.item.metrics
+        &self.draft.metrics
     }
 
     pub fn anomalies(&self) -> &'a [Anomaly] {
-        &self.draft().anomalies
+        &self.draft.anomalies
     }
 
     pub fn matches(&self) -> Symbols<'a> {
         Symbols {
-            ids: self.draft().matches.iter(),
+            ids: self.draft.matches.iter(),
             exclude: &[],
             names: self.names,
         }
     }
 
     pub fn past(&self) -> Events<'a> {
-        self.pattern_events(self.draft().past.clone())
+        self.pattern_events(self.draft.past.clone())
     }
 
     pub fn present(&self) -> Events<'a> {
-        self.pattern_events(self.draft().present.clone())
+        self.pattern_events(self.draft.present.clone())
     }
 
     pub fn future(&self) -> Events<'a> {
-        self.pattern_events(self.draft().future.clone())
+        self.pattern_events(self.draft.future.clone())
     }
 
     /// The whole pattern.
     pub fn sequence(&self) -> Events<'a> {
-        self.pattern_events(0..self.st.event_lens_of(self.draft().id).len())
+        self.pattern_events(0..self.st.event_lens_of(self.draft.id).len())
     }
 
     /// For each present event, its symbols not among the matches.
     pub fn missing(&self) -> Events<'a> {
         Events {
-            exclude: &self.draft().matches,
-            ..self.pattern_events(self.draft().present.clone())
+            exclude: &self.draft.matches,
+            ..self.pattern_events(self.draft.present.clone())
         }
     }
 
     /// For each STM event, its symbols not in the present.
     pub fn extras(&self) -> Events<'a> {
-        let draft = self.draft();
+        let draft = self.draft;
         let present =
             &self.st.body(draft.id)[flat_range(self.st.event_lens_of(draft.id), &draft.present)];
         Events {
@@ -320,7 +310,7 @@ impl<'a> PredictionRef<'a> {
     }
 
     fn pattern_events(&self, events: Range<usize>) -> Events<'a> {
-        let id = self.draft().id;
+        let id = self.draft.id;
         let lens = self.st.event_lens_of(id);
         let body = self.st.body(id);
         let start = if events.is_empty() {
@@ -347,7 +337,6 @@ impl<'a> PredictionRef<'a> {
                 .collect::<Vec<_>>()
         };
         let events = |e: Events<'_>| e.map(symbols).collect::<Vec<_>>();
-        let m = self.metrics();
         FullPrediction {
             name: self.name().as_str().to_owned(),
             frequency: self.frequency(),
@@ -358,62 +347,9 @@ impl<'a> PredictionRef<'a> {
             missing: events(self.missing()),
             extras: events(self.extras()),
             anomalies: self.anomalies().to_vec(),
-            potential: m.potential,
-            evidence: m.evidence,
-            similarity: m.similarity,
-            fragmentation: m.fragmentation,
-            snr: m.snr,
-            confluence: m.confluence,
-            predictive_information: m.predictive_information,
             sequence: events(self.sequence()),
             future: events(self.future()),
-            confidence: m.confidence,
-            weighted_similarity: m.weighted_similarity,
-            weighted_evidence: m.weighted_evidence,
-            weighted_confidence: m.weighted_confidence,
-            weighted_snr: m.weighted_snr,
-            pre_potential: m.pre_potential,
-            entropy: m.entropy,
-            normalized_entropy: m.normalized_entropy,
-            global_normalized_entropy: m.global_normalized_entropy,
-            itfdf_similarity: m.itfdf_similarity,
-            tfidf_score: m.tfidf_score,
-            pattern_probability: m.pattern_probability,
-            weighted_strength: m.weighted_strength,
-            bayesian_posterior: m.bayesian_posterior,
-            bayesian_prior: m.bayesian_prior,
-            bayesian_likelihood: m.bayesian_likelihood,
-        }
-    }
-}
-
-impl FullPrediction {
-    /// The figures of this prediction.
-    pub fn metrics(&self) -> Metrics {
-        Metrics {
-            potential: self.potential,
-            evidence: self.evidence,
-            similarity: self.similarity,
-            fragmentation: self.fragmentation,
-            snr: self.snr,
-            confluence: self.confluence,
-            predictive_information: self.predictive_information,
-            confidence: self.confidence,
-            weighted_similarity: self.weighted_similarity,
-            weighted_evidence: self.weighted_evidence,
-            weighted_confidence: self.weighted_confidence,
-            weighted_snr: self.weighted_snr,
-            pre_potential: self.pre_potential,
-            entropy: self.entropy,
-            normalized_entropy: self.normalized_entropy,
-            global_normalized_entropy: self.global_normalized_entropy,
-            itfdf_similarity: self.itfdf_similarity,
-            tfidf_score: self.tfidf_score,
-            pattern_probability: self.pattern_probability,
-            weighted_strength: self.weighted_strength,
-            bayesian_posterior: self.bayesian_posterior,
-            bayesian_prior: self.bayesian_prior,
-            bayesian_likelihood: self.bayesian_likelihood,
+            metrics: *self.metrics(),
         }
     }
 }

@@ -9,7 +9,7 @@
 use rustc_hash::FxHashMap as HashMap;
 
 use super::FuturePotential;
-use super::answer::{FullAnswer, Item, Metrics, Names};
+use super::answer::{FullAnswer, Names};
 use super::blas::{Sparse, ddot, sparse_matvec, sparse_row_norm, sparse_self_dot};
 use super::full::{Draft, State, event_range, flat_range, missing};
 use crate::config::{PredictConfig, RankKey};
@@ -19,7 +19,7 @@ use crate::types::Symbol;
 pub(super) fn finish<'a>(
     st: &'a NodeState,
     state: State<'a>,
-    drafts: Vec<Draft>,
+    mut drafts: Vec<Draft>,
     weighted: bool,
     config: &PredictConfig,
 ) -> FullAnswer<'a> {
@@ -58,9 +58,8 @@ pub(super) fn finish<'a>(
     // later prediction whose present is a permutation of an earlier one reuses that value
     // (computed in the earlier order): reproduce that within the call.
     let mut conditional_cache: HashMap<Vec<u32>, f64> = HashMap::default();
-    let mut metrics: Vec<Metrics> = Vec::with_capacity(drafts.len());
     let mut counts = Vec::new();
-    for (i, draft) in drafts.iter().enumerate() {
+    for (i, draft) in drafts.iter_mut().enumerate() {
         let present = presents[i];
         let itfdf_similarity = if ensemble_frequency > 0 {
             1.0 - (distances[i] * draft.frequency as f64 / ensemble_frequency as f64)
@@ -93,31 +92,17 @@ pub(super) fn finish<'a>(
                 ),
                 None => entropies(&counts, present.len(), ts, &probability),
             };
-        let tfidf_score = tfidf(st, draft.id, &counts, present.len(), tu, &probability);
-        metrics.push(Metrics {
-            evidence: draft.evidence,
-            similarity: draft.similarity,
-            fragmentation: draft.fragmentation,
-            snr: draft.snr,
-            confluence,
-            confidence: draft.confidence,
-            weighted_similarity: draft.weighted_similarity,
-            weighted_evidence: draft.weighted_evidence,
-            weighted_confidence: draft.weighted_confidence,
-            weighted_snr: draft.weighted_snr,
-            pre_potential: draft.pre_potential,
-            entropy,
-            normalized_entropy,
-            global_normalized_entropy,
-            itfdf_similarity,
-            tfidf_score,
-            ..Metrics::default()
-        });
+        let m = &mut draft.metrics;
+        m.confluence = confluence;
+        (m.entropy, m.normalized_entropy, m.global_normalized_entropy) =
+            (entropy, normalized_entropy, global_normalized_entropy);
+        m.itfdf_similarity = itfdf_similarity;
+        m.tfidf_score = tfidf(st, draft.id, &counts, present.len(), tu, &probability);
     }
 
-    let future_potentials = predictive_information(st, &drafts, &mut metrics);
-    bayesian(&drafts, &mut metrics);
-    for m in &mut metrics {
+    let future_potentials = predictive_information(st, &mut drafts);
+    bayesian(&mut drafts);
+    for m in drafts.iter_mut().map(|d| &mut d.metrics) {
         let (e, c, s) = if weighted {
             (
                 m.weighted_evidence.unwrap_or(m.evidence),
@@ -134,22 +119,17 @@ pub(super) fn finish<'a>(
         };
         m.potential = (e + c) * s + m.itfdf_similarity + fragmentation;
     }
-    let mut items: Vec<Item> = drafts
-        .into_iter()
-        .zip(metrics)
-        .map(|(draft, metrics)| Item { draft, metrics })
-        .collect();
     // Names are distinct, so this order is total; raw names sort as their hex forms do.
-    items.sort_unstable_by(|a, b| {
+    drafts.sort_unstable_by(|a, b| {
         rank_value(b, config.rank_by)
             .total_cmp(&rank_value(a, config.rank_by))
             .then_with(|| {
-                let name = |item: &Item| &st.patterns[item.draft.id as usize].name;
+                let name = |draft: &Draft| &st.patterns[draft.id as usize].name;
                 name(a).cmp(name(b))
             })
     });
-    items.truncate(config.max_predictions);
-    FullAnswer::new(st, state, items, future_potentials)
+    drafts.truncate(config.max_predictions);
+    FullAnswer::new(st, state, drafts, future_potentials)
 }
 
 /// The place of each symbol of a call in the order of their names (distinct ids have distinct
@@ -350,16 +330,22 @@ fn tfidf(
     }
 }
 
-/// A draft's future as its events' symbol ids, each event sorted: two futures are equal as
-/// KATO compares them (events as sorted strings) exactly when their keys are equal.
-fn future_key(st: &NodeState, draft: &Draft) -> Vec<Vec<u32>> {
+/// A draft's future, event by event, as symbol ids.
+fn future_events<'a>(st: &'a NodeState, draft: &Draft) -> impl Iterator<Item = &'a [u32]> {
     let body = st.body(draft.id);
     let lens = st.event_lens_of(draft.id);
     draft
         .future
         .clone()
-        .map(|e| {
-            let mut event = body[event_range(lens, e)].to_vec();
+        .map(move |e| &body[event_range(lens, e)])
+}
+
+/// A draft's future with each event sorted: two futures are equal as KATO compares them
+/// (events as sorted strings) exactly when their keys are equal.
+fn future_key(st: &NodeState, draft: &Draft) -> Vec<Vec<u32>> {
+    future_events(st, draft)
+        .map(|event| {
+            let mut event = event.to_vec();
             event.sort_unstable();
             event
         })
@@ -368,32 +354,20 @@ fn future_key(st: &NodeState, draft: &Draft) -> Vec<Vec<u32>> {
 
 /// A draft's future as shared strings.
 fn future_symbols(st: &NodeState, draft: &Draft) -> Vec<Vec<Symbol>> {
-    let body = st.body(draft.id);
-    let lens = st.event_lens_of(draft.id);
-    draft
-        .future
-        .clone()
-        .map(|e| {
-            body[event_range(lens, e)]
-                .iter()
-                .map(|&s| st.symbols.symbol(s))
-                .collect()
-        })
+    future_events(st, draft)
+        .map(|event| event.iter().map(|&s| st.symbols.symbol(s)).collect())
         .collect()
 }
 
 /// Pattern probability, weighted strength and predictive information of every prediction,
 /// and the future potentials (KATO's `calculate_ensemble_predictive_information`).
-fn predictive_information(
-    st: &NodeState,
-    drafts: &[Draft],
-    metrics: &mut [Metrics],
-) -> Vec<FuturePotential> {
+fn predictive_information(st: &NodeState, drafts: &mut [Draft]) -> Vec<FuturePotential> {
     let total_frequency: u64 = drafts.iter().map(|d| d.frequency).sum();
     if total_frequency == 0 {
         return Vec::new();
     }
-    for (d, m) in drafts.iter().zip(metrics.iter_mut()) {
+    for d in drafts.iter_mut() {
+        let m = &mut d.metrics;
         m.pattern_probability = d.frequency as f64 / total_frequency as f64;
         m.weighted_strength = m.similarity * m.pattern_probability;
     }
@@ -401,7 +375,7 @@ fn predictive_information(
     let mut keys: Vec<Vec<Vec<u32>>> = Vec::new();
     let mut groups: Vec<FuturePotential> = Vec::new();
     let mut group_of: Vec<Option<usize>> = Vec::with_capacity(drafts.len());
-    for (d, m) in drafts.iter().zip(metrics.iter()) {
+    for d in drafts.iter() {
         if d.future.is_empty() {
             group_of.push(None);
             continue;
@@ -420,7 +394,7 @@ fn predictive_information(
                 groups.len() - 1
             }
         };
-        groups[g].total_weighted_frequency += d.frequency as f64 * m.similarity;
+        groups[g].total_weighted_frequency += d.frequency as f64 * d.metrics.similarity;
         groups[g].supporting_patterns += 1;
         group_of.push(Some(g));
     }
@@ -434,7 +408,8 @@ fn predictive_information(
             0.0
         };
     }
-    for (m, g) in metrics.iter_mut().zip(&group_of) {
+    for (d, g) in drafts.iter_mut().zip(&group_of) {
+        let m = &mut d.metrics;
         m.predictive_information = match g {
             Some(g) if groups[*g].aggregate_potential > 0.0 => {
                 m.weighted_strength / groups[*g].aggregate_potential
@@ -448,18 +423,18 @@ fn predictive_information(
 
 /// Prior (frequency share), likelihood (similarity) and posterior of every prediction; the
 /// evidence is numpy's `np.dot(similarities, priors)`.
-fn bayesian(drafts: &[Draft], metrics: &mut [Metrics]) {
+fn bayesian(drafts: &mut [Draft]) {
     let sum: f64 = drafts.iter().map(|d| d.frequency as f64).sum();
     if sum <= 0.0 {
-        for p in metrics.iter_mut() {
+        for p in drafts.iter_mut().map(|d| &mut d.metrics) {
             p.bayesian_likelihood = p.similarity;
         }
         return;
     }
     let priors: Vec<f64> = drafts.iter().map(|d| d.frequency as f64 / sum).collect();
-    let similarities: Vec<f64> = metrics.iter().map(|p| p.similarity).collect();
+    let similarities: Vec<f64> = drafts.iter().map(|d| d.metrics.similarity).collect();
     let evidence = ddot(&similarities, &priors);
-    for (i, p) in metrics.iter_mut().enumerate() {
+    for (i, p) in drafts.iter_mut().map(|d| &mut d.metrics).enumerate() {
         p.bayesian_prior = priors[i];
         p.bayesian_likelihood = similarities[i];
         p.bayesian_posterior = if evidence > 0.0 {
@@ -470,8 +445,8 @@ fn bayesian(drafts: &[Draft], metrics: &mut [Metrics]) {
     }
 }
 
-fn rank_value(item: &Item, key: RankKey) -> f64 {
-    let p = &item.metrics;
+fn rank_value(draft: &Draft, key: RankKey) -> f64 {
+    let p = &draft.metrics;
     let value = match key {
         RankKey::Potential => Some(p.potential),
         RankKey::Similarity => Some(p.similarity),
@@ -479,7 +454,7 @@ fn rank_value(item: &Item, key: RankKey) -> f64 {
         RankKey::Confidence => Some(p.confidence),
         RankKey::Snr => Some(p.snr),
         RankKey::Fragmentation => Some(p.fragmentation),
-        RankKey::Frequency => Some(item.draft.frequency as f64),
+        RankKey::Frequency => Some(draft.frequency as f64),
         RankKey::NormalizedEntropy => Some(p.normalized_entropy),
         RankKey::GlobalNormalizedEntropy => Some(p.global_normalized_entropy),
         RankKey::ItfdfSimilarity => Some(p.itfdf_similarity),

@@ -4,7 +4,7 @@
 use rustc_hash::FxHashMap as HashMap;
 use std::ops::Range;
 
-use super::answer::{FullAnswer, Names};
+use super::answer::{FullAnswer, Metrics, Names};
 use super::{Anomaly, FuturePotential, Prediction};
 use crate::config::PredictConfig;
 use crate::matching::{BlockScratch, StateIndex, fuzz_ratio};
@@ -20,11 +20,6 @@ const WEIGHT_EPSILON: f64 = 0.01;
 pub(super) struct Draft {
     pub id: u32,
     pub frequency: u64,
-    pub similarity: f64,
-    pub fragmentation: f64,
-    pub evidence: f64,
-    pub confidence: f64,
-    pub snr: f64,
     /// The matched state symbols (`matches`), as state symbol ids.
     pub matches: Vec<u32>,
     pub anomalies: Vec<Anomaly>,
@@ -34,11 +29,8 @@ pub(super) struct Draft {
     pub past: Range<usize>,
     pub present: Range<usize>,
     pub future: Range<usize>,
-    pub weighted_similarity: Option<f64>,
-    pub weighted_evidence: Option<f64>,
-    pub weighted_confidence: Option<f64>,
-    pub weighted_snr: Option<f64>,
-    pub pre_potential: Option<f64>,
+    /// Its figures: those of the match here, the ensemble's filled in by `ensemble::finish`.
+    pub metrics: Metrics,
 }
 
 /// The state as the node sees it: symbol ids, with symbols the node never learned mapped to
@@ -162,11 +154,8 @@ fn weight_sum(weights: &HashMap<u32, f64>, symbols: impl IntoIterator<Item = u32
 #[derive(Clone, Debug)]
 struct Score {
     id: u32,
-    similarity: f64,
-    evidence: f64,
-    confidence: f64,
-    snr: f64,
-    fragmentation: f64,
+    /// Similarity, evidence, confidence, SNR and fragmentation.
+    metrics: Metrics,
     past: Range<usize>,
     present: Range<usize>,
     future: Range<usize>,
@@ -245,17 +234,20 @@ fn match_candidates(
         return order_and_prune(drafts, config);
     }
     scores.sort_by(|a, b| {
-        b.similarity.total_cmp(&a.similarity).then_with(|| {
-            st.patterns[a.id as usize]
-                .name
-                .cmp(&st.patterns[b.id as usize].name)
-        })
+        b.metrics
+            .similarity
+            .total_cmp(&a.metrics.similarity)
+            .then_with(|| {
+                st.patterns[a.id as usize]
+                    .name
+                    .cmp(&st.patterns[b.id as usize].name)
+            })
     });
     let limit = config.max_predictions * PRUNING_FACTOR;
     let pruned = scores.len() > limit;
     if pruned {
         // heapq.nlargest: a stable descending order, truncated.
-        scores.sort_by(|a, b| pre_potential(b).total_cmp(&pre_potential(a)));
+        scores.sort_by(|a, b| pre_potential(&b.metrics).total_cmp(&pre_potential(&a.metrics)));
         scores.truncate(limit);
     }
     scores
@@ -266,26 +258,21 @@ fn match_candidates(
                 .iter()
                 .flat_map(|b| state.ids[b.b..b.b + b.size].iter().copied())
                 .collect();
-            let weighted_similarity =
-                weights.and_then(|w| weighted_similarity(w, &matches, state, body));
+            let metrics = Metrics {
+                weighted_similarity: weights
+                    .and_then(|w| weighted_similarity(w, &matches, state, body)),
+                pre_potential: pruned.then(|| pre_potential(&score.metrics)),
+                ..score.metrics
+            };
             Draft {
                 id: score.id,
                 frequency: st.patterns[score.id as usize].frequency.max(1),
-                similarity: score.similarity,
-                fragmentation: score.fragmentation,
-                evidence: score.evidence,
-                confidence: score.confidence,
-                snr: score.snr,
                 matches,
                 anomalies: Vec::new(),
-                weighted_similarity,
-                weighted_evidence: None,
-                weighted_confidence: None,
-                weighted_snr: None,
-                pre_potential: pruned.then(|| pre_potential(&score)),
                 past: score.past,
                 present: score.present,
                 future: score.future,
+                metrics,
             }
         })
         .collect()
@@ -305,41 +292,28 @@ fn weighted_similarity(
 }
 
 /// KATO's `_pre_potential`: `(evidence + confidence) * snr + 1 / (fragmentation + 1)`.
-fn pre_potential(score: &Score) -> f64 {
-    pre_potential_of(
-        score.evidence,
-        score.confidence,
-        score.snr,
-        score.fragmentation,
-    )
-}
-
-fn pre_potential_of(evidence: f64, confidence: f64, snr: f64, fragmentation: f64) -> f64 {
-    let fragmentation = if fragmentation == -1.0 {
+fn pre_potential(m: &Metrics) -> f64 {
+    let fragmentation = if m.fragmentation == -1.0 {
         0.0
     } else {
-        1.0 / (fragmentation + 1.0)
+        1.0 / (m.fragmentation + 1.0)
     };
-    (evidence + confidence) * snr + fragmentation
+    (m.evidence + m.confidence) * m.snr + fragmentation
 }
 
 /// The fuzzy path's ordering and pruning, on complete drafts.
 fn order_and_prune(mut drafts: Vec<Draft>, config: &PredictConfig) -> Vec<Draft> {
-    drafts.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+    drafts.sort_by(|a, b| b.metrics.similarity.total_cmp(&a.metrics.similarity));
     let limit = config.max_predictions * PRUNING_FACTOR;
     if drafts.len() > limit {
         for draft in &mut drafts {
-            draft.pre_potential = Some(pre_potential_of(
-                draft.evidence,
-                draft.confidence,
-                draft.snr,
-                draft.fragmentation,
-            ));
+            draft.metrics.pre_potential = Some(pre_potential(&draft.metrics));
         }
         drafts.sort_by(|a, b| {
-            b.pre_potential
+            b.metrics
+                .pre_potential
                 .unwrap_or(0.0)
-                .total_cmp(&a.pre_potential.unwrap_or(0.0))
+                .total_cmp(&a.metrics.pre_potential.unwrap_or(0.0))
         });
         drafts.truncate(limit);
     }
@@ -460,8 +434,7 @@ fn score(
     let present_symbols = flat_range(event_lens, &present).len();
     let (m, x) = (matched as f64, extras as f64);
     let denominator = 2.0 * m + x;
-    Some(Score {
-        id,
+    let metrics = Metrics {
         similarity,
         evidence: if body.is_empty() {
             0.0
@@ -479,6 +452,11 @@ fn score(
             0.0
         },
         fragmentation: blocks.len() as f64 - 1.0,
+        ..Metrics::default()
+    };
+    Some(Score {
+        id,
+        metrics,
         past,
         present,
         future,
@@ -549,21 +527,20 @@ fn extract_fuzzy(
     Some(Draft {
         id,
         frequency: rec.frequency.max(1),
-        similarity,
-        fragmentation: n_blocks as f64 - 1.0,
-        evidence,
-        confidence,
-        snr,
         matches,
         anomalies,
         past,
         present,
         future,
-        weighted_similarity,
-        weighted_evidence: None,
-        weighted_confidence: None,
-        weighted_snr: None,
-        pre_potential: None,
+        metrics: Metrics {
+            similarity,
+            fragmentation: n_blocks as f64 - 1.0,
+            evidence,
+            confidence,
+            snr,
+            weighted_similarity,
+            ..Metrics::default()
+        },
     })
 }
 
@@ -646,27 +623,22 @@ fn fuzzy_matches<'s>(
 /// The weighted evidence, confidence and SNR of a draft (KATO's processor step).
 fn weigh(st: &NodeState, state: &State<'_>, draft: &mut Draft, weights: &HashMap<u32, f64>) {
     let body = st.body(draft.id);
-    let event_lens = st.event_lens_of(draft.id);
-    let present_symbols: Vec<u32> = draft
-        .present
-        .clone()
-        .flat_map(|e| body[event_range(event_lens, e)].iter().copied())
-        .collect();
+    let present_symbols = &body[flat_range(st.event_lens_of(draft.id), &draft.present)];
     let matched = weight_sum(weights, draft.matches.iter().copied());
     let pattern = weight_sum(weights, body.iter().copied());
     let present = weight_sum(weights, present_symbols.iter().copied());
     let extras = weight_sum(weights, extras(st, state, draft).flatten());
-    draft.weighted_evidence = Some(if pattern > 0.0 {
+    draft.metrics.weighted_evidence = Some(if pattern > 0.0 {
         matched / pattern
     } else {
         0.0
     });
-    draft.weighted_confidence = Some(if present > 0.0 {
+    draft.metrics.weighted_confidence = Some(if present > 0.0 {
         matched / present
     } else {
         0.0
     });
-    draft.weighted_snr = Some(if matched + extras > 0.0 {
+    draft.metrics.weighted_snr = Some(if matched + extras > 0.0 {
         matched / (matched + extras)
     } else {
         0.0

@@ -39,32 +39,9 @@ pub struct FullPrediction {
     pub missing: Vec<Vec<Symbol>>,
     pub extras: Vec<Vec<Symbol>>,
     pub anomalies: Vec<Anomaly>,
-    pub potential: f64,
-    pub evidence: f64,
-    pub similarity: f64,
-    pub fragmentation: f64,
-    pub snr: f64,
-    pub confluence: f64,
-    pub predictive_information: f64,
     pub sequence: Vec<Vec<Symbol>>,
     pub future: Vec<Vec<Symbol>>,
-    pub confidence: f64,
-    pub weighted_similarity: Option<f64>,
-    pub weighted_evidence: Option<f64>,
-    pub weighted_confidence: Option<f64>,
-    pub weighted_snr: Option<f64>,
-    /// Present only when the candidates were pruned.
-    pub pre_potential: Option<f64>,
-    pub entropy: f64,
-    pub normalized_entropy: f64,
-    pub global_normalized_entropy: f64,
-    pub itfdf_similarity: f64,
-    pub tfidf_score: f64,
-    pub pattern_probability: f64,
-    pub weighted_strength: f64,
-    pub bayesian_posterior: f64,
-    pub bayesian_prior: f64,
-    pub bayesian_likelihood: f64,
+    pub metrics: Metrics,
 }
 
 /// A single-symbol-path prediction (flat regions, no ensemble metrics).
@@ -111,7 +88,7 @@ impl Prediction {
 
     pub fn potential(&self) -> f64 {
         match self {
-            Prediction::Full(p) => p.potential,
+            Prediction::Full(p) => p.metrics.potential,
             Prediction::Single(p) => p.potential,
         }
     }

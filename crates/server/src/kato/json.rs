@@ -227,9 +227,13 @@ fn write_i64(out: &mut Vec<u8>, n: i64) {
 }
 
 /// `[a,b,...]` with `item` writing each element.
-fn write_list<T>(out: &mut Vec<u8>, items: &[T], mut item: impl FnMut(&mut Vec<u8>, &T)) {
+fn write_list<I: IntoIterator>(
+    out: &mut Vec<u8>,
+    items: I,
+    mut item: impl FnMut(&mut Vec<u8>, I::Item),
+) {
     out.push(b'[');
-    for (i, x) in items.iter().enumerate() {
+    for (i, x) in items.into_iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -352,7 +356,7 @@ impl FullFields for FullPrediction {
     }
 
     fn metrics(&self) -> Metrics {
-        FullPrediction::metrics(self)
+        self.metrics
     }
 
     fn write_symbol_list(&self, list: List, out: &mut Vec<u8>) {
@@ -407,26 +411,12 @@ impl FullFields for PredictionRef<'_> {
             List::Missing => self.missing(),
             List::Extras => self.extras(),
         };
-        out.push(b'[');
-        for (i, event) in events.enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_symbols(out, event);
-        }
-        out.push(b']');
+        write_list(out, events, write_symbols);
     }
 }
 
-fn write_symbols<'s>(out: &mut Vec<u8>, symbols: Symbols<'s>) {
-    out.push(b'[');
-    for (i, s) in symbols.enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_str(out, s);
-    }
-    out.push(b']');
+fn write_symbols(out: &mut Vec<u8>, symbols: Symbols<'_>) {
+    write_list(out, symbols, write_str);
 }
 
 fn write_full(out: &mut Vec<u8>, p: &impl FullFields, pattern: &mut PatternJson) {
@@ -546,15 +536,10 @@ pub fn write_full_answer_reply(out: &mut Vec<u8>, answer: &FullAnswer<'_>, sessi
     write_reply(
         out,
         |out| {
-            out.push(b'[');
             let mut pattern = PatternJson::default();
-            for (i, p) in answer.predictions().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_full(out, &p, &mut pattern);
-            }
-            out.push(b']');
+            write_list(out, answer.predictions(), |out, p| {
+                write_full(out, &p, &mut pattern)
+            });
         },
         answer.len(),
         answer.future_potentials(),
