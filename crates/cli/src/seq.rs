@@ -197,12 +197,13 @@ fn observe(patterns: &Patterns, args: &ObserveArgs) -> anyhow::Result<ExitCode> 
             node.defer_predict(stm, &predict_config)
         })
         .context("observing")?;
+    session.state.enforce_limits();
     patterns.save_session(&target.node, &target.session, &session)?;
     print(
         target,
         &json!({
             "status": "okay",
-            "stm_length": outcome.stm_length,
+            "stm_length": session.state.stm.len(),
             "time": outcome.time,
             "auto_learned_pattern": outcome.auto_learned.map(|h| format!("PTRN|{h}")),
         }),

@@ -53,6 +53,7 @@ impl ObserveConfig {
 /// What one observation did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObserveOutcome {
+    /// Events in the STM, before [`Session::enforce_limits`].
     pub stm_length: usize,
     pub time: u64,
     /// Bare hash of the pattern auto-learn stored, if it stored one.
@@ -93,6 +94,7 @@ impl Session {
                     return Err(Error::Vector(VectorError {
                         expected: dimension,
                         actual: vector.len(),
+                        vector_name: None,
                     }));
                 }
             }
@@ -102,16 +104,18 @@ impl Session {
                     *acc += x;
                 }
             }
-            node.check_vector(&sum)?;
+            let name = vector_name(&sum);
+            node.check_vector(&sum)
+                .map_err(|e| Error::Vector(e.named(&name)))?;
             if let Some((_, pending)) = self.pending_vectors.first() {
                 if pending.len() != sum.len() {
                     return Err(Error::Vector(VectorError {
                         expected: pending.len(),
                         actual: sum.len(),
+                        vector_name: Some(name),
                     }));
                 }
             }
-            let name = vector_name(&sum);
             vector_symbols.push(name.clone());
             for neighbour in node.nearest_vectors(&sum, config.vector_neighbours) {
                 if !vector_symbols.contains(&neighbour) {
@@ -142,6 +146,7 @@ impl Session {
         let (event, observed) = self.build_event(node, observation, config)?;
         let mut auto_learned = None;
         if !observation.strings.is_empty() || !observation.vectors.is_empty() {
+            let before = (self.stm.len(), self.pending_vectors.len());
             if let Some(observed) = observed {
                 if !self
                     .pending_vectors
@@ -157,7 +162,16 @@ impl Session {
             if config.process_predictions {
                 self.predictions = predict(node, &self.stm);
             }
-            auto_learned = self.auto_learn(node, config)?;
+            auto_learned = match self.auto_learn(node, config) {
+                Ok(learned) => learned,
+                Err(err) => {
+                    // Nothing of this observation stays: auto-learn fails before it takes the
+                    // STM (a vector index of another dimension) or on a storage failure.
+                    self.stm.truncate(before.0);
+                    self.pending_vectors.truncate(before.1);
+                    return Err(err);
+                }
+            };
         }
         self.time += 1;
         if !observation.emotives.is_empty() {
@@ -174,7 +188,6 @@ impl Session {
             emotives: average_emotives(&self.emotives),
             metadata: observation.metadata.clone(),
         });
-        self.enforce_limits();
         Ok(ObserveOutcome {
             stm_length: self.stm.len(),
             time: self.time,
@@ -204,8 +217,8 @@ impl Session {
             }
         };
         self.predictions.settle(node);
-        let events = std::mem::replace(&mut self.stm, keep);
         self.index_pending_vectors(node)?;
+        let events = std::mem::replace(&mut self.stm, keep);
         node.learn(&events, &[], &[], config.persistence)
     }
 
@@ -216,14 +229,17 @@ impl Session {
             return Err(Error::EmptyStm);
         }
         self.predictions.settle(node);
-        let events = std::mem::take(&mut self.stm);
         self.index_pending_vectors(node)?;
+        let events = std::mem::take(&mut self.stm);
         node.learn(&events, &self.emotives, &self.metadata, persistence)
     }
 
+    /// The vectors observed since the last learn join the node's index; on an error (another
+    /// session fixed another dimension meanwhile) they stay pending and the STM is untouched.
     fn index_pending_vectors(&mut self, node: &Node) -> Result<()> {
-        let pending = std::mem::take(&mut self.pending_vectors);
-        node.index_vectors(&pending)
+        node.index_vectors(&self.pending_vectors)?;
+        self.pending_vectors.clear();
+        Ok(())
     }
 
     /// Empties the STM, accumulators, time and last percept (`clear-stm`).
@@ -231,7 +247,10 @@ impl Session {
         *self = Session::default();
     }
 
-    fn enforce_limits(&mut self) {
+    /// KATO's limits, applied when it saves a session (after an observe, after a whole
+    /// observe-sequence): the last [`MAX_STM_EVENTS`] events, the last [`MAX_ACCUMULATED`]
+    /// emotives and metadata.
+    pub fn enforce_limits(&mut self) {
         trim_front(&mut self.stm, MAX_STM_EVENTS);
         trim_front(&mut self.emotives, MAX_ACCUMULATED);
         trim_front(&mut self.metadata, MAX_ACCUMULATED);

@@ -19,7 +19,7 @@ use mneme_app::bench::corpus::Rng;
 use mneme_app::bench::random_pattern;
 use mneme_app::patterns::{Durability, Patterns};
 use mneme_seq::config::Defaults;
-use mneme_server::kato::{Api, Freshness, Options};
+use mneme_server::kato::{Api, Freshness, Options, Request};
 use serde_json::{Value, json};
 
 /// The allocator `mneme` itself uses.
@@ -78,7 +78,10 @@ fn main() {
         ids.push(id);
     }
     let get = |path: &str| {
-        let reply = api.handle_with("GET", path, "", None, Freshness::Computed);
+        let reply = api.serve(&Request {
+            freshness: Freshness::Computed,
+            ..Request::new("GET", path, "", None)
+        });
         assert_eq!(reply.status, 200);
         reply.raw.expect("a serialised answer")
     };
@@ -111,7 +114,10 @@ fn main() {
     let api_paths = paths.clone();
     let answers = measure(threads, seconds, move |i| {
         let path = &api_paths[i % api_paths.len()];
-        let reply = api.handle_with("GET", path, "", None, Freshness::Computed);
+        let reply = api.serve(&Request {
+            freshness: Freshness::Computed,
+            ..Request::new("GET", path, "", None)
+        });
         assert_eq!(reply.status, 200);
     });
     let node = patterns.node("bench").unwrap();

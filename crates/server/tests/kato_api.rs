@@ -621,3 +621,325 @@ fn concurrent_observes_on_one_session_never_interleave_badly() {
         assert_eq!(events.len(), EACH);
     }
 }
+
+#[test]
+fn methods_paths_and_headers_answer_as_kato_routes_them() {
+    let server = TestServer::new(&[]);
+    let id = session(&server, json!({"node_id": "routes"}));
+    let not_allowed = json!({"detail": "Method Not Allowed"});
+    // A known path asked with another method: 405, for a known session (KATO's middleware
+    // answers SESSION_NOT_FOUND before routing for an unknown one).
+    for (method, path) in [
+        ("GET", format!("/sessions/{id}/observe")),
+        ("POST", format!("/sessions/{id}/stm")),
+        ("DELETE", format!("/sessions/{id}/predictions")),
+        ("PUT", format!("/sessions/{id}")),
+        ("POST", format!("/sessions/{id}/exists")),
+        ("GET", "/sessions".to_owned()),
+        ("POST", "/pattern/PTRN%7Cabc".to_owned()),
+        ("POST", "/symbols/stats".to_owned()),
+        ("POST", "/status".to_owned()),
+        ("DELETE", "/health".to_owned()),
+    ] {
+        let reply = server.call(method, &path, &[], Body::empty());
+        assert_eq!(reply.status, 405, "{method} {path}: {}", reply.text());
+        assert_eq!(reply.json(), not_allowed, "{method} {path}");
+    }
+    for (method, path) in [
+        ("PUT", "/sessions/nobody"),
+        ("GET", "/sessions/nobody/observe"),
+        ("POST", "/sessions/nobody/no/such/action"),
+        ("DELETE", "/sessions/nobody"),
+    ] {
+        let reply = server.call(method, path, &[], Body::empty());
+        assert_eq!(reply.status, 404, "{method} {path}");
+        assert_eq!(
+            reply.json(),
+            json!({"error": {"code": "SESSION_NOT_FOUND", "message": "Session nobody not found or expired", "session_id": "nobody"}}),
+            "{method} {path}"
+        );
+    }
+    for path in [
+        format!("/sessions/{id}/no-such-action"),
+        format!("/sessions/{id}/stm/more"),
+    ] {
+        let reply = server.get(&path);
+        assert_eq!(reply.status, 404, "{path}");
+        assert_eq!(reply.json(), json!({"detail": "Not Found"}), "{path}");
+    }
+
+    // X-Session-ID on the answers of the session's routes, errors included.
+    let learn_empty = server.post(&format!("/sessions/{id}/learn"), &json!({}));
+    assert_eq!(learn_empty.status, 400);
+    for reply in [
+        server.get(&format!("/sessions/{id}/stm")),
+        server.get(&format!("/sessions/{id}/predictions")),
+        learn_empty,
+    ] {
+        assert_eq!(reply.header("x-session-id"), Some(id.as_str()));
+    }
+
+    // The node of node-level routes: node_id, else x-test-id (prefixed test_), else x-node-id.
+    for symbols in [["p"], ["q"]] {
+        server.post(
+            &format!("/sessions/{id}/observe"),
+            &json!({"strings": symbols}),
+        );
+    }
+    let learned = server
+        .post(&format!("/sessions/{id}/learn"), &json!({}))
+        .json();
+    let name = learned["pattern_name"]
+        .as_str()
+        .unwrap()
+        .replace('|', "%7C");
+    let node_of = |path: &str, headers: &[(&str, &str)]| {
+        let reply = server.call("GET", path, headers, Body::empty());
+        assert_eq!(reply.status, 200, "{path}");
+        reply.json()
+    };
+    let by_header = node_of(&format!("/pattern/{name}"), &[("x-node-id", "routes")]);
+    assert_eq!(by_header["node_id"], "routes_kato");
+    assert_eq!(by_header["pattern"]["status"], "okay");
+    let stats = node_of("/symbols/stats", &[("x-node-id", "routes")]);
+    assert_eq!(stats["symbols"]["p"]["frequency"], 1);
+    assert_eq!(
+        node_of(
+            "/symbols/stats",
+            &[("x-test-id", "abc"), ("x-node-id", "routes")]
+        )["node_id"],
+        "test_abc_kato"
+    );
+    assert_eq!(
+        node_of("/symbols/affinity", &[("x-test-id", "test_abc")])["node_id"],
+        "test_abc_kato"
+    );
+    assert_eq!(
+        node_of("/symbols/stats?node_id=other", &[("x-test-id", "abc")])["node_id"],
+        "other_kato"
+    );
+    assert_eq!(
+        node_of("/symbols/stats", &[])["node_id"],
+        "default_node_kato"
+    );
+    assert_eq!(
+        node_of("/percept-data", &[("x-test-id", "abc")])["node_id"],
+        "test_abc_kato"
+    );
+}
+
+#[test]
+fn a_body_over_the_limit_gets_a_kato_shaped_413() {
+    let server = TestServer::with(&[], |setup| {
+        setup.server.max_request_size = 1000;
+        setup.server.max_query_length = 50;
+    });
+    let id = session(&server, json!({"node_id": "big"}));
+    let big = json!({"strings": ["s".repeat(2000)]}).to_string();
+    let reply = server.call(
+        "POST",
+        &format!("/sessions/{id}/observe"),
+        &[
+            ("content-type", "application/json"),
+            ("content-length", &big.len().to_string()),
+        ],
+        big,
+    );
+    assert_eq!(reply.status, 413);
+    assert_eq!(
+        reply.json(),
+        json!({"detail": "Request body too large. Maximum request size is 1000 bytes (0MB); the server's KB_MAX_REQUEST_SIZE sets it"})
+    );
+    let long = server.get(&format!("/symbols/stats?node_id={}", "x".repeat(60)));
+    assert_eq!(long.status, 413);
+    assert!(
+        long.json()["detail"]
+            .as_str()
+            .unwrap()
+            .contains("KB_MAX_QUERY_LENGTH")
+    );
+    assert_eq!(
+        server.get(&format!("/sessions/{id}/stm")).json()["length"],
+        0,
+        "nothing was observed"
+    );
+}
+
+/// A node where `[a] [b] [c]` was learned three times and `[a] [b] [d]` once, with
+/// emotives: each learn of the first carries `joy` 1..=3.
+fn ranked_node(server: &TestServer, node: &str, config: Value) -> String {
+    let id = session(server, json!({"node_id": node, "config": config}));
+    let observe = |symbols: &[&str], emotives: Value| {
+        let reply = server.post(
+            &format!("/sessions/{id}/observe"),
+            &json!({"strings": symbols, "emotives": emotives}),
+        );
+        assert_eq!(reply.status, 200);
+    };
+    for joy in 1..=3 {
+        observe(&["a"], json!({"joy": joy as f64}));
+        observe(&["b"], json!({}));
+        observe(&["c"], json!({}));
+        server.post(&format!("/sessions/{id}/learn"), &json!({}));
+        server.post(&format!("/sessions/{id}/clear-stm"), &json!({}));
+    }
+    for symbols in [["a"], ["b"], ["d"]] {
+        observe(&symbols, json!({}));
+    }
+    server.post(&format!("/sessions/{id}/learn"), &json!({}));
+    id
+}
+
+#[test]
+fn the_session_settings_kato_ignores_are_honoured() {
+    let server = TestServer::new(&[]);
+    // rank_sort_algo: KATO always ranks by the server's key (potential); mneme by the session's.
+    let id = ranked_node(&server, "rank", json!({}));
+    for symbols in [vec!["a"], vec!["b", "d"]] {
+        server.post(
+            &format!("/sessions/{id}/observe"),
+            &json!({"strings": symbols}),
+        );
+    }
+    let names = |server: &TestServer| {
+        let predictions = server.get(&format!("/sessions/{id}/predictions")).json();
+        predictions["predictions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["frequency"].as_u64().unwrap(),
+                    p["potential"].as_f64().unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let by_potential = names(&server);
+    assert_eq!(by_potential.len(), 2);
+    assert!(by_potential[0].1 >= by_potential[1].1);
+    assert_eq!(by_potential[0].0, 1, "[a] [b] [d] matches better");
+    server.post(
+        &format!("/sessions/{id}/config"),
+        &json!({"config": {"rank_sort_algo": "frequency"}}),
+    );
+    let by_frequency = names(&server);
+    assert_eq!(
+        by_frequency.iter().map(|p| p.0).collect::<Vec<_>>(),
+        [3, 1],
+        "ranked by the session's rank_sort_algo"
+    );
+
+    // persistence: the emotive window of a pattern's learns (KATO uses the server's 5).
+    let pattern_emotives = |node: &str, persistence: Value| {
+        ranked_node(&server, node, json!({"persistence": persistence}));
+        let abc = [vec!["a"], vec!["b"], vec!["c"]];
+        let name = mneme_seq::name::pattern_hash(&abc);
+        let found = server
+            .get(&format!("/pattern/PTRN%7C{name}?node_id={node}"))
+            .json();
+        found["pattern"]["pattern"]["emotives"].clone()
+    };
+    let five = pattern_emotives("persist5", json!(5));
+    assert_eq!(five, json!([{"joy": 1.0}, {"joy": 2.0}, {"joy": 3.0}]));
+    let two = pattern_emotives("persist2", json!(2));
+    assert_eq!(
+        two,
+        json!([{"joy": 2.0}, {"joy": 3.0}]),
+        "the session's window of 2"
+    );
+}
+
+#[test]
+fn predictions_learns_and_clear_all_on_one_node_at_once() {
+    let server = TestServer::new(&[]);
+    let spawned = server.spawn();
+    let addr = spawned.addr;
+    const THREADS: usize = 6;
+    const ROUNDS: usize = 30;
+    let call = move |method: &str, path: &str, body: &Value| {
+        let payload = if body.is_null() {
+            Vec::new()
+        } else {
+            body.to_string().into_bytes()
+        };
+        let reply = http(
+            addr,
+            method,
+            path,
+            &[("content-type", "application/json")],
+            &payload,
+        );
+        (reply.status, reply.json())
+    };
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let (_, created) = call("POST", "/sessions", &json!({"node_id": "mixed"}));
+                let id = created["session_id"].as_str().unwrap().to_owned();
+                let mut statuses = Vec::new();
+                for r in 0..ROUNDS {
+                    for symbols in [vec!["x".to_owned(), format!("t{t}")], vec![format!("r{}", r % 7)]] {
+                        statuses.push(call("POST", &format!("/sessions/{id}/observe"), &json!({"strings": symbols})));
+                    }
+                    statuses.push(call("GET", &format!("/sessions/{id}/predictions"), &Value::Null));
+                    match (t + r) % 4 {
+                        0 => statuses.push(call("POST", &format!("/sessions/{id}/learn"), &Value::Null)),
+                        1 if t == 0 && r % 5 == 1 => {
+                            statuses.push(call("POST", &format!("/sessions/{id}/clear-all"), &Value::Null))
+                        }
+                        2 => statuses.push(call(
+                            "POST",
+                            &format!("/sessions/{id}/observe-sequence"),
+                            &json!({"observations": [{"strings": ["x"]}, {"strings": ["y", "z"]}], "learn_at_end": true}),
+                        )),
+                        _ => statuses.push(call("GET", &format!("/sessions/{id}/cognition-data"), &Value::Null)),
+                    }
+                }
+                statuses
+            })
+        })
+        .collect();
+    for worker in workers {
+        for (status, body) in worker.join().unwrap() {
+            assert_eq!(status, 200, "{body}");
+        }
+    }
+    // Whatever interleaved, the node is whole: after a last clear-all it answers as a new one.
+    let id = session(&server, json!({"node_id": "mixed"}));
+    server.post(&format!("/sessions/{id}/clear-all"), &json!({}));
+    for symbols in [["m"], ["n"], ["o"]] {
+        server.post(
+            &format!("/sessions/{id}/observe"),
+            &json!({"strings": symbols}),
+        );
+    }
+    let learned = server
+        .post(&format!("/sessions/{id}/learn"), &json!({}))
+        .json();
+    for symbols in [["m"], ["n"]] {
+        server.post(
+            &format!("/sessions/{id}/observe"),
+            &json!({"strings": symbols}),
+        );
+    }
+    let predictions = server.get(&format!("/sessions/{id}/predictions")).json();
+    assert_eq!(predictions["count"], 1);
+    assert_eq!(
+        format!(
+            "PTRN|{}",
+            predictions["predictions"][0]["name"].as_str().unwrap()
+        ),
+        learned["pattern_name"].as_str().unwrap()
+    );
+    assert_eq!(predictions["predictions"][0]["frequency"], 1);
+    let stats = server.get("/symbols/stats?node_id=mixed").json();
+    assert_eq!(
+        stats["symbols"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["m", "n", "o"]
+    );
+}

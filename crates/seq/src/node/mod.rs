@@ -317,9 +317,24 @@ impl Node {
         }
         let ticket = {
             let mut state = self.write();
+            // All or nothing: a vector of another dimension leaves the index as it was.
+            for (name, vector) in vectors {
+                state
+                    .vectors
+                    .check(vector)
+                    .map_err(|e| Error::Vector(e.named(name)))?;
+            }
+            if let Some((name, vector)) =
+                vectors.iter().find(|(_, v)| v.len() != vectors[0].1.len())
+            {
+                return Err(Error::Vector(VectorError {
+                    expected: vectors[0].1.len(),
+                    actual: vector.len(),
+                    vector_name: Some(name.clone()),
+                }));
+            }
             let mut batch = WriteBatch::default();
             for (name, vector) in vectors {
-                state.vectors.check(vector).map_err(Error::Vector)?;
                 if state.vectors.insert(name, vector) {
                     records::put_vector(&mut batch, &self.prefix, name, vector);
                 }

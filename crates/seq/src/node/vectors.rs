@@ -7,6 +7,17 @@
 pub struct VectorError {
     pub expected: usize,
     pub actual: usize,
+    /// The `VCTR|` name of the offending vector, when it has one.
+    pub vector_name: Option<String>,
+}
+
+impl VectorError {
+    pub fn named(self, name: &str) -> VectorError {
+        VectorError {
+            vector_name: Some(name.to_owned()),
+            ..self
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -26,6 +37,7 @@ impl VectorIndex {
             Some(expected) if expected != vector.len() => Err(VectorError {
                 expected,
                 actual: vector.len(),
+                vector_name: None,
             }),
             _ => Ok(()),
         }

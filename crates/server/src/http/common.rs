@@ -483,17 +483,18 @@ pub async fn metric(
     json_response(StatusCode::OK, &body)
 }
 
+/// The kb_id of the node a request names, as KATO's node-level routes resolve it.
 fn node_of(state: &ServerState, query: Option<&str>, headers: &HeaderMap) -> String {
-    let node = query
-        .and_then(|q| kato::query_param(q, "node_id"))
-        .or_else(|| {
-            headers
-                .get("x-node-id")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| "default_node".to_owned());
-    mneme_seq::config::kb_id(&node, &state.kato.patterns().defaults().service_name)
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let request = kato::Request {
+        test_id: header("x-test-id"),
+        node_header: header("x-node-id"),
+        ..kato::Request::new("GET", "", query.unwrap_or(""), None)
+    };
+    mneme_seq::config::kb_id(
+        &request.node_id(),
+        &state.kato.patterns().defaults().service_name,
+    )
 }
 
 const DEPRECATED: &str = "This endpoint is deprecated: use /sessions/{session_id}/percept-data or /sessions/{session_id}/cognition-data";

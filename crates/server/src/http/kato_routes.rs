@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::ServerState;
 use super::common::{iso_now, json_response};
-use crate::kato::Freshness;
+use crate::kato::{Freshness, Request};
 
 pub async fn handle(
     State(state): State<Arc<ServerState>>,
@@ -37,21 +37,29 @@ pub async fn handle(
         }
     };
     let method_name = method.as_str().to_owned();
-    let reply = if state.kato.runs_quickly(&method_name, &path) {
-        Ok(state
-            .kato
-            .handle_with(&method_name, &path, &query, parsed.as_ref(), freshness))
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (test_id, node_header) = (header("x-test-id"), header("x-node-id"));
+    let serve = move |state: &ServerState| {
+        state.kato.serve(&Request {
+            freshness,
+            test_id: test_id.as_deref(),
+            node_header: node_header.as_deref(),
+            ..Request::new(&method_name, &path, &query, parsed.as_ref())
+        })
+    };
+    let reply = if state.kato.runs_quickly(method.as_str(), uri.path()) {
+        Ok(serve(&state))
     } else {
         // CPU-bound work (scoring) runs on at most twice as many threads as there are cores, so
         // a burst queues in order instead of time-slicing dozens of threads.
         let _permit = state.blocking_slots.acquire().await;
         let worker = state.clone();
-        tokio::task::spawn_blocking(move || {
-            worker
-                .kato
-                .handle_with(&method_name, &path, &query, parsed.as_ref(), freshness)
-        })
-        .await
+        tokio::task::spawn_blocking(move || serve(&worker)).await
     };
     let reply = match reply {
         Ok(reply) => reply,

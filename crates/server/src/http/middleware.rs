@@ -77,6 +77,19 @@ pub async fn observe(
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
 
     let mut response = next.run(request).await;
+    // The router's own 405 has no body: answer FastAPI's (both originals give it).
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        let allow = response.headers().get(header::ALLOW).cloned();
+        response = json_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &json!({"detail": "Method Not Allowed"}),
+        );
+        if let Some(allow) = allow {
+            response.headers_mut().insert(header::ALLOW, allow);
+        }
+    }
 
     let elapsed = started.elapsed();
     let status = response.status();
@@ -143,12 +156,15 @@ pub async fn observe(
     response
 }
 
-/// KnowledgeBeast's 413 answer.
-fn too_large(message: &str, detail: String) -> Response {
-    json_response(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        &json!({"error": "RequestEntityTooLarge", "message": message, "detail": detail, "status_code": 413}),
-    )
+/// The 413 answer: KnowledgeBeast's body under `/api`, FastAPI's `detail` elsewhere (KATO has
+/// no limit of its own, so its clients get the shape of its other errors).
+fn too_large(path: &str, message: &str, detail: String, setting: &str) -> Response {
+    let body = if path.starts_with("/api/") {
+        json!({"error": "RequestEntityTooLarge", "message": message, "detail": detail, "status_code": 413})
+    } else {
+        json!({"detail": format!("{message}. {detail}; the server's {setting} sets it")})
+    };
+    json_response(StatusCode::PAYLOAD_TOO_LARGE, &body)
 }
 
 pub async fn limits(
@@ -157,6 +173,7 @@ pub async fn limits(
     next: Next,
 ) -> Response {
     let max_body = state.config.max_request_size;
+    let path = request.uri().path().to_owned();
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -164,11 +181,13 @@ pub async fn limits(
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > max_body) {
         return too_large(
+            &path,
             "Request body too large",
             format!(
                 "Maximum request size is {max_body} bytes ({}MB)",
                 max_body / (1024 * 1024)
             ),
+            "KB_MAX_REQUEST_SIZE",
         );
     }
     let max_query = state.config.max_query_length;
@@ -178,8 +197,10 @@ pub async fn limits(
         .is_some_and(|q| q.len() as u64 > max_query)
     {
         return too_large(
+            &path,
             "Query string too long",
             format!("Maximum query length is {max_query} characters"),
+            "KB_MAX_QUERY_LENGTH",
         );
     }
     let response = next.run(request).await;
@@ -192,11 +213,13 @@ pub async fn limits(
             .is_some_and(|v| v.as_bytes().starts_with(b"text/plain"))
     {
         return too_large(
+            &path,
             "Request body too large",
             format!(
                 "Maximum request size is {max_body} bytes ({}MB)",
                 max_body / (1024 * 1024)
             ),
+            "KB_MAX_REQUEST_SIZE",
         );
     }
     response

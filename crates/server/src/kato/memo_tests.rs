@@ -8,7 +8,7 @@ use mneme_app::patterns::{Durability, Patterns};
 use mneme_seq::config::Defaults;
 use serde_json::{Value, json};
 
-use super::{Api, Freshness, Options};
+use super::{Api, Freshness, Options, Request};
 
 const NODE: &str = "memo_node";
 
@@ -67,7 +67,7 @@ fn predictions(api: &Api, id: &str) -> (Vec<u8>, bool) {
 
 fn memo_bytes(api: &Api, id: &str) -> Option<axum::body::Bytes> {
     let entry = api.entry(id)?;
-    let session = entry.lock().unwrap();
+    let session = entry.lock();
     session.predictions_memo.as_ref().map(|m| m.bytes.clone())
 }
 
@@ -226,7 +226,10 @@ fn no_cache_computes_the_same_answer_again() {
     let (first, _) = predictions(&api, &id);
     let remembered = memo_bytes(&api, &id).expect("remembered");
     let path = format!("/sessions/{id}/predictions");
-    let reply = api.handle_with("GET", &path, "", None, Freshness::Computed);
+    let reply = api.serve(&Request {
+        freshness: Freshness::Computed,
+        ..Request::new("GET", &path, "", None)
+    });
     let computed = reply.raw.expect("serialised");
     assert_ne!(
         computed.as_ptr(),

@@ -7,9 +7,11 @@ pub mod json;
 #[cfg(test)]
 mod memo_tests;
 pub mod request;
+#[cfg(test)]
+mod session_tests;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -57,6 +59,20 @@ impl Reply {
             body: json!({"detail": detail.into()}),
             raw: None,
         }
+    }
+
+    /// FastAPI's 422 for a request that fails validation.
+    fn unprocessable(errors: &[request::FieldError]) -> Reply {
+        Reply {
+            status: 422,
+            body: request::detail(errors),
+            raw: None,
+        }
+    }
+
+    /// FastAPI's answer to a known path asked with another method.
+    fn method_not_allowed() -> Reply {
+        Reply::detail(405, "Method Not Allowed")
     }
 
     fn session_not_found(id: &str) -> Reply {
@@ -108,12 +124,54 @@ impl Default for Options {
     }
 }
 
+/// One session: when it expires and whether it is gone, readable without waiting for its
+/// lock (which a long observe-sequence or learn may hold), and its state behind the lock.
+struct Slot {
+    /// Milliseconds since the epoch at which the session expires.
+    expires_ms: AtomicU64,
+    /// Set when the session is deleted or swept: a request that was waiting for the lock
+    /// then answers as for an unknown session.
+    removed: AtomicBool,
+    entry: Mutex<SessionEntry>,
+}
+
+impl Slot {
+    fn expired(&self, now_ms: u64) -> bool {
+        self.expires_ms.load(Ordering::Acquire) <= now_ms
+    }
+
+    fn expires_at(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.expires_ms.load(Ordering::Acquire))
+    }
+
+    /// Now plus `ttl` seconds.
+    fn extend(&self, now_ms: u64, ttl: u64) {
+        self.expires_ms.store(
+            now_ms.saturating_add(ttl.saturating_mul(1000)),
+            Ordering::Release,
+        );
+    }
+
+    /// The session's state. A panic while it was held leaves no half-applied change that
+    /// matters more than losing the session would, so a poisoned lock is taken as it is.
+    fn lock(&self) -> std::sync::MutexGuard<'_, SessionEntry> {
+        self.entry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The longest lifetime a session may ask for (100 years): beyond it KATO fails with a 500.
+pub const MAX_TTL_SECONDS: i64 = 100 * 365 * 86_400;
+
+fn unix_ms(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 struct SessionEntry {
     id: String,
     node_id: String,
     node: Arc<Node>,
     created_at: SystemTime,
-    expires_at: SystemTime,
     ttl: u64,
     metadata: Map<String, Value>,
     config: SessionConfig,
@@ -144,6 +202,54 @@ impl PredictionsMemo {
     }
 }
 
+/// One request, with what KATO's routes read from it.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// The path, still percent-encoded.
+    pub path: &'a str,
+    /// The raw query string.
+    pub query: &'a str,
+    /// The parsed JSON body; `None` when the request had none.
+    pub body: Option<&'a Value>,
+    pub freshness: Freshness,
+    /// The `x-test-id` header, which names the node of node-level requests (after `node_id`).
+    pub test_id: Option<&'a str>,
+    /// The `x-node-id` header (after `x-test-id`).
+    pub node_header: Option<&'a str>,
+}
+
+impl<'a> Request<'a> {
+    pub fn new(method: &'a str, path: &'a str, query: &'a str, body: Option<&'a Value>) -> Self {
+        Request {
+            method,
+            path,
+            query,
+            body,
+            freshness: Freshness::Any,
+            test_id: None,
+            node_header: None,
+        }
+    }
+
+    /// KATO's node of a node-level request: the `node_id` query parameter, else the
+    /// `x-test-id` header (prefixed `test_` unless it already is), else `x-node-id`, else
+    /// `default_node`.
+    pub fn node_id(&self) -> String {
+        if let Some(node) = query_param(self.query, "node_id") {
+            return node;
+        }
+        if let Some(test) = self.test_id {
+            return if test.starts_with("test_") {
+                test.to_owned()
+            } else {
+                format!("test_{test}")
+            };
+        }
+        self.node_header.unwrap_or("default_node").to_owned()
+    }
+}
+
 /// Whether a request accepts a remembered answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Freshness {
@@ -156,7 +262,7 @@ pub enum Freshness {
 pub struct Api {
     patterns: Arc<Patterns>,
     options: Options,
-    sessions: RwLock<HashMap<String, Arc<Mutex<SessionEntry>>>>,
+    sessions: RwLock<HashMap<String, Arc<Slot>>>,
     clock: Box<dyn Fn() -> SystemTime + Send + Sync>,
     created: AtomicU64,
     deleted: AtomicU64,
@@ -230,10 +336,16 @@ impl Api {
     /// Drops every expired session; returns how many. The server calls it periodically so
     /// that sessions nobody touches again do not stay in memory.
     pub fn sweep_expired(&self) -> usize {
-        let now = (self.clock)();
+        let now = self.now_ms();
         let mut sessions = self.sessions.write().unwrap_or_else(|p| p.into_inner());
         let before = sessions.len();
-        sessions.retain(|_, s| s.lock().map(|s| s.expires_at > now).unwrap_or(false));
+        sessions.retain(|_, slot| {
+            let keep = !slot.expired(now);
+            if !keep {
+                slot.removed.store(true, Ordering::Release);
+            }
+            keep
+        });
         let swept = before - sessions.len();
         self.expired.fetch_add(swept as u64, Ordering::Relaxed);
         swept
@@ -247,14 +359,15 @@ impl Api {
         self.patterns.defaults()
     }
 
-    /// Number of sessions that have not expired.
+    /// Number of sessions that have not expired. Never waits for a session's lock.
     pub fn active_sessions(&self) -> usize {
-        let now = (self.clock)();
+        let now = self.now_ms();
         let sessions = self.sessions.read().unwrap_or_else(|p| p.into_inner());
-        sessions
-            .values()
-            .filter(|s| s.lock().map(|s| s.expires_at > now).unwrap_or(false))
-            .count()
+        sessions.values().filter(|slot| !slot.expired(now)).count()
+    }
+
+    fn now_ms(&self) -> u64 {
+        unix_ms((self.clock)())
     }
 
     /// Whether a request never waits for the disk and is short CPU work (session reads, an
@@ -264,8 +377,8 @@ impl Api {
     pub fn runs_quickly(&self, method: &str, path: &str) -> bool {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         match (method, segments.as_slice()) {
-            ("POST", ["sessions", id, "observe"]) => self.entry(id).is_some_and(|entry| {
-                entry.try_lock().is_ok_and(|session| {
+            ("POST", ["sessions", id, "observe"]) => self.entry(id).is_some_and(|slot| {
+                slot.entry.try_lock().is_ok_and(|session| {
                     session
                         .config
                         .observe_config(self.defaults(), false)
@@ -286,37 +399,45 @@ impl Api {
     /// Routes one request. `query` is the raw query string; `body` the parsed JSON body
     /// (`None` when the request had none).
     pub fn handle(&self, method: &str, path: &str, query: &str, body: Option<&Value>) -> Reply {
-        self.handle_with(method, path, query, body, Freshness::Any)
+        self.serve(&Request::new(method, path, query, body))
     }
 
-    /// [`Api::handle`], where `freshness` may ask for an answer computed now instead of one
-    /// remembered (a request's `Cache-Control: no-cache`).
-    pub fn handle_with(
-        &self,
-        method: &str,
-        path: &str,
-        query: &str,
-        body: Option<&Value>,
-        freshness: Freshness,
-    ) -> Reply {
-        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        match (method, segments.as_slice()) {
-            ("POST", ["sessions"]) => self.create_session(body),
-            ("GET", ["sessions", "count"]) => {
+    /// Routes one request, with everything KATO reads from it.
+    pub fn serve(&self, request: &Request<'_>) -> Reply {
+        let method = request.method;
+        let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
+        match segments.as_slice() {
+            ["sessions"] => match method {
+                "POST" => self.create_session(request.body),
+                _ => Reply::method_not_allowed(),
+            },
+            ["sessions", "count"] if method == "GET" => {
                 Reply::ok(json!({"active_session_count": self.active_sessions()}))
             }
-            ("GET", ["sessions", id]) => self.get_session(id),
-            ("DELETE", ["sessions", id]) => self.delete_session(id),
-            ("GET", ["sessions", id, "exists"]) => self.session_exists(id),
-            (_, ["sessions", id, action]) => {
-                self.session_action(method, id, action, query, body, freshness)
+            ["sessions", id] if method == "GET" => self.get_session(id),
+            ["sessions", id, "exists"] if method == "GET" => self.session_exists(id),
+            // KATO's middleware answers for every other path under a session before routing:
+            // an unknown session is SESSION_NOT_FOUND whatever the method or action.
+            ["sessions", id, rest @ ..] => {
+                let Some(slot) = self.entry(id) else {
+                    return Reply::session_not_found(id);
+                };
+                match rest {
+                    [] if method == "DELETE" => self.delete_session(id, &slot),
+                    [] => Reply::method_not_allowed(),
+                    [action] => self.session_action(&slot, request, action),
+                    _ => Reply::detail(404, "Not Found"),
+                }
             }
-            ("GET", ["pattern", pattern_id]) => self.pattern(pattern_id, query),
-            ("GET", ["symbols", "stats"]) => self.node_reply(
-                query,
+            ["pattern", pattern_id] => match method {
+                "GET" => self.pattern(pattern_id, request),
+                _ => Reply::method_not_allowed(),
+            },
+            ["symbols", "stats"] if method == "GET" => self.node_reply(
+                request,
                 |node| json!({"symbols": json::symbol_stats(&node.symbol_stats())}),
             ),
-            ("GET", ["symbols", "affinity"]) => self.node_reply(query, |node| {
+            ["symbols", "affinity"] if method == "GET" => self.node_reply(request, |node| {
                 let all: Map<String, Value> = node
                     .affinities()
                     .into_iter()
@@ -324,47 +445,59 @@ impl Api {
                     .collect();
                 json!({"affinities": Value::Object(all)})
             }),
-            ("GET", ["symbols", symbol, "affinity"]) => {
+            ["symbols", symbol, "affinity"] if method == "GET" => {
                 let symbol = percent_decode(symbol);
-                self.node_reply(query, |node| json!({"symbol": symbol, "affinity": json::affinity(&node.affinity(&symbol))}))
+                self.node_reply(request, |node| json!({"symbol": symbol, "affinity": json::affinity(&node.affinity(&symbol))}))
+            }
+            ["symbols", "stats" | "affinity"] | ["symbols", _, "affinity"] => {
+                Reply::method_not_allowed()
             }
             _ => Reply::detail(404, "Not Found"),
         }
     }
 
-    fn entry(&self, id: &str) -> Option<Arc<Mutex<SessionEntry>>> {
-        let now = (self.clock)();
+    /// The session `id` if it exists and has not expired; an expired one is dropped (KATO
+    /// deletes expired sessions lazily, on access).
+    fn entry(&self, id: &str) -> Option<Arc<Slot>> {
+        self.lookup(id).ok()
+    }
+
+    /// The session `id`: `Err(true)` when it had expired (and is now dropped), `Err(false)`
+    /// when there is no such session.
+    fn lookup(&self, id: &str) -> Result<Arc<Slot>, bool> {
         let found = self
             .sessions
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(id)
-            .cloned()?;
-        let expired = found.lock().map(|s| s.expires_at <= now).unwrap_or(true);
-        if expired {
-            if self
-                .sessions
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(id)
-                .is_some()
-            {
+            .cloned()
+            .ok_or(false)?;
+        if found.expired(self.now_ms()) {
+            if self.remove(id, &found) {
                 self.expired.fetch_add(1, Ordering::Relaxed);
             }
-            return None;
+            return Err(true);
         }
-        Some(found)
+        Ok(found)
+    }
+
+    /// Takes `slot` out of the map if it is still the session `id`; whether it did.
+    fn remove(&self, id: &str, slot: &Arc<Slot>) -> bool {
+        let mut sessions = self.sessions.write().unwrap_or_else(|p| p.into_inner());
+        if sessions.get(id).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            sessions.remove(id);
+            slot.removed.store(true, Ordering::Release);
+            true
+        } else {
+            false
+        }
     }
 
     fn create_session(&self, body: Option<&Value>) -> Reply {
         let request = match request::create_session(body) {
             Ok(request) => request,
             Err(errors) => {
-                return Reply {
-                    raw: None,
-                    status: 422,
-                    body: request::detail(&errors),
-                };
+                return Reply::unprocessable(&errors);
             }
         };
         let node = match self.patterns.node(&request.node_id) {
@@ -372,50 +505,52 @@ impl Api {
             Err(err) => return Reply::detail(500, err.to_string()),
         };
         let now = (self.clock)();
-        let ttl = match request.ttl_seconds {
-            Some(ttl) if ttl > 0 => ttl as u64,
-            _ => self.options.session_ttl,
-        };
+        // Validated: 0 or absent means the server's default, otherwise 1..=MAX_TTL_SECONDS.
+        let requested = request.ttl_seconds.filter(|t| *t > 0);
+        let ttl = requested.map_or(self.options.session_ttl, |t| t as u64);
         let millis = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
         let id = format!("session-{}-{millis}", uuid::Uuid::new_v4().simple());
         let mut config = SessionConfig::default();
         if let Some(changes) = &request.config {
             config.update_silently(&meta_pairs(changes));
         }
-        let entry = SessionEntry {
-            id: id.clone(),
-            node_id: request.node_id,
-            node,
-            created_at: now,
-            expires_at: now + Duration::from_secs(ttl),
-            ttl,
-            metadata: request.metadata,
-            config,
-            state: Session::default(),
-            predictions_memo: None,
-        };
-        let mut reply = self.session_json(&entry);
+        let slot = Arc::new(Slot {
+            expires_ms: AtomicU64::new(0),
+            removed: AtomicBool::new(false),
+            entry: Mutex::new(SessionEntry {
+                id: id.clone(),
+                node_id: request.node_id,
+                node,
+                created_at: now,
+                ttl,
+                metadata: request.metadata,
+                config,
+                state: Session::default(),
+                predictions_memo: None,
+            }),
+        });
+        slot.extend(unix_ms(now), ttl);
+        let mut reply = self.session_json(&slot, &slot.lock());
         // KATO reports the requested TTL, or the literal 3600.
-        reply["ttl_seconds"] = json!(request.ttl_seconds.filter(|t| *t > 0).unwrap_or(3600));
+        reply["ttl_seconds"] = json!(requested.unwrap_or(3600));
         self.sessions
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id, Arc::new(Mutex::new(entry)));
+            .insert(id, slot);
         self.created.fetch_add(1, Ordering::Relaxed);
         Reply::ok(reply)
     }
 
-    fn session_json(&self, entry: &SessionEntry) -> Value {
-        let now = (self.clock)();
-        let remaining = entry
-            .expires_at
-            .duration_since(now)
+    fn session_json(&self, slot: &Slot, entry: &SessionEntry) -> Value {
+        let expires_at = slot.expires_at();
+        let remaining = expires_at
+            .duration_since((self.clock)())
             .map_or(0, |d| d.as_secs());
         json!({
             "session_id": entry.id,
             "node_id": entry.node_id,
             "created_at": iso(entry.created_at),
-            "expires_at": iso(entry.expires_at),
+            "expires_at": iso(expires_at),
             "ttl_seconds": remaining,
             "metadata": entry.metadata,
             "session_config": self.effective_config(&entry.config),
@@ -474,66 +609,44 @@ impl Api {
 
     fn get_session(&self, id: &str) -> Reply {
         match self.entry(id) {
-            Some(entry) => {
-                Reply::ok(self.session_json(&entry.lock().unwrap_or_else(|p| p.into_inner())))
-            }
+            Some(slot) => Reply::ok(self.session_json(&slot, &slot.lock())),
             None => Reply::detail(404, format!("Session {id} not found or expired")),
         }
     }
 
-    fn delete_session(&self, id: &str) -> Reply {
-        if self.entry(id).is_none() {
+    fn delete_session(&self, id: &str, slot: &Arc<Slot>) -> Reply {
+        if !self.remove(id, slot) {
             return Reply::session_not_found(id);
         }
-        if self
-            .sessions
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id)
-            .is_some()
-        {
-            self.deleted.fetch_add(1, Ordering::Relaxed);
-        }
+        self.deleted.fetch_add(1, Ordering::Relaxed);
         Reply::ok(json!({"status": "deleted", "session_id": id}))
     }
 
     fn session_exists(&self, id: &str) -> Reply {
-        let now = (self.clock)();
-        let found = self
-            .sessions
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned();
-        let (exists, expired) = match found {
-            None => (false, false),
-            Some(entry) => {
-                let expired = entry.lock().map(|s| s.expires_at <= now).unwrap_or(true);
-                if expired {
-                    self.sessions
-                        .write()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(id);
-                }
-                (!expired, expired)
-            }
+        let (exists, expired) = match self.lookup(id) {
+            Ok(_) => (true, false),
+            Err(expired) => (false, expired),
         };
         Reply::ok(json!({"exists": exists, "expired": expired, "session_id": id}))
     }
 
-    fn session_action(
-        &self,
-        method: &str,
-        id: &str,
-        action: &str,
-        query: &str,
-        body: Option<&Value>,
-        freshness: Freshness,
-    ) -> Reply {
-        let Some(entry) = self.entry(id) else {
-            return Reply::session_not_found(id);
+    fn session_action(&self, slot: &Slot, request: &Request<'_>, action: &str) -> Reply {
+        let (method, body) = (request.method, request.body);
+        let allowed: &[&str] = match action {
+            "stm" | "predictions" | "cognition-data" | "percept-data" | "exists" => &["GET"],
+            "config" => &["GET", "POST"],
+            "observe" | "observe-sequence" | "learn" | "clear-stm" | "clear-all" | "extend"
+            | "finalize-training" => &["POST"],
+            _ => return Reply::detail(404, "Not Found"),
         };
-        let mut guard = entry.lock().unwrap_or_else(|p| p.into_inner());
+        if !allowed.contains(&method) {
+            return Reply::method_not_allowed();
+        }
+        let mut guard = slot.lock();
+        // Deleted (or swept) while this request waited for the session.
+        if slot.removed.load(Ordering::Acquire) {
+            return Reply::session_not_found(&guard.id);
+        }
         let session = &mut *guard;
         let reply = match (method, action) {
             ("POST", "observe") => self.observe(session, body),
@@ -555,38 +668,37 @@ impl Api {
                 }
                 Err(err) => Reply::detail(500, err.to_string()),
             },
-            ("GET", "predictions") => self.predictions(session, freshness),
+            ("GET", "predictions") => self.predictions(session, request.freshness),
             ("GET", "cognition-data") => self.cognition_data(session),
             ("GET", "percept-data") => self.percept_data(session),
             ("GET", "config") => Reply::ok(
                 json!({"session_id": session.id, "config": self.effective_config(&session.config)}),
             ),
             ("POST", "config") => self.update_config(session, body),
-            ("POST", "extend") => {
-                let ttl = query_param(query, "ttl_seconds")
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(3600);
-                session.ttl = ttl;
-                session.expires_at = (self.clock)() + Duration::from_secs(ttl);
-                Reply::ok(
-                    json!({"status": "extended", "session_id": session.id, "ttl_seconds": ttl}),
-                )
-            }
+            ("POST", "extend") => match request::ttl_query(request.query) {
+                Ok(ttl) => {
+                    session.ttl = ttl;
+                    slot.extend(self.now_ms(), ttl);
+                    Reply::ok(
+                        json!({"status": "extended", "session_id": session.id, "ttl_seconds": ttl}),
+                    )
+                }
+                Err(errors) => Reply::unprocessable(&errors),
+            },
             ("POST", "finalize-training") => self.finalize_training(session),
-            _ => Reply::detail(404, "Not Found"),
+            _ => Reply::method_not_allowed(),
         };
+        // What KATO saves with `update_session` (a write): the session's limits apply, and
+        // its lifetime starts again.
         let writes = matches!(
             action,
-            "observe"
-                | "observe-sequence"
-                | "learn"
-                | "clear-stm"
-                | "clear-all"
-                | "config"
-                | "finalize-training"
+            "observe" | "observe-sequence" | "learn" | "clear-stm" | "clear-all" | "config"
         ) && method == "POST";
-        if writes && reply.status == 200 && self.options.auto_extend {
-            session.expires_at = (self.clock)() + Duration::from_secs(session.ttl);
+        if writes && reply.status == 200 {
+            session.state.enforce_limits();
+            if self.options.auto_extend {
+                slot.extend(self.now_ms(), session.ttl);
+            }
         }
         reply
     }
@@ -623,11 +735,7 @@ impl Api {
         let (observation, _) = match parsed {
             Ok(parsed) => parsed,
             Err(errors) => {
-                return Reply {
-                    raw: None,
-                    status: 422,
-                    body: request::detail(&errors),
-                };
+                return Reply::unprocessable(&errors);
             }
         };
         match self.observe_one(session, &observation) {
@@ -635,7 +743,8 @@ impl Api {
                 "status": "okay",
                 "session_id": session.id,
                 "processor_id": session.node_id,
-                "stm_length": outcome.stm_length,
+                // The session as saved.
+                "stm_length": outcome.stm_length.min(mneme_seq::session::MAX_STM_EVENTS),
                 "time": outcome.time,
                 "unique_id": format!("obs-{}", uuid::Uuid::new_v4().simple()),
                 "auto_learned_pattern": outcome.auto_learned.map(|h| format!("PTRN|{h}")),
@@ -648,38 +757,53 @@ impl Api {
         let request = match request::observe_sequence(body) {
             Ok(request) => request,
             Err(errors) => {
-                return Reply {
-                    raw: None,
-                    status: 422,
-                    body: request::detail(&errors),
-                };
+                return Reply::unprocessable(&errors);
             }
         };
+        // KATO saves the session once, at the end: a failing item leaves it as it was (the
+        // patterns learned before the failure stay learned).
+        let saved = session.state.clone();
+        match self.observe_items(session, &request) {
+            Ok(reply) => reply,
+            Err((position, err)) => {
+                session.state = saved;
+                let mut reply = error_reply(err);
+                if let Some(detail) = reply.body["detail"].as_object_mut() {
+                    if detail.contains_key("expected_dimension") {
+                        detail.insert("observation_index".to_owned(), json!(position));
+                    }
+                }
+                reply
+            }
+        }
+    }
+
+    /// The items of an observe-sequence; on an error, the position of the item that failed.
+    fn observe_items(
+        &self,
+        session: &mut SessionEntry,
+        request: &request::ObserveSequence,
+    ) -> Result<Reply, (usize, SeqError)> {
         let initial = session.state.stm.len();
         let mut results = Vec::new();
         let mut learned: Vec<Value> = Vec::new();
         let mut final_learned = Value::Null;
         let persistence = self.persistence(session);
+        let name = |hash: Option<String>| hash.map_or(String::new(), |h| format!("PTRN|{h}"));
         for (position, (observation, unique_id)) in request.observations.iter().enumerate() {
             if request.clear_stm_between && position > 0 {
                 session.state.stm.clear();
             }
-            let outcome = match self.observe_one(session, observation) {
-                Ok(outcome) => outcome,
-                Err(err) => return error_reply(err),
-            };
-            let auto = outcome.auto_learned.map(|h| format!("PTRN|{h}"));
-            if let Some(name) = &auto {
-                learned.push(json!(name));
-            }
+            let failed = |err| (position, err);
+            let outcome = self.observe_one(session, observation).map_err(failed)?;
+            let node = session.node.clone();
             if request.learn_after_each && !session.state.stm.is_empty() {
-                let node = session.node.clone();
-                match session.state.learn(&node, persistence) {
-                    Ok(name) => {
-                        learned.push(json!(name.map_or(String::new(), |h| format!("PTRN|{h}"))))
-                    }
-                    Err(err) => return error_reply(err),
-                }
+                let hash = session.state.learn(&node, persistence).map_err(failed)?;
+                learned.push(json!(name(hash)));
+            }
+            let auto = outcome.auto_learned.map(|h| format!("PTRN|{h}"));
+            if let Some(auto) = &auto {
+                learned.push(json!(auto));
             }
             results.push(json!({
                 "status": "okay",
@@ -692,16 +816,15 @@ impl Api {
         }
         if request.learn_at_end && !session.state.stm.is_empty() {
             let node = session.node.clone();
-            match session.state.learn(&node, persistence) {
-                Ok(name) => {
-                    let name = name.map_or(String::new(), |h| format!("PTRN|{h}"));
-                    learned.push(json!(name));
-                    final_learned = json!(name);
-                }
-                Err(err) => return error_reply(err),
-            }
+            let last = request.observations.len().saturating_sub(1);
+            let hash = session
+                .state
+                .learn(&node, persistence)
+                .map_err(|err| (last, err))?;
+            learned.push(json!(name(hash)));
+            final_learned = learned.last().cloned().unwrap_or(Value::Null);
         }
-        Reply::ok(json!({
+        Ok(Reply::ok(json!({
             "status": "completed",
             "processor_id": session.node_id,
             "observations_processed": request.observations.len(),
@@ -711,7 +834,7 @@ impl Api {
             "auto_learned_patterns": learned,
             "final_learned_pattern": final_learned,
             "isolated": request.clear_stm_between,
-        }))
+        })))
     }
 
     fn learn(&self, session: &mut SessionEntry) -> Reply {
@@ -831,11 +954,7 @@ impl Api {
         let map = match request::object(body) {
             Ok(map) => map,
             Err(errors) => {
-                return Reply {
-                    raw: None,
-                    status: 422,
-                    body: request::detail(&errors),
-                };
+                return Reply::unprocessable(&errors);
             }
         };
         // `{"config": {...}}`, or the bare object.
@@ -878,9 +997,9 @@ impl Api {
         }
     }
 
-    /// The node of a node-scoped request: `node_id` in the query, else `default_node`.
-    fn node_reply(&self, query: &str, body: impl FnOnce(&Node) -> Value) -> Reply {
-        let node_id = query_param(query, "node_id").unwrap_or_else(|| "default_node".to_owned());
+    /// A node-level answer: `body` of the request's node (see [`Request::node_id`]), with its kb_id.
+    fn node_reply(&self, request: &Request<'_>, body: impl FnOnce(&Node) -> Value) -> Reply {
+        let node_id = request.node_id();
         match self.patterns.node(&node_id) {
             Ok(node) => {
                 let mut value = body(&node);
@@ -891,13 +1010,13 @@ impl Api {
         }
     }
 
-    fn pattern(&self, pattern_id: &str, query: &str) -> Reply {
+    fn pattern(&self, pattern_id: &str, request: &Request<'_>) -> Reply {
         let pattern_id = percent_decode(pattern_id);
         let hash = pattern_id
             .strip_prefix("PTRN|")
             .unwrap_or(&pattern_id)
             .to_owned();
-        self.node_reply(query, |node| match node.pattern(&hash) {
+        self.node_reply(request, |node| match node.pattern(&hash) {
             Some(view) => json!({"pattern": {"status": "okay", "pattern": json::pattern(&view)}}),
             None => json!({"pattern": {"status": "error", "message": format!("Pattern {pattern_id} not found")}}),
         })
@@ -914,6 +1033,7 @@ fn error_reply(err: SeqError) -> Reply {
                 "message": format!("Vector dimension mismatch: expected {}, got {}", v.expected, v.actual),
                 "expected_dimension": v.expected,
                 "actual_dimension": v.actual,
+                "vector_name": v.vector_name,
             }),
         ),
         other => Reply::detail(500, other.to_string()),

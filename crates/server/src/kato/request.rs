@@ -13,6 +13,8 @@ pub struct FieldError {
     pub loc: Vec<Value>,
     pub msg: String,
     pub input: Value,
+    /// The constraint that failed (`{"gt": 0}`), for the errors that have one.
+    pub ctx: Option<Value>,
 }
 
 impl FieldError {
@@ -22,12 +24,79 @@ impl FieldError {
             loc: loc.to_vec(),
             msg: msg.to_owned(),
             input: input.clone(),
+            ctx: None,
         }
     }
 
     pub fn to_json(&self) -> Value {
-        json!({"type": self.kind, "loc": self.loc, "msg": self.msg, "input": self.input})
+        let mut out =
+            json!({"type": self.kind, "loc": self.loc, "msg": self.msg, "input": self.input});
+        if let Some(ctx) = &self.ctx {
+            out["ctx"] = ctx.clone();
+        }
+        out
     }
+}
+
+/// A session lifetime in seconds checked against `lowest..=MAX_TTL_SECONDS` (pydantic's
+/// `ge`/`gt` and `le` errors).
+fn ttl_in_range(
+    ttl: i64,
+    lowest: i64,
+    at: &[Value],
+    input: &Value,
+) -> Result<i64, Vec<FieldError>> {
+    let max = super::MAX_TTL_SECONDS;
+    if ttl < lowest {
+        let (kind, msg, ctx) = if lowest == 0 {
+            (
+                "greater_than_equal",
+                "Input should be greater than or equal to 0",
+                json!({"ge": 0}),
+            )
+        } else {
+            (
+                "greater_than",
+                "Input should be greater than 0",
+                json!({"gt": 0}),
+            )
+        };
+        return Err(vec![FieldError {
+            ctx: Some(ctx),
+            ..FieldError::new(kind, at, msg, input)
+        }]);
+    }
+    if ttl > max {
+        return Err(vec![FieldError {
+            ctx: Some(json!({"le": max})),
+            ..FieldError::new(
+                "less_than_equal",
+                at,
+                &format!("Input should be less than or equal to {max}"),
+                input,
+            )
+        }]);
+    }
+    Ok(ttl)
+}
+
+/// `POST /sessions/{id}/extend?ttl_seconds=N`: an integer from 1 to [`super::MAX_TTL_SECONDS`],
+/// 3600 when absent.
+pub fn ttl_query(query: &str) -> Result<u64, Vec<FieldError>> {
+    let Some(raw) = super::query_param(query, "ttl_seconds") else {
+        return Ok(3600);
+    };
+    let at = [json!("query"), json!("ttl_seconds")];
+    let input = Value::String(raw.clone());
+    let ttl = raw.trim().parse::<i64>().map_err(|_| {
+        vec![FieldError::new(
+            "int_parsing",
+            &at,
+            "Input should be a valid integer, unable to parse string as an integer",
+            &input,
+        )]
+    })?;
+    ttl_in_range(ttl, 1, &at, &input).map(|t| t as u64)
 }
 
 /// The `detail` list of a 422 answer.
@@ -275,6 +344,18 @@ pub fn create_session(body: Option<&Value>) -> Result<CreateSession, Vec<FieldEr
             ));
             None
         }
+    };
+    let ttl_seconds = match (ttl_seconds, map.get("ttl_seconds")) {
+        (Some(ttl), Some(input)) => {
+            match ttl_in_range(ttl, 0, &loc(&body_loc, "ttl_seconds"), input) {
+                Ok(ttl) => Some(ttl),
+                Err(found) => {
+                    errors.extend(found);
+                    None
+                }
+            }
+        }
+        _ => None,
     };
     let config = match map.get("config") {
         None | Some(Value::Null) => None,

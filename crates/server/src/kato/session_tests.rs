@@ -1,0 +1,82 @@
+//! Session bookkeeping that must never wait for a session's lock, which a long request (a
+//! big observe-sequence, a learn waiting for its commit) holds.
+
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use mneme_app::patterns::{Durability, Patterns};
+use mneme_seq::config::Defaults;
+use serde_json::json;
+
+use super::{Api, Options};
+
+#[test]
+fn counts_sweeps_and_other_sessions_never_wait_for_a_busy_session() {
+    let patterns = Patterns::open(None, Durability::Immediate, Defaults::kato()).unwrap();
+    let api = Arc::new(Api::new(Arc::new(patterns), Options::default()));
+    let create = || {
+        let reply = api.handle("POST", "/sessions", "", Some(&json!({"node_id": "busy"})));
+        reply.json()["session_id"].as_str().unwrap().to_owned()
+    };
+    let (busy, other) = (create(), create());
+    let slot = api.entry(&busy).unwrap();
+    let held = slot.lock();
+    let (done, finished) = mpsc::channel();
+    let worker = {
+        let api = api.clone();
+        std::thread::spawn(move || {
+            let count = api.handle("GET", "/sessions/count", "", None).json();
+            let exists = api
+                .handle("GET", &format!("/sessions/{busy}/exists"), "", None)
+                .json();
+            let swept = api.sweep_expired();
+            let observed = api
+                .handle(
+                    "POST",
+                    &format!("/sessions/{other}/observe"),
+                    "",
+                    Some(&json!({"strings": ["x"]})),
+                )
+                .status;
+            done.send((count, exists["exists"].clone(), swept, observed))
+                .unwrap();
+        })
+    };
+    // Generous: a hang, not a slow machine, is what this catches.
+    let answer = finished.recv_timeout(Duration::from_secs(60));
+    drop(held);
+    worker.join().unwrap();
+    assert_eq!(
+        answer.expect("session bookkeeping waited for the busy session"),
+        (json!({"active_session_count": 2}), json!(true), 0, 200)
+    );
+}
+
+#[test]
+fn a_request_that_waited_for_a_deleted_session_answers_not_found() {
+    let patterns = Patterns::open(None, Durability::Immediate, Defaults::kato()).unwrap();
+    let api = Arc::new(Api::new(Arc::new(patterns), Options::default()));
+    let reply = api.handle("POST", "/sessions", "", Some(&json!({"node_id": "gone"})));
+    let id = reply.json()["session_id"].as_str().unwrap().to_owned();
+    let slot = api.entry(&id).unwrap();
+    let held = slot.lock();
+    let waiting = {
+        let (api, id) = (api.clone(), id.clone());
+        std::thread::spawn(move || {
+            api.handle(
+                "POST",
+                &format!("/sessions/{id}/observe"),
+                "",
+                Some(&json!({"strings": ["late"]})),
+            )
+        })
+    };
+    // The delete does not need the session's lock either.
+    let deleted = api.handle("DELETE", &format!("/sessions/{id}"), "", None);
+    assert_eq!(deleted.status, 200);
+    drop(held);
+    let late = waiting.join().unwrap();
+    assert_eq!(late.status, 404);
+    assert_eq!(late.json()["error"]["code"], "SESSION_NOT_FOUND");
+}
