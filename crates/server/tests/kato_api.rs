@@ -16,6 +16,17 @@ fn session(server: &TestServer, body: Value) -> String {
     reply.json()["session_id"].as_str().unwrap().to_owned()
 }
 
+/// Observes `events` one by one on session `id`.
+fn observe_all(server: &TestServer, id: &str, events: &[&[&str]]) {
+    for symbols in events {
+        let reply = server.post(
+            &format!("/sessions/{id}/observe"),
+            &json!({ "strings": symbols }),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+}
+
 #[test]
 fn sessions_lifecycle_matches_the_spec() {
     let server = TestServer::new(&[]);
@@ -680,12 +691,7 @@ fn methods_paths_and_headers_answer_as_kato_routes_them() {
     }
 
     // The node of node-level routes: node_id, else x-test-id (prefixed test_), else x-node-id.
-    for symbols in [["p"], ["q"]] {
-        server.post(
-            &format!("/sessions/{id}/observe"),
-            &json!({"strings": symbols}),
-        );
-    }
+    observe_all(&server, &id, &[&["p"], &["q"]]);
     let learned = server
         .post(&format!("/sessions/{id}/learn"), &json!({}))
         .json();
@@ -908,21 +914,11 @@ fn predictions_learns_and_clear_all_on_one_node_at_once() {
     // Whatever interleaved, the node is whole: after a last clear-all it answers as a new one.
     let id = session(&server, json!({"node_id": "mixed"}));
     server.post(&format!("/sessions/{id}/clear-all"), &json!({}));
-    for symbols in [["m"], ["n"], ["o"]] {
-        server.post(
-            &format!("/sessions/{id}/observe"),
-            &json!({"strings": symbols}),
-        );
-    }
+    observe_all(&server, &id, &[&["m"], &["n"], &["o"]]);
     let learned = server
         .post(&format!("/sessions/{id}/learn"), &json!({}))
         .json();
-    for symbols in [["m"], ["n"]] {
-        server.post(
-            &format!("/sessions/{id}/observe"),
-            &json!({"strings": symbols}),
-        );
-    }
+    observe_all(&server, &id, &[&["m"], &["n"]]);
     let predictions = server.get(&format!("/sessions/{id}/predictions")).json();
     assert_eq!(predictions["count"], 1);
     assert_eq!(
