@@ -9,6 +9,14 @@ pub fn iso(time: SystemTime) -> String {
     out
 }
 
+/// `time` as Python's `datetime.now(timezone.utc).isoformat()` prints it (with microseconds):
+/// `2025-10-25T12:34:56.123456+00:00`.
+pub fn iso_utc_offset(time: SystemTime) -> String {
+    let mut out = iso_naive(time);
+    out.push_str("+00:00");
+    out
+}
+
 /// `time` as Python's `datetime.utcnow().isoformat()` prints it: UTC, microseconds, no zone.
 pub fn iso_naive(time: SystemTime) -> String {
     let micros = match time.duration_since(UNIX_EPOCH) {
@@ -55,5 +63,6 @@ mod tests {
         // A leap day.
         let t = UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(iso(t), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(iso_utc_offset(t), "2000-02-29T00:00:00.000000+00:00");
     }
 }

@@ -408,6 +408,72 @@ fn monitoring_endpoints_and_trace_ids() {
     assert!(percept["warning"].is_string());
 }
 
+/// KATO's `datetime.isoformat()` of a UTC time: `2025-10-25T12:34:56.123456+00:00`.
+fn is_utc_iso(value: &Value) -> bool {
+    let text = value.as_str().unwrap_or("");
+    let digits = |range: std::ops::Range<usize>| {
+        text.get(range)
+            .is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()))
+    };
+    text.len() == 32
+        && text.ends_with("+00:00")
+        && &text[10..11] == "T"
+        && &text[19..20] == "."
+        && digits(20..26)
+}
+
+#[test]
+fn status_lists_each_node_as_katos_processor_manager_does() {
+    // Another SERVICE_NAME, and a node id whose characters the kb_id replaces: neither can be
+    // recovered from the kb_id.
+    let server = TestServer::with(&[], |setup| setup.defaults.service_name = "kato-eu".into());
+    let id = session(&server, json!({"node_id": "probe.2-x"}));
+    let status = server.get("/status").json();
+    assert_eq!(
+        status["sessions"].get("redis_url"),
+        Some(&Value::Null),
+        "{status}"
+    );
+    let processors = &status["processors"]["processors"];
+    assert_eq!(processors.as_array().unwrap().len(), 1, "{status}");
+    let first = &processors[0];
+    assert_eq!(first["processor_id"], "probe_2_x_kato_eu");
+    assert_eq!(first["node_id"], "probe.2-x");
+    assert_eq!(first["access_count"], 1);
+    assert!(is_utc_iso(&first["created_at"]), "{first}");
+    assert_eq!(first["created_at"], first["last_accessed"]);
+    let idle = first["idle_seconds"].as_f64().unwrap();
+    assert!((0.0..60.0).contains(&idle), "{first}");
+
+    // A request on a session of the node and a node-level read are uses of it.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let observed = server.post(
+        &format!("/sessions/{id}/observe"),
+        &json!({"strings": ["a"]}),
+    );
+    assert_eq!(observed.status, 200);
+    assert_eq!(server.get("/symbols/stats?node_id=probe.2-x").status, 200);
+    let status = server.get("/status").json();
+    let used = &status["processors"]["processors"][0];
+    assert_eq!(used["access_count"], 3, "{used}");
+    assert_eq!(used["created_at"], first["created_at"]);
+    assert!(is_utc_iso(&used["last_accessed"]), "{used}");
+    assert!(
+        used["last_accessed"].as_str() > first["last_accessed"].as_str(),
+        "{used}"
+    );
+    assert!(used["idle_seconds"].as_f64().unwrap() < idle + 60.0);
+
+    // The same list in /metrics and /stats.
+    for path in ["/metrics", "/stats"] {
+        let listed = &server.get(path).json()["processor_manager"]["processors"][0];
+        for key in ["processor_id", "node_id", "created_at", "access_count"] {
+            assert_eq!(listed[key], used[key], "{path} {key}");
+        }
+        assert!(listed["idle_seconds"].is_f64(), "{path}");
+    }
+}
+
 #[test]
 fn an_expired_session_answers_as_unknown() {
     let server = TestServer::new(&[]);

@@ -18,6 +18,7 @@ use super::ServerState;
 use super::metrics::Gauge;
 use super::system;
 use crate::kato;
+use mneme_app::time::iso_utc_offset;
 
 /// KATO's version, reported where KATO clients look for it.
 pub const KATO_VERSION: &str = "3.10.1";
@@ -255,25 +256,37 @@ fn prometheus_text(state: &ServerState) -> String {
         gauges.push(Gauge {
             name: "kato_patterns_total",
             help: "Learned patterns per node",
-            labels: vec![("node", node.kb_id().to_owned())],
-            value: node.stats().patterns as f64,
+            labels: vec![("node", node.node.kb_id().to_owned())],
+            value: node.node.stats().patterns as f64,
         });
     }
     state.metrics.render(&gauges)
 }
 
+/// KATO's processor-manager statistics: one entry per loaded node, least recently used first
+/// (the order of KATO's LRU), plus the node's pattern and symbol counts.
 fn processor_manager(state: &ServerState) -> Value {
-    let nodes = state.kato.patterns().loaded();
+    let mut nodes = state.kato.patterns().loaded();
+    nodes.sort_by_cached_key(|n| (n.usage.last_used(), n.node.kb_id().to_owned()));
+    let now = SystemTime::now();
     json!({
         "total_processors": nodes.len(),
         "max_processors": null,
         "eviction_ttl_seconds": null,
-        "processors": nodes.iter().map(|node| json!({
-            "processor_id": node.kb_id(),
-            "node_id": node.kb_id().strip_suffix("_kato").unwrap_or(node.kb_id()),
-            "patterns": node.stats().patterns,
-            "symbols": node.stats().symbols,
-        })).collect::<Vec<_>>(),
+        "processors": nodes.iter().map(|loaded| {
+            let (node, usage) = (&loaded.node, &loaded.usage);
+            let last_used = usage.last_used();
+            json!({
+                "processor_id": node.kb_id(),
+                "node_id": usage.node_id(),
+                "created_at": iso_utc_offset(usage.loaded_at()),
+                "last_accessed": iso_utc_offset(last_used),
+                "access_count": usage.uses(),
+                "idle_seconds": now.duration_since(last_used).map_or(0.0, |d| d.as_secs_f64()),
+                "patterns": node.stats().patterns,
+                "symbols": node.stats().symbols,
+            })
+        }).collect::<Vec<_>>(),
     })
 }
 
@@ -382,6 +395,7 @@ pub async fn status(State(state): State<Arc<ServerState>>) -> Response {
             "active_sessions": sessions.active,
             "expired_sessions": sessions.expired,
             "backend": "memory",
+            "redis_url": null,
         },
         "processors": processor_manager(&state),
         "version": VERSION,

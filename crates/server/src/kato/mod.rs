@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
-use mneme_app::patterns::Patterns;
+use mneme_app::patterns::{LoadedNode, NodeUsage, Patterns};
 use mneme_seq::config::{Defaults, PredictConfig, RankKey, kb_id};
 use mneme_seq::error::Error as SeqError;
 use mneme_seq::node::Node;
@@ -112,6 +112,8 @@ struct SessionEntry {
     id: String,
     node_id: String,
     node: Arc<Node>,
+    /// The node's usage record (`/status`), touched by every request on the session.
+    usage: Arc<NodeUsage>,
     created_at: SystemTime,
     expires_at: SystemTime,
     ttl: u64,
@@ -367,8 +369,8 @@ impl Api {
                 };
             }
         };
-        let node = match self.patterns.node(&request.node_id) {
-            Ok(node) => node,
+        let LoadedNode { node, usage } = match self.patterns.node_with_usage(&request.node_id) {
+            Ok(loaded) => loaded,
             Err(err) => return Reply::detail(500, err.to_string()),
         };
         let now = (self.clock)();
@@ -386,6 +388,7 @@ impl Api {
             id: id.clone(),
             node_id: request.node_id,
             node,
+            usage,
             created_at: now,
             expires_at: now + Duration::from_secs(ttl),
             ttl,
@@ -535,6 +538,7 @@ impl Api {
         };
         let mut guard = entry.lock().unwrap_or_else(|p| p.into_inner());
         let session = &mut *guard;
+        session.usage.touch();
         let reply = match (method, action) {
             ("POST", "observe") => self.observe(session, body),
             ("POST", "observe-sequence") => self.observe_sequence(session, body),
