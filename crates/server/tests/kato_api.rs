@@ -475,6 +475,19 @@ fn status_lists_each_node_as_katos_processor_manager_does() {
 }
 
 #[test]
+fn a_kato_only_deployment_without_a_knowledge_dir_is_healthy() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut setup = support::setup(dir.path());
+    setup.kb.knowledge_dirs = vec![dir.path().join("no-knowledge-here")];
+    let server = TestServer::open(dir, setup, false);
+    let health = server.get("/health").json();
+    // KATO's own test requires "healthy"; the knowledge dir is KnowledgeBeast's API's concern.
+    assert_eq!(health["status"], "healthy", "{health}");
+    assert_eq!(health["issues"], json!([]), "{health}");
+    assert_eq!(server.get("/api/v1/health").json()["status"], "degraded");
+}
+
+#[test]
 fn an_expired_session_answers_as_unknown() {
     let server = TestServer::new(&[]);
     let id = session(&server, json!({"node_id": "ttl", "ttl_seconds": 1}));

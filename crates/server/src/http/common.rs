@@ -101,19 +101,57 @@ fn worst(a: &'static str, b: &'static str) -> &'static str {
     if rank(a) >= rank(b) { a } else { b }
 }
 
-/// `GET /health`: KnowledgeBeast's components and KATO's processor fields.
+/// KATO's health rules over the sampled figures: CPU above 80 % is degraded, memory above
+/// 90 % unhealthy, more than 10 errors a second over the last minute degraded.
+fn resource_health(
+    cpu_percent: Option<f64>,
+    memory_percent: Option<f64>,
+    errors_per_second: Option<f64>,
+) -> (&'static str, Vec<String>) {
+    let mut status = "healthy";
+    let mut issues = Vec::new();
+    if cpu_percent.is_some_and(|cpu| cpu > 80.0) {
+        issues.push("High CPU usage".to_owned());
+        status = worst(status, "degraded");
+    }
+    if memory_percent.is_some_and(|memory| memory > 90.0) {
+        issues.push("High memory usage".to_owned());
+        status = worst(status, "unhealthy");
+    }
+    if errors_per_second.is_some_and(|rate| rate > 10.0) {
+        issues.push("High error rate".to_owned());
+        status = worst(status, "degraded");
+    }
+    (status, issues)
+}
+
+/// Errors per second over the samples of the last minute (none with fewer than two).
+fn error_rate(state: &ServerState) -> Option<f64> {
+    let samples = state.series.since(1.0);
+    let (first, last) = (samples.first()?, samples.last()?);
+    let seconds = last.unix - first.unix;
+    let errors = |s: &system::Sample| s.values.get("errors_total").copied();
+    (seconds > 0.0).then_some((errors(last)? - errors(first)?) / seconds)
+}
+
+/// `GET /health`: KnowledgeBeast's components and KATO's processor fields. The status is the
+/// worse of KnowledgeBeast's (the disk) and KATO's (the sampled resources).
 pub async fn health(State(state): State<Arc<ServerState>>) -> Response {
     let stats = state.knowledge.kb.stats();
-    let dirs_exist = state.knowledge.knowledge_dirs().iter().any(|d| d.is_dir());
     let (disk, disk_status) = disk_component(&state);
     let mut issues = Vec::new();
-    if !dirs_exist {
-        issues.push("no knowledge directory exists".to_owned());
-    }
     if disk_status != "healthy" {
         issues.push(format!("low disk space ({})", disk["available_gb"]));
     }
-    let status = worst(if dirs_exist { "healthy" } else { "degraded" }, disk_status);
+    let latest = state.series.latest();
+    let sampled = |name| latest.as_ref().and_then(|s| s.values.get(name).copied());
+    let (resources_status, resource_issues) = resource_health(
+        sampled("cpu_percent"),
+        sampled("memory_percent"),
+        error_rate(&state),
+    );
+    issues.extend(resource_issues);
+    let status = worst(disk_status, resources_status);
     let body = json!({
         "status": status,
         "version": VERSION,
@@ -563,4 +601,33 @@ pub fn kb_not_found(detail: &str) -> Response {
             "status_code": 404,
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resource_health;
+
+    #[test]
+    fn resource_health_follows_kato() {
+        assert_eq!(resource_health(None, None, None), ("healthy", vec![]));
+        assert_eq!(
+            resource_health(Some(80.0), Some(90.0), Some(10.0)),
+            ("healthy", vec![])
+        );
+        assert_eq!(
+            resource_health(Some(80.5), Some(10.0), None),
+            ("degraded", vec!["High CPU usage".to_owned()])
+        );
+        assert_eq!(
+            resource_health(Some(95.0), Some(91.0), Some(11.0)),
+            (
+                "unhealthy",
+                vec![
+                    "High CPU usage".to_owned(),
+                    "High memory usage".to_owned(),
+                    "High error rate".to_owned()
+                ]
+            )
+        );
+    }
 }
