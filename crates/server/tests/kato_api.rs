@@ -388,13 +388,20 @@ fn monitoring_endpoints_and_trace_ids() {
     let mut previous = (0, std::time::Instant::now());
     mneme_server::http::sample_now(&server.state, &mut previous);
     let stats = server.get("/stats?minutes=5").json();
-    assert_eq!(stats["time_range_minutes"], 5.0);
+    // An integer, as the client sent it (FastAPI's `minutes: int`).
+    assert_eq!(stats["time_range_minutes"], json!(5));
     assert_eq!(stats["time_series"]["active_sessions"][0]["value"], 1.0);
     for key in ["sessions", "performance", "resources", "databases"] {
         assert!(stats["summary"][key].is_object(), "{key}");
     }
+    assert_eq!(server.get("/stats").json()["time_range_minutes"], json!(10));
     let metric = server.get("/metrics/active_sessions").json();
     assert_eq!(metric["metric_name"], "active_sessions");
+    assert_eq!(metric["time_range_minutes"], json!(10));
+    assert_eq!(
+        server.get("/metrics/active_sessions?minutes=3").json()["time_range_minutes"],
+        json!(3)
+    );
     assert_eq!(metric["statistics"]["count"], 1);
     let none = server.get("/metrics/no_such_metric?minutes=10");
     assert_eq!(none.status, 404);

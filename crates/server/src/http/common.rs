@@ -443,12 +443,12 @@ pub async fn status(State(state): State<Arc<ServerState>>) -> Response {
 }
 
 /// The `minutes` query parameter (default 10), or FastAPI's 422.
-fn minutes(query: Option<&str>) -> Result<f64, Response> {
+fn minutes(query: Option<&str>) -> Result<i64, Response> {
     let Some(raw) = query.and_then(|q| kato::query_param(q, "minutes")) else {
-        return Ok(10.0);
+        return Ok(10);
     };
     match raw.trim().parse::<i64>() {
-        Ok(n) => Ok(n as f64),
+        Ok(n) => Ok(n),
         Err(_) => Err(json_response(
             StatusCode::UNPROCESSABLE_ENTITY,
             &json!({"detail": [{
@@ -467,7 +467,7 @@ pub async fn stats(State(state): State<Arc<ServerState>>, RawQuery(query): RawQu
         Ok(m) => m,
         Err(response) => return response,
     };
-    let samples = state.series.since(minutes);
+    let samples = state.series.since(minutes as f64);
     let time_series: serde_json::Map<String, Value> = system::SERIES
         .iter()
         .map(|name| {
@@ -511,7 +511,7 @@ pub async fn metric(
     };
     let points: Vec<(f64, f64)> = state
         .series
-        .since(minutes)
+        .since(minutes as f64)
         .iter()
         .filter_map(|s| s.values.get(name.as_str()).map(|v| (s.unix, *v)))
         .collect();
