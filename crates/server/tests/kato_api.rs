@@ -544,6 +544,11 @@ fn the_websocket_sends_a_snapshot_session_events_and_pong() {
         tungstenite::client(format!("ws://{}/ws/events", spawned.addr), stream).unwrap();
     let snapshot = ws_read(&mut socket);
     assert_eq!(snapshot["event_type"], "state.snapshot");
+    // Python's `datetime.now().isoformat()`: local time, microseconds, no zone.
+    let stamp = snapshot["timestamp"].as_str().unwrap();
+    assert_eq!(stamp.len(), 26, "{stamp}");
+    assert_eq!((&stamp[10..11], &stamp[19..20]), ("T", "."), "{stamp}");
+    assert!(stamp[20..].bytes().all(|b| b.is_ascii_digit()), "{stamp}");
     assert_eq!(
         snapshot["data"],
         json!({"active_sessions": 0, "system_status": "healthy"})
@@ -564,6 +569,11 @@ fn the_websocket_sends_a_snapshot_session_events_and_pong() {
     let id = created["session_id"].as_str().unwrap();
     let event = ws_read(&mut socket);
     assert_eq!(event["event_type"], "session.created");
+    // The events keep their UTC stamps.
+    assert!(
+        event["timestamp"].as_str().unwrap().ends_with('Z'),
+        "{event}"
+    );
     assert_eq!(event["data"]["session_id"], id);
     assert_eq!(event["data"]["node_id"], "ws_node");
     http(spawned.addr, "DELETE", &format!("/sessions/{id}"), &[], b"");
