@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mneme_seq::config::{Defaults, kb_id};
 use mneme_seq::node::{Journal, Node};
@@ -23,10 +23,73 @@ pub enum Durability {
 
 type Store = GroupCommit<AnyStore>;
 
+/// What KATO's processor manager reports about a loaded node: the node id the client named
+/// when it was loaded, when this process loaded it, and how often and how lately it was used.
+/// Recording a use is two relaxed atomic writes.
+#[derive(Debug)]
+pub struct NodeUsage {
+    node_id: String,
+    loaded_at: SystemTime,
+    last_used_micros: AtomicU64,
+    uses: AtomicU64,
+}
+
+fn micros_since_epoch(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+impl NodeUsage {
+    /// The usage of a node loaded now: the load is its first use.
+    fn new(node_id: &str) -> NodeUsage {
+        let now = micros_since_epoch(SystemTime::now());
+        NodeUsage {
+            node_id: node_id.to_owned(),
+            loaded_at: UNIX_EPOCH + Duration::from_micros(now),
+            last_used_micros: AtomicU64::new(now),
+            uses: AtomicU64::new(1),
+        }
+    }
+
+    /// Records one use of the node, now.
+    pub fn touch(&self) {
+        self.uses.fetch_add(1, Ordering::Relaxed);
+        self.last_used_micros
+            .store(micros_since_epoch(SystemTime::now()), Ordering::Relaxed);
+    }
+
+    /// The node id of the request that loaded the node (not its kb_id).
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    /// When this process loaded the node.
+    pub fn loaded_at(&self) -> SystemTime {
+        self.loaded_at
+    }
+
+    /// When the node was last used.
+    pub fn last_used(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_micros(self.last_used_micros.load(Ordering::Relaxed))
+    }
+
+    /// How often the node was used, the load included.
+    pub fn uses(&self) -> u64 {
+        self.uses.load(Ordering::Relaxed)
+    }
+}
+
+/// A node in memory and its usage.
+#[derive(Clone)]
+pub struct LoadedNode {
+    pub node: Arc<Node>,
+    pub usage: Arc<NodeUsage>,
+}
+
 pub struct Patterns {
     store: Arc<Store>,
     defaults: Defaults,
-    nodes: Mutex<HashMap<String, Arc<Node>>>,
+    nodes: Mutex<HashMap<String, LoadedNode>>,
     flusher: Option<Flusher>,
 }
 
@@ -77,12 +140,20 @@ impl Patterns {
         &self.defaults
     }
 
-    /// The node of `node_id` (KATO's kb_id rule), loaded from the store on first use.
+    /// The node of `node_id` (KATO's kb_id rule), loaded from the store on first use. Counts
+    /// as a use of the node.
     pub fn node(&self, node_id: &str) -> Result<Arc<Node>, mneme_seq::error::Error> {
+        self.node_with_usage(node_id).map(|loaded| loaded.node)
+    }
+
+    /// [`Patterns::node`], with the node's usage record (for callers that keep the node and
+    /// record later uses themselves).
+    pub fn node_with_usage(&self, node_id: &str) -> Result<LoadedNode, mneme_seq::error::Error> {
         let kb = kb_id(node_id, &self.defaults.service_name);
         let mut nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(node) = nodes.get(&kb) {
-            return Ok(node.clone());
+        if let Some(loaded) = nodes.get(&kb) {
+            loaded.usage.touch();
+            return Ok(loaded.clone());
         }
         let snapshot = self
             .store
@@ -90,13 +161,16 @@ impl Patterns {
             .snapshot()
             .map_err(|err| mneme_seq::error::Error::Storage(err.to_string()))?;
         let journal: Arc<dyn Journal> = self.store.clone();
-        let node = Arc::new(Node::load(&kb, &snapshot, journal)?);
-        nodes.insert(kb, node.clone());
-        Ok(node)
+        let loaded = LoadedNode {
+            node: Arc::new(Node::load(&kb, &snapshot, journal)?),
+            usage: Arc::new(NodeUsage::new(node_id)),
+        };
+        nodes.insert(kb, loaded.clone());
+        Ok(loaded)
     }
 
     /// Nodes loaded so far.
-    pub fn loaded(&self) -> Vec<Arc<Node>> {
+    pub fn loaded(&self) -> Vec<LoadedNode> {
         self.nodes
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -1,4 +1,4 @@
-//! Wall-clock formatting shared by the APIs (no date crate needed for two formats).
+//! Wall-clock formatting shared by the APIs (UTC by hand; the local zone from jiff).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -7,6 +7,33 @@ pub fn iso(time: SystemTime) -> String {
     let mut out = iso_naive(time);
     out.push('Z');
     out
+}
+
+/// `time` as Python's `datetime.now(timezone.utc).isoformat()` prints it (with microseconds):
+/// `2025-10-25T12:34:56.123456+00:00`.
+pub fn iso_utc_offset(time: SystemTime) -> String {
+    let mut out = iso_naive(time);
+    out.push_str("+00:00");
+    out
+}
+
+/// `time` in the machine's local zone (`TZ`, else `/etc/localtime`, else UTC) as Python's
+/// `datetime.now().isoformat()` prints it (with microseconds): no zone.
+pub fn iso_local(time: SystemTime) -> String {
+    use jiff::tz::TimeZone;
+    let offset = jiff::Timestamp::try_from(time).map_or(0, |t| {
+        TimeZone::try_system()
+            .unwrap_or(TimeZone::UTC)
+            .to_offset(t)
+            .seconds()
+    });
+    let shift = std::time::Duration::from_secs(u64::from(offset.unsigned_abs()));
+    let local = if offset >= 0 {
+        time.checked_add(shift)
+    } else {
+        time.checked_sub(shift)
+    };
+    iso_naive(local.unwrap_or(time))
 }
 
 /// `time` as Python's `datetime.utcnow().isoformat()` prints it: UTC, microseconds, no zone.
@@ -55,5 +82,20 @@ mod tests {
         // A leap day.
         let t = UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(iso(t), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(iso_utc_offset(t), "2000-02-29T00:00:00.000000+00:00");
+    }
+
+    #[test]
+    fn local_time_is_utc_shifted_by_the_system_offset() {
+        let t = UNIX_EPOCH + Duration::from_micros(1_761_395_696_123_456);
+        let offset = jiff::tz::TimeZone::try_system()
+            .unwrap_or(jiff::tz::TimeZone::UTC)
+            .to_offset(jiff::Timestamp::try_from(t).unwrap())
+            .seconds();
+        let shifted = UNIX_EPOCH
+            + Duration::from_micros((1_761_395_696_123_456 + i64::from(offset) * 1_000_000) as u64);
+        let local = iso_local(t);
+        assert_eq!(local, iso_naive(shifted));
+        assert!(!local.ends_with('Z') && local.len() == 26, "{local}");
     }
 }

@@ -109,3 +109,25 @@ fn sessions_are_kept_by_name() {
             .is_empty()
     );
 }
+
+#[test]
+fn a_loaded_node_remembers_the_node_id_that_loaded_it_and_counts_its_uses() {
+    let mut defaults = Defaults::kato();
+    defaults.service_name = "kato-eu".into();
+    let patterns = Patterns::open(None, Durability::Immediate, defaults).unwrap();
+    let first = patterns.node_with_usage("probe.2-x").unwrap();
+    assert_eq!(first.usage.node_id(), "probe.2-x");
+    assert_eq!(first.usage.uses(), 1);
+    assert_eq!(first.usage.last_used(), first.usage.loaded_at());
+    // Another spelling of the same kb_id is the same node: a use, not a new load.
+    std::thread::sleep(std::time::Duration::from_millis(2));
+    let again = patterns.node("probe_2_x").unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first.node, &again));
+    assert_eq!(again.kb_id(), "probe_2_x_kato_eu");
+    first.usage.touch();
+    let loaded = patterns.loaded();
+    assert_eq!(loaded.len(), 1);
+    let usage = &loaded[0].usage;
+    assert_eq!((usage.node_id(), usage.uses()), ("probe.2-x", 3));
+    assert!(usage.last_used() > usage.loaded_at());
+}

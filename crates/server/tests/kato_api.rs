@@ -399,13 +399,20 @@ fn monitoring_endpoints_and_trace_ids() {
     let mut previous = (0, std::time::Instant::now());
     mneme_server::http::sample_now(&server.state, &mut previous);
     let stats = server.get("/stats?minutes=5").json();
-    assert_eq!(stats["time_range_minutes"], 5.0);
+    // An integer, as the client sent it (FastAPI's `minutes: int`).
+    assert_eq!(stats["time_range_minutes"], json!(5));
     assert_eq!(stats["time_series"]["active_sessions"][0]["value"], 1.0);
     for key in ["sessions", "performance", "resources", "databases"] {
         assert!(stats["summary"][key].is_object(), "{key}");
     }
+    assert_eq!(server.get("/stats").json()["time_range_minutes"], json!(10));
     let metric = server.get("/metrics/active_sessions").json();
     assert_eq!(metric["metric_name"], "active_sessions");
+    assert_eq!(metric["time_range_minutes"], json!(10));
+    assert_eq!(
+        server.get("/metrics/active_sessions?minutes=3").json()["time_range_minutes"],
+        json!(3)
+    );
     assert_eq!(metric["statistics"]["count"], 1);
     let none = server.get("/metrics/no_such_metric?minutes=10");
     assert_eq!(none.status, 404);
@@ -417,6 +424,85 @@ fn monitoring_endpoints_and_trace_ids() {
     let percept = server.get("/percept-data?node_id=monitor").json();
     assert_eq!(percept["node_id"], "monitor_kato");
     assert!(percept["warning"].is_string());
+}
+
+/// KATO's `datetime.isoformat()` of a UTC time: `2025-10-25T12:34:56.123456+00:00`.
+fn is_utc_iso(value: &Value) -> bool {
+    let text = value.as_str().unwrap_or("");
+    let digits = |range: std::ops::Range<usize>| {
+        text.get(range)
+            .is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()))
+    };
+    text.len() == 32
+        && text.ends_with("+00:00")
+        && &text[10..11] == "T"
+        && &text[19..20] == "."
+        && digits(20..26)
+}
+
+#[test]
+fn status_lists_each_node_as_katos_processor_manager_does() {
+    // Another SERVICE_NAME, and a node id whose characters the kb_id replaces: neither can be
+    // recovered from the kb_id.
+    let server = TestServer::with(&[], |setup| setup.defaults.service_name = "kato-eu".into());
+    let id = session(&server, json!({"node_id": "probe.2-x"}));
+    let status = server.get("/status").json();
+    assert_eq!(
+        status["sessions"].get("redis_url"),
+        Some(&Value::Null),
+        "{status}"
+    );
+    let processors = &status["processors"]["processors"];
+    assert_eq!(processors.as_array().unwrap().len(), 1, "{status}");
+    let first = &processors[0];
+    assert_eq!(first["processor_id"], "probe_2_x_kato_eu");
+    assert_eq!(first["node_id"], "probe.2-x");
+    assert_eq!(first["access_count"], 1);
+    assert!(is_utc_iso(&first["created_at"]), "{first}");
+    assert_eq!(first["created_at"], first["last_accessed"]);
+    let idle = first["idle_seconds"].as_f64().unwrap();
+    assert!((0.0..60.0).contains(&idle), "{first}");
+
+    // A request on a session of the node and a node-level read are uses of it.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let observed = server.post(
+        &format!("/sessions/{id}/observe"),
+        &json!({"strings": ["a"]}),
+    );
+    assert_eq!(observed.status, 200);
+    assert_eq!(server.get("/symbols/stats?node_id=probe.2-x").status, 200);
+    let status = server.get("/status").json();
+    let used = &status["processors"]["processors"][0];
+    assert_eq!(used["access_count"], 3, "{used}");
+    assert_eq!(used["created_at"], first["created_at"]);
+    assert!(is_utc_iso(&used["last_accessed"]), "{used}");
+    assert!(
+        used["last_accessed"].as_str() > first["last_accessed"].as_str(),
+        "{used}"
+    );
+    assert!(used["idle_seconds"].as_f64().unwrap() < idle + 60.0);
+
+    // The same list in /metrics and /stats.
+    for path in ["/metrics", "/stats"] {
+        let listed = &server.get(path).json()["processor_manager"]["processors"][0];
+        for key in ["processor_id", "node_id", "created_at", "access_count"] {
+            assert_eq!(listed[key], used[key], "{path} {key}");
+        }
+        assert!(listed["idle_seconds"].is_f64(), "{path}");
+    }
+}
+
+#[test]
+fn a_kato_only_deployment_without_a_knowledge_dir_is_healthy() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut setup = support::setup(dir.path());
+    setup.kb.knowledge_dirs = vec![dir.path().join("no-knowledge-here")];
+    let server = TestServer::open(dir, setup, false);
+    let health = server.get("/health").json();
+    // KATO's own test requires "healthy"; the knowledge dir is KnowledgeBeast's API's concern.
+    assert_eq!(health["status"], "healthy", "{health}");
+    assert_eq!(health["issues"], json!([]), "{health}");
+    assert_eq!(server.get("/api/v1/health").json()["status"], "degraded");
 }
 
 #[test]
@@ -469,6 +555,11 @@ fn the_websocket_sends_a_snapshot_session_events_and_pong() {
         tungstenite::client(format!("ws://{}/ws/events", spawned.addr), stream).unwrap();
     let snapshot = ws_read(&mut socket);
     assert_eq!(snapshot["event_type"], "state.snapshot");
+    // Python's `datetime.now().isoformat()`: local time, microseconds, no zone.
+    let stamp = snapshot["timestamp"].as_str().unwrap();
+    assert_eq!(stamp.len(), 26, "{stamp}");
+    assert_eq!((&stamp[10..11], &stamp[19..20]), ("T", "."), "{stamp}");
+    assert!(stamp[20..].bytes().all(|b| b.is_ascii_digit()), "{stamp}");
     assert_eq!(
         snapshot["data"],
         json!({"active_sessions": 0, "system_status": "healthy"})
@@ -489,6 +580,11 @@ fn the_websocket_sends_a_snapshot_session_events_and_pong() {
     let id = created["session_id"].as_str().unwrap();
     let event = ws_read(&mut socket);
     assert_eq!(event["event_type"], "session.created");
+    // The events keep their UTC stamps.
+    assert!(
+        event["timestamp"].as_str().unwrap().ends_with('Z'),
+        "{event}"
+    );
     assert_eq!(event["data"]["session_id"], id);
     assert_eq!(event["data"]["node_id"], "ws_node");
     http(spawned.addr, "DELETE", &format!("/sessions/{id}"), &[], b"");

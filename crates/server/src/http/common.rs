@@ -18,6 +18,7 @@ use super::ServerState;
 use super::metrics::Gauge;
 use super::system;
 use crate::kato;
+use mneme_app::time::iso_utc_offset;
 
 /// KATO's version, reported where KATO clients look for it.
 pub const KATO_VERSION: &str = "3.10.1";
@@ -100,19 +101,57 @@ fn worst(a: &'static str, b: &'static str) -> &'static str {
     if rank(a) >= rank(b) { a } else { b }
 }
 
-/// `GET /health`: KnowledgeBeast's components and KATO's processor fields.
+/// KATO's health rules over the sampled figures: CPU above 80 % is degraded, memory above
+/// 90 % unhealthy, more than 10 errors a second over the last minute degraded.
+fn resource_health(
+    cpu_percent: Option<f64>,
+    memory_percent: Option<f64>,
+    errors_per_second: Option<f64>,
+) -> (&'static str, Vec<String>) {
+    let mut status = "healthy";
+    let mut issues = Vec::new();
+    if cpu_percent.is_some_and(|cpu| cpu > 80.0) {
+        issues.push("High CPU usage".to_owned());
+        status = worst(status, "degraded");
+    }
+    if memory_percent.is_some_and(|memory| memory > 90.0) {
+        issues.push("High memory usage".to_owned());
+        status = worst(status, "unhealthy");
+    }
+    if errors_per_second.is_some_and(|rate| rate > 10.0) {
+        issues.push("High error rate".to_owned());
+        status = worst(status, "degraded");
+    }
+    (status, issues)
+}
+
+/// Errors per second over the samples of the last minute (none with fewer than two).
+fn error_rate(state: &ServerState) -> Option<f64> {
+    let samples = state.series.since(1.0);
+    let (first, last) = (samples.first()?, samples.last()?);
+    let seconds = last.unix - first.unix;
+    let errors = |s: &system::Sample| s.values.get("errors_total").copied();
+    (seconds > 0.0).then_some((errors(last)? - errors(first)?) / seconds)
+}
+
+/// `GET /health`: KnowledgeBeast's components and KATO's processor fields. The status is the
+/// worse of KnowledgeBeast's (the disk) and KATO's (the sampled resources).
 pub async fn health(State(state): State<Arc<ServerState>>) -> Response {
     let stats = state.knowledge.kb.stats();
-    let dirs_exist = state.knowledge.knowledge_dirs().iter().any(|d| d.is_dir());
     let (disk, disk_status) = disk_component(&state);
     let mut issues = Vec::new();
-    if !dirs_exist {
-        issues.push("no knowledge directory exists".to_owned());
-    }
     if disk_status != "healthy" {
         issues.push(format!("low disk space ({})", disk["available_gb"]));
     }
-    let status = worst(if dirs_exist { "healthy" } else { "degraded" }, disk_status);
+    let latest = state.series.latest();
+    let sampled = |name| latest.as_ref().and_then(|s| s.values.get(name).copied());
+    let (resources_status, resource_issues) = resource_health(
+        sampled("cpu_percent"),
+        sampled("memory_percent"),
+        error_rate(&state),
+    );
+    issues.extend(resource_issues);
+    let status = worst(disk_status, resources_status);
     let body = json!({
         "status": status,
         "version": VERSION,
@@ -255,25 +294,37 @@ fn prometheus_text(state: &ServerState) -> String {
         gauges.push(Gauge {
             name: "kato_patterns_total",
             help: "Learned patterns per node",
-            labels: vec![("node", node.kb_id().to_owned())],
-            value: node.stats().patterns as f64,
+            labels: vec![("node", node.node.kb_id().to_owned())],
+            value: node.node.stats().patterns as f64,
         });
     }
     state.metrics.render(&gauges)
 }
 
+/// KATO's processor-manager statistics: one entry per loaded node, least recently used first
+/// (the order of KATO's LRU), plus the node's pattern and symbol counts.
 fn processor_manager(state: &ServerState) -> Value {
-    let nodes = state.kato.patterns().loaded();
+    let mut nodes = state.kato.patterns().loaded();
+    nodes.sort_by_cached_key(|n| (n.usage.last_used(), n.node.kb_id().to_owned()));
+    let now = SystemTime::now();
     json!({
         "total_processors": nodes.len(),
         "max_processors": null,
         "eviction_ttl_seconds": null,
-        "processors": nodes.iter().map(|node| json!({
-            "processor_id": node.kb_id(),
-            "node_id": node.kb_id().strip_suffix("_kato").unwrap_or(node.kb_id()),
-            "patterns": node.stats().patterns,
-            "symbols": node.stats().symbols,
-        })).collect::<Vec<_>>(),
+        "processors": nodes.iter().map(|loaded| {
+            let (node, usage) = (&loaded.node, &loaded.usage);
+            let last_used = usage.last_used();
+            json!({
+                "processor_id": node.kb_id(),
+                "node_id": usage.node_id(),
+                "created_at": iso_utc_offset(usage.loaded_at()),
+                "last_accessed": iso_utc_offset(last_used),
+                "access_count": usage.uses(),
+                "idle_seconds": now.duration_since(last_used).map_or(0.0, |d| d.as_secs_f64()),
+                "patterns": node.stats().patterns,
+                "symbols": node.stats().symbols,
+            })
+        }).collect::<Vec<_>>(),
     })
 }
 
@@ -382,6 +433,7 @@ pub async fn status(State(state): State<Arc<ServerState>>) -> Response {
             "active_sessions": sessions.active,
             "expired_sessions": sessions.expired,
             "backend": "memory",
+            "redis_url": null,
         },
         "processors": processor_manager(&state),
         "version": VERSION,
@@ -391,12 +443,12 @@ pub async fn status(State(state): State<Arc<ServerState>>) -> Response {
 }
 
 /// The `minutes` query parameter (default 10), or FastAPI's 422.
-fn minutes(query: Option<&str>) -> Result<f64, Response> {
+fn minutes(query: Option<&str>) -> Result<i64, Response> {
     let Some(raw) = query.and_then(|q| kato::query_param(q, "minutes")) else {
-        return Ok(10.0);
+        return Ok(10);
     };
     match raw.trim().parse::<i64>() {
-        Ok(n) => Ok(n as f64),
+        Ok(n) => Ok(n),
         Err(_) => Err(json_response(
             StatusCode::UNPROCESSABLE_ENTITY,
             &json!({"detail": [{
@@ -415,7 +467,7 @@ pub async fn stats(State(state): State<Arc<ServerState>>, RawQuery(query): RawQu
         Ok(m) => m,
         Err(response) => return response,
     };
-    let samples = state.series.since(minutes);
+    let samples = state.series.since(minutes as f64);
     let time_series: serde_json::Map<String, Value> = system::SERIES
         .iter()
         .map(|name| {
@@ -459,7 +511,7 @@ pub async fn metric(
     };
     let points: Vec<(f64, f64)> = state
         .series
-        .since(minutes)
+        .since(minutes as f64)
         .iter()
         .filter_map(|s| s.values.get(name.as_str()).map(|v| (s.unix, *v)))
         .collect();
@@ -550,4 +602,33 @@ pub fn kb_not_found(detail: &str) -> Response {
             "status_code": 404,
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resource_health;
+
+    #[test]
+    fn resource_health_follows_kato() {
+        assert_eq!(resource_health(None, None, None), ("healthy", vec![]));
+        assert_eq!(
+            resource_health(Some(80.0), Some(90.0), Some(10.0)),
+            ("healthy", vec![])
+        );
+        assert_eq!(
+            resource_health(Some(80.5), Some(10.0), None),
+            ("degraded", vec!["High CPU usage".to_owned()])
+        );
+        assert_eq!(
+            resource_health(Some(95.0), Some(91.0), Some(11.0)),
+            (
+                "unhealthy",
+                vec![
+                    "High CPU usage".to_owned(),
+                    "High memory usage".to_owned(),
+                    "High error rate".to_owned()
+                ]
+            )
+        );
+    }
 }

@@ -128,9 +128,11 @@ pub async fn websocket(
 }
 
 async fn events(mut socket: WebSocket, state: Arc<ServerState>) {
+    // KATO stamps the snapshot with `datetime.now().isoformat()` (naive local time), the events
+    // with UTC.
     let snapshot = json!({
         "event_type": "state.snapshot",
-        "timestamp": iso_now(),
+        "timestamp": mneme_app::time::iso_local(std::time::SystemTime::now()),
         "data": {"active_sessions": state.kato.active_sessions(), "system_status": "healthy"},
     });
     if socket

@@ -113,18 +113,15 @@ pub const SERIES: &[&str] = &[
 ];
 
 impl Series {
-    /// Process CPU use since the previous call, in percent of one core.
+    /// Process CPU use since the previous call, in percent of the machine (0..100, like
+    /// psutil's system-wide `cpu_percent` that KATO reports).
     pub fn cpu_percent(&self) -> f64 {
         let mut last = self.last_cpu.lock().unwrap_or_else(|p| p.into_inner());
         let now = (Instant::now(), cpu_time());
-        let wall = now.0.duration_since(last.0).as_secs_f64();
-        let used = now.1.saturating_sub(last.1).as_secs_f64();
+        let wall = now.0.duration_since(last.0);
+        let used = now.1.saturating_sub(last.1);
         *last = now;
-        if wall <= 0.0 {
-            0.0
-        } else {
-            (100.0 * used / wall).min(100.0 * cores() as f64)
-        }
+        cpu_share(used, wall, cores())
     }
 
     pub fn record(&self, values: BTreeMap<&'static str, f64>) {
@@ -159,6 +156,55 @@ impl Series {
     }
 }
 
+/// `used` CPU time over `wall` time on `cores` cores, in percent of all of them (0..=100).
+pub fn cpu_share(used: Duration, wall: Duration, cores: usize) -> f64 {
+    let capacity = wall.as_secs_f64() * cores.max(1) as f64;
+    if capacity <= 0.0 {
+        0.0
+    } else {
+        (100.0 * used.as_secs_f64() / capacity).clamp(0.0, 100.0)
+    }
+}
+
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_share_is_a_percentage_of_every_core() {
+        let s = Duration::from_secs;
+        assert_eq!(cpu_share(s(1), s(1), 1), 100.0);
+        assert_eq!(cpu_share(s(2), s(1), 2), 100.0);
+        assert_eq!(cpu_share(s(1), s(1), 4), 25.0);
+        assert_eq!(cpu_share(s(1), s(2), 2), 25.0);
+        // Clock granularity can make the measured time exceed the interval.
+        assert_eq!(cpu_share(s(3), s(1), 2), 100.0);
+        assert_eq!(cpu_share(s(1), Duration::ZERO, 2), 0.0);
+    }
+
+    #[test]
+    fn the_sampled_cpu_percent_stays_within_0_and_100_with_every_core_busy() {
+        let series = Series::default();
+        let until = Instant::now() + Duration::from_millis(300);
+        let busy: Vec<_> = (0..cores())
+            .map(|_| {
+                std::thread::spawn(move || {
+                    let mut x = 0u64;
+                    while Instant::now() < until {
+                        x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
+                    }
+                    x
+                })
+            })
+            .collect();
+        for thread in busy {
+            thread.join().unwrap();
+        }
+        let percent = series.cpu_percent();
+        assert!((0.0..=100.0).contains(&percent), "{percent}");
+    }
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
-use mneme_app::patterns::Patterns;
+use mneme_app::patterns::{LoadedNode, NodeUsage, Patterns};
 use mneme_seq::config::{Defaults, PredictConfig, RankKey, kb_id};
 use mneme_seq::error::Error as SeqError;
 use mneme_seq::node::Node;
@@ -171,6 +171,8 @@ struct SessionEntry {
     id: String,
     node_id: String,
     node: Arc<Node>,
+    /// The node's usage record (`/status`), touched by every request on the session.
+    usage: Arc<NodeUsage>,
     created_at: SystemTime,
     ttl: u64,
     metadata: Map<String, Value>,
@@ -500,8 +502,8 @@ impl Api {
                 return Reply::unprocessable(&errors);
             }
         };
-        let node = match self.patterns.node(&request.node_id) {
-            Ok(node) => node,
+        let LoadedNode { node, usage } = match self.patterns.node_with_usage(&request.node_id) {
+            Ok(loaded) => loaded,
             Err(err) => return Reply::detail(500, err.to_string()),
         };
         let now = (self.clock)();
@@ -521,6 +523,7 @@ impl Api {
                 id: id.clone(),
                 node_id: request.node_id,
                 node,
+                usage,
                 created_at: now,
                 ttl,
                 metadata: request.metadata,
@@ -648,6 +651,7 @@ impl Api {
             return Reply::session_not_found(&guard.id);
         }
         let session = &mut *guard;
+        session.usage.touch();
         let reply = match (method, action) {
             ("POST", "observe") => self.observe(session, body),
             ("POST", "observe-sequence") => self.observe_sequence(session, body),
