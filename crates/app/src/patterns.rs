@@ -155,18 +155,45 @@ impl Patterns {
             loaded.usage.touch();
             return Ok(loaded.clone());
         }
+        let loaded = LoadedNode {
+            node: Arc::new(self.load(&kb)?),
+            usage: Arc::new(NodeUsage::new(node_id)),
+        };
+        nodes.insert(kb, loaded.clone());
+        Ok(loaded)
+    }
+
+    /// The node of `node_id` for a read that must not keep a node nobody has used: a node
+    /// that is loaded, or has something stored, is loaded and kept as [`Patterns::node`] does;
+    /// an empty one is answered from a throwaway node, so looking up arbitrary node ids costs
+    /// no memory.
+    pub fn node_to_read(&self, node_id: &str) -> Result<Arc<Node>, mneme_seq::error::Error> {
+        let kb = kb_id(node_id, &self.defaults.service_name);
+        let mut nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(loaded) = nodes.get(&kb) {
+            loaded.usage.touch();
+            return Ok(loaded.node.clone());
+        }
+        let node = Arc::new(self.load(&kb)?);
+        let stats = node.stats();
+        if stats.patterns > 0 || stats.symbols > 0 || stats.vectors > 0 {
+            let loaded = LoadedNode {
+                node: node.clone(),
+                usage: Arc::new(NodeUsage::new(node_id)),
+            };
+            nodes.insert(kb, loaded);
+        }
+        Ok(node)
+    }
+
+    fn load(&self, kb: &str) -> Result<Node, mneme_seq::error::Error> {
         let snapshot = self
             .store
             .store()
             .snapshot()
             .map_err(|err| mneme_seq::error::Error::Storage(err.to_string()))?;
         let journal: Arc<dyn Journal> = self.store.clone();
-        let loaded = LoadedNode {
-            node: Arc::new(Node::load(&kb, &snapshot, journal)?),
-            usage: Arc::new(NodeUsage::new(node_id)),
-        };
-        nodes.insert(kb, loaded.clone());
-        Ok(loaded)
+        Node::load(kb, &snapshot, journal)
     }
 
     /// Nodes loaded so far.

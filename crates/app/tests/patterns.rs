@@ -131,3 +131,29 @@ fn a_loaded_node_remembers_the_node_id_that_loaded_it_and_counts_its_uses() {
     assert_eq!((usage.node_id(), usage.uses()), ("probe.2-x", 3));
     assert!(usage.last_used() > usage.loaded_at());
 }
+
+#[test]
+fn reading_a_node_nobody_used_keeps_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("patterns.redb");
+    {
+        let patterns =
+            Patterns::open(Some(&path), Durability::Immediate, Defaults::kato()).unwrap();
+        for i in 0..100 {
+            let node = patterns.node_to_read(&format!("probe{i}")).unwrap();
+            assert_eq!(node.stats().patterns, 0);
+        }
+        assert!(patterns.loaded().is_empty(), "no empty node is kept");
+        let node = patterns.node("used").unwrap();
+        node.learn(&events(&[&["a"], &["b"]]), &[], &[], 5).unwrap();
+    }
+    // A stored node is loaded and kept by a read, and answers with what it learned.
+    let patterns = Patterns::open(Some(&path), Durability::Immediate, Defaults::kato()).unwrap();
+    let node = patterns.node_to_read("used").unwrap();
+    assert_eq!(node.stats().patterns, 1);
+    assert_eq!(patterns.loaded().len(), 1);
+    assert!(std::sync::Arc::ptr_eq(
+        &node,
+        &patterns.node("used").unwrap()
+    ));
+}

@@ -1004,7 +1004,7 @@ impl Api {
     /// A node-level answer: `body` of the request's node (see [`Request::node_id`]), with its kb_id.
     fn node_reply(&self, request: &Request<'_>, body: impl FnOnce(&Node) -> Value) -> Reply {
         let node_id = request.node_id();
-        match self.patterns.node(&node_id) {
+        match self.patterns.node_to_read(&node_id) {
             Ok(node) => {
                 let mut value = body(&node);
                 value["node_id"] = json!(kb_id(&node_id, &self.defaults().service_name));
