@@ -159,16 +159,25 @@ impl Session {
             if !event.is_empty() {
                 self.stm.push(event);
             }
-            if config.process_predictions {
-                self.predictions = predict(node, &self.stm);
-            }
+            let previous = if config.process_predictions {
+                Some(std::mem::replace(
+                    &mut self.predictions,
+                    predict(node, &self.stm),
+                ))
+            } else {
+                None
+            };
             auto_learned = match self.auto_learn(node, config) {
                 Ok(learned) => learned,
                 Err(err) => {
-                    // Nothing of this observation stays: auto-learn fails before it takes the
-                    // STM (a vector index of another dimension) or on a storage failure.
+                    // A vector index of another dimension fails before auto-learn takes the
+                    // STM: nothing of this observation stays. (A storage failure leaves the
+                    // STM as auto-learn cut it: the pattern is learned in memory, not on disk.)
                     self.stm.truncate(before.0);
                     self.pending_vectors.truncate(before.1);
+                    if let Some(previous) = previous {
+                        self.predictions = previous;
+                    }
                     return Err(err);
                 }
             };

@@ -265,3 +265,29 @@ fn learned_vectors_join_later_events_as_their_nearest_symbols() {
         "the rejected observation changed nothing"
     );
 }
+
+#[test]
+fn a_refused_vector_batch_leaves_the_node_as_it_was() {
+    let node = Node::in_memory("refused_kato");
+    node.index_vectors(&[("VCTR|a".to_owned(), vec![1.0, 0.0, 0.0])])
+        .unwrap();
+    let version = node.version();
+    let refused = node.index_vectors(&[
+        ("VCTR|b".to_owned(), vec![0.0, 1.0, 0.0]),
+        ("VCTR|c".to_owned(), vec![1.0, 1.0]),
+    ]);
+    let Err(mneme_seq::error::Error::Vector(err)) = refused else {
+        panic!("a vector of another dimension is refused: {refused:?}");
+    };
+    assert_eq!(
+        (err.expected, err.actual, err.vector_name.as_deref()),
+        (3, 2, Some("VCTR|c"))
+    );
+    assert_eq!(
+        node.version(),
+        version,
+        "a refused batch does not move the version"
+    );
+    assert_eq!(node.stats().vectors, 1, "nor adds its good vectors");
+    assert_eq!(node.nearest_vectors(&[0.0, 1.0, 0.0], 3), ["VCTR|a"]);
+}

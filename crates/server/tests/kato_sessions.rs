@@ -344,10 +344,10 @@ fn a_learn_that_meets_another_dimension_keeps_the_stm() {
     observe(
         &api,
         &second,
-        json!({"strings": ["b"], "vectors": [[1.0, 0.0]]}),
+        json!({"strings": ["a"], "vectors": [[1.0, 0.0]]}),
     );
     observe(&api, &first, json!({"strings": ["c"]}));
-    observe(&api, &second, json!({"strings": ["d"]}));
+    observe(&api, &second, json!({"strings": ["c"]}));
     ok(&api, "POST", &format!("/sessions/{first}/learn"), None);
     let kept = stm(&api, &second);
     let (status, body) = call(&api, "POST", &format!("/sessions/{second}/learn"), None);
@@ -359,6 +359,43 @@ fn a_learn_that_meets_another_dimension_keeps_the_stm() {
         "VCTR|b2ee9b10732bd3dcfa2ecc8ee3c56ceed36ddcfc"
     );
     assert_eq!(stm(&api, &second), kept, "the STM is not lost");
+    // The same through auto-learn: the observe that would learn is refused whole, and the
+    // session's observe-time predictions stay those of its last accepted observe.
+    observe(&api, &second, json!({"strings": ["a"]}));
+    let kept = stm(&api, &second);
+    ok(
+        &api,
+        "POST",
+        &format!("/sessions/{second}/config"),
+        Some(json!({"max_pattern_length": 4})),
+    );
+    let cognition = |api: &Api| {
+        ok(
+            api,
+            "GET",
+            &format!("/sessions/{second}/cognition-data"),
+            None,
+        )
+    };
+    let before = cognition(&api);
+    assert_eq!(
+        before["cognition_data"]["predictions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "the STM shares `a` and `c` with the learned pattern"
+    );
+    let (status, body) = call(
+        &api,
+        "POST",
+        &format!("/sessions/{second}/observe"),
+        Some(json!({"strings": ["g"]})),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["detail"]["error"], "VectorDimensionError");
+    assert_eq!(cognition(&api), before);
+    assert_eq!(stm(&api, &second), kept);
     // Clearing the STM drops the vector of the other dimension; learning works again.
     ok(&api, "POST", &format!("/sessions/{second}/clear-stm"), None);
     observe(&api, &second, json!({"strings": ["e", "f"]}));

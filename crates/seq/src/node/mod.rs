@@ -315,24 +315,13 @@ impl Node {
         if vectors.is_empty() {
             return Ok(());
         }
+        // All or nothing: a vector of another dimension leaves the index as it was. Checked
+        // first under the read lock, so that a refused batch does not move the node's version,
+        // and again under the write lock (another session may have fixed the dimension since).
+        check_batch(&self.read().vectors, vectors)?;
         let ticket = {
             let mut state = self.write();
-            // All or nothing: a vector of another dimension leaves the index as it was.
-            for (name, vector) in vectors {
-                state
-                    .vectors
-                    .check(vector)
-                    .map_err(|e| Error::Vector(e.named(name)))?;
-            }
-            if let Some((name, vector)) =
-                vectors.iter().find(|(_, v)| v.len() != vectors[0].1.len())
-            {
-                return Err(Error::Vector(VectorError {
-                    expected: vectors[0].1.len(),
-                    actual: vector.len(),
-                    vector_name: Some(name.clone()),
-                }));
-            }
+            check_batch(&state.vectors, vectors)?;
             let mut batch = WriteBatch::default();
             for (name, vector) in vectors {
                 if state.vectors.insert(name, vector) {
@@ -392,4 +381,24 @@ impl Node {
 /// A value Redis stored as a decimal string, read back as Python's `float()` would.
 pub(crate) fn parse_redis_float(text: &str) -> f64 {
     text.parse().unwrap_or(0.0)
+}
+
+/// Whether every vector of a batch has the index's dimension, and the batch one dimension.
+fn check_batch(index: &vectors::VectorIndex, batch: &[(String, Vec<f64>)]) -> Result<()> {
+    let Some((_, first)) = batch.first() else {
+        return Ok(());
+    };
+    for (name, vector) in batch {
+        index
+            .check(vector)
+            .map_err(|e| Error::Vector(e.named(name)))?;
+        if vector.len() != first.len() {
+            return Err(Error::Vector(VectorError {
+                expected: first.len(),
+                actual: vector.len(),
+                vector_name: Some(name.clone()),
+            }));
+        }
+    }
+    Ok(())
 }

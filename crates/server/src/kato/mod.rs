@@ -140,6 +140,13 @@ impl Slot {
         self.expires_ms.load(Ordering::Acquire) <= now_ms
     }
 
+    /// Expired, and no request is working on it: a request that outlives the session's
+    /// lifetime (a long observe-sequence) keeps it, and its write then extends it, as KATO's
+    /// heartbeat does. Never waits.
+    fn to_drop(&self, now_ms: u64) -> bool {
+        self.expired(now_ms) && self.entry.try_lock().is_ok()
+    }
+
     fn expires_at(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(self.expires_ms.load(Ordering::Acquire))
     }
@@ -342,7 +349,7 @@ impl Api {
         let mut sessions = self.sessions.write().unwrap_or_else(|p| p.into_inner());
         let before = sessions.len();
         sessions.retain(|_, slot| {
-            let keep = !slot.expired(now);
+            let keep = !slot.to_drop(now);
             if !keep {
                 slot.removed.store(true, Ordering::Release);
             }
@@ -474,7 +481,7 @@ impl Api {
             .get(id)
             .cloned()
             .ok_or(false)?;
-        if found.expired(self.now_ms()) {
+        if found.to_drop(self.now_ms()) {
             if self.remove(id, &found) {
                 self.expired.fetch_add(1, Ordering::Relaxed);
             }
@@ -612,7 +619,14 @@ impl Api {
 
     fn get_session(&self, id: &str) -> Reply {
         match self.entry(id) {
-            Some(slot) => Reply::ok(self.session_json(&slot, &slot.lock())),
+            Some(slot) => {
+                let entry = slot.lock();
+                // Not deleted while this request waited for it.
+                if !slot.removed.load(Ordering::Acquire) {
+                    return Reply::ok(self.session_json(&slot, &entry));
+                }
+                Reply::detail(404, format!("Session {id} not found or expired"))
+            }
             None => Reply::detail(404, format!("Session {id} not found or expired")),
         }
     }
@@ -633,7 +647,7 @@ impl Api {
         Reply::ok(json!({"exists": exists, "expired": expired, "session_id": id}))
     }
 
-    fn session_action(&self, slot: &Slot, request: &Request<'_>, action: &str) -> Reply {
+    fn session_action(&self, slot: &Arc<Slot>, request: &Request<'_>, action: &str) -> Reply {
         let (method, body) = (request.method, request.body);
         let allowed: &[&str] = match action {
             "stm" | "predictions" | "cognition-data" | "percept-data" | "exists" => &["GET"],
@@ -646,8 +660,15 @@ impl Api {
             return Reply::method_not_allowed();
         }
         let mut guard = slot.lock();
-        // Deleted (or swept) while this request waited for the session.
+        // Deleted, swept, or expired while this request waited for the session (the request
+        // it waited for was a read that outlived the lifetime).
         if slot.removed.load(Ordering::Acquire) {
+            return Reply::session_not_found(&guard.id);
+        }
+        if slot.expired(self.now_ms()) {
+            if self.remove(&guard.id, slot) {
+                self.expired.fetch_add(1, Ordering::Relaxed);
+            }
             return Reply::session_not_found(&guard.id);
         }
         let session = &mut *guard;
@@ -692,19 +713,23 @@ impl Api {
             ("POST", "finalize-training") => self.finalize_training(session),
             _ => Reply::method_not_allowed(),
         };
-        // What KATO saves with `update_session` (a write): the session's limits apply, and
-        // its lifetime starts again.
         let writes = matches!(
             action,
             "observe" | "observe-sequence" | "learn" | "clear-stm" | "clear-all" | "config"
         ) && method == "POST";
         if writes && reply.status == 200 {
-            session.state.enforce_limits();
-            if self.options.auto_extend {
-                slot.extend(self.now_ms(), session.ttl);
-            }
+            self.save(slot, session);
         }
         reply
+    }
+
+    /// What KATO's `update_session` does at the end of a write: the session's limits apply,
+    /// and (with auto-extend) its lifetime starts again.
+    fn save(&self, slot: &Slot, session: &mut SessionEntry) {
+        session.state.enforce_limits();
+        if self.options.auto_extend {
+            slot.extend(self.now_ms(), session.ttl);
+        }
     }
 
     fn persistence(&self, session: &SessionEntry) -> usize {

@@ -72,6 +72,10 @@ fn a_request_that_waited_for_a_deleted_session_answers_not_found() {
             )
         })
     };
+    let reading = {
+        let (api, id) = (api.clone(), id.clone());
+        std::thread::spawn(move || api.handle("GET", &format!("/sessions/{id}"), "", None))
+    };
     // The delete does not need the session's lock either.
     let deleted = api.handle("DELETE", &format!("/sessions/{id}"), "", None);
     assert_eq!(deleted.status, 200);
@@ -79,4 +83,58 @@ fn a_request_that_waited_for_a_deleted_session_answers_not_found() {
     let late = waiting.join().unwrap();
     assert_eq!(late.status, 404);
     assert_eq!(late.json()["error"]["code"], "SESSION_NOT_FOUND");
+    let read = reading.join().unwrap();
+    assert_eq!(read.status, 404);
+    assert_eq!(
+        read.json()["detail"],
+        format!("Session {id} not found or expired")
+    );
+}
+
+#[test]
+fn a_session_in_use_outlives_its_lifetime_until_its_request_ends() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::UNIX_EPOCH;
+    let clock = Arc::new(AtomicU64::new(1_800_000_000));
+    let api = {
+        let clock = clock.clone();
+        let patterns = Patterns::open(None, Durability::Immediate, Defaults::kato()).unwrap();
+        Arc::new(Api::with_clock(
+            Arc::new(patterns),
+            Options::default(),
+            Box::new(move || UNIX_EPOCH + Duration::from_secs(clock.load(Ordering::SeqCst))),
+        ))
+    };
+    let reply = api.handle(
+        "POST",
+        "/sessions",
+        "",
+        Some(&json!({"node_id": "long", "ttl_seconds": 10})),
+    );
+    let id = reply.json()["session_id"].as_str().unwrap().to_owned();
+    let slot = api.entry(&id).unwrap();
+    // A request holds the session past its expiry: neither the sweep nor a lookup drops it.
+    let mut held = slot.lock();
+    clock.fetch_add(20, Ordering::SeqCst);
+    let (swept, exists) = {
+        let (api, id) = (api.clone(), id.clone());
+        std::thread::spawn(move || {
+            let swept = api.sweep_expired();
+            let exists = api.handle("GET", &format!("/sessions/{id}/exists"), "", None);
+            (swept, exists.json()["exists"].clone())
+        })
+        .join()
+        .unwrap()
+    };
+    assert_eq!((swept, exists), (0, json!(true)));
+    // The request was a write: it extends the session as it ends.
+    api.save(&slot, &mut held);
+    drop(held);
+    let stm = api.handle("GET", &format!("/sessions/{id}/stm"), "", None);
+    assert_eq!(stm.status, 200, "{}", stm.json());
+    // Had it been a read, the session would be gone once the request ended.
+    clock.fetch_add(20, Ordering::SeqCst);
+    let gone = api.handle("GET", &format!("/sessions/{id}/stm"), "", None);
+    assert_eq!(gone.status, 404);
+    assert_eq!(api.sweep_expired(), 0, "already dropped by the lookup");
 }
