@@ -149,6 +149,24 @@ impl Patterns {
     /// [`Patterns::node`], with the node's usage record (for callers that keep the node and
     /// record later uses themselves).
     pub fn node_with_usage(&self, node_id: &str) -> Result<LoadedNode, mneme_seq::error::Error> {
+        self.get_or_load(node_id, true)
+    }
+
+    /// The node of `node_id` for a read that must not keep a node nobody has used: a node
+    /// that is loaded, or has something stored, is loaded and kept as [`Patterns::node`] does;
+    /// an empty one is answered from a throwaway node, so looking up arbitrary node ids costs
+    /// no memory.
+    pub fn node_to_read(&self, node_id: &str) -> Result<Arc<Node>, mneme_seq::error::Error> {
+        self.get_or_load(node_id, false).map(|loaded| loaded.node)
+    }
+
+    /// The loaded node of `node_id` (a use of it), or the node loaded from the store now, kept
+    /// unless it is empty and `keep_empty` is false.
+    fn get_or_load(
+        &self,
+        node_id: &str,
+        keep_empty: bool,
+    ) -> Result<LoadedNode, mneme_seq::error::Error> {
         let kb = kb_id(node_id, &self.defaults.service_name);
         let mut nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(loaded) = nodes.get(&kb) {
@@ -159,31 +177,11 @@ impl Patterns {
             node: Arc::new(self.load(&kb)?),
             usage: Arc::new(NodeUsage::new(node_id)),
         };
-        nodes.insert(kb, loaded.clone());
+        let stats = loaded.node.stats();
+        if keep_empty || stats.patterns > 0 || stats.symbols > 0 || stats.vectors > 0 {
+            nodes.insert(kb, loaded.clone());
+        }
         Ok(loaded)
-    }
-
-    /// The node of `node_id` for a read that must not keep a node nobody has used: a node
-    /// that is loaded, or has something stored, is loaded and kept as [`Patterns::node`] does;
-    /// an empty one is answered from a throwaway node, so looking up arbitrary node ids costs
-    /// no memory.
-    pub fn node_to_read(&self, node_id: &str) -> Result<Arc<Node>, mneme_seq::error::Error> {
-        let kb = kb_id(node_id, &self.defaults.service_name);
-        let mut nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(loaded) = nodes.get(&kb) {
-            loaded.usage.touch();
-            return Ok(loaded.node.clone());
-        }
-        let node = Arc::new(self.load(&kb)?);
-        let stats = node.stats();
-        if stats.patterns > 0 || stats.symbols > 0 || stats.vectors > 0 {
-            let loaded = LoadedNode {
-                node: node.clone(),
-                usage: Arc::new(NodeUsage::new(node_id)),
-            };
-            nodes.insert(kb, loaded);
-        }
-        Ok(node)
     }
 
     fn load(&self, kb: &str) -> Result<Node, mneme_seq::error::Error> {

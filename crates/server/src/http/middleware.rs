@@ -174,13 +174,8 @@ pub async fn limits(
 ) -> Response {
     let max_body = state.config.max_request_size;
     let path = request.uri().path().to_owned();
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > max_body) {
-        return too_large(
+    let body_too_large = || {
+        too_large(
             &path,
             "Request body too large",
             format!(
@@ -188,7 +183,15 @@ pub async fn limits(
                 max_body / (1024 * 1024)
             ),
             "KB_MAX_REQUEST_SIZE",
-        );
+        )
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max_body) {
+        return body_too_large();
     }
     let max_query = state.config.max_query_length;
     if request
@@ -212,15 +215,7 @@ pub async fn limits(
             .get(header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"text/plain"))
     {
-        return too_large(
-            &path,
-            "Request body too large",
-            format!(
-                "Maximum request size is {max_body} bytes ({}MB)",
-                max_body / (1024 * 1024)
-            ),
-            "KB_MAX_REQUEST_SIZE",
-        );
+        return body_too_large();
     }
     response
 }

@@ -482,12 +482,17 @@ impl Api {
             .cloned()
             .ok_or(false)?;
         if found.to_drop(self.now_ms()) {
-            if self.remove(id, &found) {
-                self.expired.fetch_add(1, Ordering::Relaxed);
-            }
+            self.drop_expired(id, &found);
             return Err(true);
         }
         Ok(found)
+    }
+
+    /// Takes the expired session `slot` out of the map and counts it.
+    fn drop_expired(&self, id: &str, slot: &Arc<Slot>) {
+        if self.remove(id, slot) {
+            self.expired.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Takes `slot` out of the map if it is still the session `id`; whether it did.
@@ -505,9 +510,7 @@ impl Api {
     fn create_session(&self, body: Option<&Value>) -> Reply {
         let request = match request::create_session(body) {
             Ok(request) => request,
-            Err(errors) => {
-                return Reply::unprocessable(&errors);
-            }
+            Err(errors) => return Reply::unprocessable(&errors),
         };
         let LoadedNode { node, usage } = match self.patterns.node_with_usage(&request.node_id) {
             Ok(loaded) => loaded,
@@ -618,17 +621,14 @@ impl Api {
     }
 
     fn get_session(&self, id: &str) -> Reply {
-        match self.entry(id) {
-            Some(slot) => {
-                let entry = slot.lock();
-                // Not deleted while this request waited for it.
-                if !slot.removed.load(Ordering::Acquire) {
-                    return Reply::ok(self.session_json(&slot, &entry));
-                }
-                Reply::detail(404, format!("Session {id} not found or expired"))
+        if let Some(slot) = self.entry(id) {
+            let entry = slot.lock();
+            // Not deleted while this request waited for it.
+            if !slot.removed.load(Ordering::Acquire) {
+                return Reply::ok(self.session_json(&slot, &entry));
             }
-            None => Reply::detail(404, format!("Session {id} not found or expired")),
         }
+        Reply::detail(404, format!("Session {id} not found or expired"))
     }
 
     fn delete_session(&self, id: &str, slot: &Arc<Slot>) -> Reply {
@@ -666,9 +666,7 @@ impl Api {
             return Reply::session_not_found(&guard.id);
         }
         if slot.expired(self.now_ms()) {
-            if self.remove(&guard.id, slot) {
-                self.expired.fetch_add(1, Ordering::Relaxed);
-            }
+            self.drop_expired(&guard.id, slot);
             return Reply::session_not_found(&guard.id);
         }
         let session = &mut *guard;
@@ -763,9 +761,7 @@ impl Api {
             request::object(body).and_then(|map| request::observation(map, &[json!("body")]));
         let (observation, _) = match parsed {
             Ok(parsed) => parsed,
-            Err(errors) => {
-                return Reply::unprocessable(&errors);
-            }
+            Err(errors) => return Reply::unprocessable(&errors),
         };
         match self.observe_one(session, &observation) {
             Ok(outcome) => Reply::ok(json!({
@@ -785,9 +781,7 @@ impl Api {
     fn observe_sequence(&self, session: &mut SessionEntry, body: Option<&Value>) -> Reply {
         let request = match request::observe_sequence(body) {
             Ok(request) => request,
-            Err(errors) => {
-                return Reply::unprocessable(&errors);
-            }
+            Err(errors) => return Reply::unprocessable(&errors),
         };
         // KATO saves the session once, at the end: a failing item leaves it as it was (the
         // patterns learned before the failure stay learned).
@@ -825,8 +819,8 @@ impl Api {
             }
             let failed = |err| (position, err);
             let outcome = self.observe_one(session, observation).map_err(failed)?;
-            let node = session.node.clone();
             if request.learn_after_each && !session.state.stm.is_empty() {
+                let node = session.node.clone();
                 let hash = session.state.learn(&node, persistence).map_err(failed)?;
                 learned.push(json!(name(hash)));
             }
@@ -850,8 +844,8 @@ impl Api {
                 .state
                 .learn(&node, persistence)
                 .map_err(|err| (last, err))?;
-            learned.push(json!(name(hash)));
-            final_learned = learned.last().cloned().unwrap_or(Value::Null);
+            final_learned = json!(name(hash));
+            learned.push(final_learned.clone());
         }
         Ok(Reply::ok(json!({
             "status": "completed",
@@ -982,9 +976,7 @@ impl Api {
     fn update_config(&self, session: &mut SessionEntry, body: Option<&Value>) -> Reply {
         let map = match request::object(body) {
             Ok(map) => map,
-            Err(errors) => {
-                return Reply::unprocessable(&errors);
-            }
+            Err(errors) => return Reply::unprocessable(&errors),
         };
         // `{"config": {...}}`, or the bare object.
         let changes = match map.get("config") {

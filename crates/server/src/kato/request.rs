@@ -38,17 +38,17 @@ impl FieldError {
     }
 }
 
-/// A session lifetime in seconds checked against `lowest..=MAX_TTL_SECONDS` (pydantic's
-/// `ge`/`gt` and `le` errors).
+/// A session lifetime in seconds checked against `1..=MAX_TTL_SECONDS` (`0..` when
+/// `zero_allowed`), with pydantic's `gt`/`ge` and `le` errors.
 fn ttl_in_range(
     ttl: i64,
-    lowest: i64,
+    zero_allowed: bool,
     at: &[Value],
     input: &Value,
 ) -> Result<i64, Vec<FieldError>> {
     let max = super::MAX_TTL_SECONDS;
-    if ttl < lowest {
-        let (kind, msg, ctx) = if lowest == 0 {
+    if ttl < i64::from(!zero_allowed) {
+        let (kind, msg, ctx) = if zero_allowed {
             (
                 "greater_than_equal",
                 "Input should be greater than or equal to 0",
@@ -96,7 +96,7 @@ pub fn ttl_query(query: &str) -> Result<u64, Vec<FieldError>> {
             &input,
         )]
     })?;
-    ttl_in_range(ttl, 1, &at, &input).map(|t| t as u64)
+    ttl_in_range(ttl, false, &at, &input).map(|t| t as u64)
 }
 
 /// The `detail` list of a 422 answer.
@@ -347,7 +347,7 @@ pub fn create_session(body: Option<&Value>) -> Result<CreateSession, Vec<FieldEr
     };
     let ttl_seconds = match (ttl_seconds, map.get("ttl_seconds")) {
         (Some(ttl), Some(input)) => {
-            match ttl_in_range(ttl, 0, &loc(&body_loc, "ttl_seconds"), input) {
+            match ttl_in_range(ttl, true, &loc(&body_loc, "ttl_seconds"), input) {
                 Ok(ttl) => Some(ttl),
                 Err(found) => {
                     errors.extend(found);
