@@ -209,6 +209,12 @@ impl Patterns {
         self.store.flush()
     }
 
+    /// Why the pattern store refuses writes (a commit failed or panicked), or `None` while it
+    /// is healthy.
+    pub fn failure(&self) -> Option<String> {
+        self.store.failure()
+    }
+
     /// The store, for records that are not patterns (the CLI's named sessions).
     pub fn store(&self) -> &GroupCommit<AnyStore> {
         &self.store

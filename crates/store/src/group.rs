@@ -3,9 +3,10 @@
 //! committed by `flush`, which the owner calls every N ms (like Redis's `appendfsync
 //! everysec`), and on drop.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use crate::{Durability, KvStore, Result, WriteBatch};
+use crate::{Durability, Error, KvStore, Result, WriteBatch};
 
 /// What a write promises when it returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +29,12 @@ struct Queue {
     leader: bool,
     /// Ticket ranges (inclusive) whose commit failed, with the error, for their writers.
     failed: Vec<(u64, u64, String)>,
+    /// Why the store stopped taking writes: set by the first commit that failed or panicked.
+    /// A store whose commit failed half-way (a panic inside the backend, an I/O error that
+    /// leaves redb refusing further writes) cannot be trusted with more: every later write
+    /// fails at once with this reason instead of waiting or guessing, and the owner reports it
+    /// (`/health` says `unhealthy`).
+    broken: Option<String>,
 }
 
 pub struct GroupCommit<S: KvStore> {
@@ -61,6 +68,12 @@ impl<S: KvStore> GroupCommit<S> {
 
     pub fn mode(&self) -> CommitMode {
         self.mode
+    }
+
+    /// Why the store refuses writes, once a commit has failed or panicked (`None` while it is
+    /// healthy).
+    pub fn failure(&self) -> Option<String> {
+        self.lock().broken.clone()
     }
 
     /// Queues `batch` and returns its ticket. Batches are applied in the order they are
@@ -102,7 +115,7 @@ impl<S: KvStore> GroupCommit<S> {
                 .iter()
                 .find(|(from, to, _)| (*from..=*to).contains(&ticket))
             {
-                return Err(crate::Error::Io(message.clone()));
+                return Err(Error::Io(message.clone()));
             }
             if queue.committed >= ticket {
                 return Ok(());
@@ -112,23 +125,53 @@ impl<S: KvStore> GroupCommit<S> {
                 continue;
             }
             // Lead: take everything queued so far and commit it as one transaction.
-            queue.leader = true;
             let batches = std::mem::take(&mut queue.pending);
             let from = queue.committed + 1;
             let upto = queue.submitted;
-            drop(queue);
-            let mut merged = WriteBatch::default();
-            for batch in batches {
-                merged.ops.extend(batch.ops);
-            }
-            let result = self.store.write_with(merged, Durability::Immediate);
-            queue = self.lock();
-            queue.leader = false;
+            let result = match &queue.broken {
+                // A broken store commits nothing more: its batches fail with the first reason.
+                Some(reason) => Err(Error::Failed(reason.clone())),
+                None => {
+                    queue.leader = true;
+                    drop(queue);
+                    let result = self.commit(batches);
+                    queue = self.lock();
+                    queue.leader = false;
+                    result
+                }
+            };
             queue.committed = upto;
             if let Err(err) = &result {
+                if queue.broken.is_none() {
+                    queue.broken = Some(err.to_string());
+                }
                 queue.failed.push((from, upto, err.to_string()));
             }
             self.done.notify_all();
+        }
+    }
+
+    /// Writes `batches` as one durable transaction. A panic inside the backend is caught and
+    /// becomes an error, so that the leader always hands leadership back and every waiter
+    /// gets an answer.
+    fn commit(&self, batches: Vec<WriteBatch>) -> Result<()> {
+        let mut merged = WriteBatch::default();
+        for batch in batches {
+            merged.ops.extend(batch.ops);
+        }
+        let store = &self.store;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| {
+            store.write_with(merged, Durability::Immediate)
+        })) {
+            Ok(result) => result,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".to_owned());
+                Err(Error::Corrupt(format!("the storage engine panicked during a commit: {what}")))
+            }
         }
     }
 

@@ -44,6 +44,11 @@ pub enum Error {
     Busy(String),
     #[error("storage I/O failed: {0}")]
     Io(String),
+    /// An earlier commit failed or panicked, so the store takes no more writes until it is
+    /// reopened (restart after fixing the cause; `mneme check` says whether the file is
+    /// damaged).
+    #[error("the store takes no writes since a commit failed ({0}); restart mneme once the cause is fixed")]
+    Failed(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

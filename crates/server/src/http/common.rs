@@ -151,7 +151,16 @@ pub async fn health(State(state): State<Arc<ServerState>>) -> Response {
         error_rate(&state),
     );
     issues.extend(resource_issues);
-    let status = worst(disk_status, resources_status);
+    let mut status = worst(disk_status, resources_status);
+    let store_failure = state.kato.patterns().failure();
+    let pattern_engine = match &store_failure {
+        None => json!({"status": "up", "loaded_nodes": state.kato.patterns().loaded().len()}),
+        Some(reason) => {
+            status = "unhealthy";
+            issues.push(format!("pattern store takes no writes: {reason}"));
+            json!({"status": "down", "error": reason, "loaded_nodes": state.kato.patterns().loaded().len()})
+        }
+    };
     let body = json!({
         "status": status,
         "version": VERSION,
@@ -161,7 +170,7 @@ pub async fn health(State(state): State<Arc<ServerState>>) -> Response {
             "embedding_model": {"status": "not_configured"},
             "database": {"status": "up", "documents": stats.documents, "accessible": true},
             "disk": disk,
-            "pattern_engine": {"status": "up", "loaded_nodes": state.kato.patterns().loaded().len()},
+            "pattern_engine": pattern_engine,
         },
         "kb_stats": {
             "total_documents": stats.documents,
@@ -170,7 +179,7 @@ pub async fn health(State(state): State<Arc<ServerState>>) -> Response {
             "cached_queries": stats.cache.entries,
             "generation": stats.generation,
         },
-        "processor_status": "healthy",
+        "processor_status": if store_failure.is_some() { "unhealthy" } else { "healthy" },
         "service_name": state.kato.patterns().defaults().service_name,
         "uptime_seconds": state.started.elapsed().as_secs_f64(),
         "issues": issues,
