@@ -86,31 +86,6 @@ fn a_node_survives_a_restart_whole() {
 }
 
 #[test]
-fn sessions_are_kept_by_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("patterns.redb");
-    {
-        let patterns =
-            Patterns::open(Some(&path), Durability::Immediate, Defaults::kato()).unwrap();
-        let mut session = patterns.load_session("n", "s").unwrap();
-        session.state.stm.push(vec!["a".into()]);
-        session.state.time = 7;
-        patterns.save_session("n", "s", &session).unwrap();
-    }
-    let patterns = Patterns::open(Some(&path), Durability::Immediate, Defaults::kato()).unwrap();
-    let session = patterns.load_session("n", "s").unwrap();
-    assert_eq!((session.state.stm.len(), session.state.time), (1, 7));
-    assert!(
-        patterns
-            .load_session("n", "other")
-            .unwrap()
-            .state
-            .stm
-            .is_empty()
-    );
-}
-
-#[test]
 fn a_loaded_node_remembers_the_node_id_that_loaded_it_and_counts_its_uses() {
     let mut defaults = Defaults::kato();
     defaults.service_name = "kato-eu".into();

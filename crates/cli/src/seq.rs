@@ -7,8 +7,11 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use std::sync::Arc;
+
 use mneme_app::Config;
-use mneme_app::patterns::{Patterns, StoredSession, open_patterns};
+use mneme_app::patterns::{Patterns, open_patterns};
+use mneme_app::sessions::{Answer, Freshness, NamedSessions, Options, Sessions};
 use mneme_seq::types::Observation;
 use mneme_server::kato::{json, request};
 use serde_json::{Value, json};
@@ -97,18 +100,18 @@ pub struct PatternArgs {
 }
 
 pub fn run(config: &Config, args: &SeqArgs) -> anyhow::Result<ExitCode> {
-    let patterns = open_patterns(&config.seq)
-        .with_context(|| format!("opening the pattern store {}", config.seq.store.display()))?;
+    let patterns =
+        Arc::new(open_patterns(&config.seq).with_context(|| {
+            format!("opening the pattern store {}", config.seq.store.display())
+        })?);
     match &args.command {
         SeqCommand::Observe(args) => observe(&patterns, args),
         SeqCommand::Learn(args) => learn(&patterns, args),
         SeqCommand::Predict(target) => predict(&patterns, target),
         SeqCommand::Stm(target) => {
-            let session = patterns.load_session(&target.node, &target.session)?;
-            print(
-                target,
-                &json!({"stm": session.state.stm, "length": session.state.stm.len()}),
-            )
+            let stm = sessions(&patterns, target)
+                .read(&target.session, |view| view.record.state.stm.clone())?;
+            print(target, &json!({"stm": stm, "length": stm.len()}))
         }
         SeqCommand::Clear(args) => clear(&patterns, args),
         SeqCommand::Pattern(args) => {
@@ -124,6 +127,17 @@ pub fn run(config: &Config, args: &SeqArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+/// The session service over the named sessions of the target's node: the same observe, learn
+/// and predictions as the server's routes.
+fn sessions(patterns: &Arc<Patterns>, target: &Target) -> Sessions {
+    Sessions::new(
+        patterns.clone(),
+        Arc::new(NamedSessions::new(patterns.clone(), &target.node)),
+        Options::default(),
+        Box::new(std::time::SystemTime::now),
+    )
 }
 
 fn print(target: &Target, value: &Value) -> anyhow::Result<ExitCode> {
@@ -183,49 +197,36 @@ fn parse_observation(args: &ObserveArgs) -> anyhow::Result<Observation> {
     Ok(observation)
 }
 
-fn observe(patterns: &Patterns, args: &ObserveArgs) -> anyhow::Result<ExitCode> {
+fn observe(patterns: &Arc<Patterns>, args: &ObserveArgs) -> anyhow::Result<ExitCode> {
     let observation = parse_observation(args)?;
     let target = &args.target;
-    let node = patterns.node(&target.node)?;
-    let mut session = patterns.load_session(&target.node, &target.session)?;
-    let defaults = patterns.defaults().clone();
-    let config = session.config.observe_config(&defaults, false);
-    let predict_config = defaults.predict_config();
-    let outcome = session
-        .state
-        .observe(&node, &observation, &config, &|node, stm| {
-            node.defer_predict(stm, &predict_config)
-        })
+    let observed = sessions(patterns, target)
+        .observe(&target.session, &observation)
         .context("observing")?;
-    session.state.enforce_limits();
-    patterns.save_session(&target.node, &target.session, &session)?;
+    let outcome = observed.outcome;
     print(
         target,
         &json!({
             "status": "okay",
-            "stm_length": session.state.stm.len(),
+            "stm_length": outcome.stm_length.min(mneme_seq::session::MAX_STM_EVENTS),
             "time": outcome.time,
             "auto_learned_pattern": outcome.auto_learned.map(|h| format!("PTRN|{h}")),
         }),
     )
 }
 
-fn learn(patterns: &Patterns, args: &LearnArgs) -> anyhow::Result<ExitCode> {
+fn learn(patterns: &Arc<Patterns>, args: &LearnArgs) -> anyhow::Result<ExitCode> {
     let target = &args.target;
-    let node = patterns.node(&target.node)?;
-    let persistence = patterns.defaults().persistence;
     if let Some(path) = &args.batch {
-        return learn_batch(patterns, &node, path, persistence);
+        let node = patterns.node(&target.node)?;
+        return learn_batch(patterns, &node, path, patterns.defaults().persistence);
     }
-    let mut session: StoredSession = patterns.load_session(&target.node, &target.session)?;
-    let name = session
-        .state
-        .learn(&node, persistence)
+    let learned = sessions(patterns, target)
+        .learn(&target.session)
         .context("learning")?;
-    patterns.save_session(&target.node, &target.session, &session)?;
     print(
         target,
-        &json!({"status": "learned", "pattern_name": name.map_or(String::new(), |h| format!("PTRN|{h}"))}),
+        &json!({"status": "learned", "pattern_name": learned.name}),
     )
 }
 
@@ -291,34 +292,35 @@ fn learn_batch(
     Ok(ExitCode::SUCCESS)
 }
 
-fn predict(patterns: &Patterns, target: &Target) -> anyhow::Result<ExitCode> {
-    let node = patterns.node(&target.node)?;
-    let session = patterns.load_session(&target.node, &target.session)?;
-    let defaults = patterns.defaults();
-    let rank_by = session
-        .config
-        .rank_sort_algo()
-        .unwrap_or(defaults.rank_sort_algo);
-    let set = node.predict(
-        &session.state.stm,
-        &session.config.predict_config(defaults, rank_by),
-    );
-    print(
-        target,
-        &json!({
-            "predictions": set.predictions.iter().map(json::prediction).collect::<Vec<_>>(),
-            "future_potentials": json::future_potentials(&set.future_potentials),
-            "count": set.predictions.len(),
-        }),
-    )
+fn predict(patterns: &Arc<Patterns>, target: &Target) -> anyhow::Result<ExitCode> {
+    let render = |answer: Answer<'_>, _: &str| {
+        let (predictions, future_potentials) = match answer {
+            Answer::Full(answer) => (
+                answer.to_predictions(),
+                answer.future_potentials().as_ref().clone(),
+            ),
+            Answer::Set(set) => (set.predictions.clone(), set.future_potentials.clone()),
+        };
+        let value = json!({
+            "predictions": predictions.iter().map(json::prediction).collect::<Vec<_>>(),
+            "future_potentials": json::future_potentials(&future_potentials),
+            "count": predictions.len(),
+        });
+        mneme_app::sessions::Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
+    };
+    let bytes =
+        sessions(patterns, target).predictions(&target.session, Freshness::Computed, &render)?;
+    let value: Value = serde_json::from_slice(&bytes)?;
+    print(target, &value)
 }
 
-fn clear(patterns: &Patterns, args: &ClearArgs) -> anyhow::Result<ExitCode> {
+fn clear(patterns: &Arc<Patterns>, args: &ClearArgs) -> anyhow::Result<ExitCode> {
     let target = &args.target;
+    let sessions = sessions(patterns, target);
     if args.all {
-        patterns.node(&target.node)?.clear()?;
+        sessions.clear_all(&target.session)?;
     }
-    patterns.delete_session(&target.node, &target.session)?;
+    sessions.delete(&target.session)?;
     print(
         target,
         &json!({"status": "cleared", "scope": if args.all { "all" } else { "stm" }}),

@@ -28,7 +28,7 @@ struct Queue {
     /// A thread is committing right now.
     leader: bool,
     /// Ticket ranges (inclusive) whose commit failed, with the error, for their writers.
-    failed: Vec<(u64, u64, String)>,
+    failed: Vec<(u64, u64, Error)>,
     /// Why the store stopped taking writes: set by the first commit that failed or panicked.
     /// A store whose commit failed half-way (a panic inside the backend, an I/O error that
     /// leaves redb refusing further writes) cannot be trusted with more: every later write
@@ -110,12 +110,12 @@ impl<S: KvStore> GroupCommit<S> {
     fn commit_until(&self, ticket: u64) -> Result<()> {
         let mut queue = self.lock();
         loop {
-            if let Some((_, _, message)) = queue
+            if let Some((_, _, err)) = queue
                 .failed
                 .iter()
                 .find(|(from, to, _)| (*from..=*to).contains(&ticket))
             {
-                return Err(Error::Io(message.clone()));
+                return Err(err.clone());
             }
             if queue.committed >= ticket {
                 return Ok(());
@@ -145,7 +145,7 @@ impl<S: KvStore> GroupCommit<S> {
                 if queue.broken.is_none() {
                     queue.broken = Some(err.to_string());
                 }
-                queue.failed.push((from, upto, err.to_string()));
+                queue.failed.push((from, upto, err.clone()));
             }
             self.done.notify_all();
         }
@@ -170,7 +170,9 @@ impl<S: KvStore> GroupCommit<S> {
                     .map(|s| (*s).to_owned())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "no message".to_owned());
-                Err(Error::Corrupt(format!("the storage engine panicked during a commit: {what}")))
+                Err(Error::Corrupt(format!(
+                    "the storage engine panicked during a commit: {what}"
+                )))
             }
         }
     }

@@ -30,7 +30,28 @@ fn storage(err: impl std::fmt::Display) -> Error {
 
 impl RedbStore {
     /// Opens the store file at `path`, creating it (and its table) when missing.
+    ///
+    /// A damaged file is an error that says so, never a panic: redb panics on some damage
+    /// (an invalid page type while it walks the tree at open), and that panic is caught here.
     pub fn open(path: &Path) -> Result<RedbStore> {
+        let shown = path.display().to_string();
+        match std::panic::catch_unwind(|| RedbStore::open_unguarded(path)) {
+            Ok(result) => result,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".to_owned());
+                Err(Error::Corrupt(format!(
+                    "{shown} is damaged ({what}); restore it from a backup, or move it away to \
+                     start with an empty store"
+                )))
+            }
+        }
+    }
+
+    fn open_unguarded(path: &Path) -> Result<RedbStore> {
         let shown = path.display().to_string();
         let db = Database::create(path).map_err(|err| match err {
             redb::DatabaseError::DatabaseAlreadyOpen => Error::Busy(shown.clone()),

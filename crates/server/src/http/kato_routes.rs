@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::ServerState;
-use super::common::{iso_now, json_response};
+use super::common::json_response;
 use crate::kato::{Freshness, Request};
 
 pub async fn handle(
@@ -65,28 +65,6 @@ pub async fn handle(
         Ok(reply) => reply,
         Err(_) => return super::middleware::internal_error("the request handler failed"),
     };
-    let segments: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
-    if reply.status == 200 {
-        match (method.as_str(), segments.as_slice()) {
-            ("POST", ["sessions"]) => {
-                let event = json!({
-                    "event_type": "session.created",
-                    "timestamp": iso_now(),
-                    "data": {"session_id": reply.body["session_id"], "node_id": reply.body["node_id"], "created_at": reply.body["created_at"]},
-                });
-                let _ = state.events.send(event.to_string());
-            }
-            ("DELETE", ["sessions", id]) => {
-                let event = json!({
-                    "event_type": "session.destroyed",
-                    "timestamp": iso_now(),
-                    "data": {"session_id": id, "destroyed_at": iso_now(), "reason": "explicit_delete"},
-                });
-                let _ = state.events.send(event.to_string());
-            }
-            _ => {}
-        }
-    }
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = match reply.raw {
         Some(bytes) => {
@@ -99,6 +77,7 @@ pub async fn handle(
         }
         None => json_response(status, &reply.body),
     };
+    let segments: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
     if let ["sessions", id, _, ..] = segments.as_slice() {
         if let Ok(value) = HeaderValue::from_str(id) {
             response.headers_mut().insert("x-session-id", value);

@@ -84,6 +84,34 @@ pub enum StartError {
     },
 }
 
+/// Sends the session service's events to the websocket's subscribers, in KATO's shapes.
+fn session_events(
+    events: broadcast::Sender<String>,
+) -> impl Fn(&mneme_app::sessions::SessionEvent) + Send + Sync + 'static {
+    use mneme_app::sessions::SessionEvent;
+    move |event| {
+        let now = common::iso_now();
+        let event = match event {
+            SessionEvent::Created {
+                id,
+                node_id,
+                created_at,
+            } => serde_json::json!({
+                "event_type": "session.created",
+                "timestamp": now,
+                "data": {"session_id": id, "node_id": node_id, "created_at": kato::iso(*created_at)},
+            }),
+            SessionEvent::Deleted { id } => serde_json::json!({
+                "event_type": "session.destroyed",
+                "timestamp": now,
+                "data": {"session_id": id, "destroyed_at": now, "reason": "explicit_delete"},
+            }),
+        };
+        // Nobody listening is fine.
+        let _ = events.send(event.to_string());
+    }
+}
+
 impl ServerState {
     pub fn new(
         kato: kato::Api,
@@ -93,6 +121,7 @@ impl ServerState {
         data_dir: PathBuf,
     ) -> ServerState {
         let (events, _) = broadcast::channel(1024);
+        kato.sessions().subscribe(session_events(events.clone()));
         let limiter = RateLimiter::new(config.rate_limit_per_key, config.rate_limits.clone());
         let heartbeat = Heartbeat::new(knowledge.settings.heartbeat_interval);
         ServerState {

@@ -1,15 +1,17 @@
 //! Conversions between JSON and the engine's value types, and the JSON forms of engine
 //! results exactly as KATO writes them (field names, order, int-versus-float).
 
+use mneme_seq::config::Defaults;
 use mneme_seq::node::{PatternView, SymbolStat};
 use mneme_seq::predict::{
     Anomaly, FullAnswer, FullPrediction, FuturePotential, Metrics, Prediction, PredictionRef,
     SinglePrediction, Symbols,
 };
 use mneme_seq::pyfmt::MetaValue;
+use mneme_seq::session_config::SessionConfig;
 use mneme_seq::types::Emotives;
 use serde_json::ser::{CompactFormatter, Formatter};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 /// A JSON value as the engine's JSON-like value (object key order kept).
 pub fn to_meta(value: &Value) -> MetaValue {
@@ -607,6 +609,52 @@ pub fn symbol_stats(stats: &[SymbolStat]) -> Value {
 
 pub fn affinity(values: &[(String, f64)]) -> Value {
     Value::Object(values.iter().map(|(k, v)| (k.clone(), float(*v))).collect())
+}
+
+/// KATO's `session_config` echo: every default, overridden by the session's values.
+pub fn effective_config(d: &Defaults, config: &SessionConfig) -> Value {
+    let mut out = Map::new();
+    let defaults: Vec<(&str, Value)> = vec![
+        ("max_pattern_length", json!(d.max_pattern_length)),
+        ("persistence", json!(d.persistence)),
+        ("recall_threshold", float(d.recall_threshold)),
+        ("indexer_type", json!("VI")),
+        ("max_predictions", json!(d.max_predictions)),
+        ("sort_symbols", json!(d.sort_symbols)),
+        ("process_predictions", json!(d.process_predictions)),
+        ("use_token_matching", json!(d.use_token_matching)),
+        (
+            "stm_mode",
+            json!(match d.stm_mode {
+                mneme_seq::config::StmMode::Clear => "CLEAR",
+                mneme_seq::config::StmMode::Rolling => "ROLLING",
+            }),
+        ),
+        ("rank_sort_algo", json!(d.rank_sort_algo.name())),
+        ("filter_pipeline", json!([])),
+        ("length_min_ratio", json!(0.5)),
+        ("length_max_ratio", json!(2.0)),
+        ("jaccard_threshold", json!(0.3)),
+        ("jaccard_min_overlap", json!(2)),
+        ("minhash_threshold", json!(0.7)),
+        ("minhash_bands", json!(20)),
+        ("minhash_rows", json!(5)),
+        ("minhash_num_hashes", json!(100)),
+        ("bloom_false_positive_rate", json!(0.01)),
+        ("max_candidates_per_stage", json!(100000)),
+        ("enable_filter_metrics", json!(true)),
+    ];
+    for (key, default) in defaults {
+        out.insert(key.to_owned(), config.get(key).map_or(default, from_meta));
+    }
+    for key in ["fuzzy_token_threshold", "affinity_emotive"] {
+        if let Some(value) = config.get(key) {
+            if *value != MetaValue::Null {
+                out.insert(key.to_owned(), from_meta(value));
+            }
+        }
+    }
+    Value::Object(out)
 }
 
 #[cfg(test)]

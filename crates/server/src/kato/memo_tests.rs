@@ -66,9 +66,7 @@ fn predictions(api: &Api, id: &str) -> (Vec<u8>, bool) {
 }
 
 fn memo_bytes(api: &Api, id: &str) -> Option<axum::body::Bytes> {
-    let entry = api.entry(id)?;
-    let session = entry.lock();
-    session.predictions_memo.as_ref().map(|m| m.bytes.clone())
+    api.sessions().remembered_predictions(id)
 }
 
 /// The answer a new session with the same short-term memory (and `config`) computes, with
@@ -244,7 +242,7 @@ fn no_cache_computes_the_same_answer_again() {
 #[test]
 fn the_answer_on_ids_is_the_owned_answer() {
     let api = trained();
-    let node = api.patterns.node(NODE).unwrap();
+    let node = api.patterns().node(NODE).unwrap();
     let config = Defaults::kato().predict_config();
     for stm in [
         vec![vec!["a"], vec!["b"]],

@@ -20,8 +20,8 @@ fn counts_sweeps_and_other_sessions_never_wait_for_a_busy_session() {
         reply.json()["session_id"].as_str().unwrap().to_owned()
     };
     let (busy, other) = (create(), create());
-    let slot = api.entry(&busy).unwrap();
-    let held = slot.lock();
+    let slot = api.sessions().slot(&busy).ok().unwrap();
+    let held = slot.lock().unwrap();
     let (done, finished) = mpsc::channel();
     let worker = {
         let api = api.clone();
@@ -59,8 +59,8 @@ fn a_request_that_waited_for_a_deleted_session_answers_not_found() {
     let api = Arc::new(Api::new(Arc::new(patterns), Options::default()));
     let reply = api.handle("POST", "/sessions", "", Some(&json!({"node_id": "gone"})));
     let id = reply.json()["session_id"].as_str().unwrap().to_owned();
-    let slot = api.entry(&id).unwrap();
-    let held = slot.lock();
+    let slot = api.sessions().slot(&id).ok().unwrap();
+    let held = slot.lock().unwrap();
     let waiting = {
         let (api, id) = (api.clone(), id.clone());
         std::thread::spawn(move || {
@@ -112,9 +112,9 @@ fn a_session_in_use_outlives_its_lifetime_until_its_request_ends() {
         Some(&json!({"node_id": "long", "ttl_seconds": 10})),
     );
     let id = reply.json()["session_id"].as_str().unwrap().to_owned();
-    let slot = api.entry(&id).unwrap();
+    let slot = api.sessions().slot(&id).ok().unwrap();
     // A request holds the session past its expiry: neither the sweep nor a lookup drops it.
-    let mut held = slot.lock();
+    let mut held = slot.lock().unwrap();
     clock.fetch_add(20, Ordering::SeqCst);
     let (swept, exists) = {
         let (api, id) = (api.clone(), id.clone());
@@ -128,7 +128,8 @@ fn a_session_in_use_outlives_its_lifetime_until_its_request_ends() {
     };
     assert_eq!((swept, exists), (0, json!(true)));
     // The request was a write: it extends the session as it ends.
-    api.save(&slot, &mut held);
+    held.save(Some((clock.load(Ordering::SeqCst) + 10) * 1000))
+        .unwrap();
     drop(held);
     let stm = api.handle("GET", &format!("/sessions/{id}/stm"), "", None);
     assert_eq!(stm.status, 200, "{}", stm.json());
