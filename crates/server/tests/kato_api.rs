@@ -1035,3 +1035,38 @@ fn predictions_learns_and_clear_all_on_one_node_at_once() {
         ["m", "n", "o"]
     );
 }
+
+#[test]
+fn metrics_name_each_kato_route_by_its_template() {
+    let server = TestServer::new(&[]);
+    let id = session(&server, json!({"node_id": "routes"}));
+    observe_all(&server, &id, &[&["a"], &["b"]]);
+    assert_eq!(
+        server
+            .post(&format!("/sessions/{id}/learn"), &json!({}))
+            .status,
+        200
+    );
+    assert_eq!(
+        server.get(&format!("/sessions/{id}/predictions")).status,
+        200
+    );
+    assert_eq!(server.get("/sessions/session-unknown/stm").status, 404);
+    let text = server
+        .call(
+            "GET",
+            "/metrics",
+            &[("accept", "text/plain")],
+            Body::empty(),
+        )
+        .text();
+    for needle in [
+        "mneme_http_requests_total{method=\"POST\",route=\"/sessions\",status=\"200\"} 1",
+        "mneme_http_requests_total{method=\"POST\",route=\"/sessions/{session_id}/observe\",status=\"200\"} 2",
+        "mneme_http_requests_total{method=\"POST\",route=\"/sessions/{session_id}/learn\",status=\"200\"} 1",
+        "mneme_http_requests_total{method=\"GET\",route=\"/sessions/{session_id}/predictions\",status=\"200\"} 1",
+        "mneme_http_requests_total{method=\"GET\",route=\"/sessions/{session_id}/stm\",status=\"404\"} 1",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+}

@@ -14,6 +14,33 @@ use super::ServerState;
 use super::common::json_response;
 use crate::kato::{Freshness, Request};
 
+/// KATO's routes, as axum templates. Unknown actions of a session fall to the catch-all
+/// template, which answers as KATO does (its middleware's 404 for an unknown session, else
+/// `Not Found`); other unknown paths reach the router's `{"detail": "Not Found"}` fallback.
+pub const TEMPLATES: &[&str] = &[
+    "/sessions",
+    "/sessions/count",
+    "/sessions/{session_id}",
+    "/sessions/{session_id}/exists",
+    "/sessions/{session_id}/observe",
+    "/sessions/{session_id}/observe-sequence",
+    "/sessions/{session_id}/learn",
+    "/sessions/{session_id}/predictions",
+    "/sessions/{session_id}/stm",
+    "/sessions/{session_id}/clear-stm",
+    "/sessions/{session_id}/clear-all",
+    "/sessions/{session_id}/config",
+    "/sessions/{session_id}/extend",
+    "/sessions/{session_id}/finalize-training",
+    "/sessions/{session_id}/cognition-data",
+    "/sessions/{session_id}/percept-data",
+    "/sessions/{session_id}/{*rest}",
+    "/pattern/{pattern_id}",
+    "/symbols/stats",
+    "/symbols/affinity",
+    "/symbols/{symbol}/affinity",
+];
+
 pub async fn handle(
     State(state): State<Arc<ServerState>>,
     method: Method,

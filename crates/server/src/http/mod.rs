@@ -232,11 +232,13 @@ pub fn router(state: Arc<ServerState>) -> Router {
 /// The application plus `extra` routes behind the same middleware (tests add failing
 /// handlers this way).
 pub fn router_with(state: Arc<ServerState>, extra: Router<Arc<ServerState>>) -> Router {
-    let kato = Router::new()
-        .route("/sessions", any(kato_routes::handle))
-        .route("/sessions/{*rest}", any(kato_routes::handle))
-        .route("/pattern/{*rest}", any(kato_routes::handle))
-        .route("/symbols/{*rest}", any(kato_routes::handle))
+    // Every KATO route by its template (metrics label requests by it); all methods reach the
+    // handler, because KATO's middleware answers an unknown session before the method check.
+    let mut kato = Router::new();
+    for template in kato_routes::TEMPLATES {
+        kato = kato.route(template, any(kato_routes::handle));
+    }
+    let kato = kato
         .route("/status", get(common::status))
         .route("/stats", get(common::stats))
         .route("/metrics/{name}", get(common::metric))
