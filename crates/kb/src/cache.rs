@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use lru::LruCache;
 
-use crate::search::{Ranking, SearchResults};
+use crate::query::{Ranking, SearchResults};
 use crate::text;
 
 /// What identifies an answer: normalised query, every option that changes the answer, and the

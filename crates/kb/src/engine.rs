@@ -9,17 +9,19 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use tantivy::schema::Field;
-use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{Index, IndexReader, Searcher};
 
 use crate::cache::{CacheKey, CacheStats, QueryCache};
 use crate::catalog::{Catalog, DocEntry, IndexSettings};
 use crate::chunk::ChunkConfig;
 use crate::error::{Error, Result};
+use crate::hybrid;
 use crate::index::{self, Fields};
 use crate::ingest::{self, CONVERTER_VERSION, IngestOptions, IngestProgress, IngestReport};
-use crate::search::{self, Ranking, SearchRequest, SearchResults};
+use crate::query::{Ranking, SearchRequest, SearchResults};
+use crate::search;
+use crate::snapshot::Snapshot;
+use crate::text;
 use crate::vectors::{Embedder, VectorTable};
 
 /// Query embeddings kept (KnowledgeBeast keeps 1,000).
@@ -43,22 +45,6 @@ pub struct KbConfig {
     pub cache_capacity: NonZeroUsize,
     /// Indexing memory per writer thread, in bytes (tantivy needs at least 15 MB).
     pub writer_memory_per_thread: usize,
-}
-
-/// The index as of one generation, immutable.
-pub struct Snapshot {
-    pub(crate) catalog: Arc<Catalog>,
-    /// Chunk embeddings of the same generation, when the index has them.
-    pub(crate) vectors: Option<Arc<VectorTable>>,
-    pub(crate) searcher: Searcher,
-    pub(crate) fields: Fields,
-    pub(crate) analyzer: TextAnalyzer,
-}
-
-impl Snapshot {
-    pub(crate) fn searched_field(&self) -> Field {
-        self.fields.searched(self.catalog.settings().stemming)
-    }
 }
 
 /// A query's answer and whether it came from the cache.
@@ -130,7 +116,7 @@ impl KnowledgeBase {
             Catalog::load(dir, generation)?
         };
         let vectors = VectorTable::load(dir, generation)?.map(Arc::new);
-        let snapshot = make_snapshot(Arc::new(catalog), searcher, fields, vectors);
+        let snapshot = Snapshot::new(Arc::new(catalog), searcher, fields, vectors);
         let cache = QueryCache::new(config.cache_capacity);
         cache.load(&dir.join(CACHE_FILE), generation);
         Ok(KnowledgeBase {
@@ -271,7 +257,7 @@ impl KnowledgeBase {
         } else {
             None
         };
-        let results = Arc::new(search::run(
+        let results = Arc::new(run(
             &snapshot,
             request,
             query_vector.as_deref().map(Vec::as_slice),
@@ -394,7 +380,7 @@ impl KnowledgeBase {
         }
         let catalog = Arc::new(Catalog::load(&self.dir, generation)?);
         let vectors = VectorTable::load(&self.dir, generation)?.map(Arc::new);
-        self.swap(make_snapshot(catalog, searcher, self.fields, vectors));
+        self.swap(Snapshot::new(catalog, searcher, self.fields, vectors));
         Ok(true)
     }
 
@@ -418,7 +404,7 @@ impl KnowledgeBase {
                 catalog.generation()
             )));
         }
-        self.swap(make_snapshot(catalog, searcher, self.fields, vectors));
+        self.swap(Snapshot::new(catalog, searcher, self.fields, vectors));
         Ok(())
     }
 
@@ -429,19 +415,28 @@ impl KnowledgeBase {
     }
 }
 
-fn make_snapshot(
-    catalog: Arc<Catalog>,
-    searcher: Searcher,
-    fields: Fields,
-    vectors: Option<Arc<VectorTable>>,
-) -> Snapshot {
-    let analyzer = index::analyzer(catalog.settings().stemming);
-    Snapshot {
-        catalog,
-        vectors,
-        searcher,
-        fields,
-        analyzer,
+/// Runs `request` on `snapshot` with the ranking it asks for; vector and hybrid ranking need
+/// the query's embedding.
+fn run(
+    snapshot: &Snapshot,
+    request: &SearchRequest<'_>,
+    query_vector: Option<&[f32]>,
+) -> Result<SearchResults> {
+    if request
+        .query
+        .trim_matches(text::is_py_whitespace)
+        .is_empty()
+    {
+        return Err(Error::InvalidQuery("Search terms cannot be empty".into()));
+    }
+    match request.ranking {
+        Ranking::Bm25 => search::bm25(snapshot, request),
+        Ranking::Terms => search::terms(snapshot, request),
+        Ranking::Vector | Ranking::Hybrid(_) => {
+            let query_vector = query_vector
+                .ok_or_else(|| Error::NoVectors("this query needs the query's embedding".into()))?;
+            hybrid::run(snapshot, request, query_vector)
+        }
     }
 }
 

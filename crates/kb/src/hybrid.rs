@@ -18,12 +18,12 @@ use std::collections::{HashMap, HashSet};
 use tantivy::{DocAddress, Score};
 
 use crate::catalog::DocOrd;
-use crate::engine::Snapshot;
 use crate::error::{Error, Result};
+use crate::query::{Fusion, Ranking, SearchRequest, SearchResults};
 use crate::search::{
-    self, Fusion, Ranking, SearchRequest, SearchResults, StoredChunk, bm25_top_docs, build_hit,
-    chunk_at, context, doc_id, stored_chunk,
+    self, StoredChunk, bm25_top_docs, build_hit, chunk_at, context, doc_id, stored_chunk,
 };
+use crate::snapshot::Snapshot;
 use crate::vectors::{ChunkScore, VectorTable};
 
 /// RRF's rank constant and the rank of a document missing from one side.

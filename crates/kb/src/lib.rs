@@ -52,7 +52,9 @@ mod files;
 mod hybrid;
 mod index;
 mod ingest;
+mod query;
 mod search;
+mod snapshot;
 pub mod text;
 mod vectors;
 mod walk;
@@ -63,7 +65,7 @@ pub use chunk::{ChunkConfig, ChunkSpan, chunk_text};
 pub use engine::{KbConfig, KbStats, KnowledgeBase, SearchOutcome};
 pub use error::{Error, ErrorKind, Result};
 pub use ingest::{IngestOptions, IngestProgress, IngestReport, NewDocument, NoProgress};
-pub use search::{
+pub use query::{
     Alpha, DEFAULT_ALPHA, FORBIDDEN_QUERY_CHARS, Fusion, Hit, MAX_QUERY_CHARS, Ranking,
     SearchRequest, SearchResults, Snippet, validate_query,
 };

@@ -2,7 +2,6 @@
 //! KnowledgeBeast-compatible `terms` ranking over whole documents.
 
 use std::collections::{BTreeSet, HashSet};
-use std::ops::Range;
 
 use tantivy::collector::{Collector, DocSetCollector, SegmentCollector, TopDocs};
 use tantivy::query::{BooleanQuery, ConstScoreQuery, EmptyQuery, Occur, Query, TermQuery};
@@ -12,255 +11,13 @@ use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, TantivyDocument, Term};
 
 use crate::catalog::{DocEntry, DocOrd};
-use crate::convert::Format;
-use crate::engine::Snapshot;
 use crate::error::{Error, Result};
+use crate::query::{Hit, SearchRequest, SearchResults, Snippet};
+use crate::snapshot::Snapshot;
 use crate::text;
-
-/// How hits are ranked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum Ranking {
-    /// BM25 over chunks (tantivy's Lucene-style scoring), one hit per document. The default.
-    Bm25,
-    /// KnowledgeBeast's keyword ranking: the number of distinct query terms (lowercase,
-    /// whitespace-split, punctuation kept) that occur in the document.
-    Terms,
-    /// Cosine similarity of the query's embedding to each chunk's; a document scores as its
-    /// best chunk.
-    Vector,
-    /// Keyword (BM25) and vector results fused.
-    Hybrid(Fusion),
-}
-
-/// How hybrid ranking combines the keyword and the vector side.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum Fusion {
-    /// `alpha * cosine + (1 - alpha) * bm25 / best bm25` over the union of both sides' top
-    /// candidates (KnowledgeBeast's weighted fusion, with scores instead of ranks).
-    Weighted(Alpha),
-    /// Reciprocal-rank fusion: `alpha / (60 + vector rank) + (1 - alpha) / (60 + keyword
-    /// rank)`, a missing rank counting as 1000 (KnowledgeBeast's v3 backends).
-    Rrf(Alpha),
-}
-
-impl Fusion {
-    pub fn alpha(self) -> f32 {
-        match self {
-            Fusion::Weighted(a) | Fusion::Rrf(a) => a.get(),
-        }
-    }
-}
-
-/// The weight of the vector side in hybrid ranking, in `[0, 1]`.
-#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
-pub struct Alpha(f32);
-
-/// KnowledgeBeast's default alpha.
-pub const DEFAULT_ALPHA: f32 = 0.7;
-
-impl Alpha {
-    /// `None` unless `alpha` is a number in `[0, 1]`.
-    pub fn new(alpha: f32) -> Option<Alpha> {
-        (0.0..=1.0).contains(&alpha).then_some(Alpha(alpha))
-    }
-
-    pub fn get(self) -> f32 {
-        self.0
-    }
-}
-
-impl Default for Alpha {
-    fn default() -> Alpha {
-        Alpha(DEFAULT_ALPHA)
-    }
-}
-
-impl PartialEq for Alpha {
-    fn eq(&self, other: &Alpha) -> bool {
-        self.0.to_bits() == other.0.to_bits()
-    }
-}
-
-impl Eq for Alpha {}
-
-impl std::hash::Hash for Alpha {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.to_bits().hash(state);
-    }
-}
-
-impl Ranking {
-    pub fn name(self) -> &'static str {
-        match self {
-            Ranking::Bm25 => "keyword",
-            Ranking::Terms => "terms",
-            Ranking::Vector => "vector",
-            Ranking::Hybrid(_) => "hybrid",
-        }
-    }
-
-    /// Whether this ranking needs the query's embedding.
-    pub fn uses_vectors(self) -> bool {
-        matches!(self, Ranking::Vector | Ranking::Hybrid(_))
-    }
-}
-
-/// One query and its options.
-#[derive(Clone, Copy, Debug)]
-pub struct SearchRequest<'a> {
-    pub query: &'a str,
-    pub ranking: Ranking,
-    pub limit: usize,
-    pub offset: usize,
-    /// Return each hit's full document text.
-    pub with_content: bool,
-    /// Count every matching document (for pagination), not just the returned page.
-    pub with_total: bool,
-    /// Answer from the result cache when possible, and store the answer there.
-    pub use_cache: bool,
-    /// Compute each hit's highlighted snippet (callers that show the passage skip it).
-    pub with_snippets: bool,
-}
-
-/// A short passage of the best chunk with the byte ranges of the matched words.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Snippet {
-    pub text: String,
-    pub highlights: Vec<Range<usize>>,
-}
-
-impl Snippet {
-    /// The passage with every highlight wrapped in `open` / `close`.
-    pub fn marked(&self, open: &str, close: &str) -> String {
-        self.render(open, close, |s, out| out.push_str(s))
-    }
-
-    /// The passage HTML-escaped, highlights in `<b>` elements.
-    pub fn to_html(&self) -> String {
-        self.render("<b>", "</b>", |s, out| {
-            for c in s.chars() {
-                match c {
-                    '&' => out.push_str("&amp;"),
-                    '<' => out.push_str("&lt;"),
-                    '>' => out.push_str("&gt;"),
-                    '"' => out.push_str("&quot;"),
-                    '\'' => out.push_str("&#39;"),
-                    c => out.push(c),
-                }
-            }
-        })
-    }
-
-    fn render(&self, open: &str, close: &str, push: impl Fn(&str, &mut String)) -> String {
-        let mut out = String::with_capacity(self.text.len() + 16);
-        let mut pos = 0;
-        for range in &self.highlights {
-            push(&self.text[pos..range.start], &mut out);
-            out.push_str(open);
-            push(&self.text[range.clone()], &mut out);
-            out.push_str(close);
-            pos = range.end;
-        }
-        push(&self.text[pos..], &mut out);
-        out
-    }
-}
-
-/// One document in a result list.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Hit {
-    pub score: f32,
-    pub doc_id: String,
-    pub name: String,
-    pub title: String,
-    pub path: String,
-    pub kb_dir: String,
-    pub format: Format,
-    /// Headings above the best chunk, outermost first.
-    pub heading_path: Vec<String>,
-    pub chunk_index: u32,
-    pub chunk_count: u32,
-    /// Byte range of the best chunk in the document text.
-    pub chunk_range: Range<usize>,
-    pub snippet: Snippet,
-    /// The text of the best chunk (what the API returns as `content` by default).
-    pub passage: String,
-    pub content: Option<String>,
-}
-
-/// A page of hits, best first.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct SearchResults {
-    pub hits: Vec<Hit>,
-    /// Number of matching documents, when the request asked for it.
-    pub total: Option<usize>,
-    /// The index generation these results were computed on.
-    pub generation: u64,
-}
-
-/// Longest query accepted, in characters (KnowledgeBeast's limit).
-pub const MAX_QUERY_CHARS: usize = 1000;
-/// Characters KnowledgeBeast rejects in a query.
-pub const FORBIDDEN_QUERY_CHARS: &[char] = &['<', '>', ';', '&', '|', '$', '`', '\n', '\r'];
-
-/// KnowledgeBeast's query validation: 1 to 1000 characters, none of `< > ; & | $ \` \n \r`,
-/// and not only whitespace. Returns the query with outer whitespace removed.
-pub fn validate_query(query: &str) -> Result<&str> {
-    let chars = query.chars().count();
-    if chars == 0 {
-        return Err(Error::InvalidQuery(
-            "String should have at least 1 character".into(),
-        ));
-    }
-    if chars > MAX_QUERY_CHARS {
-        return Err(Error::InvalidQuery(format!(
-            "String should have at most {MAX_QUERY_CHARS} characters"
-        )));
-    }
-    if let Some(c) = query.chars().find(|c| FORBIDDEN_QUERY_CHARS.contains(c)) {
-        let shown = match c {
-            '\n' => "\\n".to_owned(),
-            '\r' => "\\r".to_owned(),
-            c => c.to_string(),
-        };
-        return Err(Error::InvalidQuery(format!(
-            "Query contains invalid character: {shown}"
-        )));
-    }
-    let trimmed = query.trim_matches(text::is_py_whitespace);
-    if trimmed.is_empty() {
-        return Err(Error::InvalidQuery(
-            "Query cannot be empty or only whitespace".into(),
-        ));
-    }
-    Ok(trimmed)
-}
 
 /// Snippet passages are at most this many characters.
 const SNIPPET_CHARS: usize = 200;
-
-pub(crate) fn run(
-    snapshot: &Snapshot,
-    request: &SearchRequest<'_>,
-    query_vector: Option<&[f32]>,
-) -> Result<SearchResults> {
-    if request
-        .query
-        .trim_matches(text::is_py_whitespace)
-        .is_empty()
-    {
-        return Err(Error::InvalidQuery("Search terms cannot be empty".into()));
-    }
-    match request.ranking {
-        Ranking::Bm25 => bm25(snapshot, request),
-        Ranking::Terms => terms(snapshot, request),
-        Ranking::Vector | Ranking::Hybrid(_) => {
-            let query_vector = query_vector
-                .ok_or_else(|| Error::NoVectors("this query needs the query's embedding".into()))?;
-            crate::hybrid::run(snapshot, request, query_vector)
-        }
-    }
-}
 
 pub(crate) struct Ctx<'s> {
     pub(crate) snapshot: &'s Snapshot,
@@ -313,7 +70,7 @@ pub(crate) fn context<'s>(
     })
 }
 
-fn bm25(snapshot: &Snapshot, request: &SearchRequest<'_>) -> Result<SearchResults> {
+pub(crate) fn bm25(snapshot: &Snapshot, request: &SearchRequest<'_>) -> Result<SearchResults> {
     let ctx = context(snapshot, request.query, request.with_snippets)?;
     let want = request.offset + request.limit;
     let catalog = &snapshot.catalog;
@@ -417,7 +174,7 @@ pub(crate) fn chunk_at(snapshot: &Snapshot, key: u64, index: u32) -> Result<Stor
     }
 }
 
-fn terms(snapshot: &Snapshot, request: &SearchRequest<'_>) -> Result<SearchResults> {
+pub(crate) fn terms(snapshot: &Snapshot, request: &SearchRequest<'_>) -> Result<SearchResults> {
     let catalog = &snapshot.catalog;
     let query_terms = text::py_terms(request.query);
     let mut scored = catalog.term_match_counts(&query_terms);

@@ -7,7 +7,7 @@ pub enum Error {
     /// An observed vector does not have the node's dimension (or the vectors of one
     /// observation differ in length).
     #[error(transparent)]
-    Vector(#[from] crate::node::VectorError),
+    Vector(#[from] VectorError),
     /// Learning from an empty short-term memory.
     #[error("Cannot learn from empty STM")]
     EmptyStm,
@@ -34,6 +34,25 @@ impl Error {
             Error::EmptyStm => ErrorKind::EmptyStm,
             Error::Corrupt(_) => ErrorKind::Corrupt,
             Error::Storage(_) => ErrorKind::Storage,
+        }
+    }
+}
+
+/// A vector whose length differs from the node's dimension.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("vector dimension mismatch: expected {expected}, got {actual}")]
+pub struct VectorError {
+    pub expected: usize,
+    pub actual: usize,
+    /// The `VCTR|` name of the offending vector, when it has one.
+    pub vector_name: Option<String>,
+}
+
+impl VectorError {
+    pub fn named(self, name: &str) -> VectorError {
+        VectorError {
+            vector_name: Some(name.to_owned()),
+            ..self
         }
     }
 }

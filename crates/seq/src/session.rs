@@ -2,9 +2,9 @@
 //! append it, compute observe-time predictions, auto-learn, accumulate emotives and metadata.
 
 use crate::config::{Defaults, StmMode};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, VectorError};
 use crate::name::vector_name;
-use crate::node::{Node, VectorError};
+use crate::node::Node;
 use crate::predict::ObservePredictions;
 use crate::types::{Emotives, MetaDict, Observation, average_emotives};
 

@@ -17,8 +17,9 @@ use mneme_store::{KvSnapshot, WriteBatch};
 
 pub use records::Journal;
 pub(crate) use state::{Interner, NodeState, hex};
-pub use vectors::VectorError;
 
+// Also at its first home, for the crates that name it there.
+pub use crate::error::VectorError;
 use crate::error::{Error, Result};
 use crate::predict::{FuturePotential, LastCall};
 use crate::types::{Emotives, MetaDict, PatternMetadata, accumulate_metadata, average_emotives};

@@ -9,7 +9,7 @@
 use mneme_store::{KvSnapshot, WriteBatch};
 use serde::{Deserialize, Serialize};
 
-use super::state::{Finalized, NodeState, PatternRec};
+use super::state::{Finalized, NodeState};
 use crate::error::{Error, Result};
 use crate::types::{Emotives, PatternMetadata};
 
@@ -257,37 +257,7 @@ impl NodeState {
         emotives: Vec<Emotives>,
         metadata: PatternMetadata,
     ) {
-        let id = self.patterns.len() as u32;
-        let tok_start = self.tokens.len() as u32;
-        let ev_start = self.event_lens.len() as u32;
-        for event in events {
-            for symbol in event {
-                let symbol = self.symbols.intern(symbol);
-                self.tokens.push(symbol);
-            }
-            self.event_lens.push(event.len() as u32);
-        }
-        let tok_len = self.tokens.len() as u32 - tok_start;
-        self.patterns.push(PatternRec {
-            name,
-            tok_start,
-            tok_len,
-            ev_start,
-            ev_len: events.len() as u32,
-            frequency,
-            emotives,
-            metadata,
-        });
-        self.by_name.insert(name, id);
-        self.index_pattern(id);
-        self.total_unique_patterns += 1;
-        for i in tok_start..tok_start + tok_len {
-            let symbol = self.tokens[i as usize] as usize;
-            if self.symbol_freq[symbol] == 0 {
-                self.distinct_symbols += 1;
-            }
-            self.symbol_freq[symbol] += frequency;
-        }
-        self.total_symbols_in_patterns += frequency * u64::from(tok_len);
+        let id = self.add_pattern(name, events, frequency, emotives, metadata);
+        self.count_learns(id, frequency);
     }
 }

@@ -168,7 +168,6 @@ impl NodeState {
         has_metadata: bool,
         persistence: usize,
     ) -> u32 {
-        let length: usize = events.iter().map(Vec::len).sum();
         let id = match self.by_name.get(&name) {
             Some(&id) => {
                 let rec = &mut self.patterns[id as usize];
@@ -181,28 +180,29 @@ impl NodeState {
                 }
                 id
             }
-            None => self.insert(name, events, emotives, metadata, persistence),
+            None => self.add_pattern(
+                name,
+                events,
+                1,
+                keep_last(emotives.to_vec(), persistence),
+                metadata.clone(),
+            ),
         };
-        let rec = &self.patterns[id as usize];
-        let (start, len) = (rec.tok_start as usize, rec.tok_len as usize);
-        for i in start..start + len {
-            let symbol = self.tokens[i] as usize;
-            if self.symbol_freq[symbol] == 0 {
-                self.distinct_symbols += 1;
-            }
-            self.symbol_freq[symbol] += 1;
-        }
-        self.total_symbols_in_patterns += length as u64;
+        self.count_learns(id, 1);
         id
     }
 
-    fn insert(
+    /// Adds a new pattern: its body to the token arena (cut by its event lengths), its record,
+    /// its name and its entries in the candidate index; returns its id. The one way a pattern
+    /// enters a node, from a learn or from the store. Its symbol statistics follow from
+    /// [`NodeState::count_learns`].
+    pub(super) fn add_pattern(
         &mut self,
         name: [u8; 20],
         events: &[Vec<String>],
-        emotives: &[Emotives],
-        metadata: &PatternMetadata,
-        persistence: usize,
+        frequency: u64,
+        emotives: Vec<Emotives>,
+        metadata: PatternMetadata,
     ) -> u32 {
         let id = self.patterns.len() as u32;
         let tok_start = self.tokens.len() as u32;
@@ -221,9 +221,9 @@ impl NodeState {
             tok_len,
             ev_start,
             ev_len: events.len() as u32,
-            frequency: 1,
-            emotives: keep_last(emotives.to_vec(), persistence),
-            metadata: metadata.clone(),
+            frequency,
+            emotives,
+            metadata,
         });
         self.by_name.insert(name, id);
         self.index_pattern(id);
@@ -231,8 +231,23 @@ impl NodeState {
         id
     }
 
+    /// Counts `learns` learns of pattern `id` in the symbol statistics (`symbols:freq`, KATO's
+    /// `TS` and the total of symbols in patterns), as KATO's Redis writer does at each learn.
+    pub(super) fn count_learns(&mut self, id: u32, learns: u64) {
+        let rec = &self.patterns[id as usize];
+        let (start, len) = (rec.tok_start as usize, rec.tok_len as usize);
+        for i in start..start + len {
+            let symbol = self.tokens[i] as usize;
+            if self.symbol_freq[symbol] == 0 {
+                self.distinct_symbols += 1;
+            }
+            self.symbol_freq[symbol] += learns;
+        }
+        self.total_symbols_in_patterns += learns * len as u64;
+    }
+
     /// Adds a pattern to the candidate index and the per-pattern symbol counts.
-    pub fn index_pattern(&mut self, id: u32) {
+    fn index_pattern(&mut self, id: u32) {
         let symbols_len = self.symbols.len();
         if self.postings.len() < symbols_len {
             self.postings.resize(symbols_len, Vec::new());

@@ -1,24 +1,7 @@
 //! The vectors a node has learned, searched exhaustively by Euclidean distance (exact and
 //! deterministic: ties go to the earlier-learned vector).
 
-/// A vector whose length differs from the node's dimension.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("vector dimension mismatch: expected {expected}, got {actual}")]
-pub struct VectorError {
-    pub expected: usize,
-    pub actual: usize,
-    /// The `VCTR|` name of the offending vector, when it has one.
-    pub vector_name: Option<String>,
-}
-
-impl VectorError {
-    pub fn named(self, name: &str) -> VectorError {
-        VectorError {
-            vector_name: Some(name.to_owned()),
-            ..self
-        }
-    }
-}
+use crate::error::VectorError;
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct VectorIndex {

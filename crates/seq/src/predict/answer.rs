@@ -6,74 +6,10 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::full::{Draft, State, event_range, flat_range};
-use super::{Anomaly, FullPrediction, FuturePotential, Prediction};
-use crate::node::Interner;
+use super::draft::{Draft, Names, State, event_range, flat_range};
+use super::prediction::{Anomaly, FullPrediction, FuturePotential, Metrics, Prediction};
 use crate::node::NodeState;
-use crate::types::{Emotives, Symbol, average_emotives};
-
-/// The figures of a full-path prediction, as KATO names them.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Metrics {
-    pub potential: f64,
-    pub evidence: f64,
-    pub similarity: f64,
-    pub fragmentation: f64,
-    pub snr: f64,
-    pub confluence: f64,
-    pub predictive_information: f64,
-    pub confidence: f64,
-    pub weighted_similarity: Option<f64>,
-    pub weighted_evidence: Option<f64>,
-    pub weighted_confidence: Option<f64>,
-    pub weighted_snr: Option<f64>,
-    /// Present only when the candidates were pruned.
-    pub pre_potential: Option<f64>,
-    pub entropy: f64,
-    pub normalized_entropy: f64,
-    pub global_normalized_entropy: f64,
-    pub itfdf_similarity: f64,
-    pub tfidf_score: f64,
-    pub pattern_probability: f64,
-    pub weighted_strength: f64,
-    pub bayesian_posterior: f64,
-    pub bayesian_prior: f64,
-    pub bayesian_likelihood: f64,
-}
-
-/// The names of symbol ids: the node's symbols, then the state's symbols the node never
-/// learned (ids counted down from `u32::MAX`).
-#[derive(Clone, Copy)]
-pub struct Names<'a> {
-    symbols: &'a Interner,
-    unknown: &'a [&'a str],
-}
-
-impl<'a> Names<'a> {
-    pub(super) fn new(symbols: &'a Interner, unknown: &'a [&'a str]) -> Names<'a> {
-        Names { symbols, unknown }
-    }
-
-    /// The shared string of a symbol (a new one for a symbol the node does not know).
-    fn symbol(&self, id: u32) -> Symbol {
-        if (id as usize) < self.symbols.len() {
-            self.symbols.symbol(id)
-        } else {
-            Symbol::from(self.get(id))
-        }
-    }
-
-    pub fn get(&self, id: u32) -> &'a str {
-        if (id as usize) < self.symbols.len() {
-            self.symbols.name(id)
-        } else {
-            self.unknown
-                .get((u32::MAX - id) as usize)
-                .copied()
-                .unwrap_or("")
-        }
-    }
-}
+use crate::types::{Emotives, average_emotives};
 
 /// The symbols of one event (or of a flat list), as strings.
 #[derive(Clone)]

@@ -8,10 +8,10 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
-use super::FuturePotential;
-use super::answer::{FullAnswer, Names};
+use super::answer::FullAnswer;
 use super::blas::{Sparse, ddot, sparse_matvec, sparse_row_norm, sparse_self_dot};
-use super::full::{Draft, State, event_range, flat_range, missing};
+use super::draft::{Draft, Names, State, event_range, flat_range, missing};
+use super::prediction::FuturePotential;
 use crate::config::{PredictConfig, RankKey};
 use crate::node::NodeState;
 use crate::types::Symbol;

@@ -1,11 +1,13 @@
 //! The full prediction path: candidates, per-pattern matching, KATO's `Prediction` fields,
-//! affinity weighting and pruning; the ensemble metrics follow in `ensemble.rs`.
+//! affinity weighting and pruning; the ensemble metrics follow in `ensemble.rs`, the shared types are in `draft.rs`.
 
 use rustc_hash::FxHashMap as HashMap;
 use std::ops::Range;
 
-use super::answer::{FullAnswer, Metrics, Names};
-use super::{Anomaly, FuturePotential, Prediction};
+use super::answer::FullAnswer;
+use super::draft::{Draft, State, event_range, extras, flat_range};
+use super::ensemble;
+use super::prediction::{Anomaly, FuturePotential, Metrics, Prediction};
 use crate::config::PredictConfig;
 use crate::matching::{BlockScratch, StateIndex, fuzz_ratio};
 use crate::node::{NodeState, parse_redis_float};
@@ -14,70 +16,6 @@ use crate::node::{NodeState, parse_redis_float};
 const PRUNING_FACTOR: usize = 3;
 /// Added to every affinity weight.
 const WEIGHT_EPSILON: f64 = 0.01;
-
-/// One kept pattern on its way to a prediction, on symbol ids.
-#[derive(Clone, Debug)]
-pub(super) struct Draft {
-    pub id: u32,
-    pub frequency: u64,
-    /// The matched state symbols (`matches`), as state symbol ids.
-    pub matches: Vec<u32>,
-    pub anomalies: Vec<Anomaly>,
-    /// Event ranges of the pattern. `missing` (for each present event, its symbols not among
-    /// the matches) and `extras` (for each STM event, its symbols not in the present) follow
-    /// from these and are read as they are needed.
-    pub past: Range<usize>,
-    pub present: Range<usize>,
-    pub future: Range<usize>,
-    /// Its figures: those of the match here, the ensemble's filled in by `ensemble::finish`.
-    pub metrics: Metrics,
-}
-
-/// The state as the node sees it: symbol ids, with symbols the node never learned mapped to
-/// ids no pattern contains (distinct strings get distinct ids, counted down from `u32::MAX`).
-pub(super) struct State<'a> {
-    pub strings: Vec<&'a str>,
-    pub ids: Vec<u32>,
-    /// Each STM event as state ids.
-    pub events: Vec<Vec<u32>>,
-    /// The strings of the symbols the node does not know: id `u32::MAX - i` is `unknown[i]`.
-    unknown: Vec<&'a str>,
-}
-
-impl<'a> State<'a> {
-    fn new(node: &NodeState, stm: &'a [Vec<String>]) -> State<'a> {
-        let mut unknown: Vec<&'a str> = Vec::new();
-        let mut id_of = |symbol: &'a str| {
-            node.symbols.get(symbol).unwrap_or_else(|| {
-                let i = match unknown.iter().position(|&u| u == symbol) {
-                    Some(i) => i,
-                    None => {
-                        unknown.push(symbol);
-                        unknown.len() - 1
-                    }
-                };
-                u32::MAX - i as u32
-            })
-        };
-        let events: Vec<Vec<u32>> = stm
-            .iter()
-            .map(|event| event.iter().map(|s| id_of(s.as_str())).collect())
-            .collect();
-        let strings: Vec<&str> = stm.iter().flatten().map(String::as_str).collect();
-        let ids: Vec<u32> = events.iter().flatten().copied().collect();
-        State {
-            strings,
-            ids,
-            events,
-            unknown,
-        }
-    }
-
-    /// The names of state and pattern symbol ids.
-    pub fn names<'s>(&'s self, node: &'s NodeState) -> Names<'s> {
-        Names::new(&node.symbols, &self.unknown)
-    }
-}
 
 /// The full path with owned results, on a node state the caller has locked.
 pub(crate) fn predict_on(
@@ -106,7 +44,7 @@ pub(crate) fn answer_on<'a>(
             weigh(st, &state, draft, weights);
         }
     }
-    super::ensemble::finish(st, state, drafts, weights.is_some(), config)
+    ensemble::finish(st, state, drafts, weights.is_some(), config)
 }
 
 /// KATO's affinity weights of the state symbols: `|affinity| / frequency + 0.01`, or 0.01
@@ -397,14 +335,6 @@ fn event_regions(
     (past, present, future)
 }
 
-pub(super) fn flat_range(event_lens: &[u32], events: &Range<usize>) -> Range<usize> {
-    if events.is_empty() {
-        0..0
-    } else {
-        event_range(event_lens, events.start).start..event_range(event_lens, events.end - 1).end
-    }
-}
-
 /// Phase one for one candidate, allocation-free: evidence, confidence, SNR and
 /// fragmentation from its matching blocks (`None` when nothing matches above threshold 0).
 #[allow(clippy::too_many_arguments)]
@@ -542,40 +472,6 @@ fn extract_fuzzy(
             ..Metrics::default()
         },
     })
-}
-
-/// For each present event of a draft, its symbols not among the matches (`missing`).
-pub(super) fn missing<'a>(
-    st: &'a NodeState,
-    draft: &'a Draft,
-) -> impl Iterator<Item = impl Iterator<Item = u32> + 'a> + 'a {
-    let body = st.body(draft.id);
-    let lens = st.event_lens_of(draft.id);
-    draft.present.clone().map(move |e| {
-        body[event_range(lens, e)]
-            .iter()
-            .copied()
-            .filter(|s| !draft.matches.contains(s))
-    })
-}
-
-/// For each STM event, its symbols not in a draft's present (`extras`).
-pub(super) fn extras<'a>(
-    st: &'a NodeState,
-    state: &'a State<'_>,
-    draft: &'a Draft,
-) -> impl Iterator<Item = impl Iterator<Item = u32> + 'a> + 'a {
-    let present = &st.body(draft.id)[flat_range(st.event_lens_of(draft.id), &draft.present)];
-    state
-        .events
-        .iter()
-        .map(move |event| event.iter().copied().filter(|s| !present.contains(s)))
-}
-
-/// Flat range of event `e` of a pattern.
-pub(super) fn event_range(event_lens: &[u32], e: usize) -> Range<usize> {
-    let start: usize = event_lens[..e].iter().map(|&l| l as usize).sum();
-    start..start + event_lens[e] as usize
 }
 
 /// Fuzzy token matching: for each state token, the first pattern token with the best

@@ -5,112 +5,22 @@
 
 mod answer;
 mod blas;
+mod draft;
 mod ensemble;
 mod full;
+mod prediction;
 mod single;
 
 use std::sync::{Arc, Mutex};
 
 use crate::config::PredictConfig;
 use crate::node::{Node, NodeState};
-use crate::types::{Emotives, Symbol};
 
-pub use answer::{Events, FullAnswer, Metrics, NameHex, Names, PredictionRef, Symbols};
-
-/// A fuzzy token match that was not exact (`anomalies`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Anomaly {
-    pub observed: String,
-    pub expected: String,
-    pub similarity: f64,
-}
-
-/// A full-path prediction, fields as KATO names them.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FullPrediction {
-    /// Bare 40-hex-digit hash.
-    pub name: String,
-    pub frequency: u64,
-    /// The pattern's stored emotives, averaged.
-    pub emotives: Emotives,
-    pub matches: Vec<Symbol>,
-    pub past: Vec<Vec<Symbol>>,
-    pub present: Vec<Vec<Symbol>>,
-    pub missing: Vec<Vec<Symbol>>,
-    pub extras: Vec<Vec<Symbol>>,
-    pub anomalies: Vec<Anomaly>,
-    pub sequence: Vec<Vec<Symbol>>,
-    pub future: Vec<Vec<Symbol>>,
-    pub metrics: Metrics,
-}
-
-/// A single-symbol-path prediction (flat regions, no ensemble metrics).
-#[derive(Clone, Debug, PartialEq)]
-pub struct SinglePrediction {
-    pub name: String,
-    pub pattern_data: Vec<Vec<Symbol>>,
-    pub length: usize,
-    pub frequency: u64,
-    pub emotives: Emotives,
-    pub matches: Vec<Symbol>,
-    pub missing: Vec<Symbol>,
-    pub present: Vec<Symbol>,
-    pub past: Vec<Symbol>,
-    pub future: Vec<Symbol>,
-    pub extras: Vec<Symbol>,
-    pub similarity: f64,
-    pub evidence: f64,
-    pub confidence: f64,
-    pub snr: f64,
-    /// Always 0 (an integer in KATO's output).
-    pub fragmentation: i64,
-    pub anomalies: Vec<Anomaly>,
-    pub weighted_similarity: Option<f64>,
-    pub weighted_evidence: Option<f64>,
-    pub weighted_confidence: Option<f64>,
-    pub weighted_snr: Option<f64>,
-    pub potential: f64,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum Prediction {
-    Full(Box<FullPrediction>),
-    Single(Box<SinglePrediction>),
-}
-
-impl Prediction {
-    pub fn name(&self) -> &str {
-        match self {
-            Prediction::Full(p) => &p.name,
-            Prediction::Single(p) => &p.name,
-        }
-    }
-
-    pub fn potential(&self) -> f64 {
-        match self {
-            Prediction::Full(p) => p.metrics.potential,
-            Prediction::Single(p) => p.potential,
-        }
-    }
-}
-
-/// One distinct future of the ensemble and how much of it the predictions support.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FuturePotential {
-    pub future: Vec<Vec<Symbol>>,
-    pub aggregate_potential: f64,
-    pub supporting_patterns: usize,
-    pub total_weighted_frequency: f64,
-}
-
-/// A prediction call's answer.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct PredictionSet {
-    pub predictions: Vec<Prediction>,
-    /// The node's future potentials after this call (KATO keeps them per node: a
-    /// single-symbol or empty call reports those of the node's last full-path call).
-    pub future_potentials: Vec<FuturePotential>,
-}
+pub use answer::{Events, FullAnswer, NameHex, PredictionRef, Symbols};
+pub use draft::Names;
+pub use prediction::{
+    Anomaly, FullPrediction, FuturePotential, Metrics, Prediction, PredictionSet, SinglePrediction,
+};
 
 impl Node {
     /// KATO's predictions for the short-term memory `stm` of a session of this node.

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use super::full::symbol_weight;
-use super::{Prediction, SinglePrediction};
+use super::prediction::{Prediction, SinglePrediction};
 use crate::config::PredictConfig;
 use crate::matching::fuzz_ratio;
 use crate::node::{Node, hex};
