@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::projects::archive::ArchiveLimits;
+
 /// The resolved configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -129,6 +131,8 @@ pub struct ServerSettings {
     pub rate_limits: Vec<(String, u64)>,
     /// Where API v2 projects live; default `<data_dir>/projects`.
     pub projects_dir: PathBuf,
+    /// Bounds of a project import (`KB_IMPORT_*`): the upload, and what it decompresses to.
+    pub import: ArchiveLimits,
 }
 
 /// KnowledgeBeast's default CORS origins.
@@ -468,6 +472,26 @@ const SETTINGS: &[Spec] = &[
         env: &["MNEME_PROJECTS_DIR"],
         kind: Kind::Path,
     },
+    Spec {
+        key: "server.import_max_upload_bytes",
+        env: &["KB_IMPORT_MAX_UPLOAD_BYTES"],
+        kind: Kind::Int { min: 1 },
+    },
+    Spec {
+        key: "server.import_max_bytes",
+        env: &["KB_IMPORT_MAX_BYTES"],
+        kind: Kind::Int { min: 1 },
+    },
+    Spec {
+        key: "server.import_max_entry_bytes",
+        env: &["KB_IMPORT_MAX_ENTRY_BYTES"],
+        kind: Kind::Int { min: 1 },
+    },
+    Spec {
+        key: "server.import_max_entries",
+        env: &["KB_IMPORT_MAX_ENTRIES"],
+        kind: Kind::Int { min: 1 },
+    },
 ];
 
 /// The environment variables mneme reads, for `--help` and the docs.
@@ -799,17 +823,26 @@ fn resolve(mut layers: BTreeMap<&'static str, (Value, String)>) -> Result<Config
                 })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let max_request_size = int(take("server.max_request_size"), 10 * 1024 * 1024);
+    let import = ArchiveLimits {
+        // An import is a request: by default its body has the same bound as any other.
+        max_archive_bytes: int(take("server.import_max_upload_bytes"), max_request_size),
+        max_bytes: int(take("server.import_max_bytes"), 1 << 30),
+        max_entry_bytes: int(take("server.import_max_entry_bytes"), 512 << 20),
+        max_entries: int(take("server.import_max_entries"), 100),
+    };
     let server = ServerSettings {
         host: text(take("server.host"), "127.0.0.1"),
         port: int(take("server.port"), 8000) as u16,
         api_keys: strings(take("server.api_keys")).unwrap_or_default(),
         allowed_origins: strings(take("server.allowed_origins")).unwrap_or_else(default_origins),
-        max_request_size: int(take("server.max_request_size"), 10 * 1024 * 1024),
+        max_request_size,
         max_query_length: int(take("server.max_query_length"), 10_000),
         rate_limit_per_key: int(take("server.rate_limit_per_key"), 0),
         rate_limits,
         projects_dir: path(take("server.projects_dir"))
             .unwrap_or_else(|| data_dir.join("projects")),
+        import,
     };
     if kb.chunk_overlap >= kb.chunk_size {
         return Err(ConfigError {

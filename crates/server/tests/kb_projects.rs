@@ -5,7 +5,7 @@ mod support;
 
 use axum::body::Body;
 use serde_json::{Value, json};
-use support::{TestServer, write};
+use support::{Reply, TestServer, write};
 
 fn create(server: &TestServer, name: &str) -> Value {
     let reply = server.post(
@@ -14,6 +14,34 @@ fn create(server: &TestServer, name: &str) -> Value {
     );
     assert_eq!(reply.status, 201, "{}", reply.text());
     reply.json()
+}
+
+/// `POST /api/v2/projects/import` with `archive` as the `file` and the other form `fields`.
+fn import_archive(server: &TestServer, archive: &[u8], fields: &[(&str, &str)]) -> Reply {
+    let boundary = "mnemeboundary";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"export.zip\"\r\nContent-Type: application/zip\r\n\r\n").as_bytes(),
+    );
+    body.extend_from_slice(archive);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    server.call(
+        "POST",
+        "/api/v2/projects/import",
+        &[(
+            "content-type",
+            &format!("multipart/form-data; boundary={boundary}"),
+        )],
+        body,
+    )
 }
 
 fn ingest_text(server: &TestServer, id: &str, text: &str) -> Value {
@@ -444,27 +472,7 @@ fn projects_survive_a_restart_and_round_trip_through_export() {
     );
 
     // Import the archive as a new project; the name is taken unless renamed or overwritten.
-    let import = |archive: &[u8], fields: &[(&str, &str)]| {
-        let boundary = "mnemeboundary";
-        let mut body = Vec::new();
-        for (name, value) in fields {
-            body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes());
-        }
-        body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"export.zip\"\r\nContent-Type: application/zip\r\n\r\n").as_bytes(),
-        );
-        body.extend_from_slice(archive);
-        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-        server.call(
-            "POST",
-            "/api/v2/projects/import",
-            &[(
-                "content-type",
-                &format!("multipart/form-data; boundary={boundary}"),
-            )],
-            body,
-        )
-    };
+    let import = |archive: &[u8], fields: &[(&str, &str)]| import_archive(&server, archive, fields);
     let clash = import(&archive, &[]);
     assert_eq!(clash.status, 400, "{}", clash.text());
     let renamed = import(&archive, &[("new_name", "copy")]);
@@ -495,4 +503,234 @@ fn projects_survive_a_restart_and_round_trip_through_export() {
             .unwrap()
             .contains("not a ZIP archive")
     );
+}
+
+const MIB: u64 = 1 << 20;
+
+/// A ZIP of `(name, content)` entries, deflated.
+fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for (name, content) in entries {
+        zip.start_file(*name, options).unwrap();
+        std::io::Write::write_all(&mut zip, content).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+const MANIFEST: &[u8] = br#"{"version": "2.3.0"}"#;
+
+/// An archive of a few hundred kilobytes whose `documents.json` is a valid document of
+/// `size` bytes, nearly all one string of `0`s.
+fn zip_bomb(size: u64) -> Vec<u8> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    zip.start_file("manifest.json", options).unwrap();
+    zip.write_all(MANIFEST).unwrap();
+    zip.start_file("project.json", options).unwrap();
+    zip.write_all(br#"{"name": "bomb"}"#).unwrap();
+    zip.start_file("documents.json", options).unwrap();
+    zip.write_all(br#"{"ids": ["bomb"], "documents": [""#)
+        .unwrap();
+    let zeros = vec![b'0'; MIB as usize];
+    for _ in 0..size / MIB {
+        zip.write_all(&zeros).unwrap();
+    }
+    zip.write_all(br#""]}"#).unwrap();
+    zip.finish().unwrap().into_inner()
+}
+
+/// Rewrites the uncompressed size `documents.json` declares in its local and central headers.
+fn declare_size(archive: &mut [u8], declared: u32) {
+    let name = b"documents.json";
+    for at in 0..archive.len().saturating_sub(46) {
+        let (name_len_at, size_at, name_at) = match &archive[at..at + 4] {
+            b"PK\x03\x04" => (at + 26, at + 22, at + 30),
+            b"PK\x01\x02" => (at + 28, at + 24, at + 46),
+            _ => continue,
+        };
+        let name_len = usize::from(u16::from_le_bytes([
+            archive[name_len_at],
+            archive[name_len_at + 1],
+        ]));
+        if archive.get(name_at..name_at + name_len) == Some(&name[..]) {
+            archive[size_at..size_at + 4].copy_from_slice(&declared.to_le_bytes());
+        }
+    }
+}
+
+fn small_import_limits() -> TestServer {
+    TestServer::with(&[], |setup| {
+        setup.server.import.max_entry_bytes = MIB;
+        setup.server.import.max_bytes = 2 * MIB;
+        setup.server.import.max_entries = 8;
+    })
+}
+
+fn assert_import_too_large(reply: &Reply, detail: &str) {
+    assert_eq!(reply.status, 413, "{}", reply.text());
+    assert_eq!(
+        reply.json(),
+        json!({
+            "error": "RequestEntityTooLarge",
+            "message": "Import archive too large",
+            "detail": detail,
+            "status_code": 413,
+        })
+    );
+}
+
+#[test]
+fn an_import_zip_bomb_is_refused_with_413() {
+    let server = small_import_limits();
+    let bomb = zip_bomb(64 * MIB);
+    assert!(bomb.len() < 256 * 1024, "{} bytes", bomb.len());
+    let entry_limit = "documents.json decompresses to more than 1048576 bytes, the limit \
+         KB_IMPORT_MAX_ENTRY_BYTES sets; raise KB_IMPORT_MAX_ENTRY_BYTES \
+         (server.import_max_entry_bytes in the config file) to import it";
+    assert_import_too_large(&import_archive(&server, &bomb, &[]), entry_limit);
+    // The headers may say anything: only the bytes decompressed count.
+    let mut liar = bomb.clone();
+    declare_size(&mut liar, 64);
+    assert_import_too_large(&import_archive(&server, &liar, &[]), entry_limit);
+    assert_eq!(server.get("/api/v2/projects").json()["count"], 0);
+}
+
+#[test]
+fn an_import_with_too_many_entries_or_too_large_an_upload_is_refused_with_413() {
+    let server = TestServer::with(&[], |setup| {
+        setup.server.import.max_entries = 8;
+        setup.server.import.max_archive_bytes = 64 * 1024;
+    });
+    let names: Vec<String> = (0..9).map(|i| format!("extra-{i}.json")).collect();
+    let entries: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"{}"[..])).collect();
+    assert_import_too_large(
+        &import_archive(&server, &zip_of(&entries), &[]),
+        "the archive has more than 8 entries, the limit KB_IMPORT_MAX_ENTRIES sets; \
+         raise KB_IMPORT_MAX_ENTRIES (server.import_max_entries in the config file) to \
+         import it",
+    );
+    let upload_limit = "the archive is more than 65536 bytes, the limit \
+         KB_IMPORT_MAX_UPLOAD_BYTES sets; raise KB_IMPORT_MAX_UPLOAD_BYTES \
+         (server.import_max_upload_bytes in the config file) to import it";
+    let big = vec![b' '; 100 * 1024];
+    // Streamed: the file field is cut at the limit.
+    assert_import_too_large(&import_archive(&server, &big, &[]), upload_limit);
+    // Declared: refused before the body is read.
+    let declared = server.call(
+        "POST",
+        "/api/v2/projects/import",
+        &[
+            ("content-type", "multipart/form-data; boundary=b"),
+            ("content-length", "10000000"),
+        ],
+        vec![0u8; 10],
+    );
+    assert_import_too_large(&declared, upload_limit);
+    // The upload limit is the import's own: other requests keep KB_MAX_REQUEST_SIZE.
+    let other = server.post("/api/v2/projects", &json!({"name": "x".repeat(10)}));
+    assert_eq!(other.status, 201);
+}
+
+#[test]
+fn archives_round_trip_as_json_too() {
+    let server = TestServer::new(&[]);
+    let id = create(&server, "rivers")["project_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ingest_text(&server, &id, "# Deltas\n\nRivers build deltas.\n");
+    let download = server.get(&format!("/api/v2/projects/{id}/export?format=json"));
+    assert_eq!(download.status, 200, "{}", download.text());
+    assert_eq!(download.header("content-type"), Some("application/json"));
+    assert_eq!(
+        download.header("content-disposition"),
+        Some(format!("attachment; filename=\"{id}_export.json\"").as_str())
+    );
+    let archive = download.json();
+    assert_eq!(archive["manifest"]["version"], "2.3.0");
+    assert_eq!(
+        archive["project"],
+        server.get(&format!("/api/v2/projects/{id}")).json()
+    );
+    assert_eq!(archive["documents"]["count"], 1);
+
+    let imported = import_archive(&server, &download.body, &[("new_name", "copy")]);
+    assert_eq!(imported.status, 201, "{}", imported.text());
+    let copy = imported.json()["project_id"].as_str().unwrap().to_owned();
+    let found = server
+        .post(
+            &format!("/api/v2/projects/{copy}/query"),
+            &json!({"query": "deltas"}),
+        )
+        .json();
+    assert_eq!(found["count"], 1);
+
+    let written = server.post(
+        &format!("/api/v2/projects/{id}/export?format=json"),
+        &json!({}),
+    );
+    assert_eq!(written.status, 200, "{}", written.text());
+    let path = written.json()["export_path"].as_str().unwrap().to_owned();
+    assert!(path.ends_with(".json"), "{path}");
+    let on_disk: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(on_disk["documents"], archive["documents"]);
+
+    let bad = server.get(&format!("/api/v2/projects/{id}/export?format=tar"));
+    assert_eq!(bad.status, 422);
+    assert_eq!(
+        bad.json()["detail"],
+        "query.format: Input should be 'zip' or 'json'"
+    );
+}
+
+#[test]
+fn a_failed_overwrite_keeps_the_old_project() {
+    let server = TestServer::new(&[]);
+    let id = create(&server, "keep")["project_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ingest_text(&server, &id, "# Glaciers\n\nGlaciers carve valleys.\n");
+    // A good manifest and project, then a documents.json that breaks off late.
+    let mut documents = String::from(r#"{"ids": ["#);
+    for i in 0..500 {
+        documents.push_str(&format!(r#""doc_{i}", "#));
+    }
+    documents.push_str(r#""last"], "documents": ["one", "#);
+    let corrupt = zip_of(&[
+        ("manifest.json", MANIFEST),
+        ("project.json", br#"{"name": "keep"}"#),
+        ("documents.json", documents.as_bytes()),
+    ]);
+    let failed = import_archive(&server, &corrupt, &[("overwrite", "true")]);
+    assert_eq!(failed.status, 400, "{}", failed.text());
+    assert!(
+        failed.json()["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("Failed to import project: documents.json is not valid JSON"),
+        "{}",
+        failed.text()
+    );
+    let project = server.get(&format!("/api/v2/projects/{id}"));
+    assert_eq!(project.status, 200, "the old project is still there");
+    assert_eq!(project.json()["name"], "keep");
+    let found = server
+        .post(
+            &format!("/api/v2/projects/{id}/query"),
+            &json!({"query": "glaciers"}),
+        )
+        .json();
+    assert_eq!(found["count"], 1, "and still answers queries");
+    assert_eq!(server.get("/api/v2/projects").json()["count"], 1);
+    let leftovers: Vec<String> = std::fs::read_dir(server.path("data/projects"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

@@ -150,3 +150,41 @@ fn bad_values_name_their_source_and_what_is_accepted() {
         );
     }
 }
+
+#[test]
+fn import_limits_have_defaults_and_settings() {
+    let config = check(None, &[], &[]).unwrap();
+    assert_eq!(
+        config.server.import,
+        ArchiveLimits {
+            max_archive_bytes: 10 * 1024 * 1024,
+            max_bytes: 1 << 30,
+            max_entry_bytes: 512 << 20,
+            max_entries: 100,
+        }
+    );
+    let config = check(
+        Some("[server]\nimport_max_entries = 5\n"),
+        &[
+            ("KB_MAX_REQUEST_SIZE", "2000"),
+            ("KB_IMPORT_MAX_BYTES", "1048576"),
+            ("KB_IMPORT_MAX_ENTRY_BYTES", "4096"),
+        ],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        config.server.import,
+        ArchiveLimits {
+            max_archive_bytes: 2000,
+            max_bytes: 1 << 20,
+            max_entry_bytes: 4096,
+            max_entries: 5,
+        },
+        "the upload follows KB_MAX_REQUEST_SIZE unless set"
+    );
+    assert_eq!(
+        check(None, &[("KB_IMPORT_MAX_UPLOAD_BYTES", "0")], &[]).unwrap_err(),
+        "KB_IMPORT_MAX_UPLOAD_BYTES=\"0\" is not valid: expected an integer >= 1"
+    );
+}

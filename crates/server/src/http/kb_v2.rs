@@ -1,17 +1,20 @@
 //! KnowledgeBeast's API v2 (`/api/v2/projects`): projects with isolated indexes, ingest by
 //! path or inline content, query, streaming query (Server-Sent Events), project API keys, and
-//! ZIP export / import. Everything lives in the data directory and survives a restart.
+//! export / import (the archives themselves are `app::projects::archive`'s). Everything lives
+//! in the data directory and survives a restart.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::io::{Read, Write};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Multipart, Path as UrlPath, State};
+use axum::extract::{Multipart, Path as UrlPath, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use mneme_app::projects::archive::{
+    self, ArchiveError, ArchiveFormat, ArchiveLimits, ImportConfig, Limit,
+};
 use mneme_app::projects::{Project, ProjectError, ProjectUpdate, Scope};
 use mneme_kb::convert::Format;
 use mneme_kb::{NewDocument, Ranking, SearchRequest};
@@ -21,9 +24,6 @@ use super::ServerState;
 use super::common::{iso_now, json_response, kb_not_found};
 use super::kb_request::{Fields, check_file_path, check_query, detail, object, validation_error};
 use super::kb_v1::QueryResult;
-
-/// The version written to (and required in) export manifests: KnowledgeBeast's 2.x format.
-const EXPORT_VERSION: &str = "2.3.0";
 
 fn project_json(project: &Project) -> Value {
     let metadata: Value = serde_json::from_str(&project.metadata).unwrap_or_else(|_| json!({}));
@@ -642,98 +642,40 @@ pub async fn revoke_key(
     }
 }
 
-/// The export archive of a project: `manifest.json`, `project.json`, `documents.json`.
-fn export_zip(
-    state: &ServerState,
-    project_id: &str,
-) -> Result<(Vec<u8>, usize, Project), ProjectError> {
-    let project = state.projects.get(project_id)?;
-    let kb = state.projects.index(project_id)?;
-    let metadata = state.projects.document_metadata(project_id)?;
-    let ids = kb.doc_ids();
-    let mut documents = Vec::with_capacity(ids.len());
-    let mut metadatas = Vec::with_capacity(ids.len());
-    for id in &ids {
-        documents.push(kb.document_text(id)?.unwrap_or_default());
-        let meta: Value = metadata
-            .get(id)
-            .and_then(|m| serde_json::from_str(m).ok())
-            .unwrap_or_else(|| json!({}));
-        metadatas.push(meta);
+/// `?format=zip|json` of the export endpoints (ZIP when absent).
+fn archive_format(query: &HashMap<String, String>) -> Result<ArchiveFormat, Response> {
+    match query.get("format") {
+        None => Ok(ArchiveFormat::Zip),
+        Some(name) => ArchiveFormat::parse(name)
+            .ok_or_else(|| validation_error("query.format: Input should be 'zip' or 'json'")),
     }
-    let manifest = json!({
-        "version": EXPORT_VERSION,
-        "export_date": iso_now(),
-        "project_id": project.project_id,
-        "project_name": project.name,
-        "document_count": ids.len(),
-        "has_embeddings": false,
-        "embedding_model": project.embedding_model,
-    });
-    let docs =
-        json!({"ids": ids, "documents": documents, "metadatas": metadatas, "count": ids.len()});
-    let mut out = std::io::Cursor::new(Vec::new());
-    {
-        let mut zip = zip::ZipWriter::new(&mut out);
-        let options = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated);
-        let io = |err: std::io::Error| ProjectError::Corrupt(format!("writing the export: {err}"));
-        let zip_err = |err: zip::result::ZipError| {
-            ProjectError::Corrupt(format!("writing the export: {err}"))
-        };
-        for (name, value) in [
-            ("manifest.json", &manifest),
-            ("project.json", &project_json(&project)),
-            ("documents.json", &docs),
-        ] {
-            zip.start_file(name, options).map_err(zip_err)?;
-            zip.write_all(
-                serde_json::to_string_pretty(value)
-                    .unwrap_or_default()
-                    .as_bytes(),
-            )
-            .map_err(io)?;
-        }
-        zip.finish().map_err(zip_err)?;
-    }
-    Ok((out.into_inner(), ids.len(), project))
 }
 
 /// `POST /api/v2/projects/{id}/export`: writes the archive under `<projects_dir>/exports/`.
 pub async fn export(
     State(state): State<Arc<ServerState>>,
     UrlPath(id): UrlPath<String>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Response {
+    let format = match archive_format(&query) {
+        Ok(format) => format,
+        Err(response) => return response,
+    };
     let target = id.clone();
-    let result = blocking(&state, move |s| {
-        let (bytes, count, _) = export_zip(s, &target)?;
-        let dir = s.projects.dir().join("exports");
-        let path = dir.join(format!("{target}_export_{}.zip", unix_ms() / 1000));
-        let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(&dir)?;
-            let tmp = path.with_extension("zip.tmp");
-            std::fs::write(&tmp, &bytes)?;
-            std::fs::rename(&tmp, &path)
-        };
-        write().map_err(|err| {
-            ProjectError::Store(mneme_store::Error::Io(format!(
-                "writing {}: {err}",
-                path.display()
-            )))
-        })?;
-        Ok::<_, ProjectError>((path, count, bytes.len()))
+    match blocking(&state, move |s| {
+        archive::export_file(&s.projects, &target, format)
     })
-    .await;
-    match result {
-        Ok(Ok((path, count, size))) => json_response(
+    .await
+    {
+        Ok(Ok(file)) => json_response(
             StatusCode::OK,
             &json!({
                 "success": true,
                 "project_id": id,
-                "export_path": path.display().to_string(),
-                "document_count": count,
-                "file_size_bytes": size,
-                "message": format!("Project exported to {}", path.display()),
+                "export_path": file.path.display().to_string(),
+                "document_count": file.document_count,
+                "file_size_bytes": file.size_bytes,
+                "message": format!("Project exported to {}", file.path.display()),
             }),
         ),
         Ok(Err(err)) => failure("Failed to export project", &err),
@@ -745,17 +687,32 @@ pub async fn export(
 pub async fn export_download(
     State(state): State<Arc<ServerState>>,
     UrlPath(id): UrlPath<String>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Response {
+    let format = match archive_format(&query) {
+        Ok(format) => format,
+        Err(response) => return response,
+    };
     let target = id.clone();
-    match blocking(&state, move |s| export_zip(s, &target)).await {
-        Ok(Ok((bytes, _, project))) => {
+    let written = blocking(&state, move |s| {
+        let mut out = std::io::Cursor::new(Vec::new());
+        archive::write_archive(&s.projects, &target, format, &mut out)
+            .map(|exported| (out.into_inner(), exported.project))
+    })
+    .await;
+    match written {
+        Ok(Ok((bytes, project))) => {
             let mut response = (StatusCode::OK, bytes).into_response();
             let headers = response.headers_mut();
             headers.insert(
                 header::CONTENT_TYPE,
-                HeaderValue::from_static("application/zip"),
+                HeaderValue::from_static(format.content_type()),
             );
-            let file = format!("attachment; filename=\"{}_export.zip\"", project.project_id);
+            let file = format!(
+                "attachment; filename=\"{}_export.{}\"",
+                project.project_id,
+                format.extension()
+            );
             if let Ok(value) = HeaderValue::from_str(&file) {
                 headers.insert(header::CONTENT_DISPOSITION, value);
             }
@@ -766,170 +723,139 @@ pub async fn export_download(
     }
 }
 
-fn read_entry(
-    archive: &mut zip::ZipArchive<std::io::Cursor<Bytes>>,
-    name: &str,
-) -> Result<Value, String> {
-    let mut entry = archive
-        .by_name(name)
-        .map_err(|_| format!("the archive has no {name}"))?;
-    // A small archive can expand enormously: stop at a bound instead of exhausting memory.
-    const LIMIT: u64 = 256 << 20;
-    let mut text = String::new();
-    entry
-        .by_ref()
-        .take(LIMIT + 1)
-        .read_to_string(&mut text)
-        .map_err(|err| format!("{name} is unreadable: {err}"))?;
-    if text.len() as u64 > LIMIT {
-        return Err(format!("{name} expands to more than {} MiB", LIMIT >> 20));
-    }
-    serde_json::from_str(&text).map_err(|err| format!("{name} is not valid JSON: {err}"))
+/// The 413 of an import over one of its limits: KnowledgeBeast's too-large shape, with the
+/// limit and how to raise it.
+fn import_too_large(message: String) -> Response {
+    json_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &json!({
+            "error": "RequestEntityTooLarge",
+            "message": "Import archive too large",
+            "detail": message,
+            "status_code": 413,
+        }),
+    )
 }
 
-/// `POST /api/v2/projects/import`: multipart with a ZIP `file`, optional `new_name` and
-/// `overwrite`.
+/// The uploaded `file`, read chunk by chunk up to the upload limit.
+async fn upload(
+    field: &mut axum::extract::multipart::Field<'_>,
+    limits: &ArchiveLimits,
+) -> Result<Bytes, Response> {
+    let mut data = Vec::new();
+    loop {
+        match field.chunk().await {
+            Ok(Some(chunk)) => {
+                if (data.len() + chunk.len()) as u64 > limits.max_archive_bytes {
+                    return Err(upload_too_large(limits));
+                }
+                data.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(Bytes::from(data)),
+            Err(err) => return Err(invalid_upload(&err, limits)),
+        }
+    }
+}
+
+pub(super) fn upload_too_large(limits: &ArchiveLimits) -> Response {
+    import_too_large(
+        archive::ArchiveError::TooLarge {
+            limit: Limit::ArchiveBytes,
+            max: limits.max_archive_bytes,
+            what: "the archive is".to_owned(),
+        }
+        .to_string(),
+    )
+}
+
+/// A multipart stream that broke off: cut at the body limit (413), or malformed (400).
+fn invalid_upload(
+    err: &axum::extract::multipart::MultipartError,
+    limits: &ArchiveLimits,
+) -> Response {
+    if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        upload_too_large(limits)
+    } else {
+        detail(StatusCode::BAD_REQUEST, format!("Invalid upload: {err}"))
+    }
+}
+
+/// `POST /api/v2/projects/import`: multipart with an archive `file` (ZIP or JSON), optional
+/// `new_name` and `overwrite`.
 pub async fn import(State(state): State<Arc<ServerState>>, mut multipart: Multipart) -> Response {
+    let limits = state.config.import;
     let mut file: Option<Bytes> = None;
     let mut new_name: Option<String> = None;
     let mut overwrite = false;
     loop {
-        match multipart.next_field().await {
-            Ok(Some(field)) => {
-                let name = field.name().unwrap_or_default().to_owned();
-                let data = match field.bytes().await {
-                    Ok(data) => data,
-                    Err(err) => {
-                        return detail(StatusCode::BAD_REQUEST, format!("Invalid upload: {err}"));
-                    }
-                };
-                match name.as_str() {
-                    "file" => file = Some(data),
-                    "new_name" => {
-                        new_name = Some(String::from_utf8_lossy(&data).trim().to_owned())
-                            .filter(|n| !n.is_empty())
-                    }
-                    "overwrite" => {
-                        overwrite = matches!(
-                            String::from_utf8_lossy(&data)
-                                .trim()
-                                .to_ascii_lowercase()
-                                .as_str(),
-                            "true" | "1" | "yes" | "on"
-                        )
-                    }
-                    _ => {}
-                }
-            }
+        let mut field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
             Ok(None) => break,
-            Err(err) => return detail(StatusCode::BAD_REQUEST, format!("Invalid upload: {err}")),
+            Err(err) => return invalid_upload(&err, &limits),
+        };
+        let name = field.name().unwrap_or_default().to_owned();
+        let data = match upload(&mut field, &limits).await {
+            Ok(data) => data,
+            Err(response) => return response,
+        };
+        match name.as_str() {
+            "file" => file = Some(data),
+            "new_name" => {
+                new_name =
+                    Some(String::from_utf8_lossy(&data).trim().to_owned()).filter(|n| !n.is_empty())
+            }
+            "overwrite" => {
+                overwrite = matches!(
+                    String::from_utf8_lossy(&data)
+                        .trim()
+                        .to_ascii_lowercase()
+                        .as_str(),
+                    "true" | "1" | "yes" | "on"
+                )
+            }
+            _ => {}
         }
     }
     let Some(file) = file else {
         return validation_error("body.file: Field required");
     };
-    let result = blocking(&state, move |s| import_zip(s, file, new_name, overwrite)).await;
+    let config = ImportConfig {
+        new_name,
+        overwrite,
+    };
+    let result = blocking(&state, move |s| {
+        let archive = std::io::Cursor::new(file);
+        archive::import(
+            &s.projects,
+            archive,
+            &config,
+            &limits,
+            &mneme_kb::NoProgress,
+        )
+    })
+    .await;
     match result {
-        Ok(Ok((project, count))) => json_response(
-            StatusCode::CREATED,
-            &json!({
-                "success": true,
-                "project_id": project.project_id,
-                "project_name": project.name,
-                "document_count": count,
-                "message": format!("Project imported as {} with {count} documents", project.name),
-            }),
-        ),
-        Ok(Err(ImportError::Invalid(message))) => detail(
-            StatusCode::BAD_REQUEST,
-            format!("Failed to import project: {message}"),
-        ),
-        Ok(Err(ImportError::Project(err))) => failure("Failed to import project", &err),
+        Ok(Ok(imported)) => {
+            let (project, count) = (imported.project, imported.document_count);
+            json_response(
+                StatusCode::CREATED,
+                &json!({
+                    "success": true,
+                    "project_id": project.project_id,
+                    "project_name": project.name,
+                    "document_count": count,
+                    "message": format!("Project imported as {} with {count} documents", project.name),
+                }),
+            )
+        }
+        Ok(Err(err)) => match err {
+            ArchiveError::TooLarge { .. } => import_too_large(err.to_string()),
+            ArchiveError::Invalid(message) => detail(
+                StatusCode::BAD_REQUEST,
+                format!("Failed to import project: {message}"),
+            ),
+            ArchiveError::Project(err) => failure("Failed to import project", &err),
+        },
         Err(response) => response,
     }
-}
-
-enum ImportError {
-    Invalid(String),
-    Project(ProjectError),
-}
-
-impl From<ProjectError> for ImportError {
-    fn from(err: ProjectError) -> ImportError {
-        ImportError::Project(err)
-    }
-}
-
-fn import_zip(
-    state: &ServerState,
-    file: Bytes,
-    new_name: Option<String>,
-    overwrite: bool,
-) -> Result<(Project, usize), ImportError> {
-    let invalid = ImportError::Invalid;
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(file))
-        .map_err(|err| invalid(format!("not a ZIP archive: {err}")))?;
-    let manifest = read_entry(&mut archive, "manifest.json").map_err(invalid)?;
-    let version = manifest["version"].as_str().unwrap_or_default();
-    if !version.starts_with("2.") {
-        return Err(invalid(format!(
-            "unsupported export version {version:?} (expected 2.x)"
-        )));
-    }
-    let project = read_entry(&mut archive, "project.json").map_err(invalid)?;
-    let docs = read_entry(&mut archive, "documents.json").map_err(invalid)?;
-    let name = new_name
-        .or_else(|| project["name"].as_str().map(str::to_owned))
-        .ok_or_else(|| invalid("project.json has no name".into()))?;
-    let ids = docs["ids"].as_array().cloned().unwrap_or_default();
-    let texts = docs["documents"].as_array().cloned().unwrap_or_default();
-    let metas = docs["metadatas"].as_array().cloned().unwrap_or_default();
-    if ids.len() != texts.len() {
-        return Err(invalid(
-            "documents.json: ids and documents differ in length".into(),
-        ));
-    }
-    if let Some(existing) = state.projects.list()?.into_iter().find(|p| p.name == name) {
-        if !overwrite {
-            return Err(ImportError::Project(ProjectError::NameTaken(name)));
-        }
-        state.projects.delete(&existing.project_id)?;
-    }
-    let metadata = project["metadata"]
-        .as_object()
-        .map_or_else(|| "{}".to_owned(), |m| Value::Object(m.clone()).to_string());
-    let created = state.projects.create(
-        &name,
-        project["description"].as_str().unwrap_or_default(),
-        project["embedding_model"]
-            .as_str()
-            .unwrap_or("all-MiniLM-L6-v2"),
-        &metadata,
-    )?;
-    let mut batch = Vec::with_capacity(ids.len());
-    for (i, id) in ids.iter().enumerate() {
-        let doc_id = id.as_str().map_or_else(|| id.to_string(), str::to_owned);
-        let meta = metas.get(i).cloned().unwrap_or_else(|| json!({}));
-        let text = texts[i].as_str().unwrap_or_default().to_owned();
-        let path = meta["path"].as_str().unwrap_or_default().to_owned();
-        let format = Format::of_path(Path::new(&path))
-            .filter(|f| matches!(f, Format::Code))
-            .unwrap_or(Format::Markdown);
-        batch.push((
-            NewDocument {
-                doc_id,
-                path,
-                kb_dir: meta["kb_dir"].as_str().unwrap_or_default().to_owned(),
-                name: meta["name"].as_str().unwrap_or("Unknown").to_owned(),
-                format,
-                bytes: text.into_bytes(),
-            },
-            meta.to_string(),
-        ));
-    }
-    let count = batch.len();
-    if count > 0 {
-        state.projects.ingest(&created.project_id, batch)?;
-    }
-    Ok((created, count))
 }

@@ -172,9 +172,18 @@ pub async fn limits(
     request: Request,
     next: Next,
 ) -> Response {
-    let max_body = state.config.max_request_size;
     let path = request.uri().path().to_owned();
+    // An import has a bound of its own (its archive), answered with the import's 413.
+    let is_import = path == super::IMPORT_PATH;
+    let max_body = if is_import {
+        super::import_body_limit(&state.config.import)
+    } else {
+        state.config.max_request_size
+    };
     let body_too_large = || {
+        if is_import {
+            return super::kb_v2::upload_too_large(&state.config.import);
+        }
         too_large(
             &path,
             "Request body too large",

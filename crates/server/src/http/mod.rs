@@ -224,6 +224,15 @@ fn cors(origins: &[String]) -> CorsLayer {
     }
 }
 
+/// Where archives are imported.
+const IMPORT_PATH: &str = "/api/v2/projects/import";
+
+/// The largest import request: the archive plus room for the other form fields and the
+/// multipart framing (the archive itself is held to its limit exactly).
+fn import_body_limit(limits: &mneme_app::projects::archive::ArchiveLimits) -> u64 {
+    limits.max_archive_bytes.saturating_add(64 * 1024)
+}
+
 /// The whole application.
 pub fn router(state: Arc<ServerState>) -> Router {
     router_with(state, Router::new())
@@ -260,7 +269,12 @@ pub fn router_with(state: Arc<ServerState>, extra: Router<Arc<ServerState>>) -> 
         .route("/collections", get(kb_v1::collections))
         .route("/collections/{name}", get(kb_v1::collection_info));
     let v2 = Router::new()
-        .route("/import", post(kb_v2::import))
+        .route(
+            "/import",
+            post(kb_v2::import).layer(DefaultBodyLimit::max(
+                usize::try_from(import_body_limit(&state.config.import)).unwrap_or(usize::MAX),
+            )),
+        )
         .route(
             "/{project_id}",
             get(kb_v2::get).put(kb_v2::update).delete(kb_v2::delete),

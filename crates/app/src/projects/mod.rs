@@ -3,6 +3,9 @@
 //! directory per project) so that they survive a restart.
 //!
 //! API keys are stored as SHA-256 digests; the raw key is returned once, at creation.
+//! Export and import of whole projects live in [`archive`].
+
+pub mod archive;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -121,6 +124,8 @@ pub enum ProjectError {
 pub type Result<T, E = ProjectError> = std::result::Result<T, E>;
 
 const REGISTRY: &str = "registry.redb";
+/// Directories of projects being imported start with this; the registry never names them.
+const STAGING: &str = ".staging-";
 
 /// Key prefixes in the registry.
 const PROJECT: &[u8] = b"p/";
@@ -208,6 +213,7 @@ impl Projects {
         std::fs::create_dir_all(dir)
             .map_err(|err| mneme_store::Error::Io(format!("creating {}: {err}", dir.display())))?;
         let store = RedbStore::open(&dir.join(REGISTRY))?;
+        remove_staging_dirs(dir);
         Ok(Projects {
             dir: dir.to_path_buf(),
             store,
@@ -316,8 +322,17 @@ impl Projects {
     pub fn delete(&self, project_id: &str) -> Result<()> {
         let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         self.get(project_id)?;
-        let snapshot = self.store.snapshot()?;
         let mut batch = WriteBatch::default();
+        self.delete_records(project_id, &mut batch)?;
+        // The record goes first: a crash after it leaves an orphaned directory, never a
+        // project without its index.
+        self.store.write(batch)?;
+        self.forget_index(project_id)
+    }
+
+    /// Adds the removal of a project's records (project, document metadata, keys) to `batch`.
+    fn delete_records(&self, project_id: &str, batch: &mut WriteBatch) -> Result<()> {
+        let snapshot = self.store.snapshot()?;
         batch.delete(key(PROJECT, project_id));
         for (k, _) in snapshot.scan_prefix(&doc_prefix(project_id))? {
             batch.delete(k);
@@ -329,9 +344,11 @@ impl Projects {
                 batch.delete(key(KEY_HASH, &api_key.key_hash));
             }
         }
-        // The record goes first: a crash after it leaves an orphaned directory, never a
-        // project without its index.
-        self.store.write(batch)?;
+        Ok(())
+    }
+
+    /// Closes a removed project's index and deletes its directory.
+    fn forget_index(&self, project_id: &str) -> Result<()> {
         self.indexes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -345,6 +362,93 @@ impl Projects {
         Ok(())
     }
 
+    /// A fresh project id and its staging directory, removed when dropped uninstalled.
+    fn stage(&self) -> Result<Staged> {
+        let project_id = uuid_v4();
+        let dir = self.dir.join(format!("{STAGING}{project_id}"));
+        std::fs::create_dir(&dir)
+            .map_err(|err| mneme_store::Error::Io(format!("creating {}: {err}", dir.display())))?;
+        Ok(Staged {
+            project_id,
+            dir,
+            installed: false,
+        })
+    }
+
+    /// Swaps a staged project in: its directory moves to its place, then one registry
+    /// transaction adds it (with its document metadata) and, with `overwrite`, removes the
+    /// project of the same name; that project's directory is deleted last.
+    fn install(
+        &self,
+        mut staged: Staged,
+        fields: NewProject,
+        doc_metadata: Vec<(String, String)>,
+        overwrite: bool,
+    ) -> Result<Project> {
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let replaced = self.list()?.into_iter().find(|p| p.name == fields.name);
+        if replaced.is_some() && !overwrite {
+            return Err(ProjectError::NameTaken(fields.name));
+        }
+        let now = iso_naive(SystemTime::now());
+        let mut batch = WriteBatch::default();
+        let project = Project {
+            project_id: staged.project_id.clone(),
+            name: fields.name,
+            description: fields.description,
+            embedding_model: fields.embedding_model,
+            created_at: now.clone(),
+            updated_at: now,
+            metadata: fields.metadata,
+            sequence: self.next_sequence(&mut batch)?,
+        };
+        batch.put(key(PROJECT, &project.project_id), encode(&project));
+        for (doc_id, metadata) in doc_metadata {
+            let mut k = doc_prefix(&project.project_id);
+            k.extend_from_slice(doc_id.as_bytes());
+            batch.put(k, metadata.into_bytes());
+        }
+        if let Some(old) = &replaced {
+            self.delete_records(&old.project_id, &mut batch)?;
+        }
+        // Until the registry names it, the moved directory is unused: a crash here leaves an
+        // orphan, never a project without its index.
+        let target = self.index_dir(&project.project_id);
+        let io = |what: &str, err: std::io::Error| {
+            mneme_store::Error::Io(format!("{what} {}: {err}", target.display()))
+        };
+        std::fs::rename(&staged.dir, &target).map_err(|err| io("moving an import to", err))?;
+        staged.dir.clone_from(&target);
+        sync_dir(&self.dir).map_err(|err| io("syncing the directory of", err))?;
+        self.store.write(batch)?;
+        staged.installed = true;
+        if let Some(old) = replaced {
+            if let Err(err) = self.forget_index(&old.project_id) {
+                tracing::warn!(
+                    "the replaced project {} is left on disk: {err}",
+                    old.project_id
+                );
+            }
+        }
+        Ok(project)
+    }
+
+    /// Opens (creating) an index in `dir` with the shared embedding model.
+    fn open_index(&self, dir: &Path) -> Result<KnowledgeBase> {
+        let kb = KnowledgeBase::open(dir, kb_config(&self.settings))?;
+        let embedder = {
+            let mut shared = self.embedder.lock().unwrap_or_else(|p| p.into_inner());
+            if shared.is_none() {
+                *shared = Some(crate::knowledge::embedder(&self.settings)?);
+            }
+            shared.clone().flatten()
+        };
+        Ok(match embedder {
+            Some(model) => kb.with_embedder(model),
+            None => kb,
+        })
+    }
+
     fn index_dir(&self, project_id: &str) -> PathBuf {
         self.dir.join(project_id)
     }
@@ -356,18 +460,7 @@ impl Projects {
         if let Some(kb) = indexes.get(project_id) {
             return Ok(kb.clone());
         }
-        let kb = KnowledgeBase::open(&self.index_dir(project_id), kb_config(&self.settings))?;
-        let embedder = {
-            let mut shared = self.embedder.lock().unwrap_or_else(|p| p.into_inner());
-            if shared.is_none() {
-                *shared = Some(crate::knowledge::embedder(&self.settings)?);
-            }
-            shared.clone().flatten()
-        };
-        let kb = Arc::new(match embedder {
-            Some(model) => kb.with_embedder(model),
-            None => kb,
-        });
+        let kb = Arc::new(self.open_index(&self.index_dir(project_id))?);
         indexes.insert(project_id.to_owned(), kb.clone());
         Ok(kb)
     }
@@ -501,6 +594,60 @@ impl Projects {
         }
         Ok(Some(record))
     }
+}
+
+/// The fields of a project about to be created.
+struct NewProject {
+    name: String,
+    description: String,
+    embedding_model: String,
+    metadata: String,
+}
+
+/// A project being built in a directory of its own; the directory goes when this is dropped,
+/// unless the project was installed.
+struct Staged {
+    project_id: String,
+    dir: PathBuf,
+    installed: bool,
+}
+
+impl Staged {
+    fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if self.installed {
+            return;
+        }
+        match std::fs::remove_dir_all(&self.dir) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => tracing::warn!(
+                "removing the staging directory {}: {err}",
+                self.dir.display()
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// Removes what imports interrupted by a crash left behind.
+fn remove_staging_dirs(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(STAGING) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Makes a rename in `dir` durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// A random (version 4) UUID in its hyphenated form.
