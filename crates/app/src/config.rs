@@ -492,6 +492,11 @@ const SETTINGS: &[Spec] = &[
         env: &["KB_IMPORT_MAX_ENTRIES"],
         kind: Kind::Int { min: 1 },
     },
+    Spec {
+        key: "server.import_max_documents",
+        env: &["KB_IMPORT_MAX_DOCUMENTS"],
+        kind: Kind::Int { min: 1 },
+    },
 ];
 
 /// The environment variables mneme reads, for `--help` and the docs.
@@ -830,6 +835,7 @@ fn resolve(mut layers: BTreeMap<&'static str, (Value, String)>) -> Result<Config
         max_bytes: int(take("server.import_max_bytes"), 1 << 30),
         max_entry_bytes: int(take("server.import_max_entry_bytes"), 512 << 20),
         max_entries: int(take("server.import_max_entries"), 100),
+        max_documents: int(take("server.import_max_documents"), 1_000_000),
     };
     let server = ServerSettings {
         host: text(take("server.host"), "127.0.0.1"),

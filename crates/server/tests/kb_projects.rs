@@ -600,10 +600,11 @@ fn an_import_zip_bomb_is_refused_with_413() {
 }
 
 #[test]
-fn an_import_with_too_many_entries_or_too_large_an_upload_is_refused_with_413() {
+fn an_import_with_too_many_entries_documents_or_bytes_is_refused_with_413() {
     let server = TestServer::with(&[], |setup| {
         setup.server.import.max_entries = 8;
         setup.server.import.max_archive_bytes = 64 * 1024;
+        setup.server.import.max_documents = 100;
     });
     let names: Vec<String> = (0..9).map(|i| format!("extra-{i}.json")).collect();
     let entries: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"{}"[..])).collect();
@@ -612,6 +613,19 @@ fn an_import_with_too_many_entries_or_too_large_an_upload_is_refused_with_413() 
         "the archive has more than 8 entries, the limit KB_IMPORT_MAX_ENTRIES sets; \
          raise KB_IMPORT_MAX_ENTRIES (server.import_max_entries in the config file) to \
          import it",
+    );
+    // Short items, many of them: bounded by count, not bytes.
+    let ids = format!("{{\"ids\": [{}0]}}", "0,".repeat(1000));
+    let many = zip_of(&[
+        ("manifest.json", MANIFEST),
+        ("project.json", br#"{"name": "many"}"#),
+        ("documents.json", ids.as_bytes()),
+    ]);
+    assert_import_too_large(
+        &import_archive(&server, &many, &[]),
+        "documents.json has more than 100 documents, the limit KB_IMPORT_MAX_DOCUMENTS \
+         sets; raise KB_IMPORT_MAX_DOCUMENTS (server.import_max_documents in the config \
+         file) to import it",
     );
     let upload_limit = "the archive is more than 65536 bytes, the limit \
          KB_IMPORT_MAX_UPLOAD_BYTES sets; raise KB_IMPORT_MAX_UPLOAD_BYTES \
