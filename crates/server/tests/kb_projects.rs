@@ -748,3 +748,52 @@ fn a_failed_overwrite_keeps_the_old_project() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn the_zip_export_keeps_knowledgebeast_entries_byte_for_byte() {
+    let server = TestServer::new(&[]);
+    let id = create(&server, "layout")["project_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ingest_text(&server, &id, "# Tides\n\nThe moon pulls the tides.\n");
+    let download = server.get(&format!("/api/v2/projects/{id}/export"));
+    assert_eq!(download.header("content-type"), Some("application/zip"));
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(download.body)).unwrap();
+    let mut entry = |name: &str| {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut zip.by_name(name).unwrap(), &mut text).unwrap();
+        text
+    };
+    // What the handlers wrote before the archive moved to app: pretty JSON in these key orders.
+    let keys = |text: &str| -> Vec<String> {
+        let value: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(serde_json::to_string_pretty(&value).unwrap(), text);
+        value.as_object().unwrap().keys().cloned().collect()
+    };
+    let manifest = entry("manifest.json");
+    assert_eq!(
+        keys(&manifest),
+        [
+            "version",
+            "export_date",
+            "project_id",
+            "project_name",
+            "document_count",
+            "has_embeddings",
+            "embedding_model"
+        ]
+    );
+    let project = entry("project.json");
+    let shown = server.get(&format!("/api/v2/projects/{id}")).json();
+    assert_eq!(project, serde_json::to_string_pretty(&shown).unwrap());
+    let documents = entry("documents.json");
+    assert_eq!(keys(&documents), ["ids", "documents", "metadatas", "count"]);
+    let documents: Value = serde_json::from_str(&documents).unwrap();
+    assert_eq!(documents["count"], 1);
+    assert_eq!(documents["metadatas"][0]["name"], "note");
+    assert_eq!(
+        documents["documents"][0],
+        "# Tides\n\nThe moon pulls the tides.\n"
+    );
+}
