@@ -159,7 +159,7 @@ fn import_limits_have_defaults_and_settings() {
         ArchiveLimits {
             max_archive_bytes: 10 * 1024 * 1024,
             max_bytes: 1 << 30,
-            max_entry_bytes: 512 << 20,
+            max_entry_bytes: 256 << 20,
             max_entries: 100,
             max_documents: 1_000_000,
         }
