@@ -492,6 +492,11 @@ const SETTINGS: &[Spec] = &[
         env: &["KB_IMPORT_MAX_ENTRIES"],
         kind: Kind::Int { min: 1 },
     },
+    Spec {
+        key: "server.import_max_documents",
+        env: &["KB_IMPORT_MAX_DOCUMENTS"],
+        kind: Kind::Int { min: 1 },
+    },
 ];
 
 /// The environment variables mneme reads, for `--help` and the docs.
@@ -828,8 +833,12 @@ fn resolve(mut layers: BTreeMap<&'static str, (Value, String)>) -> Result<Config
         // An import is a request: by default its body has the same bound as any other.
         max_archive_bytes: int(take("server.import_max_upload_bytes"), max_request_size),
         max_bytes: int(take("server.import_max_bytes"), 1 << 30),
-        max_entry_bytes: int(take("server.import_max_entry_bytes"), 512 << 20),
+        // The bound the import had per entry before it was a setting: what imported then still
+        // does, and a string that long is held twice while parsed (the parser's buffer and
+        // the document).
+        max_entry_bytes: int(take("server.import_max_entry_bytes"), 256 << 20),
         max_entries: int(take("server.import_max_entries"), 100),
+        max_documents: int(take("server.import_max_documents"), 1_000_000),
     };
     let server = ServerSettings {
         host: text(take("server.host"), "127.0.0.1"),

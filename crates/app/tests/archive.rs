@@ -92,6 +92,7 @@ fn limits() -> ArchiveLimits {
         max_bytes: 4 * MIB,
         max_entry_bytes: MIB,
         max_entries: 10,
+        max_documents: 1000,
     }
 }
 
@@ -529,6 +530,57 @@ fn too_many_entries_or_too_large_an_archive_are_refused() {
          raise KB_IMPORT_MAX_BYTES (server.import_max_bytes in the config file) to \
          import it",
     );
+}
+
+#[test]
+fn too_many_documents_are_refused_however_short_their_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let projects = Projects::open(dir.path(), &settings()).unwrap();
+    // A mebibyte of `0,`: half a million items that cost dozens of bytes each once parsed.
+    let mut documents = br#"{"ids": ["#.to_vec();
+    documents.extend(std::iter::repeat_n(&b"0,"[..], 500_000).flatten());
+    documents.extend_from_slice(b"0]}");
+    let archive = zip_of(&[
+        ("manifest.json", &manifest()),
+        ("project.json", &project_entry("many")),
+        ("documents.json", &documents),
+    ]);
+    let roomy = ArchiveLimits {
+        max_entry_bytes: 4 * MIB,
+        ..limits()
+    };
+    let (result, peak) = peak_allocated(|| {
+        archive::import(
+            &projects,
+            Cursor::new(&archive),
+            &fresh(None),
+            &roomy,
+            &NoProgress,
+        )
+        .map(|imported| imported.project.project_id)
+    });
+    assert_too_large(
+        result,
+        Limit::Documents,
+        "documents.json has more than 1000 documents, the limit KB_IMPORT_MAX_DOCUMENTS \
+         sets; raise KB_IMPORT_MAX_DOCUMENTS (server.import_max_documents in the config \
+         file) to import it",
+    );
+    assert!(peak < MIB as usize, "the import held {peak} bytes at most");
+    // The same in a JSON archive.
+    let mut json =
+        br#"{"manifest": {"version": "2.3.0"}, "project": {"name": "many"}, "documents": "#
+            .to_vec();
+    json.extend_from_slice(&documents);
+    json.push(b'}');
+    assert_too_large(
+        import(&projects, &json, &fresh(None)),
+        Limit::Documents,
+        "the archive has more than 1000 documents, the limit KB_IMPORT_MAX_DOCUMENTS \
+         sets; raise KB_IMPORT_MAX_DOCUMENTS (server.import_max_documents in the config \
+         file) to import it",
+    );
+    assert!(projects.list().unwrap().is_empty());
 }
 
 #[test]

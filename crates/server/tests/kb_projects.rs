@@ -600,10 +600,11 @@ fn an_import_zip_bomb_is_refused_with_413() {
 }
 
 #[test]
-fn an_import_with_too_many_entries_or_too_large_an_upload_is_refused_with_413() {
+fn an_import_with_too_many_entries_documents_or_bytes_is_refused_with_413() {
     let server = TestServer::with(&[], |setup| {
         setup.server.import.max_entries = 8;
         setup.server.import.max_archive_bytes = 64 * 1024;
+        setup.server.import.max_documents = 100;
     });
     let names: Vec<String> = (0..9).map(|i| format!("extra-{i}.json")).collect();
     let entries: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"{}"[..])).collect();
@@ -612,6 +613,19 @@ fn an_import_with_too_many_entries_or_too_large_an_upload_is_refused_with_413() 
         "the archive has more than 8 entries, the limit KB_IMPORT_MAX_ENTRIES sets; \
          raise KB_IMPORT_MAX_ENTRIES (server.import_max_entries in the config file) to \
          import it",
+    );
+    // Short items, many of them: bounded by count, not bytes.
+    let ids = format!("{{\"ids\": [{}0]}}", "0,".repeat(1000));
+    let many = zip_of(&[
+        ("manifest.json", MANIFEST),
+        ("project.json", br#"{"name": "many"}"#),
+        ("documents.json", ids.as_bytes()),
+    ]);
+    assert_import_too_large(
+        &import_archive(&server, &many, &[]),
+        "documents.json has more than 100 documents, the limit KB_IMPORT_MAX_DOCUMENTS \
+         sets; raise KB_IMPORT_MAX_DOCUMENTS (server.import_max_documents in the config \
+         file) to import it",
     );
     let upload_limit = "the archive is more than 65536 bytes, the limit \
          KB_IMPORT_MAX_UPLOAD_BYTES sets; raise KB_IMPORT_MAX_UPLOAD_BYTES \
@@ -733,4 +747,53 @@ fn a_failed_overwrite_keeps_the_old_project() {
         .filter(|name| name.starts_with('.'))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn the_zip_export_keeps_knowledgebeast_entries_byte_for_byte() {
+    let server = TestServer::new(&[]);
+    let id = create(&server, "layout")["project_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ingest_text(&server, &id, "# Tides\n\nThe moon pulls the tides.\n");
+    let download = server.get(&format!("/api/v2/projects/{id}/export"));
+    assert_eq!(download.header("content-type"), Some("application/zip"));
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(download.body)).unwrap();
+    let mut entry = |name: &str| {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut zip.by_name(name).unwrap(), &mut text).unwrap();
+        text
+    };
+    // What the handlers wrote before the archive moved to app: pretty JSON in these key orders.
+    let keys = |text: &str| -> Vec<String> {
+        let value: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(serde_json::to_string_pretty(&value).unwrap(), text);
+        value.as_object().unwrap().keys().cloned().collect()
+    };
+    let manifest = entry("manifest.json");
+    assert_eq!(
+        keys(&manifest),
+        [
+            "version",
+            "export_date",
+            "project_id",
+            "project_name",
+            "document_count",
+            "has_embeddings",
+            "embedding_model"
+        ]
+    );
+    let project = entry("project.json");
+    let shown = server.get(&format!("/api/v2/projects/{id}")).json();
+    assert_eq!(project, serde_json::to_string_pretty(&shown).unwrap());
+    let documents = entry("documents.json");
+    assert_eq!(keys(&documents), ["ids", "documents", "metadatas", "count"]);
+    let documents: Value = serde_json::from_str(&documents).unwrap();
+    assert_eq!(documents["count"], 1);
+    assert_eq!(documents["metadatas"][0]["name"], "note");
+    assert_eq!(
+        documents["documents"][0],
+        "# Tides\n\nThe moon pulls the tides.\n"
+    );
 }

@@ -159,8 +159,9 @@ fn import_limits_have_defaults_and_settings() {
         ArchiveLimits {
             max_archive_bytes: 10 * 1024 * 1024,
             max_bytes: 1 << 30,
-            max_entry_bytes: 512 << 20,
+            max_entry_bytes: 256 << 20,
             max_entries: 100,
+            max_documents: 1_000_000,
         }
     );
     let config = check(
@@ -169,6 +170,7 @@ fn import_limits_have_defaults_and_settings() {
             ("KB_MAX_REQUEST_SIZE", "2000"),
             ("KB_IMPORT_MAX_BYTES", "1048576"),
             ("KB_IMPORT_MAX_ENTRY_BYTES", "4096"),
+            ("KB_IMPORT_MAX_DOCUMENTS", "7"),
         ],
         &[],
     )
@@ -180,6 +182,7 @@ fn import_limits_have_defaults_and_settings() {
             max_bytes: 1 << 20,
             max_entry_bytes: 4096,
             max_entries: 5,
+            max_documents: 7,
         },
         "the upload follows KB_MAX_REQUEST_SIZE unless set"
     );

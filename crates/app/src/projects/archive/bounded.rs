@@ -14,6 +14,9 @@ pub struct ArchiveLimits {
     pub max_entry_bytes: u64,
     /// Entries in a ZIP archive (`KB_IMPORT_MAX_ENTRIES`).
     pub max_entries: u64,
+    /// Documents in an archive (`KB_IMPORT_MAX_DOCUMENTS`): each costs a few hundred bytes
+    /// parsed and indexed however short its JSON, so the byte bounds alone do not bound them.
+    pub max_documents: u64,
 }
 
 /// Which bound an import ran into.
@@ -23,6 +26,7 @@ pub enum Limit {
     TotalBytes,
     EntryBytes,
     Entries,
+    Documents,
 }
 
 impl Limit {
@@ -33,6 +37,7 @@ impl Limit {
             Limit::TotalBytes => "KB_IMPORT_MAX_BYTES",
             Limit::EntryBytes => "KB_IMPORT_MAX_ENTRY_BYTES",
             Limit::Entries => "KB_IMPORT_MAX_ENTRIES",
+            Limit::Documents => "KB_IMPORT_MAX_DOCUMENTS",
         }
     }
 
@@ -43,6 +48,7 @@ impl Limit {
             Limit::TotalBytes => "server.import_max_bytes",
             Limit::EntryBytes => "server.import_max_entry_bytes",
             Limit::Entries => "server.import_max_entries",
+            Limit::Documents => "server.import_max_documents",
         }
     }
 
@@ -52,13 +58,15 @@ impl Limit {
             Limit::TotalBytes => limits.max_bytes,
             Limit::EntryBytes => limits.max_entry_bytes,
             Limit::Entries => limits.max_entries,
+            Limit::Documents => limits.max_documents,
         }
     }
 
     pub(super) fn unit(self) -> &'static str {
         match self {
             Limit::Entries => "entries",
-            _ => "bytes",
+            Limit::Documents => "documents",
+            Limit::ArchiveBytes | Limit::TotalBytes | Limit::EntryBytes => "bytes",
         }
     }
 }

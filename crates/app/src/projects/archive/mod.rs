@@ -16,21 +16,23 @@
 mod bounded;
 mod shapes;
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use mneme_kb::convert::Format;
 use mneme_kb::{IngestProgress, NewDocument};
-use serde::de::DeserializeOwned;
+use serde::de::DeserializeSeed;
 use zip::CompressionMethod;
 
 pub use bounded::{ArchiveLimits, Limit};
 
 use super::{Project, ProjectError, Projects};
 use bounded::Bounded;
-use shapes::{DocMeta, DocumentsIn, JsonArchiveIn, ManifestIn, ProjectIn};
+use shapes::{DocMeta, DocumentsIn, DocumentsSeed, JsonArchiveIn, ManifestIn, ProjectIn};
 
 /// The version written to (and, as `2.x`, required in) manifests: KnowledgeBeast's format.
 pub const EXPORT_VERSION: &str = "2.3.0";
@@ -259,9 +261,19 @@ pub fn import<R: Read + Seek>(
         return Err(too_large(Limit::ArchiveBytes, limits, "the archive is"));
     }
     let mut total_left = limits.max_bytes;
+    let too_many_documents = Cell::new(false);
+    let documents_seed = DocumentsSeed {
+        max_documents: limits.max_documents,
+        exceeded: &too_many_documents,
+    };
+    let reading = Reading {
+        limits,
+        too_many_documents: &too_many_documents,
+    };
     if looks_like_json(&mut archive)? {
         let mut bounded = Bounded::new(archive, None, &mut total_left);
-        let parsed: JsonArchiveIn = parse(&mut bounded, JSON_ARCHIVE, limits)?;
+        let parsed: JsonArchiveIn =
+            reading.parse(&mut bounded, JSON_ARCHIVE, documents_seed.archive())?;
         let manifest = parsed
             .manifest
             .ok_or_else(|| invalid("the archive has no manifest".into()))?;
@@ -279,11 +291,13 @@ pub fn import<R: Read + Seek>(
     if zip.len() as u64 > limits.max_entries {
         return Err(too_large(Limit::Entries, limits, "the archive has"));
     }
-    let manifest: ManifestIn = read_zip_entry(&mut zip, "manifest.json", limits, &mut total_left)?;
+    let manifest: ManifestIn =
+        reading.zip_entry(&mut zip, "manifest.json", &mut total_left, PhantomData)?;
     check_version(&manifest)?;
-    let project: ProjectIn = read_zip_entry(&mut zip, "project.json", limits, &mut total_left)?;
+    let project: ProjectIn =
+        reading.zip_entry(&mut zip, "project.json", &mut total_left, PhantomData)?;
     build(projects, project, config, progress, || {
-        read_zip_entry(&mut zip, "documents.json", limits, &mut total_left)
+        reading.zip_entry(&mut zip, "documents.json", &mut total_left, documents_seed)
     })
 }
 
@@ -375,72 +389,98 @@ fn check_version(manifest: &ManifestIn) -> Result<(), ArchiveError> {
     }
 }
 
-/// Parses one ZIP entry from its decompressed bytes, counted against the limits; the
-/// entry's CRC-32 is checked once it is read whole.
-fn read_zip_entry<T: DeserializeOwned, R: Read + Seek>(
-    zip: &mut zip::ZipArchive<R>,
-    name: &str,
-    limits: &ArchiveLimits,
-    total_left: &mut u64,
-) -> Result<T, ArchiveError> {
-    let index = zip
-        .index_for_name(name)
-        .ok_or_else(|| invalid(format!("the archive has no {name}")))?;
-    // The raw (compressed) bytes, decompressed here: the zip crate's reader stops at the size
-    // the header declares, and that size is not to be trusted either way.
-    let raw = zip
-        .by_index_raw(index)
-        .map_err(|err| invalid(format!("{name} is unreadable: {err}")))?;
-    if raw.encrypted() {
-        return Err(invalid(format!("{name} is encrypted")));
-    }
-    let expected_crc = raw.crc32();
-    let decoded: Box<dyn Read + '_> = match raw.compression() {
-        CompressionMethod::Stored => Box::new(raw),
-        CompressionMethod::Deflated => Box::new(flate2::read::DeflateDecoder::new(raw)),
-        other => {
+/// The limits an import reads under, and what tells which one it ran into.
+struct Reading<'a> {
+    limits: &'a ArchiveLimits,
+    too_many_documents: &'a Cell<bool>,
+}
+
+impl Reading<'_> {
+    /// Parses one ZIP entry from its decompressed bytes, counted against the limits; the
+    /// entry's CRC-32 is checked once it is read whole.
+    fn zip_entry<T, S, R>(
+        &self,
+        zip: &mut zip::ZipArchive<R>,
+        name: &str,
+        total_left: &mut u64,
+        seed: S,
+    ) -> Result<T, ArchiveError>
+    where
+        S: for<'de> DeserializeSeed<'de, Value = T>,
+        R: Read + Seek,
+    {
+        let index = zip
+            .index_for_name(name)
+            .ok_or_else(|| invalid(format!("the archive has no {name}")))?;
+        // The raw (compressed) bytes, inflated here: the zip crate's reader stops at the size
+        // the header declares, and that size is not to be trusted either way.
+        let raw = zip
+            .by_index_raw(index)
+            .map_err(|err| invalid(format!("{name} is unreadable: {err}")))?;
+        if raw.encrypted() {
+            return Err(invalid(format!("{name} is encrypted")));
+        }
+        let expected_crc = raw.crc32();
+        let decoded: Box<dyn Read + '_> = match raw.compression() {
+            CompressionMethod::Stored => Box::new(raw),
+            CompressionMethod::Deflated => Box::new(flate2::read::DeflateDecoder::new(raw)),
+            other => {
+                return Err(invalid(format!(
+                    "{name} uses a compression this build does not read ({other})"
+                )));
+            }
+        };
+        let mut bounded = Bounded::new(decoded, Some(self.limits.max_entry_bytes), total_left);
+        let parsed = self.parse(&mut bounded, name, seed)?;
+        // The parser stops at the end of the JSON: whatever follows still counts, and the CRC
+        // covers it.
+        io::copy(&mut bounded, &mut io::sink()).map_err(|err| match bounded.exceeded() {
+            Some(limit) => self.exceeded(limit, name),
+            None => invalid(format!("{name} is unreadable: {err}")),
+        })?;
+        if bounded.crc32() != expected_crc {
             return Err(invalid(format!(
-                "{name} uses a compression this build does not read ({other})"
+                "{name} is corrupt: its CRC-32 does not match the archive's"
             )));
         }
-    };
-    let mut bounded = Bounded::new(decoded, Some(limits.max_entry_bytes), total_left);
-    let parsed = parse(&mut bounded, name, limits)?;
-    // The parser stops at the end of the JSON: whatever follows still counts, and the CRC
-    // covers it.
-    io::copy(&mut bounded, &mut io::sink()).map_err(|err| match bounded.exceeded() {
-        Some(limit) => exceeded(limit, name, limits),
-        None => invalid(format!("{name} is unreadable: {err}")),
-    })?;
-    if bounded.crc32() != expected_crc {
-        return Err(invalid(format!(
-            "{name} is corrupt: its CRC-32 does not match the archive's"
-        )));
+        Ok(parsed)
     }
-    Ok(parsed)
-}
 
-/// Parses JSON from the bounded reader; a limit it ran into is a [`ArchiveError::TooLarge`].
-fn parse<T: DeserializeOwned, R: Read>(
-    bounded: &mut Bounded<'_, R>,
-    name: &str,
-    limits: &ArchiveLimits,
-) -> Result<T, ArchiveError> {
-    let parsed = serde_json::from_reader(BufReader::new(&mut *bounded));
-    parsed.map_err(|err| match bounded.exceeded() {
-        Some(limit) => exceeded(limit, name, limits),
-        None if err.is_io() => invalid(format!("{name} is unreadable: {err}")),
-        None => invalid(format!("{name} is not valid JSON: {err}")),
-    })
-}
+    /// Parses JSON from the bounded reader; a limit it ran into is a
+    /// [`ArchiveError::TooLarge`].
+    fn parse<T, S, R>(
+        &self,
+        bounded: &mut Bounded<'_, R>,
+        name: &str,
+        seed: S,
+    ) -> Result<T, ArchiveError>
+    where
+        S: for<'de> DeserializeSeed<'de, Value = T>,
+        R: Read,
+    {
+        let parsed = {
+            let mut json = serde_json::Deserializer::from_reader(BufReader::new(&mut *bounded));
+            seed.deserialize(&mut json)
+                .and_then(|value| json.end().map(|()| value))
+        };
+        parsed.map_err(|err| match bounded.exceeded() {
+            Some(limit) => self.exceeded(limit, name),
+            None if self.too_many_documents.get() => {
+                too_large(Limit::Documents, self.limits, &format!("{name} has"))
+            }
+            None if err.is_io() => invalid(format!("{name} is unreadable: {err}")),
+            None => invalid(format!("{name} is not valid JSON: {err}")),
+        })
+    }
 
-fn exceeded(limit: Limit, name: &str, limits: &ArchiveLimits) -> ArchiveError {
-    let what = match limit {
-        Limit::EntryBytes => format!("{name} decompresses to"),
-        _ if name == JSON_ARCHIVE => "the archive is".to_owned(),
-        _ => "the entries of the archive decompress to".to_owned(),
-    };
-    too_large(limit, limits, &what)
+    fn exceeded(&self, limit: Limit, name: &str) -> ArchiveError {
+        let what = match limit {
+            Limit::EntryBytes => format!("{name} decompresses to"),
+            _ if name == JSON_ARCHIVE => "the archive is".to_owned(),
+            _ => "the entries of the archive decompress to".to_owned(),
+        };
+        too_large(limit, self.limits, &what)
+    }
 }
 
 /// Builds the project under a staging directory and swaps it in.

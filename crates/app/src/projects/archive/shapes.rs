@@ -6,6 +6,7 @@
 //! parsed, and values of an unexpected type are skipped the way the old `Value` lookups
 //! ignored them.
 
+use std::cell::Cell;
 use std::fmt::{self, Write as _};
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -76,6 +77,27 @@ pub(super) fn json_or_empty_object(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::Object(serde_json::Map::new()))
 }
 
+/// Answers the visits of numbers, booleans and null with a default value (a lenient visitor).
+macro_rules! scalars_as {
+    ($value:ty, $default:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<$value, E> {
+            Ok($default)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<$value, E> {
+            Ok($default)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<$value, E> {
+            Ok($default)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<$value, E> {
+            Ok($default)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<$value, E> {
+            Ok($default)
+        }
+    };
+}
+
 /// `manifest.json` as read.
 #[derive(Deserialize)]
 pub(super) struct ManifestIn {
@@ -97,24 +119,39 @@ pub(super) struct ProjectIn {
     pub metadata: ObjectText,
 }
 
-/// `documents.json` as read; a column that is not an array counts as empty.
-#[derive(Deserialize)]
+/// `documents.json` as read; a column that is not an array counts as empty, and so does
+/// an entry that is not an object.
+#[derive(Default)]
 pub(super) struct DocumentsIn {
-    #[serde(default)]
     pub ids: Column<DocId>,
-    #[serde(default)]
     pub documents: Column<LenientStr>,
-    #[serde(default)]
     pub metadatas: Column<DocMeta>,
 }
 
 /// A JSON archive as read.
-#[derive(Deserialize)]
 pub(super) struct JsonArchiveIn {
     pub manifest: Option<ManifestIn>,
     pub project: Option<ProjectIn>,
     pub documents: Option<DocumentsIn>,
 }
+
+/// Reads `documents.json` (or a JSON archive, with `archive`) holding every column to
+/// `max_documents` items, the bound on what the parsed form costs beyond its text: each item
+/// is a few dozen bytes however short its JSON. Sets `exceeded` when a column goes past it.
+#[derive(Clone, Copy)]
+pub(super) struct DocumentsSeed<'a> {
+    pub max_documents: u64,
+    pub exceeded: &'a Cell<bool>,
+}
+
+impl DocumentsSeed<'_> {
+    /// The seed of a whole JSON archive.
+    pub(super) fn archive(self) -> ArchiveSeed<Self> {
+        ArchiveSeed(self)
+    }
+}
+
+pub(super) struct ArchiveSeed<S>(S);
 
 /// A string, or `None` for a value of any other type.
 #[derive(Debug, Default, PartialEq)]
@@ -149,41 +186,35 @@ impl<T> Default for Column<T> {
 
 impl<'de> Deserialize<'de> for LenientStr {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct StrVisitor;
-        impl<'de> Visitor<'de> for StrVisitor {
-            type Value = LenientStr;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<LenientStr, E> {
-                Ok(LenientStr(Some(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<LenientStr, E> {
-                Ok(LenientStr(Some(v)))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<LenientStr, E> {
-                Ok(LenientStr(None))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<LenientStr, E> {
-                Ok(LenientStr(None))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<LenientStr, E> {
-                Ok(LenientStr(None))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<LenientStr, E> {
-                Ok(LenientStr(None))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<LenientStr, E> {
-                Ok(LenientStr(None))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<LenientStr, A::Error> {
-                IgnoredAny.visit_seq(seq).map(|_| LenientStr(None))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<LenientStr, A::Error> {
-                IgnoredAny.visit_map(map).map(|_| LenientStr(None))
-            }
-        }
         deserializer.deserialize_any(StrVisitor)
+    }
+}
+
+struct StrVisitor;
+
+impl<'de> Visitor<'de> for StrVisitor {
+    type Value = LenientStr;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    scalars_as!(LenientStr, LenientStr(None));
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<LenientStr, E> {
+        Ok(LenientStr(Some(v.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<LenientStr, E> {
+        Ok(LenientStr(Some(v)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<LenientStr, A::Error> {
+        IgnoredAny.visit_seq(seq).map(|_| LenientStr(None))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<LenientStr, A::Error> {
+        IgnoredAny.visit_map(map).map(|_| LenientStr(None))
     }
 }
 
@@ -213,45 +244,134 @@ impl<'de> Deserialize<'de> for ObjectText {
     }
 }
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Column<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ColumnVisitor<T>(std::marker::PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for ColumnVisitor<T> {
-            type Value = Column<T>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
+/// A column, at most `max_documents` items.
+struct ColumnSeed<'a, T> {
+    bound: DocumentsSeed<'a>,
+    item: std::marker::PhantomData<T>,
+}
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for ColumnSeed<'_, T> {
+    type Value = Column<T>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Column<T>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ColumnSeed<'_, T> {
+    type Value = Column<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    scalars_as!(Column<T>, Column::default());
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Column<T>, E> {
+        Ok(Column::default())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Column<T>, A::Error> {
+        // No capacity from the input: its size hint is not to be trusted.
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            if items.len() as u64 == self.bound.max_documents {
+                self.bound.exceeded.set(true);
+                return Err(de::Error::custom("too many documents"));
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Column<T>, A::Error> {
-                // No capacity from the input: its size hint is not to be trusted.
-                let mut items = Vec::new();
-                while let Some(item) = seq.next_element()? {
-                    items.push(item);
+            items.push(item);
+        }
+        Ok(Column(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Column<T>, A::Error> {
+        IgnoredAny.visit_map(map).map(|_| Column::default())
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for DocumentsSeed<'_> {
+    type Value = DocumentsIn;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<DocumentsIn, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DocumentsSeed<'_> {
+    type Value = DocumentsIn;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    scalars_as!(DocumentsIn, DocumentsIn::default());
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<DocumentsIn, E> {
+        Ok(DocumentsIn::default())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<DocumentsIn, A::Error> {
+        IgnoredAny.visit_seq(seq).map(|_| DocumentsIn::default())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<DocumentsIn, A::Error> {
+        let mut out = DocumentsIn::default();
+        // A repeated key counts with its last value, as in a `Value`.
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "ids" => out.ids = map.next_value_seed(self.column())?,
+                "documents" => out.documents = map.next_value_seed(self.column())?,
+                "metadatas" => out.metadatas = map.next_value_seed(self.column())?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
                 }
-                Ok(Column(items))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Column<T>, A::Error> {
-                IgnoredAny.visit_map(map).map(|_| Column::default())
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Column<T>, E> {
-                Ok(Column::default())
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Column<T>, E> {
-                Ok(Column::default())
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Column<T>, E> {
-                Ok(Column::default())
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Column<T>, E> {
-                Ok(Column::default())
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Column<T>, E> {
-                Ok(Column::default())
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Column<T>, E> {
-                Ok(Column::default())
             }
         }
-        deserializer.deserialize_any(ColumnVisitor(std::marker::PhantomData))
+        Ok(out)
+    }
+}
+
+impl<'a> DocumentsSeed<'a> {
+    fn column<T>(self) -> ColumnSeed<'a, T> {
+        ColumnSeed {
+            bound: self,
+            item: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for ArchiveSeed<DocumentsSeed<'_>> {
+    type Value = JsonArchiveIn;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<JsonArchiveIn, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ArchiveSeed<DocumentsSeed<'_>> {
+    type Value = JsonArchiveIn;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON archive (an object with manifest, project and documents)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JsonArchiveIn, A::Error> {
+        let mut out = JsonArchiveIn {
+            manifest: None,
+            project: None,
+            documents: None,
+        };
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "manifest" => out.manifest = map.next_value()?,
+                "project" => out.project = map.next_value()?,
+                "documents" => out.documents = Some(map.next_value_seed(self.0)?),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -407,14 +527,23 @@ mod tests {
         }
     }
 
+    fn documents(text: &str) -> DocumentsIn {
+        let exceeded = Cell::new(false);
+        let seed = DocumentsSeed {
+            max_documents: 10,
+            exceeded: &exceeded,
+        };
+        seed.deserialize(&mut serde_json::Deserializer::from_str(text))
+            .unwrap()
+    }
+
     #[test]
     fn documents_are_read_leniently() {
-        let docs: DocumentsIn = serde_json::from_str(
+        let docs = documents(
             r#"{"ids": ["a", 7, {"x": 1}], "documents": ["one", 2, ["x"]],
                 "metadatas": [{"path": "p.py", "name": 3, "kb_dir": "k", "z": [1]}, null],
                 "count": 3}"#,
-        )
-        .unwrap();
+        );
         let ids: Vec<&str> = docs.ids.0.iter().map(|id| id.0.as_str()).collect();
         assert_eq!(ids, ["a", "7", r#"{"x":1}"#]);
         assert_eq!(
@@ -440,9 +569,18 @@ mod tests {
                 },
             ]
         );
-        let odd: DocumentsIn =
-            serde_json::from_str(r#"{"ids": {"a": 1}, "documents": "x"}"#).unwrap();
-        assert!(odd.ids.0.is_empty() && odd.documents.0.is_empty() && odd.metadatas.0.is_empty());
+        for odd in [r#"{"ids": {"a": 1}, "documents": "x"}"#, "[1, 2]", "null"] {
+            let odd = documents(odd);
+            assert!(odd.ids.0.is_empty() && odd.documents.0.is_empty());
+            assert!(odd.metadatas.0.is_empty());
+        }
+        assert_eq!(
+            documents(r#"{"ids": ["a"], "ids": ["b", "c"]}"#)
+                .ids
+                .0
+                .len(),
+            2
+        );
     }
 
     #[test]
