@@ -26,10 +26,34 @@ use serde_json::{Value, json};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `POST /sessions` or `METHOD /sessions/{id}/{action}`, as the routes call the API.
 fn call(api: &Api, method: &str, path: &str, body: Option<Value>) -> Value {
-    let reply = api.handle(method, path, "", body.as_ref());
+    let request = Request::new(method, "", body.as_ref());
+    let reply = match path
+        .trim_matches('/')
+        .split('/')
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["sessions"] => api.create(&request),
+        ["sessions", id, action] => api.action(id, action, &request),
+        _ => panic!("no route for {path}"),
+    };
     assert_eq!(reply.status, 200, "{method} {path}: {}", reply.json());
     reply.json()
+}
+
+/// `GET /sessions/{id}/predictions` with `Cache-Control: no-cache`.
+fn computed_predictions(api: &Api, path: &str) -> mneme_server::kato::Reply {
+    let id = path.split('/').nth(2).expect("/sessions/{id}/predictions");
+    api.action(
+        id,
+        "predictions",
+        &Request {
+            freshness: Freshness::Computed,
+            ..Request::new("GET", "", None)
+        },
+    )
 }
 
 fn main() {
@@ -78,10 +102,7 @@ fn main() {
         ids.push(id);
     }
     let get = |path: &str| {
-        let reply = api.serve(&Request {
-            freshness: Freshness::Computed,
-            ..Request::new("GET", path, "", None)
-        });
+        let reply = computed_predictions(&api, path);
         assert_eq!(reply.status, 200);
         reply.raw.expect("a serialised answer")
     };
@@ -114,10 +135,7 @@ fn main() {
     let api_paths = paths.clone();
     let answers = measure(threads, seconds, move |i| {
         let path = &api_paths[i % api_paths.len()];
-        let reply = api.serve(&Request {
-            freshness: Freshness::Computed,
-            ..Request::new("GET", path, "", None)
-        });
+        let reply = computed_predictions(&api, path);
         assert_eq!(reply.status, 200);
     });
     let node = patterns.node("bench").unwrap();

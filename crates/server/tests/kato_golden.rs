@@ -6,11 +6,7 @@
 //! annotations honoured.
 
 use std::io::Read;
-use std::sync::Arc;
 
-use mneme_app::patterns::{Durability, Patterns};
-use mneme_seq::config::Defaults;
-use mneme_server::kato::{Api, Options};
 use serde_json::{Map, Value};
 
 mod compare;
@@ -50,19 +46,6 @@ fn golden() -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-/// KATO as recorded: default settings, no vector database (so no nearest-vector symbols).
-fn api() -> Api {
-    let mut defaults = Defaults::kato();
-    defaults.vector_neighbours = 0;
-    let patterns = Patterns::open(None, Durability::Immediate, defaults).unwrap();
-    let options = Options {
-        honour_rank_sort_algo: true,
-        honour_persistence: true,
-        ..Options::default()
-    };
-    Api::new(Arc::new(patterns), options)
-}
-
 /// Steps where mneme deliberately differs from the recording (docs/compatibility.md): the
 /// full path in character mode at `recall_threshold` 0.0, where KATO returns nothing because
 /// RapidFuzz rejects its negative score cutoff, and mneme returns every pattern.
@@ -74,18 +57,6 @@ fn expected_difference(step: &Value, threshold_zero_char_mode: bool) -> bool {
         && step["response"]["predictions"]
             .as_array()
             .is_some_and(Vec::is_empty)
-}
-
-#[test]
-fn every_recorded_kato_step_matches() {
-    replay("in process", &mut || {
-        let api = api();
-        Box::new(move |method: &str, path: &str, body: Option<&Value>| {
-            let (path, query) = path.split_once('?').unwrap_or((path, ""));
-            let reply = api.handle(method, path, query, body);
-            (reply.status, reply.json())
-        })
-    });
 }
 
 /// The server for the HTTP replays: KATO's recorded settings (no vector neighbours).

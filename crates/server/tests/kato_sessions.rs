@@ -1,8 +1,14 @@
 //! KATO sessions in process, on a clock the test moves (spec §1.8, §2.1, §2.2): sliding
 //! expiry, `exists` on an expired session, extend and its bounds, the STM and accumulator
 //! limits applied when the session is saved, observe-sequence as one unit, and a learn that
-//! meets another session's vector dimension. (That counts never wait for a busy session is a
-//! unit test: it holds a session's lock.)
+//! meets another session's vector dimension. Also: bookkeeping that never waits for a
+//! busy session (`slots`), and the predictions memo (`memo`).
+
+#[path = "kato_sessions/memo.rs"]
+mod memo;
+#[path = "kato_sessions/slots.rs"]
+mod slots;
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,7 +33,7 @@ const START: u64 = 1_800_000_000;
 
 fn call(api: &Api, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
-    let reply = api.handle(method, path, query, body.as_ref());
+    let reply = support::kato(api, method, path, query, body.as_ref());
     (reply.status, reply.json())
 }
 

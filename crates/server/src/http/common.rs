@@ -550,7 +550,7 @@ fn node_of(state: &ServerState, query: Option<&str>, headers: &HeaderMap) -> Str
     let request = kato::Request {
         test_id: header("x-test-id"),
         node_header: header("x-node-id"),
-        ..kato::Request::new("GET", "", query.unwrap_or(""), None)
+        ..kato::Request::new("GET", query.unwrap_or(""), None)
     };
     mneme_seq::config::kb_id(
         &request.node_id(),

@@ -1,97 +1,237 @@
-//! KATO's routes: the request is handed to `kato::Api` as method, path, query and parsed JSON
-//! body, on a blocking thread (predictions are CPU work).
+//! KATO's routes: one axum route per KATO endpoint, each handing `kato::Api` the decoded path
+//! parameters and what KATO reads from the request (method, query, JSON body, node headers),
+//! inline for short work and on a blocking thread otherwise.
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::extract::{FromRequest, Path, State};
+
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::any;
 use serde_json::{Value, json};
 
 use super::ServerState;
 use super::common::json_response;
-use crate::kato::{Freshness, Request};
+use crate::kato::{Freshness, Reply, Request};
 
-/// KATO's routes, as axum templates. Unknown actions of a session fall to the catch-all
-/// template, which answers as KATO does (its middleware's 404 for an unknown session, else
-/// `Not Found`); other unknown paths reach the router's `{"detail": "Not Found"}` fallback.
-pub const TEMPLATES: &[&str] = &[
-    "/sessions",
-    "/sessions/count",
-    "/sessions/{session_id}",
-    "/sessions/{session_id}/exists",
-    "/sessions/{session_id}/observe",
-    "/sessions/{session_id}/observe-sequence",
-    "/sessions/{session_id}/learn",
-    "/sessions/{session_id}/predictions",
-    "/sessions/{session_id}/stm",
-    "/sessions/{session_id}/clear-stm",
-    "/sessions/{session_id}/clear-all",
-    "/sessions/{session_id}/config",
-    "/sessions/{session_id}/extend",
-    "/sessions/{session_id}/finalize-training",
-    "/sessions/{session_id}/cognition-data",
-    "/sessions/{session_id}/percept-data",
-    "/sessions/{session_id}/{*rest}",
-    "/pattern/{pattern_id}",
-    "/symbols/stats",
-    "/symbols/affinity",
-    "/symbols/{symbol}/affinity",
+/// KATO's routes: each template with its handler. Every method reaches the handler, because
+/// KATO's middleware answers an unknown session before the method is checked; unknown actions
+/// of a session fall to the catch-all template (`Not Found` after the session check), other
+/// unknown paths to the router's `{"detail": "Not Found"}` fallback.
+pub fn routes() -> Router<Arc<ServerState>> {
+    let mut router = Router::new()
+        .route("/sessions", any(create))
+        .route("/sessions/count", any(count))
+        .route("/sessions/{session_id}", any(session))
+        .route("/sessions/{session_id}/exists", any(exists))
+        .route("/sessions/{session_id}/{*action}", any(unknown_action))
+        .route("/pattern/{pattern_id}", any(pattern))
+        .route("/symbols/stats", any(symbol_stats))
+        .route("/symbols/affinity", any(affinities))
+        .route("/symbols/{symbol}/affinity", any(affinity));
+    for action in ACTIONS {
+        router = router.route(
+            &format!("/sessions/{{session_id}}/{action}"),
+            any(
+                move |state: State<Arc<ServerState>>, path: Path<String>, parts: Parts| {
+                    session_action(state, path, parts, action)
+                },
+            ),
+        );
+    }
+    router
+}
+
+/// The session actions with a route of their own (so that metrics name each).
+const ACTIONS: [&str; 12] = [
+    "observe",
+    "observe-sequence",
+    "learn",
+    "predictions",
+    "stm",
+    "clear-stm",
+    "clear-all",
+    "config",
+    "extend",
+    "finalize-training",
+    "cognition-data",
+    "percept-data",
 ];
 
-pub async fn handle(
-    State(state): State<Arc<ServerState>>,
+/// What KATO reads from a request besides its path, owned so that it can move to a blocking
+/// thread.
+struct Parts {
     method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let freshness = if no_cache(&headers) {
-        Freshness::Computed
-    } else {
-        Freshness::Any
-    };
-    let path = uri.path().to_owned();
-    let query = uri.query().unwrap_or("").to_owned();
-    let parsed = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        match serde_json::from_slice::<Value>(&body) {
-            Ok(value) => Some(value),
-            Err(err) => return json_invalid(&err),
+    query: String,
+    body: Option<Value>,
+    freshness: Freshness,
+    test_id: Option<String>,
+    node_header: Option<String>,
+}
+
+impl Parts {
+    fn request(&self) -> Request<'_> {
+        Request {
+            freshness: self.freshness,
+            test_id: self.test_id.as_deref(),
+            node_header: self.node_header.as_deref(),
+            ..Request::new(self.method.as_str(), &self.query, self.body.as_ref())
         }
-    };
-    let method_name = method.as_str().to_owned();
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let (test_id, node_header) = (header("x-test-id"), header("x-node-id"));
-    let serve = move |state: &ServerState| {
-        state.kato.serve(&Request {
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for Parts {
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Parts, Response> {
+        let (head, body) = request.into_parts();
+        let freshness = if no_cache(&head.headers) {
+            Freshness::Computed
+        } else {
+            Freshness::Any
+        };
+        let header = |name: &str| {
+            head.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (test_id, node_header) = (header("x-test-id"), header("x-node-id"));
+        let request = axum::extract::Request::from_parts(head.clone(), body);
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let body = if bytes.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            Some(serde_json::from_slice::<Value>(&bytes).map_err(|err| json_invalid(&err))?)
+        };
+        Ok(Parts {
+            method: head.method,
+            query: head.uri.query().unwrap_or("").to_owned(),
+            body,
             freshness,
-            test_id: test_id.as_deref(),
-            node_header: node_header.as_deref(),
-            ..Request::new(&method_name, &path, &query, parsed.as_ref())
+            test_id,
+            node_header,
         })
-    };
-    let reply = if state.kato.runs_quickly(method.as_str(), uri.path()) {
-        Ok(serve(&state))
-    } else {
-        // CPU-bound work (scoring) runs on at most twice as many threads as there are cores, so
-        // a burst queues in order instead of time-slicing dozens of threads.
-        let _permit = state.blocking_slots.acquire().await;
-        let worker = state.clone();
-        tokio::task::spawn_blocking(move || serve(&worker)).await
-    };
-    let reply = match reply {
+    }
+}
+
+/// Runs `work` inline when it is `quick` (short CPU work that never waits for the disk), else
+/// on a blocking thread: CPU-bound work (scoring, learns waiting for their commit) runs on at
+/// most twice as many threads as there are cores, so a burst queues in order instead of
+/// time-slicing dozens of threads.
+async fn run(
+    state: Arc<ServerState>,
+    quick: bool,
+    work: impl FnOnce(&ServerState) -> Reply + Send + 'static,
+) -> Reply {
+    if quick {
+        return work(&state);
+    }
+    let _permit = state.blocking_slots.acquire().await;
+    let worker = state.clone();
+    match tokio::task::spawn_blocking(move || work(&worker)).await {
         Ok(reply) => reply,
-        Err(_) => return super::middleware::internal_error("the request handler failed"),
-    };
+        Err(_) => Reply {
+            status: 500,
+            body: json!({"detail": "the request handler failed"}),
+            raw: None,
+        },
+    }
+}
+
+async fn create(State(state): State<Arc<ServerState>>, parts: Parts) -> Response {
+    let reply = run(state, false, move |s| s.kato.create(&parts.request())).await;
+    respond(reply, None)
+}
+
+async fn count(State(state): State<Arc<ServerState>>, parts: Parts) -> Response {
+    respond(state.kato.count(&parts.request()), None)
+}
+
+async fn session(
+    State(state): State<Arc<ServerState>>,
+    Path(id): Path<String>,
+    parts: Parts,
+) -> Response {
+    respond(state.kato.session(&id, &parts.request()), None)
+}
+
+async fn exists(
+    State(state): State<Arc<ServerState>>,
+    Path(id): Path<String>,
+    parts: Parts,
+) -> Response {
+    let reply = state.kato.exists(&id, &parts.request());
+    respond(reply, Some(&id))
+}
+
+async fn unknown_action(
+    State(state): State<Arc<ServerState>>,
+    Path((id, action)): Path<(String, String)>,
+    parts: Parts,
+) -> Response {
+    let reply = state.kato.action(&id, &action, &parts.request());
+    respond(reply, Some(&id))
+}
+
+async fn session_action(
+    State(state): State<Arc<ServerState>>,
+    Path(id): Path<String>,
+    parts: Parts,
+    action: &'static str,
+) -> Response {
+    let quick = state.kato.runs_quickly(&id, action, parts.method.as_str());
+    let header = id.clone();
+    let reply = run(state, quick, move |s| {
+        s.kato.action(&id, action, &parts.request())
+    })
+    .await;
+    respond(reply, Some(&header))
+}
+
+async fn pattern(
+    State(state): State<Arc<ServerState>>,
+    Path(pattern_id): Path<String>,
+    parts: Parts,
+) -> Response {
+    let reply = run(state, false, move |s| {
+        s.kato.pattern(&pattern_id, &parts.request())
+    })
+    .await;
+    respond(reply, None)
+}
+
+async fn symbol_stats(State(state): State<Arc<ServerState>>, parts: Parts) -> Response {
+    let reply = run(state, false, move |s| s.kato.symbol_stats(&parts.request())).await;
+    respond(reply, None)
+}
+
+async fn affinities(State(state): State<Arc<ServerState>>, parts: Parts) -> Response {
+    let reply = run(state, false, move |s| s.kato.affinities(&parts.request())).await;
+    respond(reply, None)
+}
+
+async fn affinity(
+    State(state): State<Arc<ServerState>>,
+    Path(symbol): Path<String>,
+    parts: Parts,
+) -> Response {
+    let reply = run(state, false, move |s| {
+        s.kato.affinity(&symbol, &parts.request())
+    })
+    .await;
+    respond(reply, None)
+}
+
+/// The HTTP response of a reply; session routes below `/sessions/{id}/` carry the session's id
+/// in `X-Session-ID`.
+fn respond(reply: Reply, session: Option<&str>) -> Response {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = match reply.raw {
         Some(bytes) => {
@@ -104,11 +244,8 @@ pub async fn handle(
         }
         None => json_response(status, &reply.body),
     };
-    let segments: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
-    if let ["sessions", id, _, ..] = segments.as_slice() {
-        if let Ok(value) = HeaderValue::from_str(id) {
-            response.headers_mut().insert("x-session-id", value);
-        }
+    if let Some(value) = session.and_then(|id| HeaderValue::from_str(id).ok()) {
+        response.headers_mut().insert("x-session-id", value);
     }
     response
 }

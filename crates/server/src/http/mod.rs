@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method};
-use axum::routing::{any, get, post};
+use axum::routing::{get, post};
 use mneme_app::Knowledge;
 use mneme_app::config::ServerSettings;
 use mneme_app::projects::Projects;
@@ -241,13 +241,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
 /// The application plus `extra` routes behind the same middleware (tests add failing
 /// handlers this way).
 pub fn router_with(state: Arc<ServerState>, extra: Router<Arc<ServerState>>) -> Router {
-    // Every KATO route by its template (metrics label requests by it); all methods reach the
-    // handler, because KATO's middleware answers an unknown session before the method check.
-    let mut kato = Router::new();
-    for template in kato_routes::TEMPLATES {
-        kato = kato.route(template, any(kato_routes::handle));
-    }
-    let kato = kato
+    let kato = kato_routes::routes()
         .route("/status", get(common::status))
         .route("/stats", get(common::stats))
         .route("/metrics/{name}", get(common::metric))

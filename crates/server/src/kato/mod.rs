@@ -4,11 +4,7 @@
 //! `app::patterns`.
 
 pub mod json;
-#[cfg(test)]
-mod memo_tests;
 pub mod request;
-#[cfg(test)]
-mod session_tests;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -100,12 +96,11 @@ pub use mneme_app::sessions::{
     Freshness, MAX_TTL_SECONDS, Options, SessionCounts, SessionError, Sessions,
 };
 
-/// One request, with what KATO's routes read from it.
+/// One request, with what KATO's routes read from it besides the path (which the router has
+/// matched and decoded).
 #[derive(Clone, Copy, Debug)]
 pub struct Request<'a> {
     pub method: &'a str,
-    /// The path, still percent-encoded.
-    pub path: &'a str,
     /// The raw query string.
     pub query: &'a str,
     /// The parsed JSON body; `None` when the request had none.
@@ -118,10 +113,9 @@ pub struct Request<'a> {
 }
 
 impl<'a> Request<'a> {
-    pub fn new(method: &'a str, path: &'a str, query: &'a str, body: Option<&'a Value>) -> Self {
+    pub fn new(method: &'a str, query: &'a str, body: Option<&'a Value>) -> Self {
         Request {
             method,
-            path,
             query,
             body,
             freshness: Freshness::Any,
@@ -253,66 +247,93 @@ impl Api {
         self.sessions.active().unwrap_or(0)
     }
 
-    /// Whether a request never waits for the disk and is short CPU work (session reads, an
-    /// observe whose session cannot auto-learn, predictions), so that the HTTP layer may run
-    /// it on its async thread instead of handing it to a blocking one. Learns wait for their
-    /// commit, so anything that may learn is not quick.
-    pub fn runs_quickly(&self, method: &str, path: &str) -> bool {
-        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        match (method, segments.as_slice()) {
-            ("POST", ["sessions", id, "observe"]) => self.sessions.observe_cannot_learn(id),
-            ("GET", ["sessions", _, "predictions"]) => true,
-            ("GET", ["sessions", "count"])
-            | ("GET", ["sessions", _])
-            | ("GET", ["sessions", _, "stm" | "config" | "exists" | "percept-data"])
-            | ("POST", ["sessions", _, "clear-stm" | "extend" | "config"])
-            | ("DELETE", ["sessions", _]) => true,
+    /// `POST /sessions`.
+    pub fn create(&self, request: &Request<'_>) -> Reply {
+        match request.method {
+            "POST" => self.create_session(request.body),
+            _ => Reply::method_not_allowed(),
+        }
+    }
+
+    /// `GET /sessions/count`.
+    pub fn count(&self, request: &Request<'_>) -> Reply {
+        match request.method {
+            "GET" => Reply::ok(json!({"active_session_count": self.active_sessions()})),
+            _ => self.session("count", request),
+        }
+    }
+
+    /// `/sessions/{session_id}`: GET and DELETE.
+    pub fn session(&self, id: &str, request: &Request<'_>) -> Reply {
+        match request.method {
+            "GET" => self.get_session(id),
+            method => {
+                // KATO's middleware answers for an unknown session whatever the method.
+                if let Err(err) = self.sessions.check(id) {
+                    return session_failure(err);
+                }
+                match method {
+                    "DELETE" => self.delete_session(id),
+                    _ => Reply::method_not_allowed(),
+                }
+            }
+        }
+    }
+
+    /// `GET /sessions/{session_id}/exists` (no middleware check: an unknown session exists not).
+    pub fn exists(&self, id: &str, request: &Request<'_>) -> Reply {
+        match request.method {
+            "GET" => self.session_exists(id),
+            _ => self.action(id, "exists", request),
+        }
+    }
+
+    /// `/sessions/{session_id}/{action}`: KATO's middleware answers an unknown session first
+    /// (404 `SESSION_NOT_FOUND`, whatever the method or action), then the action runs, an
+    /// unknown one is `Not Found`, another method 405.
+    pub fn action(&self, id: &str, action: &str, request: &Request<'_>) -> Reply {
+        if let Err(err) = self.sessions.check(id) {
+            return session_failure(err);
+        }
+        self.session_action(id, request, action)
+    }
+
+    /// Whether the work of `action` on the session never waits for the disk and is short CPU
+    /// work (session reads, an observe whose session cannot auto-learn, predictions), so that
+    /// the HTTP layer may run it on its async thread instead of handing it to a blocking one.
+    /// Learns wait for their commit, so anything that may learn is not quick.
+    pub fn runs_quickly(&self, id: &str, action: &str, method: &str) -> bool {
+        match (method, action) {
+            ("POST", "observe") => self.sessions.observe_cannot_learn(id),
+            ("GET", "predictions" | "stm" | "config" | "exists" | "percept-data")
+            | ("POST", "clear-stm" | "extend" | "config") => true,
             _ => false,
         }
     }
 
-    /// Routes one request. `query` is the raw query string; `body` the parsed JSON body
-    /// (`None` when the request had none).
-    pub fn handle(&self, method: &str, path: &str, query: &str, body: Option<&Value>) -> Reply {
-        self.serve(&Request::new(method, path, query, body))
+    /// `GET /pattern/{pattern_id}`.
+    pub fn pattern(&self, pattern_id: &str, request: &Request<'_>) -> Reply {
+        match request.method {
+            "GET" => self.pattern_reply(pattern_id, request),
+            _ => Reply::method_not_allowed(),
+        }
     }
 
-    /// Routes one request, with everything KATO reads from it.
-    pub fn serve(&self, request: &Request<'_>) -> Reply {
-        let method = request.method;
-        let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
-        match segments.as_slice() {
-            ["sessions"] => match method {
-                "POST" => self.create_session(request.body),
-                _ => Reply::method_not_allowed(),
-            },
-            ["sessions", "count"] if method == "GET" => {
-                Reply::ok(json!({"active_session_count": self.active_sessions()}))
-            }
-            ["sessions", id] if method == "GET" => self.get_session(id),
-            ["sessions", id, "exists"] if method == "GET" => self.session_exists(id),
-            // KATO's middleware answers for every other path under a session before routing:
-            // an unknown session is SESSION_NOT_FOUND whatever the method or action.
-            ["sessions", id, rest @ ..] => {
-                if let Err(err) = self.sessions.check(id) {
-                    return session_failure(err);
-                }
-                match rest {
-                    [] if method == "DELETE" => self.delete_session(id),
-                    [] => Reply::method_not_allowed(),
-                    [action] => self.session_action(id, request, action),
-                    _ => Reply::detail(404, "Not Found"),
-                }
-            }
-            ["pattern", pattern_id] => match method {
-                "GET" => self.pattern(pattern_id, request),
-                _ => Reply::method_not_allowed(),
-            },
-            ["symbols", "stats"] if method == "GET" => self.node_reply(
+    /// `GET /symbols/stats`.
+    pub fn symbol_stats(&self, request: &Request<'_>) -> Reply {
+        match request.method {
+            "GET" => self.node_reply(
                 request,
                 |node| json!({"symbols": json::symbol_stats(&node.symbol_stats())}),
             ),
-            ["symbols", "affinity"] if method == "GET" => self.node_reply(request, |node| {
+            _ => Reply::method_not_allowed(),
+        }
+    }
+
+    /// `GET /symbols/affinity`.
+    pub fn affinities(&self, request: &Request<'_>) -> Reply {
+        match request.method {
+            "GET" => self.node_reply(request, |node| {
                 let all: Map<String, Value> = node
                     .affinities()
                     .into_iter()
@@ -320,14 +341,15 @@ impl Api {
                     .collect();
                 json!({"affinities": Value::Object(all)})
             }),
-            ["symbols", symbol, "affinity"] if method == "GET" => {
-                let symbol = percent_decode(symbol);
-                self.node_reply(request, |node| json!({"symbol": symbol, "affinity": json::affinity(&node.affinity(&symbol))}))
-            }
-            ["symbols", "stats" | "affinity"] | ["symbols", _, "affinity"] => {
-                Reply::method_not_allowed()
-            }
-            _ => Reply::detail(404, "Not Found"),
+            _ => Reply::method_not_allowed(),
+        }
+    }
+
+    /// `GET /symbols/{symbol}/affinity`.
+    pub fn affinity(&self, symbol: &str, request: &Request<'_>) -> Reply {
+        match request.method {
+            "GET" => self.node_reply(request, |node| json!({"symbol": symbol, "affinity": json::affinity(&node.affinity(symbol))})),
+            _ => Reply::method_not_allowed(),
         }
     }
 
@@ -393,6 +415,9 @@ impl Api {
     }
 
     fn session_action(&self, id: &str, request: &Request<'_>, action: &str) -> Reply {
+        if action.contains('/') {
+            return Reply::detail(404, "Not Found");
+        }
         let (method, body) = (request.method, request.body);
         let allowed: &[&str] = match action {
             "stm" | "predictions" | "cognition-data" | "percept-data" | "exists" => &["GET"],
@@ -582,11 +607,10 @@ impl Api {
         }
     }
 
-    fn pattern(&self, pattern_id: &str, request: &Request<'_>) -> Reply {
-        let pattern_id = percent_decode(pattern_id);
+    fn pattern_reply(&self, pattern_id: &str, request: &Request<'_>) -> Reply {
         let hash = pattern_id
             .strip_prefix("PTRN|")
-            .unwrap_or(&pattern_id)
+            .unwrap_or(pattern_id)
             .to_owned();
         self.node_reply(request, |node| match node.pattern(&hash) {
             Some(view) => json!({"pattern": {"status": "okay", "pattern": json::pattern(&view)}}),

@@ -350,3 +350,47 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// KATO's API called in process, as its routes would call it for `method path?query`: the
+/// tests of session semantics drive `kato::Api` directly (on a clock they move, holding a
+/// session's lock) instead of through the router.
+pub fn kato(
+    api: &Api,
+    method: &str,
+    path: &str,
+    query: &str,
+    body: Option<&Value>,
+) -> mneme_server::kato::Reply {
+    kato_request(
+        api,
+        path,
+        &mneme_server::kato::Request::new(method, query, body),
+    )
+}
+
+/// [`kato`] with every field of the request given.
+pub fn kato_request(
+    api: &Api,
+    path: &str,
+    request: &mneme_server::kato::Request<'_>,
+) -> mneme_server::kato::Reply {
+    // The router hands the handlers decoded path parameters.
+    let decoded: Vec<String> = path
+        .trim_matches('/')
+        .split('/')
+        .map(mneme_server::kato::percent_decode)
+        .collect();
+    let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
+    match segments.as_slice() {
+        ["sessions"] => api.create(request),
+        ["sessions", "count"] => api.count(request),
+        ["sessions", id] => api.session(id, request),
+        ["sessions", id, "exists"] => api.exists(id, request),
+        ["sessions", id, action] => api.action(id, action, request),
+        ["pattern", id] => api.pattern(id, request),
+        ["symbols", "stats"] => api.symbol_stats(request),
+        ["symbols", "affinity"] => api.affinities(request),
+        ["symbols", symbol, "affinity"] => api.affinity(symbol, request),
+        _ => panic!("no KATO route for {path}"),
+    }
+}

@@ -8,7 +8,7 @@ use mneme_app::patterns::{Durability, Patterns};
 use mneme_seq::config::Defaults;
 use serde_json::{Value, json};
 
-use super::{Api, Freshness, Options, Request};
+use mneme_server::kato::{Api, Freshness, Options, Request};
 
 const NODE: &str = "memo_node";
 
@@ -18,7 +18,7 @@ fn api() -> Api {
 }
 
 fn call(api: &Api, method: &str, path: &str, body: Option<Value>) -> Value {
-    let reply = api.handle(method, path, "", body.as_ref());
+    let reply = crate::support::kato(api, method, path, "", body.as_ref());
     assert_eq!(reply.status, 200, "{method} {path}: {}", reply.json());
     reply.json()
 }
@@ -58,7 +58,13 @@ fn trained() -> Api {
 /// The raw predictions answer of a session, and whether it came from the memo.
 fn predictions(api: &Api, id: &str) -> (Vec<u8>, bool) {
     let remembered = memo_bytes(api, id);
-    let reply = api.handle("GET", &format!("/sessions/{id}/predictions"), "", None);
+    let reply = crate::support::kato(
+        api,
+        "GET",
+        &format!("/sessions/{id}/predictions"),
+        "",
+        None,
+    );
     assert_eq!(reply.status, 200);
     let raw = reply.raw.expect("predictions are serialised directly");
     let hit = remembered.is_some_and(|m| m.as_ptr() == raw.as_ptr());
@@ -224,10 +230,14 @@ fn no_cache_computes_the_same_answer_again() {
     let (first, _) = predictions(&api, &id);
     let remembered = memo_bytes(&api, &id).expect("remembered");
     let path = format!("/sessions/{id}/predictions");
-    let reply = api.serve(&Request {
-        freshness: Freshness::Computed,
-        ..Request::new("GET", &path, "", None)
-    });
+    let reply = crate::support::kato_request(
+        &api,
+        &path,
+        &Request {
+            freshness: Freshness::Computed,
+            ..Request::new("GET", "", None)
+        },
+    );
     let computed = reply.raw.expect("serialised");
     assert_ne!(
         computed.as_ptr(),
@@ -256,12 +266,12 @@ fn the_answer_on_ids_is_the_owned_answer() {
             .collect();
         let mut on_ids = Vec::new();
         let owned = node.predict_full(&stm, &config, |answer| {
-            super::json::write_full_answer_reply(&mut on_ids, answer, "s");
+            mneme_server::kato::json::write_full_answer_reply(&mut on_ids, answer, "s");
             (answer.to_predictions(), answer.future_potentials().to_vec())
         });
         assert!(!owned.0.is_empty(), "{stm:?} predicts something");
         let mut from_owned = Vec::new();
-        super::json::write_predictions_reply(&mut from_owned, &owned.0, &owned.1, "s");
+        mneme_server::kato::json::write_predictions_reply(&mut from_owned, &owned.0, &owned.1, "s");
         assert_eq!(
             String::from_utf8(on_ids).unwrap(),
             String::from_utf8(from_owned).unwrap()

@@ -9,14 +9,20 @@ use mneme_app::patterns::{Durability, Patterns};
 use mneme_seq::config::Defaults;
 use serde_json::json;
 
-use super::{Api, Options};
+use mneme_server::kato::{Api, Options};
 
 #[test]
 fn counts_sweeps_and_other_sessions_never_wait_for_a_busy_session() {
     let patterns = Patterns::open(None, Durability::Immediate, Defaults::kato()).unwrap();
     let api = Arc::new(Api::new(Arc::new(patterns), Options::default()));
     let create = || {
-        let reply = api.handle("POST", "/sessions", "", Some(&json!({"node_id": "busy"})));
+        let reply = crate::support::kato(
+            &api,
+            "POST",
+            "/sessions",
+            "",
+            Some(&json!({"node_id": "busy"})),
+        );
         reply.json()["session_id"].as_str().unwrap().to_owned()
     };
     let (busy, other) = (create(), create());
@@ -26,19 +32,19 @@ fn counts_sweeps_and_other_sessions_never_wait_for_a_busy_session() {
     let worker = {
         let api = api.clone();
         std::thread::spawn(move || {
-            let count = api.handle("GET", "/sessions/count", "", None).json();
-            let exists = api
-                .handle("GET", &format!("/sessions/{busy}/exists"), "", None)
-                .json();
+            let count = crate::support::kato(&api, "GET", "/sessions/count", "", None).json();
+            let exists =
+                crate::support::kato(&api, "GET", &format!("/sessions/{busy}/exists"), "", None)
+                    .json();
             let swept = api.sweep_expired();
-            let observed = api
-                .handle(
-                    "POST",
-                    &format!("/sessions/{other}/observe"),
-                    "",
-                    Some(&json!({"strings": ["x"]})),
-                )
-                .status;
+            let observed = crate::support::kato(
+                &api,
+                "POST",
+                &format!("/sessions/{other}/observe"),
+                "",
+                Some(&json!({"strings": ["x"]})),
+            )
+            .status;
             done.send((count, exists["exists"].clone(), swept, observed))
                 .unwrap();
         })
@@ -57,14 +63,21 @@ fn counts_sweeps_and_other_sessions_never_wait_for_a_busy_session() {
 fn a_request_that_waited_for_a_deleted_session_answers_not_found() {
     let patterns = Patterns::open(None, Durability::Immediate, Defaults::kato()).unwrap();
     let api = Arc::new(Api::new(Arc::new(patterns), Options::default()));
-    let reply = api.handle("POST", "/sessions", "", Some(&json!({"node_id": "gone"})));
+    let reply = crate::support::kato(
+        &api,
+        "POST",
+        "/sessions",
+        "",
+        Some(&json!({"node_id": "gone"})),
+    );
     let id = reply.json()["session_id"].as_str().unwrap().to_owned();
     let slot = api.sessions().slot(&id).ok().unwrap();
     let held = slot.lock().unwrap();
     let waiting = {
         let (api, id) = (api.clone(), id.clone());
         std::thread::spawn(move || {
-            api.handle(
+            crate::support::kato(
+                &api,
                 "POST",
                 &format!("/sessions/{id}/observe"),
                 "",
@@ -74,10 +87,12 @@ fn a_request_that_waited_for_a_deleted_session_answers_not_found() {
     };
     let reading = {
         let (api, id) = (api.clone(), id.clone());
-        std::thread::spawn(move || api.handle("GET", &format!("/sessions/{id}"), "", None))
+        std::thread::spawn(move || {
+            crate::support::kato(&api, "GET", &format!("/sessions/{id}"), "", None)
+        })
     };
     // The delete does not need the session's lock either.
-    let deleted = api.handle("DELETE", &format!("/sessions/{id}"), "", None);
+    let deleted = crate::support::kato(&api, "DELETE", &format!("/sessions/{id}"), "", None);
     assert_eq!(deleted.status, 200);
     drop(held);
     let late = waiting.join().unwrap();
@@ -105,7 +120,8 @@ fn a_session_in_use_outlives_its_lifetime_until_its_request_ends() {
             Box::new(move || UNIX_EPOCH + Duration::from_secs(clock.load(Ordering::SeqCst))),
         ))
     };
-    let reply = api.handle(
+    let reply = crate::support::kato(
+        &api,
         "POST",
         "/sessions",
         "",
@@ -120,7 +136,8 @@ fn a_session_in_use_outlives_its_lifetime_until_its_request_ends() {
         let (api, id) = (api.clone(), id.clone());
         std::thread::spawn(move || {
             let swept = api.sweep_expired();
-            let exists = api.handle("GET", &format!("/sessions/{id}/exists"), "", None);
+            let exists =
+                crate::support::kato(&api, "GET", &format!("/sessions/{id}/exists"), "", None);
             (swept, exists.json()["exists"].clone())
         })
         .join()
@@ -131,11 +148,11 @@ fn a_session_in_use_outlives_its_lifetime_until_its_request_ends() {
     held.save(Some((clock.load(Ordering::SeqCst) + 10) * 1000))
         .unwrap();
     drop(held);
-    let stm = api.handle("GET", &format!("/sessions/{id}/stm"), "", None);
+    let stm = crate::support::kato(&api, "GET", &format!("/sessions/{id}/stm"), "", None);
     assert_eq!(stm.status, 200, "{}", stm.json());
     // Had it been a read, the session would be gone once the request ended.
     clock.fetch_add(20, Ordering::SeqCst);
-    let gone = api.handle("GET", &format!("/sessions/{id}/stm"), "", None);
+    let gone = crate::support::kato(&api, "GET", &format!("/sessions/{id}/stm"), "", None);
     assert_eq!(gone.status, 404);
     assert_eq!(api.sweep_expired(), 0, "already dropped by the lookup");
 }
