@@ -96,7 +96,13 @@ impl Progress {
             .expect("valid template")
             .progress_chars("=> "),
         );
-        let pause_marker = std::env::var_os("MNEME_TEST_PAUSE_BEFORE_COMMIT").map(PathBuf::from);
+        // The crash tests' hook (pause before the commit until a marker file goes away), read
+        // only by debug builds: the release binary ships without it.
+        let pause_marker = if cfg!(debug_assertions) {
+            std::env::var_os("MNEME_TEST_PAUSE_BEFORE_COMMIT").map(PathBuf::from)
+        } else {
+            None
+        };
         Progress {
             bar,
             print_problems,

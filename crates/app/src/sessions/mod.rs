@@ -22,7 +22,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use mneme_seq::config::{PredictConfig, RankKey};
 use mneme_seq::error::Error as SeqError;
 use mneme_seq::node::Node;
-use mneme_seq::predict::{FullAnswer, FuturePotential, PredictionSet, takes_full_path};
+use mneme_seq::predict::{
+    FullAnswer, FuturePotential, ObservePredictions, PredictionSet, takes_full_path,
+};
 use mneme_seq::pyfmt::MetaValue;
 use mneme_seq::session::{ObserveOutcome, Session};
 use mneme_seq::session_config::SessionConfig;
@@ -592,20 +594,30 @@ impl Sessions {
         }
     }
 
+    /// One observation. `replaced` says that the observe-time predictions will be replaced by
+    /// the next observation's before anything can read them (an item of an observe-sequence
+    /// that is not the last and cannot learn): they are then not recorded at all, which keeps
+    /// a long sequence linear (recording them copies the short-term memory each time).
     fn observe_one(
         &self,
         held: &mut Held<'_>,
         observation: &Observation,
+        replaced: bool,
     ) -> Result<ObserveOutcome, SeqError> {
         let defaults = self.patterns.defaults();
         let record = &mut held.live.record;
         let mut config = record.config.observe_config(defaults, false);
         config.persistence = self.persistence(&record.config);
         let predict_config = defaults.predict_config();
+        let skip = replaced && config.max_pattern_length == 0;
         record
             .state
             .observe(&held.node.node, observation, &config, &|node, stm| {
-                node.defer_predict(stm, &predict_config)
+                if skip {
+                    ObservePredictions::None
+                } else {
+                    node.defer_predict(stm, &predict_config)
+                }
             })
     }
 
@@ -633,7 +645,7 @@ impl Sessions {
     /// configuration says).
     pub fn observe(&self, id: &str, observation: &Observation) -> Result<Observed> {
         self.with(id, true, |held| {
-            let outcome = self.observe_one(held, observation)?;
+            let outcome = self.observe_one(held, observation, false)?;
             Ok(Observed {
                 node_id: held.live.record.node_id.clone(),
                 outcome,
@@ -674,8 +686,17 @@ impl Sessions {
             if request.clear_stm_between && position > 0 {
                 held.live.record.state.stm.clear();
             }
+            // Replaced unread: the next item observes symbols or vectors on a short-term
+            // memory that only grows (no clearing, no learn in between), so its call replaces
+            // this one, on the session and as the node's last call.
+            let replaced = !request.learn_after_each
+                && !request.clear_stm_between
+                && request
+                    .observations
+                    .get(position + 1)
+                    .is_some_and(|next| !next.strings.is_empty() || !next.vectors.is_empty());
             let outcome = self
-                .observe_one(held, observation)
+                .observe_one(held, observation, replaced)
                 .map_err(failed(position))?;
             let state = &mut held.live.record.state;
             if request.learn_after_each && !state.stm.is_empty() {

@@ -58,13 +58,7 @@ fn trained() -> Api {
 /// The raw predictions answer of a session, and whether it came from the memo.
 fn predictions(api: &Api, id: &str) -> (Vec<u8>, bool) {
     let remembered = memo_bytes(api, id);
-    let reply = crate::support::kato(
-        api,
-        "GET",
-        &format!("/sessions/{id}/predictions"),
-        "",
-        None,
-    );
+    let reply = crate::support::kato(api, "GET", &format!("/sessions/{id}/predictions"), "", None);
     assert_eq!(reply.status, 200);
     let raw = reply.raw.expect("predictions are serialised directly");
     let hit = remembered.is_some_and(|m| m.as_ptr() == raw.as_ptr());
