@@ -68,8 +68,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("opening the index at {}", config.kb.index_dir.display()))
     };
     let code = match &cli.command {
-        Command::Ingest(args) => ingest::run(&open()?, args)?,
-        Command::Query(args) => query::run(&open()?, args)?,
+        Command::Ingest(args) => {
+            ingest::check_roots(&config, &args.paths, "nothing to ingest")?;
+            ingest::run(&open()?, args)?
+        }
+        Command::Query(args) => {
+            // Before the first ingest: refuse before opening, which creates the index dir.
+            if !config.kb.index_dir.exists() {
+                ingest::check_roots(&config, &[], "nothing to search yet")?;
+            }
+            query::run(&open()?, &config, args)?
+        }
         Command::Stats(args) => health::stats(&open()?, &config, args)?,
         Command::Warm => health::warm(&open()?)?,
         Command::ClearCache => health::clear_cache(&open()?)?,

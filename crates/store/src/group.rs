@@ -170,7 +170,9 @@ impl<S: KvStore> GroupCommit<S> {
                     .map(|s| (*s).to_owned())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "no message".to_owned());
-                Err(Error::Corrupt(format!("the storage engine panicked during a commit: {what}")))
+                Err(Error::Corrupt(format!(
+                    "the storage engine panicked during a commit: {what}"
+                )))
             }
         }
     }

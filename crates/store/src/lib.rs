@@ -47,7 +47,9 @@ pub enum Error {
     /// An earlier commit failed or panicked, so the store takes no more writes until it is
     /// reopened (restart after fixing the cause; `mneme check` says whether the file is
     /// damaged).
-    #[error("the store takes no writes since a commit failed ({0}); restart mneme once the cause is fixed")]
+    #[error(
+        "the store takes no writes since a commit failed ({0}); restart mneme once the cause is fixed"
+    )]
     Failed(String),
 }
 

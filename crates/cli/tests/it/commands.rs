@@ -127,7 +127,11 @@ fn a_missing_directory_is_a_clear_error() {
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         stderr(&output).trim(),
-        "error: ingesting no/such/dir: no/such/dir: no such file or directory"
+        "error: no/such/dir: no such file or directory"
+    );
+    assert!(
+        !work.path().join("data").exists(),
+        "nothing is created for an ingest that cannot start"
     );
 }
 

@@ -1,0 +1,120 @@
+//! Issue "The first hour of a new user": what someone who has never used mneme meets first
+//! (no knowledge directory, error and summary messages, paging past the end, help, stats).
+
+use crate::{json, mneme, run, stderr, stdout, write_files};
+
+fn sample(work: &std::path::Path) {
+    write_files(
+        &work.join("docs"),
+        &[
+            (
+                "guide.md",
+                "# Guide\n\n## Caching\n\nThe cache keeps hot answers.\n\n## Ingest\n\nIngest reads files.",
+            ),
+            ("notes.txt", "Plain notes about the cache and the index."),
+        ],
+    );
+}
+
+#[test]
+fn first_hour_query_without_a_knowledge_dir_says_what_to_do_and_creates_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let output = run(mneme(work.path())
+        .env_remove("KB_KNOWLEDGE_DIRS")
+        .args(["query", "cache"]));
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.starts_with(
+            "error: nothing to search yet: knowledge-base (the default knowledge dir) does not exist in "
+        ),
+        "{err}"
+    );
+    assert!(err.contains("hint: `mneme ingest PATH...`"), "{err}");
+    assert!(err.contains("KB_KNOWLEDGE_DIRS"), "{err}");
+    assert!(!err.contains("no index yet"), "{err}");
+    assert!(
+        !work.path().join("data").exists(),
+        "no empty data directory is left behind"
+    );
+
+    let output = run(mneme(work.path()).arg("ingest"));
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("error: nothing to ingest: ")
+            && err.contains("(knowledge dir from KB_KNOWLEDGE_DIRS) does not exist"),
+        "{err}"
+    );
+    assert!(!work.path().join("data").exists());
+}
+
+#[test]
+fn first_hour_ingest_summary_tells_skipped_from_failed() {
+    let work = tempfile::tempdir().unwrap();
+    sample(work.path());
+    std::fs::write(work.path().join("docs/empty.md"), b"").unwrap();
+    std::fs::write(work.path().join("docs/bad.pdf"), b"%PDF-1.4 not really").unwrap();
+    let output = run(mneme(work.path()).arg("ingest"));
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(
+        err.contains("failed ") && err.contains("bad.pdf: corrupt: "),
+        "{err}"
+    );
+    assert!(
+        err.contains("skipped ") && err.contains("empty.md: empty: "),
+        "{err}"
+    );
+    let out = stdout(&output);
+    assert!(out.contains(", 1 skipped, 1 failed\n"), "{out}");
+    assert!(
+        out.contains("partial ingest: 1 file(s) skipped, 1 failed, see the reasons above"),
+        "{out}"
+    );
+
+    let report = json(&run(mneme(work.path()).args([
+        "ingest",
+        "--rebuild",
+        "--json",
+    ])));
+    let problems: Vec<(String, String, String)> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let path = p["path"].as_str().unwrap();
+            (
+                path.rsplit('/').next().unwrap().to_owned(),
+                p["status"].as_str().unwrap().to_owned(),
+                p["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            ("bad.pdf".into(), "failed".into(), "corrupt".into()),
+            ("empty.md".into(), "skipped".into(), "empty".into()),
+        ]
+    );
+    assert_eq!(
+        (report["skipped"].as_u64(), report["failed"].as_u64()),
+        (Some(1), Some(1))
+    );
+}
+
+#[test]
+fn first_hour_an_offset_past_the_last_hit_says_how_many_match() {
+    let work = tempfile::tempdir().unwrap();
+    sample(work.path());
+    assert!(run(mneme(work.path()).arg("ingest")).status.success());
+    let output = run(mneme(work.path()).args(["query", "cache", "--offset", "100"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output).trim(),
+        "no results past --offset 100: 2 document(s) match \"cache\""
+    );
+    let output = run(mneme(work.path()).args(["query", "zebra"]));
+    assert_eq!(stdout(&output).trim(), "no documents match \"zebra\"");
+}
