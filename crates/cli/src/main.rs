@@ -30,6 +30,11 @@ pub const EXIT_PARTIAL: u8 = 3;
 fn main() -> ExitCode {
     restore_sigpipe();
     let cli = Cli::parse();
+    if let Command::Query(args) = &cli.command
+        && args.top.is_some()
+    {
+        refuse_top();
+    }
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -45,6 +50,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut extra = Vec::new();
+    let max_workers = match &cli.command {
+        Command::Ingest(args) => args.max_workers.as_ref(),
+        Command::Serve(args) => args.max_workers.as_ref(),
+        _ => None,
+    };
+    if let Some(workers) = max_workers {
+        extra.push(mneme_app::FlagValue {
+            key: "kb.max_workers",
+            value: workers.clone(),
+            flag: "--max-workers",
+        });
+    }
     if let Command::Serve(args) = &cli.command {
         if let Some(host) = &args.host {
             extra.push(mneme_app::FlagValue {
@@ -89,6 +106,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Version => unreachable!("handled above"),
     };
     Ok(code)
+}
+
+/// `--top N` is how KnowledgeBeast's users say "how many": point them at `-n/--limit` (exit
+/// status 2, like any usage error) instead of clap's generic "unexpected argument".
+fn refuse_top() -> ! {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    command.build();
+    let query = command
+        .find_subcommand_mut("query")
+        .expect("the query subcommand exists");
+    query
+        .error(
+            clap::error::ErrorKind::UnknownArgument,
+            "unexpected argument '--top': the number of documents is -n/--limit, e.g. `-n 5`",
+        )
+        .exit()
 }
 
 /// Rust ignores SIGPIPE, so `mneme query … | head` would end in a "broken pipe" panic; with

@@ -146,7 +146,7 @@ fn a_bad_setting_stops_start_up_naming_the_variable() {
         stderr(&output).trim(),
         "error: KB_MAX_CACHE_SIZE=\"lots\" is not valid: expected an integer >= 1"
     );
-    let output = run(mneme(work.path()).args(["--max-workers", "0", "stats"]));
+    let output = run(mneme(work.path()).args(["ingest", "--max-workers", "0"]));
     assert_eq!(
         stderr(&output).trim(),
         "error: --max-workers \"0\" is not valid: expected an integer >= 1"

@@ -118,3 +118,59 @@ fn first_hour_an_offset_past_the_last_hit_says_how_many_match() {
     let output = run(mneme(work.path()).args(["query", "zebra"]));
     assert_eq!(stdout(&output).trim(), "no documents match \"zebra\"");
 }
+
+#[test]
+fn first_hour_help_lists_a_commands_own_options_before_the_global_ones() {
+    let work = tempfile::tempdir().unwrap();
+    let help = stdout(&run(mneme(work.path()).args(["query", "--help"])));
+    let own = help.find("--limit").unwrap();
+    let global_heading = help.find("Global options:").unwrap();
+    let global = help.find("--config").unwrap();
+    assert!(own < global_heading && global_heading < global, "{help}");
+    assert!(
+        !help.contains("--max-workers"),
+        "queries do not ingest: {help}"
+    );
+    let help = stdout(&run(mneme(work.path()).args(["ingest", "--help"])));
+    assert!(
+        help.find("--max-workers").unwrap() < help.find("Global options:").unwrap(),
+        "{help}"
+    );
+    let output = run(mneme(work.path()).args(["ingest", "--max-workers", "two"]));
+    assert_eq!(
+        stderr(&output).trim(),
+        "error: --max-workers \"two\" is not valid: expected an integer >= 1"
+    );
+}
+
+#[test]
+fn first_hour_top_points_at_limit() {
+    let work = tempfile::tempdir().unwrap();
+    for flag in [&["--top", "5"][..], &["--top-k=5"][..]] {
+        let output = run(mneme(work.path()).args(["query", "cache"]).args(flag));
+        assert_eq!(output.status.code(), Some(2), "bad usage");
+        let err = stderr(&output);
+        assert!(err.contains("-n/--limit"), "{err}");
+        assert!(err.contains("Usage: mneme query"), "{err}");
+    }
+}
+
+/// The exit codes are stated once in `mneme --help` and once in the README, in the same words.
+#[test]
+fn first_hour_exit_codes_are_the_same_in_help_and_readme() {
+    let work = tempfile::tempdir().unwrap();
+    let help = stdout(&run(mneme(work.path()).arg("--help")));
+    let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let help = words(&help);
+    let start = help.find("Exit status:").unwrap();
+    let end = start + help[start..].find("). ").unwrap() + 2;
+    let in_help = &help[start..end];
+    assert!(in_help.contains(" 4 a benchmark regression"), "{in_help}");
+    let readme_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
+    let readme = words(&std::fs::read_to_string(readme_path).unwrap()).replace('`', "");
+    assert!(readme.contains(in_help), "the README should say: {in_help}");
+    assert!(
+        help.contains("hybrid by default once a model is present"),
+        "{help}"
+    );
+}
