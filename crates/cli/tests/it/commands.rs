@@ -41,7 +41,7 @@ fn ingest_then_query_as_json_and_as_a_listing() {
     );
     assert_eq!(
         answer["results"][0]["snippet"],
-        "# Guide\n\n## Caching\n\nThe <b>cache</b> keeps <b>hot</b> answers"
+        "# Guide\n\n## Caching\n\nThe <b>cache</b> keeps <b>hot</b> answers."
     );
     assert_eq!(answer["total"], 2);
     assert_eq!(answer["cached"], false);

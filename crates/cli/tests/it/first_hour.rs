@@ -174,3 +174,107 @@ fn first_hour_exit_codes_are_the_same_in_help_and_readme() {
         "{help}"
     );
 }
+
+#[test]
+fn first_hour_stats_name_the_model_and_keep_the_warm_up_figures_between_runs() {
+    let work = tempfile::tempdir().unwrap();
+    sample(work.path());
+    assert!(
+        run(mneme(work.path())
+            .env("KB_AUTO_WARM", "false")
+            .arg("ingest"))
+        .status
+        .success()
+    );
+    let stats = json(&run(mneme(work.path()).args(["stats", "--json"])));
+    assert_eq!(
+        (&stats["warm_queries"], &stats["last_warm_time"]),
+        (&serde_json::json!(0), &serde_json::Value::Null)
+    );
+    assert!(run(mneme(work.path()).arg("warm")).status.success());
+    // `warm` and `stats` are two processes: the figures travel with the saved cache.
+    let stats = json(&run(mneme(work.path()).args(["stats", "--json"])));
+    assert_eq!(stats["warm_queries"], 7, "{stats}");
+    assert!(stats["last_warm_time"].as_f64().is_some(), "{stats}");
+    let table = stdout(&run(mneme(work.path()).arg("stats")));
+    assert!(
+        table.contains("7 queries, the last warm-up took"),
+        "{table}"
+    );
+
+    let model = mneme_embed::test_model_dir();
+    let stats = json(&run(mneme(work.path())
+        .env("KB_EMBEDDING_MODEL", &model)
+        .args(["stats", "--json"])));
+    assert_eq!(
+        (&stats["embedding_model"], &stats["embedding_dimensions"]),
+        (
+            &serde_json::json!("all-MiniLM-L6-v2"),
+            &serde_json::json!(384)
+        ),
+        "{stats}"
+    );
+    let table = stdout(&run(mneme(work.path())
+        .env("KB_EMBEDDING_MODEL", &model)
+        .arg("stats")));
+    assert!(
+        table.contains("all-MiniLM-L6-v2 (384 dimensions, 0 chunk vectors)"),
+        "{table}"
+    );
+    assert!(!table.contains(":384:"), "no internal fingerprint: {table}");
+}
+
+#[test]
+fn first_hour_snippets_mark_content_words_and_end_between_words() {
+    let work = tempfile::tempdir().unwrap();
+    sample(work.path());
+    let filler =
+        "Rivers carry water from the mountains to the sea, and deltas form where they meet it. ";
+    let long = format!(
+        "# Long\n\n{}The cache answers repeated questions quickly. {}",
+        filler.repeat(4),
+        filler.repeat(4)
+    );
+    write_files(&work.path().join("docs"), &[("long.md", &long)]);
+    assert!(run(mneme(work.path()).arg("ingest")).status.success());
+
+    let listing = stdout(&run(
+        mneme(work.path()).args(["query", "how does the cache work"])
+    ));
+    assert!(
+        listing.contains("The [cache] keeps hot answers."),
+        "{listing}"
+    );
+    for stopword in ["[how]", "[does]", "[the]", "[The]"] {
+        assert!(!listing.contains(stopword), "{stopword} marked: {listing}");
+    }
+    // A query of function words only still marks them (there is nothing else to mark).
+    let listing = stdout(&run(mneme(work.path()).args(["query", "the"])));
+    assert!(
+        listing.contains("[the]") || listing.contains("[The]"),
+        "{listing}"
+    );
+
+    let answer = json(&run(mneme(work.path()).args([
+        "query",
+        "repeated questions",
+        "--json",
+    ])));
+    let snippet = answer["results"][0]["snippet"].as_str().unwrap();
+    assert!(
+        snippet.starts_with('…') && snippet.ends_with('…'),
+        "a passage cut out of its chunk says so: {snippet:?}"
+    );
+    let words: Vec<&str> = long.split_whitespace().collect();
+    for word in snippet
+        .replace("<b>", "")
+        .replace("</b>", "")
+        .trim_matches('…')
+        .split_whitespace()
+    {
+        assert!(
+            words.contains(&word),
+            "{word:?} is not a whole word: {snippet:?}"
+        );
+    }
+}
