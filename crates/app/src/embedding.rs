@@ -56,6 +56,13 @@ impl mneme_kb::Embedder for LazyModel {
         self.dim
     }
 
+    fn name(&self) -> String {
+        self.dir.file_name().map_or_else(
+            || self.dir.display().to_string(),
+            |name| name.to_string_lossy().into_owned(),
+        )
+    }
+
     fn fingerprint(&self) -> String {
         self.fingerprint.clone()
     }

@@ -3,8 +3,6 @@
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mneme_kb::{
@@ -17,13 +15,13 @@ use std::sync::Arc;
 use crate::config::KbSettings;
 use crate::embedding::LazyModel;
 
-/// Warm-up and access figures of this process (query and cache counters live in the engine,
-/// which persists them with its cache).
+/// Warm-up and access figures (kept by the engine with its cache, so they span processes:
+/// `mneme warm` then `mneme stats`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct QueryStats {
     pub warm_queries: u64,
     pub last_warm_time: Option<Duration>,
-    /// Time since the last query (persisted with the cache, so it spans processes).
+    /// Time since the last query.
     pub last_access: Option<Duration>,
 }
 
@@ -45,8 +43,6 @@ pub fn kb_config(settings: &KbSettings) -> KbConfig {
 pub struct Knowledge {
     pub kb: KnowledgeBase,
     pub settings: KbSettings,
-    warm_queries: AtomicU64,
-    last_warm: Mutex<Option<Duration>>,
 }
 
 impl Knowledge {
@@ -66,8 +62,6 @@ impl Knowledge {
         Ok(Knowledge {
             kb,
             settings: settings.clone(),
-            warm_queries: AtomicU64::new(0),
-            last_warm: Mutex::new(None),
         })
     }
 
@@ -126,20 +120,16 @@ impl Knowledge {
             10,
         )?;
         let elapsed = started.elapsed();
-        self.warm_queries
-            .fetch_add(executed as u64, Ordering::Relaxed);
-        *self.last_warm.lock().unwrap_or_else(|p| p.into_inner()) = Some(elapsed);
+        self.kb.record_warm(executed, elapsed);
         Ok((executed, elapsed))
     }
 
     pub fn query_stats(&self) -> QueryStats {
+        let cache = self.kb.stats().cache;
         QueryStats {
-            warm_queries: self.warm_queries.load(Ordering::Relaxed),
-            last_warm_time: *self.last_warm.lock().unwrap_or_else(|p| p.into_inner()),
-            last_access: self
-                .kb
-                .stats()
-                .cache
+            warm_queries: cache.warm_queries,
+            last_warm_time: cache.last_warm,
+            last_access: cache
                 .last_access_ms
                 .map(|ms| Duration::from_millis(unix_ms(SystemTime::now()).saturating_sub(ms))),
         }

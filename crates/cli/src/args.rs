@@ -13,11 +13,13 @@ KB_MAX_WORKERS, KB_AUTO_WARM, KB_HEARTBEAT_INTERVAL, KB_CHUNK_SIZE, KB_CHUNK_OVE
 KB_LOG_LEVEL; mneme adds MNEME_DATA_DIR, MNEME_KB_MAX_FILE_SIZE and MNEME_KB_STEMMING.
 
 Exit status: 0 success, 1 error, 2 bad usage, 3 partial success (some files or queries
-were skipped; each is reported with its reason).
+were skipped; each is reported on stderr with its path and reason), 4 a benchmark
+regression beyond --max-regression (bench --baseline).
 
 Examples:
   mneme ingest docs/                 index a directory (again: only changed files are read)
-  mneme query \"cache eviction\"       top 10 documents by BM25
+  mneme query \"cache eviction\"       top 10 documents by BM25 (hybrid by default once a
+                                     model is present: scripts/fetch-model, then ingest)
   mneme query \"cache\" --mode terms   KnowledgeBeast's ranking (distinct matched terms)
   mneme query --batch queries.txt    one JSON line per query
   mneme stats --json                 index and cache figures for scripts";
@@ -33,7 +35,9 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Options every command takes; each command's help lists them after its own.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// TOML configuration file.
     #[arg(long, global = true, env = "MNEME_CONFIG", value_name = "FILE")]
@@ -45,13 +49,11 @@ pub struct GlobalArgs {
     /// Log level: trace, debug, info, warning, error [default: info].
     #[arg(long, global = true, value_name = "LEVEL")]
     pub log_level: Option<String>,
-    /// Threads that convert and index files [default: number of CPUs].
-    #[arg(long, global = true, value_name = "N")]
-    pub max_workers: Option<String>,
 }
 
 impl GlobalArgs {
-    /// The configuration, with `extra` flags of the subcommand (`serve --port`) on top.
+    /// The configuration, with `extra` flags of the subcommand (`serve --port`,
+    /// `ingest --max-workers`) on top.
     pub fn load_config(&self, extra: &[FlagValue]) -> anyhow::Result<Config> {
         let mut flags = Vec::new();
         let mut push = |key, value: &Option<String>, flag| {
@@ -65,7 +67,6 @@ impl GlobalArgs {
         };
         push("data_dir", &self.data_dir, "--data-dir");
         push("log_level", &self.log_level, "--log-level");
-        push("kb.max_workers", &self.max_workers, "--max-workers");
         flags.extend(extra.iter().cloned());
         let env = |var: &str| std::env::var(var).ok();
         Ok(mneme_app::config::load(
@@ -123,6 +124,9 @@ pub struct ServeArgs {
     /// Seconds to wait for requests in flight after SIGINT / SIGTERM.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub grace_seconds: u64,
+    /// Threads that convert and index files [default: KB_MAX_WORKERS, else number of CPUs].
+    #[arg(long, value_name = "N")]
+    pub max_workers: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -135,6 +139,9 @@ pub struct IngestArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Threads that convert and index files [default: KB_MAX_WORKERS, else number of CPUs].
+    #[arg(long, value_name = "N")]
+    pub max_workers: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -189,6 +196,9 @@ pub struct QueryArgs {
     /// Read one query per line from FILE ('-' for stdin) and print one JSON line per query.
     #[arg(long, value_name = "FILE")]
     pub batch: Option<PathBuf>,
+    /// KnowledgeBeast's `top_k` spelling: refused with a pointer to -n/--limit (see main).
+    #[arg(long = "top", alias = "top-k", hide = true, num_args = 0..=1, value_name = "N")]
+    pub top: Option<Option<String>>,
 }
 
 #[derive(Debug, Args)]

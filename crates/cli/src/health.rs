@@ -53,6 +53,7 @@ pub fn stats(knowledge: &Knowledge, config: &Config, args: &StatsArgs) -> anyhow
             "stemming": stats.settings.stemming,
             "vectors": stats.vectors,
             "embedding_model": stats.embedding_model,
+            "embedding_dimensions": stats.embedding_dim,
             "default_mode": mneme_app::default_ranking(&knowledge.kb, &config.kb).name(),
         });
         println!("{}", json_line(&json));
@@ -77,9 +78,24 @@ pub fn stats(knowledge: &Knowledge, config: &Config, args: &StatsArgs) -> anyhow
         ),
         ("last access", human_age(process.last_access)),
         (
+            "warm-up",
+            match process.last_warm_time {
+                Some(took) => format!(
+                    "{} queries, the last warm-up took {:.3}s",
+                    process.warm_queries,
+                    took.as_secs_f64()
+                ),
+                None => "never".to_owned(),
+            },
+        ),
+        (
             "embedding model",
             match &stats.embedding_model {
-                Some(model) => format!("{model} ({} chunk vectors)", stats.vectors),
+                Some(model) => format!(
+                    "{model} ({} dimensions, {} chunk vectors)",
+                    stats.embedding_dim.unwrap_or_default(),
+                    stats.vectors
+                ),
                 None => "none: keyword search only (scripts/fetch-model adds one)".to_owned(),
             },
         ),

@@ -6,14 +6,53 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use mneme_app::Knowledge;
+use mneme_app::{Config, Knowledge};
 use mneme_kb::convert::Problem;
-use mneme_kb::{IngestOptions, IngestProgress, IngestReport};
+use mneme_kb::{ErrorKind, IngestOptions, IngestProgress, IngestReport};
 
 use crate::args::IngestArgs;
 use crate::output::{human_bytes, json_line};
+
+/// Refuses, before anything is written to disk, to ingest paths that do not exist: named
+/// paths are reported as they were typed; missing configured knowledge dirs come with a hint
+/// on how to name other ones (a new user's first `mneme ingest` or `mneme query` outside
+/// the repository has no `knowledge-base/`).
+pub fn check_roots(config: &Config, paths: &[PathBuf], doing: &str) -> anyhow::Result<()> {
+    if !paths.is_empty() {
+        return match paths.iter().find(|path| !path.exists()) {
+            Some(path) => anyhow::bail!("{}: no such file or directory", path.display()),
+            None => Ok(()),
+        };
+    }
+    let dirs = &config.kb.knowledge_dirs;
+    let missing: Vec<&PathBuf> = dirs.iter().filter(|dir| !dir.exists()).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let origin = config
+        .origins
+        .get("kb.knowledge_dirs")
+        .map_or("default", String::as_str);
+    let plural = if missing.len() > 1 { "s" } else { "" };
+    let source = if origin == "default" {
+        "the default knowledge dir".to_owned()
+    } else {
+        format!("knowledge dir{plural} from {origin}")
+    };
+    let verb = if missing.len() > 1 { "do" } else { "does" };
+    let shown = display_paths(&missing.iter().map(|p| (*p).clone()).collect::<Vec<_>>());
+    let relative = missing.iter().any(|p| p.is_relative());
+    let cwd = match std::env::current_dir() {
+        Ok(cwd) if relative => format!(" in {}", cwd.display()),
+        _ => String::new(),
+    };
+    anyhow::bail!(
+        "{doing}: {shown} ({source}) {verb} not exist{cwd}\n\
+         hint: `mneme ingest PATH...` indexes the files and directories you name; \
+         KB_KNOWLEDGE_DIRS=DIR[,DIR...] (or kb.knowledge_dirs in a --config file) sets the default"
+    )
+}
 
 pub fn run(knowledge: &Knowledge, args: &IngestArgs) -> anyhow::Result<ExitCode> {
     let roots = if args.paths.is_empty() {
@@ -58,7 +97,11 @@ pub fn ingest(
             },
             &progress,
         )
-        .with_context(|| format!("ingesting {}", display_paths(&shown)))?;
+        .map_err(|err| match err.kind() {
+            // The message already names the path.
+            ErrorKind::MissingPath => anyhow::Error::new(err),
+            _ => anyhow::Error::new(err).context(format!("ingesting {}", display_paths(&shown))),
+        })?;
     progress.bar.finish_and_clear();
     let elapsed = started.elapsed();
     if let Err(err) = knowledge.kb.persist_cache() {
@@ -131,7 +174,7 @@ impl IngestProgress for Progress {
     fn problem(&self, path: &Path, problem: &Problem) {
         if self.print_problems {
             self.bar
-                .suspend(|| eprintln!("skipped {}: {problem}", path.display()));
+                .suspend(|| eprintln!("{} {}: {problem}", problem_verb(problem), path.display()));
         }
     }
 
@@ -195,10 +238,32 @@ fn print_summary(report: &IngestReport, elapsed: Duration) {
     }
     if report.is_partial() {
         println!(
-            "partial ingest: {} file(s) skipped, see the reasons above",
-            report.problems.len()
+            "partial ingest: {}, see the reasons above",
+            problem_counts(report)
         );
     }
+}
+
+/// How a problem file is reported: `failed` when mneme tried to read or convert it and could
+/// not (unreadable, corrupt), `skipped` when it declined it (empty, binary, too large, ...).
+pub fn problem_verb(problem: &Problem) -> &'static str {
+    if problem.kind.is_failure() {
+        "failed"
+    } else {
+        "skipped"
+    }
+}
+
+/// `2 skipped, 1 failed`, leaving out a zero count.
+pub fn problem_counts(report: &IngestReport) -> String {
+    let mut parts = Vec::new();
+    if report.skipped() > 0 {
+        parts.push(format!("{} file(s) skipped", report.skipped()));
+    }
+    if report.failed() > 0 {
+        parts.push(format!("{} failed", report.failed()));
+    }
+    parts.join(", ")
 }
 
 fn report_json(report: &IngestReport, elapsed: Duration) -> serde_json::Value {
@@ -216,6 +281,7 @@ fn report_json(report: &IngestReport, elapsed: Duration) -> serde_json::Value {
         "failed": report.failed(),
         "problems": report.problems.iter().map(|(path, problem)| serde_json::json!({
             "path": path.display().to_string(),
+            "status": problem_verb(problem),
             "reason": problem.kind.name(),
             "detail": problem.detail,
         })).collect::<Vec<_>>(),

@@ -30,6 +30,11 @@ pub const EXIT_PARTIAL: u8 = 3;
 fn main() -> ExitCode {
     restore_sigpipe();
     let cli = Cli::parse();
+    if let Command::Query(args) = &cli.command
+        && args.top.is_some()
+    {
+        refuse_top();
+    }
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -45,6 +50,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut extra = Vec::new();
+    let max_workers = match &cli.command {
+        Command::Ingest(args) => args.max_workers.as_ref(),
+        Command::Serve(args) => args.max_workers.as_ref(),
+        _ => None,
+    };
+    if let Some(workers) = max_workers {
+        extra.push(mneme_app::FlagValue {
+            key: "kb.max_workers",
+            value: workers.clone(),
+            flag: "--max-workers",
+        });
+    }
     if let Command::Serve(args) = &cli.command {
         if let Some(host) = &args.host {
             extra.push(mneme_app::FlagValue {
@@ -68,8 +85,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("opening the index at {}", config.kb.index_dir.display()))
     };
     let code = match &cli.command {
-        Command::Ingest(args) => ingest::run(&open()?, args)?,
-        Command::Query(args) => query::run(&open()?, args)?,
+        Command::Ingest(args) => {
+            ingest::check_roots(&config, &args.paths, "nothing to ingest")?;
+            ingest::run(&open()?, args)?
+        }
+        Command::Query(args) => {
+            // Before the first ingest: refuse before opening, which creates the index dir.
+            if !config.kb.index_dir.exists() {
+                ingest::check_roots(&config, &[], "nothing to search yet")?;
+            }
+            query::run(&open()?, &config, args)?
+        }
         Command::Stats(args) => health::stats(&open()?, &config, args)?,
         Command::Warm => health::warm(&open()?)?,
         Command::ClearCache => health::clear_cache(&open()?)?,
@@ -80,6 +106,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Version => unreachable!("handled above"),
     };
     Ok(code)
+}
+
+/// `--top N` is how KnowledgeBeast's users say "how many": point them at `-n/--limit` (exit
+/// status 2, like any usage error) instead of clap's generic "unexpected argument".
+fn refuse_top() -> ! {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    command.build();
+    let query = command
+        .find_subcommand_mut("query")
+        .expect("the query subcommand exists");
+    query
+        .error(
+            clap::error::ErrorKind::UnknownArgument,
+            "unexpected argument '--top': the number of documents is -n/--limit, e.g. `-n 5`",
+        )
+        .exit()
 }
 
 /// Rust ignores SIGPIPE, so `mneme query … | head` would end in a "broken pipe" panic; with

@@ -4,22 +4,22 @@ use std::io::{BufRead, BufWriter, IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use mneme_app::Knowledge;
+use mneme_app::{Config, Knowledge};
 use mneme_kb::{Alpha, Fusion, Hit, Ranking, SearchOutcome, SearchRequest, validate_query};
 
 use crate::args::{FusionArg, Mode, QueryArgs};
 use crate::output::json_line;
 
-pub fn run(knowledge: &Knowledge, args: &QueryArgs) -> anyhow::Result<ExitCode> {
+pub fn run(knowledge: &Knowledge, config: &Config, args: &QueryArgs) -> anyhow::Result<ExitCode> {
     let code = match &args.batch {
         Some(path) => {
-            ensure_ingested(knowledge)?;
+            ensure_ingested(knowledge, config)?;
             batch(knowledge, args, path)?
         }
         None => {
             let query = validate_query(args.text.as_deref().unwrap_or_default())
                 .context("invalid query")?;
-            ensure_ingested(knowledge)?;
+            ensure_ingested(knowledge, config)?;
             single(knowledge, args, query)?
         }
     };
@@ -33,7 +33,7 @@ pub fn run(knowledge: &Knowledge, args: &QueryArgs) -> anyhow::Result<ExitCode> 
 
 /// Before the first ingest there is nothing to search: ingest the configured knowledge dirs
 /// first (KnowledgeBeast ingests on first use too).
-fn ensure_ingested(knowledge: &Knowledge) -> anyhow::Result<()> {
+fn ensure_ingested(knowledge: &Knowledge, config: &Config) -> anyhow::Result<()> {
     if knowledge.kb.generation() > 0 {
         if knowledge.kb.has_embedder() && !knowledge.kb.has_vectors() {
             eprintln!(
@@ -43,6 +43,7 @@ fn ensure_ingested(knowledge: &Knowledge) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    crate::ingest::check_roots(config, &[], "nothing to search yet")?;
     let dirs = knowledge.knowledge_dirs();
     let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
     eprintln!("no index yet: ingesting {} first", shown.join(", "));
@@ -53,7 +54,7 @@ fn ensure_ingested(knowledge: &Knowledge) -> anyhow::Result<()> {
         report.chunks,
         elapsed.as_secs_f64(),
         if report.is_partial() {
-            format!("; {} file(s) skipped", report.problems.len())
+            format!("; {}", crate::ingest::problem_counts(&report))
         } else {
             String::new()
         }
@@ -209,7 +210,13 @@ fn print_listing(query: &str, args: &QueryArgs, outcome: &SearchOutcome) {
         ("", "")
     };
     if results.hits.is_empty() {
-        println!("no documents match {query:?}");
+        match results.total {
+            Some(total) if total > 0 => println!(
+                "no results past --offset {}: {total} document(s) match {query:?}",
+                args.offset
+            ),
+            _ => println!("no documents match {query:?}"),
+        }
         return;
     }
     for (i, hit) in results.hits.iter().enumerate() {

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use lru::LruCache;
 
@@ -45,6 +46,10 @@ pub struct CacheStats {
     pub queries: u64,
     /// When the last query was answered (Unix milliseconds by the caller's clock).
     pub last_access_ms: Option<u64>,
+    /// Warming queries run so far (KnowledgeBeast's `warm_queries`).
+    pub warm_queries: u64,
+    /// How long the last warm-up took, as the caller measured it (`last_warm_time`).
+    pub last_warm: Option<Duration>,
     pub entries: usize,
     pub capacity: usize,
 }
@@ -70,9 +75,14 @@ pub(crate) struct QueryCache {
     /// When the last query was answered, as the caller's clock said (Unix milliseconds, 0 for
     /// never): the engine reads no clock of its own.
     last_access_ms: AtomicU64,
+    warm_queries: AtomicU64,
+    /// Duration of the last warm-up in microseconds, plus one (0 for never).
+    last_warm_us: AtomicU64,
 }
 
-const CACHE_FORMAT: u32 = 2;
+/// 3: the warm-up counters joined the others, so that `mneme stats` after `mneme warm` (two
+/// processes) reports them.
+const CACHE_FORMAT: u32 = 3;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Persisted {
@@ -81,6 +91,8 @@ struct Persisted {
     misses: u64,
     queries: u64,
     last_access_ms: u64,
+    warm_queries: u64,
+    last_warm_us: u64,
     entries: Vec<(CacheKey, SearchResults)>,
 }
 
@@ -93,6 +105,8 @@ impl QueryCache {
             misses: AtomicU64::new(0),
             queries: AtomicU64::new(0),
             last_access_ms: AtomicU64::new(0),
+            warm_queries: AtomicU64::new(0),
+            last_warm_us: AtomicU64::new(0),
         }
     }
 
@@ -143,6 +157,8 @@ impl QueryCache {
                 misses: self.misses.load(Ordering::Relaxed),
                 queries: self.queries.load(Ordering::Relaxed),
                 last_access_ms: self.last_access_ms.load(Ordering::Relaxed),
+                warm_queries: self.warm_queries.load(Ordering::Relaxed),
+                last_warm_us: self.last_warm_us.load(Ordering::Relaxed),
                 entries: entries
                     .iter()
                     .rev()
@@ -182,6 +198,10 @@ impl QueryCache {
         self.queries.store(state.queries, Ordering::Relaxed);
         self.last_access_ms
             .store(state.last_access_ms, Ordering::Relaxed);
+        self.warm_queries
+            .store(state.warm_queries, Ordering::Relaxed);
+        self.last_warm_us
+            .store(state.last_warm_us, Ordering::Relaxed);
         let mut entries = self.lock();
         for (key, results) in state.entries {
             if key.generation == generation {
@@ -200,12 +220,24 @@ impl QueryCache {
         self.last_access_ms.fetch_max(unix_ms, Ordering::Relaxed);
     }
 
+    pub fn record_warm(&self, queries: usize, elapsed: Duration) {
+        self.warm_queries
+            .fetch_add(queries as u64, Ordering::Relaxed);
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX - 1);
+        self.last_warm_us.store(micros + 1, Ordering::Relaxed);
+    }
+
     pub fn stats(&self) -> CacheStats {
         CacheStats {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
             queries: self.queries.load(Ordering::Relaxed),
             last_access_ms: Some(self.last_access_ms.load(Ordering::Relaxed)).filter(|&ms| ms > 0),
+            warm_queries: self.warm_queries.load(Ordering::Relaxed),
+            last_warm: match self.last_warm_us.load(Ordering::Relaxed) {
+                0 => None,
+                us => Some(Duration::from_micros(us - 1)),
+            },
             entries: self.lock().len(),
             capacity: self.capacity,
         }

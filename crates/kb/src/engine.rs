@@ -66,8 +66,10 @@ pub struct KbStats {
     pub cache: CacheStats,
     /// Embedded chunks (0 without a model).
     pub vectors: usize,
-    /// The model's fingerprint, when one is configured.
+    /// The model's name, when one is configured.
     pub embedding_model: Option<String>,
+    /// The length of its vectors.
+    pub embedding_dim: Option<usize>,
     /// Query embeddings answered from their cache / computed.
     pub query_vector_hits: u64,
     pub query_vector_misses: u64,
@@ -312,6 +314,12 @@ impl KnowledgeBase {
         self.cache.record_access(unix_ms);
     }
 
+    /// Records a warm-up of `queries` queries that took `elapsed` (by the caller's clock); the
+    /// figures are persisted with the cache.
+    pub fn record_warm(&self, queries: usize, elapsed: std::time::Duration) {
+        self.cache.record_warm(queries, elapsed);
+    }
+
     /// Empties the result cache; returns how many entries it held.
     pub fn clear_cache(&self) -> usize {
         self.cache.clear()
@@ -326,7 +334,8 @@ impl KnowledgeBase {
         };
         KbStats {
             vectors: snapshot.vectors.as_ref().map_or(0, |v| v.len()),
-            embedding_model: self.embedder.as_ref().map(|e| e.fingerprint()),
+            embedding_model: self.embedder.as_ref().map(|e| e.name()),
+            embedding_dim: self.embedder.as_ref().map(|e| e.dim()),
             query_vector_hits,
             query_vector_misses,
             documents: catalog.document_count(),

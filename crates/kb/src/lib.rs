@@ -38,7 +38,7 @@
 //! };
 //! let hits = &kb.search(&request)?.results.hits;
 //! assert_eq!(hits[0].title, "Caching");
-//! assert_eq!(hits[0].snippet.marked("[", "]"), "# Caching\n\nThe LRU [cache] keeps [hot] answers");
+//! assert_eq!(hits[0].snippet.marked("[", "]"), "# Caching\n\nThe LRU [cache] keeps [hot] answers.");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -55,6 +55,7 @@ mod ingest;
 mod query;
 mod search;
 mod snapshot;
+mod snippet;
 pub mod text;
 mod vectors;
 mod walk;

@@ -61,8 +61,15 @@ pub(crate) fn context<'s>(
         1 => clauses.pop().unwrap().1,
         _ => Box::new(BooleanQuery::new(clauses)),
     };
-    let snippets = with_snippets
-        .then(|| SnippetGenerator::new(weights, snapshot.analyzer.clone(), field, SNIPPET_CHARS));
+    let snippets = with_snippets.then(|| {
+        let marked = crate::snippet::marked_terms(
+            &crate::index::analyzer(false),
+            &snapshot.analyzer,
+            query_text,
+            weights,
+        );
+        SnippetGenerator::new(marked, snapshot.analyzer.clone(), field, SNIPPET_CHARS)
+    });
     Ok(Ctx {
         snapshot,
         query,
@@ -332,20 +339,9 @@ pub(crate) fn build_hit(
     let snippet = if ctx.snippets.is_none() {
         Snippet::default()
     } else if snippet.highlighted().is_empty() {
-        let end = chunk
-            .body
-            .char_indices()
-            .nth(SNIPPET_CHARS)
-            .map_or(chunk.body.len(), |(i, _)| i);
-        Snippet {
-            text: chunk.body[..end].trim().to_owned(),
-            highlights: Vec::new(),
-        }
+        crate::snippet::lead(&chunk.body, SNIPPET_CHARS)
     } else {
-        Snippet {
-            text: snippet.fragment().to_owned(),
-            highlights: snippet.highlighted().to_vec(),
-        }
+        crate::snippet::passage(&chunk.body, snippet.fragment_range(), snippet.highlighted())
     };
     let content = if with_content {
         Some(stitch(&document_chunks(ctx.snapshot, entry.key)?))

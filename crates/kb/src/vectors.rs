@@ -27,6 +27,8 @@ const FORMAT: u32 = 1;
 /// product). Implemented over the sentence-embedding model by the application layer.
 pub trait Embedder: Send + Sync {
     fn dim(&self) -> usize;
+    /// The model's name, as people call it (`all-MiniLM-L6-v2`).
+    fn name(&self) -> String;
     /// Identifies the model and its settings: vectors stored by another fingerprint are
     /// computed again.
     fn fingerprint(&self) -> String;

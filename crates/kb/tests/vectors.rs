@@ -88,6 +88,10 @@ impl Embedder for FakeEmbedder {
         DIM
     }
 
+    fn name(&self) -> String {
+        self.fingerprint.clone()
+    }
+
     fn fingerprint(&self) -> String {
         self.fingerprint.clone()
     }

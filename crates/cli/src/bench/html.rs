@@ -29,6 +29,27 @@ fn nice_max(value: f64) -> f64 {
     10.0 * power
 }
 
+/// An axis tick: short enough never to reach the axis label (`12.5k`, `2M`).
+fn fmt_tick(x: f64) -> String {
+    let short = |value: f64, unit: &str| {
+        let text = if value >= 100.0 {
+            format!("{value:.0}")
+        } else {
+            format!("{value:.1}")
+        };
+        format!("{}{unit}", text.strip_suffix(".0").unwrap_or(&text))
+    };
+    if x >= 1e9 {
+        short(x / 1e9, "G")
+    } else if x >= 1e6 {
+        short(x / 1e6, "M")
+    } else if x >= 1e4 {
+        short(x / 1e3, "k")
+    } else {
+        fmt_num(x)
+    }
+}
+
 fn fmt_num(x: f64) -> String {
     if x >= 100.0 || x == x.round() {
         format!("{x:.0}")
@@ -41,8 +62,9 @@ fn fmt_num(x: f64) -> String {
 
 const W: f64 = 520.0;
 const H: f64 = 260.0;
-const LEFT: f64 = 60.0;
-const RIGHT: f64 = 16.0;
+const LEFT: f64 = 64.0;
+/// Room for half of the last x tick, centred on the plot's right edge.
+const RIGHT: f64 = 28.0;
 const TOP: f64 = 30.0;
 const BOTTOM: f64 = 46.0;
 const COLORS: [&str; 4] = ["#2563eb", "#dc2626", "#16a34a", "#9333ea"];
@@ -66,7 +88,7 @@ fn frame(out: &mut String, title: &str, y_max: f64, y_label: &str) {
             x2 = W - RIGHT,
             tx = LEFT - 6.0,
             ty = y + 4.0,
-            v = fmt_num(value)
+            v = fmt_tick(value)
         );
     }
     let _ = write!(
@@ -110,7 +132,7 @@ pub fn bar_chart(
                 "<text x=\"{cx:.1}\" y=\"{ly}\" text-anchor=\"middle\" class=\"tick\">{}</text>",
                 esc(label),
                 cx = x + bar_w / 2.0,
-                ly = TOP + plot_h + 14.0
+                ly = TOP + plot_h + 16.0
             );
         }
     }
@@ -160,8 +182,8 @@ pub fn line_chart(
             out,
             "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\" class=\"tick\">{}</text>",
             pos(x),
-            TOP + plot_h + 14.0,
-            fmt_num(x)
+            TOP + plot_h + 16.0,
+            fmt_tick(x)
         );
     }
     for (k, (name, ys)) in series.iter().enumerate() {
@@ -309,8 +331,8 @@ pub fn render(r: &Report) -> String {
         &[
             "Memory".into(),
             format!(
-                "RSS {:.1} MB, VMS {:.1} MB ({:.2}% of RAM)",
-                r.memory_usage.rss_mb, r.memory_usage.vms_mb, r.memory_usage.percent
+                "resident (RSS) {:.1} MB, {:.2} % of this machine's RAM; virtual size (VMS) {:.1} MB, address space reserved, most of it never in RAM",
+                r.memory_usage.rss_mb, r.memory_usage.percent, r.memory_usage.vms_mb
             ),
         ],
     );
@@ -327,15 +349,29 @@ pub fn render(r: &Report) -> String {
         histogram("Cached query latency", &r.cached_query_latency)
     );
 
+    let per_worker = r
+        .throughput_concurrent
+        .first()
+        .map_or(0, |t| t.total_queries / t.workers.max(1));
     let _ = write!(
         out,
-        "<h2>Throughput</h2><table><tr><th>Workers</th><th>QPS</th><th>Total queries</th><th>Elapsed</th></tr>"
+        "<h2>Throughput</h2><p class=\"muted\">Uncached queries from several threads at once, in two separate runs: \
+         the <b>throughput test</b> (the table, KnowledgeBeast's <code>throughput_sequential</code> and <code>throughput_concurrent</code>: \
+         one worker running {seq} queries, then each worker count running {per_worker} queries per worker) and the \
+         <b>scalability test</b> (the chart, KnowledgeBeast's <code>scalability</code>: every worker count measured again, {per_worker} queries per worker). \
+         Where both measured the same worker count, the figures differ by the run-to-run noise of this machine.</p>\
+         <h3>Throughput test</h3><table><tr><th>Workers</th><th>Queries / s</th><th>Total queries</th><th>Elapsed</th></tr>",
+        seq = r.throughput_sequential.total_queries,
     );
     for t in std::iter::once(&r.throughput_sequential).chain(&r.throughput_concurrent) {
         row(
             &mut out,
             &[
-                t.workers.to_string(),
+                if t.workers == 1 {
+                    "1 (sequential)".to_owned()
+                } else {
+                    t.workers.to_string()
+                },
                 format!("{:.0}", t.queries_per_second),
                 t.total_queries.to_string(),
                 format!("{:.3} s", t.elapsed_seconds),
@@ -349,12 +385,16 @@ pub fn render(r: &Report) -> String {
         .iter()
         .map(ToString::to_string)
         .collect();
-    let mut charts = bar_chart(
-        "Throughput against workers (uncached)",
-        &labels,
-        &r.scalability.throughput,
-        "queries / s",
-        "workers",
+    let _ = write!(
+        out,
+        "<h3>Scalability test</h3><div class=\"charts\">{}</div>",
+        bar_chart(
+            "Scalability test: throughput against workers",
+            &labels,
+            &r.scalability.throughput,
+            "queries / s",
+            "workers",
+        )
     );
     if !r.corpus_scalability.is_empty() {
         let xs: Vec<f64> = r
@@ -362,24 +402,27 @@ pub fn render(r: &Report) -> String {
             .iter()
             .map(|p| p.documents as f64)
             .collect();
-        charts.push_str(&line_chart(
-            "Latency against corpus size",
-            &xs,
-            &[
-                (
-                    "P50",
-                    r.corpus_scalability.iter().map(|p| p.p50_ms).collect(),
-                ),
-                (
-                    "P99",
-                    r.corpus_scalability.iter().map(|p| p.p99_ms).collect(),
-                ),
-            ],
-            "ms",
-            "documents",
-        ));
+        let _ = write!(
+            out,
+            "<h2>Corpus size</h2><p class=\"muted\">Uncached query latency on generated corpora of several sizes.</p><div class=\"charts\">{}</div>",
+            line_chart(
+                "Latency against corpus size",
+                &xs,
+                &[
+                    (
+                        "P50",
+                        r.corpus_scalability.iter().map(|p| p.p50_ms).collect(),
+                    ),
+                    (
+                        "P99",
+                        r.corpus_scalability.iter().map(|p| p.p99_ms).collect(),
+                    ),
+                ],
+                "ms",
+                "documents",
+            )
+        );
     }
-    let _ = write!(out, "<div class=\"charts\">{charts}</div>");
 
     let c = &r.cache_performance;
     let _ = write!(out, "<h2>Cache performance</h2><table>");
@@ -504,6 +547,32 @@ mod tests {
     }
 
     #[test]
+    fn ticks_stay_short() {
+        assert_eq!(fmt_tick(0.25), "0.250");
+        assert_eq!(fmt_tick(2500.0), "2500");
+        assert_eq!(fmt_tick(10000.0), "10k");
+        assert_eq!(fmt_tick(12500.0), "12.5k");
+        assert_eq!(fmt_tick(2_000_000.0), "2M");
+        assert_eq!(fmt_tick(123_456.0), "123k");
+    }
+
+    /// Issue "The first hour of a new user": the y-axis label overlapped a 5-digit tick and the
+    /// last x tick ("10000") was clipped. With ticks of at most 5 characters (about 7 px each
+    /// at 11 px), a tick ends left of the rotated axis label (12 px, centred at x = 14) and
+    /// half a centred tick fits in the right margin.
+    #[test]
+    fn ticks_fit_beside_the_axis_label_and_inside_the_right_edge() {
+        let widest = (0..55)
+            .map(|e| fmt_tick(1.37 * 1.5f64.powi(e)).chars().count())
+            .max()
+            .unwrap();
+        assert!(widest <= 5, "{widest}");
+        let tick_px = 7.0 * widest as f64;
+        assert!(LEFT - 6.0 - tick_px > 14.0 + 7.0);
+        assert!(tick_px / 2.0 < RIGHT);
+    }
+
+    #[test]
     fn the_page_is_standalone_with_inline_charts() {
         let report = mneme_app::bench::Report {
             query_latency: Latency::of(&[
@@ -518,6 +587,17 @@ mod tests {
         };
         let html = render(&report);
         assert!(html.starts_with("<!doctype html>"));
+        // The table and the chart are two runs, and say so.
+        assert!(
+            html.contains("<h3>Throughput test</h3>") && html.contains("<h3>Scalability test</h3>")
+        );
+        assert!(html.contains("two separate runs"));
+        // The share of RAM is the resident size's, not the virtual size's.
+        assert!(
+            html.contains("resident (RSS) 0.0 MB, 0.00 % of this machine&#39;s RAM")
+                || html.contains("resident (RSS) 0.0 MB, 0.00 % of this machine's RAM"),
+            "{html}"
+        );
         assert!(html.contains("<svg") && html.contains("<rect"));
         assert!(!html.contains("<script"), "no script");
         assert!(

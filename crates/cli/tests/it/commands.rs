@@ -41,7 +41,7 @@ fn ingest_then_query_as_json_and_as_a_listing() {
     );
     assert_eq!(
         answer["results"][0]["snippet"],
-        "# Guide\n\n## Caching\n\nThe <b>cache</b> keeps <b>hot</b> answers"
+        "# Guide\n\n## Caching\n\nThe <b>cache</b> keeps <b>hot</b> answers."
     );
     assert_eq!(answer["total"], 2);
     assert_eq!(answer["cached"], false);
@@ -127,7 +127,11 @@ fn a_missing_directory_is_a_clear_error() {
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         stderr(&output).trim(),
-        "error: ingesting no/such/dir: no/such/dir: no such file or directory"
+        "error: no/such/dir: no such file or directory"
+    );
+    assert!(
+        !work.path().join("data").exists(),
+        "nothing is created for an ingest that cannot start"
     );
 }
 
@@ -142,7 +146,7 @@ fn a_bad_setting_stops_start_up_naming_the_variable() {
         stderr(&output).trim(),
         "error: KB_MAX_CACHE_SIZE=\"lots\" is not valid: expected an integer >= 1"
     );
-    let output = run(mneme(work.path()).args(["--max-workers", "0", "stats"]));
+    let output = run(mneme(work.path()).args(["ingest", "--max-workers", "0"]));
     assert_eq!(
         stderr(&output).trim(),
         "error: --max-workers \"0\" is not valid: expected an integer >= 1"

@@ -4,6 +4,7 @@
 mod bench;
 mod commands;
 mod crash;
+mod first_hour;
 mod seq;
 mod serve;
 

@@ -1,6 +1,11 @@
 //! `/ui`: a small page to search the knowledge base, read results and see stats. The script is
 //! served from `/ui/app.js` (the content-security policy forbids inline scripts); an API key
 //! typed into the page is kept in the browser's local storage and sent as `X-API-Key`.
+//!
+//! Passages are markdown (headings, lists, code, emphasis, links) drawn with DOM nodes only:
+//! document text is only ever assigned as text, never parsed as HTML, so a document cannot put
+//! markup or script into the page (`scripts/ui-test` checks it in Chromium, the tests below
+//! that the script has no HTML sink).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -24,7 +29,11 @@ const PAGE: &str = r##"<!doctype html>
   .result { background: #fff; border: 1px solid #d0d7de; border-radius: 6px; padding: .8rem 1rem; margin-bottom: .8rem; }
   .result h3 { margin: 0 0 .3rem; font-size: 1rem; }
   .result .meta { color: #57606a; font-size: .85rem; margin-bottom: .4rem; }
-  .result pre { white-space: pre-wrap; margin: 0; font-family: inherit; max-height: 12rem; overflow: auto; }
+  .result .passage { max-height: 16rem; overflow: auto; line-height: 1.4; }
+  .passage h4, .passage h5, .passage h6 { margin: .5rem 0 .2rem; font-size: .95rem; }
+  .passage p, .passage ul, .passage ol { margin: .3rem 0; }
+  .passage pre { white-space: pre-wrap; margin: .3rem 0; background: #f6f8fa; padding: .4rem; border-radius: 4px; font-size: .85rem; }
+  .passage code { background: #f6f8fa; border-radius: 3px; padding: 0 .2rem; font-size: .9em; }
   #status { color: #57606a; margin-bottom: .8rem; min-height: 1.2rem; }
   #status.error { color: #cf222e; }
   aside { background: #fff; border: 1px solid #d0d7de; border-radius: 6px; padding: 1rem; align-self: start; }
@@ -99,11 +108,124 @@ function render(results) {
     meta.className = "meta";
     const where = (hit.heading_path && hit.heading_path.length) ? " — " + hit.heading_path.join(" › ") : "";
     meta.textContent = hit.doc_id + where + " — score " + Number(hit.final_score).toFixed(3);
-    const content = document.createElement("pre");
-    content.textContent = hit.content;
-    item.append(title, meta, content);
+    item.append(title, meta, passage(hit.content || "", hit.path || hit.doc_id || ""));
     list.append(item);
   }
+}
+
+// Files whose text is prose (markdown, or converted with "#" headings); code stays verbatim.
+const PROSE = /\.(md|markdown|txt|html?|pdf|docx)$/i;
+const FENCE = /^\s*(```|~~~)/;
+const ITEM = /^\s*([-*+]|\d+[.)])\s+/;
+const HEADING = /^(#{1,6})\s+(.*?)(\s+#+)?\s*$/;
+const TABLE = /^\s*\|/;
+
+function element(tag, className) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  return node;
+}
+
+// One passage as DOM nodes; its text is only ever assigned as text.
+function passage(text, path) {
+  const box = element("div", "passage");
+  const lines = text.split("\n");
+  if (!PROSE.test(path)) {
+    const pre = element("pre");
+    pre.textContent = text;
+    box.append(pre);
+    return box;
+  }
+  let i = 0;
+  while (i < lines.length) {
+    const line = lines[i];
+    if (FENCE.test(line)) {
+      const code = [];
+      i++;
+      while (i < lines.length && !FENCE.test(lines[i])) code.push(lines[i++]);
+      i++;
+      const pre = element("pre");
+      const inner = element("code");
+      inner.textContent = code.join("\n");
+      pre.append(inner);
+      box.append(pre);
+      continue;
+    }
+    const heading = HEADING.exec(line);
+    if (heading) {
+      const h = element("h" + Math.min(heading[1].length + 3, 6));
+      inline(h, heading[2]);
+      box.append(h);
+      i++;
+      continue;
+    }
+    if (ITEM.test(line)) {
+      const list = element(/^\s*\d/.test(line) ? "ol" : "ul");
+      while (i < lines.length && ITEM.test(lines[i])) {
+        const li = element("li");
+        inline(li, lines[i].replace(ITEM, ""));
+        list.append(li);
+        i++;
+      }
+      box.append(list);
+      continue;
+    }
+    if (TABLE.test(line)) {
+      const rows = [];
+      while (i < lines.length && TABLE.test(lines[i])) rows.push(lines[i++]);
+      const pre = element("pre", "table");
+      pre.textContent = rows.join("\n");
+      box.append(pre);
+      continue;
+    }
+    if (!line.trim()) {
+      i++;
+      continue;
+    }
+    const words = [];
+    while (i < lines.length && lines[i].trim() && !FENCE.test(lines[i]) && !HEADING.test(lines[i])
+           && !ITEM.test(lines[i]) && !TABLE.test(lines[i])) {
+      words.push(lines[i++].trim());
+    }
+    const p = element("p");
+    inline(p, words.join(" "));
+    box.append(p);
+  }
+  return box;
+}
+
+// `code`, **strong**, *emphasis* / _emphasis_ and [links](https://…) inside one block: text
+// nodes and elements only. Links other than http(s) stay plain text.
+const INLINE = /(`+)([^`]+?)\1|\*\*([^*]+)\*\*|__([^_]+)__|\*([^*\s][^*]*)\*|\b_([^_]+)_\b|\[([^\]]+)\]\(([^)\s]+)\)/g;
+
+function inline(parent, text) {
+  let last = 0;
+  for (const m of text.matchAll(INLINE)) {
+    if (m.index > last) parent.append(text.slice(last, m.index));
+    let node;
+    if (m[2] !== undefined) {
+      node = element("code");
+      node.textContent = m[2];
+    } else if (m[3] !== undefined || m[4] !== undefined) {
+      node = element("strong");
+      inline(node, m[3] !== undefined ? m[3] : m[4]);
+    } else if (m[5] !== undefined || m[6] !== undefined) {
+      node = element("em");
+      inline(node, m[5] !== undefined ? m[5] : m[6]);
+    } else if (/^https?:\/\//i.test(m[8])) {
+      node = element("a");
+      node.href = m[8];
+      node.rel = "noopener noreferrer";
+      node.target = "_blank";
+      inline(node, m[7]);
+    } else {
+      node = element("span");
+      node.textContent = m[7];
+    }
+    parent.append(node);
+    last = m.index + m[0].length;
+  }
+  if (last < text.length) parent.append(text.slice(last));
 }
 
 async function search(event) {
@@ -169,4 +291,28 @@ pub async fn script() -> Response {
         HeaderValue::from_static("text/javascript; charset=utf-8"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Document text reaches the page only as text: the script has no way to parse a string
+    /// as HTML (the behaviour is checked in Chromium by `scripts/ui-test`).
+    #[test]
+    fn the_script_never_parses_document_text_as_html() {
+        for sink in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "document.write",
+            "DOMParser",
+            "createContextualFragment",
+            "eval(",
+            "new Function",
+        ] {
+            assert!(!SCRIPT.contains(sink), "app.js uses {sink}");
+        }
+        assert!(SCRIPT.contains("textContent") && SCRIPT.contains("passage("));
+    }
 }
