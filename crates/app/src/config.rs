@@ -121,8 +121,15 @@ pub struct ServerSettings {
     pub port: u16,
     /// Accepted `X-API-Key` values (`KB_API_KEY`); empty means the API is open.
     pub api_keys: Vec<String>,
-    /// CORS origins (`KB_ALLOWED_ORIGINS`); `*` allows any.
+    /// CORS origins (`KB_ALLOWED_ORIGINS`); `*` allows any. They (and same-origin and
+    /// localhost pages) are also the origins whose writes and websockets are accepted.
     pub allowed_origins: Vec<String>,
+    /// `Host` headers the server answers (`MNEME_ALLOWED_HOSTS`), against DNS rebinding: a name
+    /// (any port) or `name:port`; empty = any host.
+    pub allowed_hosts: Vec<String>,
+    /// `X-API-Key` values KATO's routes require (`MNEME_KATO_API_KEY`); empty = keyless, as in
+    /// KATO.
+    pub kato_api_keys: Vec<String>,
     pub max_request_size: u64,
     pub max_query_length: u64,
     /// Requests per API key (or client address) per 60 s; 0 = no limit.
@@ -445,6 +452,16 @@ const SETTINGS: &[Spec] = &[
     Spec {
         key: "server.allowed_origins",
         env: &["KB_ALLOWED_ORIGINS"],
+        kind: Kind::StringList,
+    },
+    Spec {
+        key: "server.allowed_hosts",
+        env: &["MNEME_ALLOWED_HOSTS"],
+        kind: Kind::StringList,
+    },
+    Spec {
+        key: "server.kato_api_key",
+        env: &["MNEME_KATO_API_KEY"],
         kind: Kind::StringList,
     },
     Spec {
@@ -836,6 +853,8 @@ fn resolve(mut layers: BTreeMap<&'static str, (Value, String)>) -> Result<Config
         port: int(take("server.port"), 8000) as u16,
         api_keys: strings(take("server.api_keys")).unwrap_or_default(),
         allowed_origins: strings(take("server.allowed_origins")).unwrap_or_else(default_origins),
+        allowed_hosts: strings(take("server.allowed_hosts")).unwrap_or_default(),
+        kato_api_keys: strings(take("server.kato_api_key")).unwrap_or_default(),
         max_request_size,
         max_query_length: int(take("server.max_query_length"), 10_000),
         rate_limit_per_key: int(take("server.rate_limit_per_key"), 0),
