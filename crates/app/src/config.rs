@@ -41,6 +41,9 @@ pub struct KbSettings {
     pub embedding_model: EmbeddingModel,
     /// Weight of the vector side in hybrid ranking when a query gives none.
     pub hybrid_alpha: f64,
+    /// Whether ingests follow symbolic links that lead outside the knowledge directories
+    /// (`MNEME_FOLLOW_EXTERNAL_LINKS`); by default they are skipped, as the API refuses them.
+    pub follow_external_links: bool,
 }
 
 /// Which embedding model the knowledge base uses.
@@ -341,6 +344,11 @@ const SETTINGS: &[Spec] = &[
         key: "kb.hybrid_alpha",
         env: &["MNEME_HYBRID_ALPHA"],
         kind: Kind::Float { min: 0.0, max: 1.0 },
+    },
+    Spec {
+        key: "kb.follow_external_links",
+        env: &["MNEME_FOLLOW_EXTERNAL_LINKS"],
+        kind: Kind::Bool,
     },
     Spec {
         key: "seq.store",
@@ -790,6 +798,7 @@ fn resolve(mut layers: BTreeMap<&'static str, (Value, String)>) -> Result<Config
             Some(Value::Float(x)) => x,
             _ => f64::from(mneme_kb::DEFAULT_ALPHA),
         },
+        follow_external_links: boolean(take("kb.follow_external_links"), false),
     };
     let text = |v: Option<Value>, default: &str| match v {
         Some(Value::Text(t)) => t,

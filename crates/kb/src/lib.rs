@@ -70,3 +70,4 @@ pub use query::{
     SearchRequest, SearchResults, Snippet, validate_query,
 };
 pub use vectors::Embedder;
+pub use walk::LinkPolicy;

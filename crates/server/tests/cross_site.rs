@@ -382,3 +382,19 @@ fn ingest_outside_the_knowledge_dirs_is_403_whether_or_not_the_file_exists() {
     );
     assert_eq!(reply.status, 403, "{}", reply.text());
 }
+
+/// The probe's `kb/link.md → /etc/passwd`: the start-up scan served a file the API refused.
+#[test]
+fn the_scan_does_not_follow_links_out_of_the_knowledge_dirs() {
+    let server = TestServer::with(&[("a.md", "# A\nalpha text")], |setup| {
+        let outside = setup.kb.index_dir.parent().unwrap().join("secret.md");
+        support::write(&outside, "root secretword\n");
+        let link = setup.kb.knowledge_dirs[0].join("link.md");
+        std::os::unix::fs::symlink(&outside, link).unwrap();
+    });
+    let reply = server.post("/api/v1/query", &json!({"query": "secretword"}));
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["count"], 0, "{}", reply.text());
+    let reply = server.post("/api/v1/query", &json!({"query": "alpha"}));
+    assert_eq!(reply.json()["count"], 1);
+}

@@ -34,7 +34,15 @@ pub async fn cross_site(
     if writes || is_websocket(headers) {
         if let Some(origin) = headers.get(header::ORIGIN) {
             let origin = origin.to_str().unwrap_or("");
-            if !origin_allowed(&state.config.allowed_origins, origin, host.as_deref()) {
+            // Behind a proxy the page's host arrives as X-Forwarded-Host (a header a
+            // cross-site page cannot set without a preflight).
+            let forwarded = headers
+                .get("x-forwarded-host")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .map(str::trim);
+            let own: Vec<&str> = host.as_deref().into_iter().chain(forwarded).collect();
+            if !origin_allowed(&state.config.allowed_origins, origin, &own) {
                 return api_error(
                     path,
                     StatusCode::FORBIDDEN,
@@ -112,9 +120,10 @@ fn host_name(host: &str) -> &str {
         .map_or(host, |(name, _)| name)
 }
 
-/// An allowed origin: one of the configured ones (`*` allows any), the server's own origin, or
-/// a page served from this machine (`localhost`, `127.0.0.1`, `[::1]`, any port).
-fn origin_allowed(allowed: &[String], origin: &str, host: Option<&str>) -> bool {
+/// An allowed origin: one of the configured ones (`*` allows any), the server's own origin
+/// (its authority is one of `own_hosts`), or a page served from this machine (`localhost`,
+/// `127.0.0.1`, `[::1]`, any port).
+fn origin_allowed(allowed: &[String], origin: &str, own_hosts: &[&str]) -> bool {
     let origin = origin.trim_end_matches('/');
     if allowed
         .iter()
@@ -132,7 +141,10 @@ fn origin_allowed(allowed: &[String], origin: &str, host: Option<&str>) -> bool 
     if authority.is_empty() || authority.contains(['/', '@']) {
         return false;
     }
-    if host.is_some_and(|host| host.eq_ignore_ascii_case(authority)) {
+    if own_hosts
+        .iter()
+        .any(|host| host.eq_ignore_ascii_case(authority))
+    {
         return true;
     }
     let name = host_name(authority);
@@ -176,7 +188,9 @@ mod tests {
             "http://localhost:3000".to_owned(),
             "https://app.example.com".to_owned(),
         ];
-        let check = |origin, host| origin_allowed(&allowed, origin, host);
+        let check = |origin, host: Option<&str>| {
+            origin_allowed(&allowed, origin, &host.into_iter().collect::<Vec<_>>())
+        };
         assert!(check("https://app.example.com", None));
         assert!(check("https://APP.example.com/", None));
         assert!(check("http://localhost:5173", None), "local pages");
@@ -194,8 +208,16 @@ mod tests {
         assert!(origin_allowed(
             &["*".to_owned()],
             "https://evil.example",
-            None
+            &[]
         ));
+        assert!(
+            origin_allowed(
+                &allowed,
+                "https://kb.example.com",
+                &["127.0.0.1:8000", "kb.example.com"]
+            ),
+            "behind a proxy"
+        );
     }
 
     #[test]
