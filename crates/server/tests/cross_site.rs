@@ -328,6 +328,12 @@ fn bad_content_encodings_answer_in_the_api_shape() {
             assert!(!detail.is_empty());
             if path.starts_with("/api") {
                 assert_eq!(json["status_code"], status, "{json}");
+                let error = if status == 415 {
+                    "UnsupportedMediaType"
+                } else {
+                    "BadRequest"
+                };
+                assert_eq!(json["error"], error, "{json}");
             }
             if status == 415 {
                 assert!(detail.contains(encoding), "{detail}");

@@ -1,7 +1,9 @@
 //! The middleware every request passes, outermost first: `observe` (request and trace ids,
 //! timing, security headers, access log, metrics), then `limits` (request size, query-string
-//! length), then `guard` (API keys and rate limits on `/api`). Panics in handlers become a 500
-//! and the server keeps serving.
+//! length; the plain-text or empty 4xx answers of the layers below in the API's JSON shape),
+//! then CORS and the cross-site checks (`crosssite.rs`), then `guard` (API keys and rate limits
+//! on `/api`, the optional key of KATO's routes). Panics in handlers become a 500 and the
+//! server keeps serving.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -262,14 +264,18 @@ async fn in_api_shape(path: &str, encoding: Option<&str>, response: Response) ->
     } else {
         text
     };
-    let (error, message) = match status {
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("UnsupportedMediaType", "Unsupported request body"),
-        StatusCode::BAD_REQUEST if encoding.is_some() => {
-            ("BadRequest", "The request body could not be decoded")
-        }
-        _ => ("BadRequest", "Invalid request"),
+    // KnowledgeBeast's error names are the reason phrase without spaces (`NotFound`).
+    let error: String = status
+        .canonical_reason()
+        .unwrap_or("Bad Request")
+        .split_whitespace()
+        .collect();
+    let message = match status {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "Unsupported request body",
+        StatusCode::BAD_REQUEST if encoding.is_some() => "The request body could not be decoded",
+        _ => "Invalid request",
     };
-    let mut answer = api_error(path, status, error, message, &detail);
+    let mut answer = api_error(path, status, &error, message, &detail);
     // Keep what the layer said besides the body (`Accept-Encoding` of a 415, `Allow`).
     for (name, value) in &parts.headers {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
