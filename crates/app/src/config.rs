@@ -41,6 +41,9 @@ pub struct KbSettings {
     pub embedding_model: EmbeddingModel,
     /// Weight of the vector side in hybrid ranking when a query gives none.
     pub hybrid_alpha: f64,
+    /// Whether ingests follow symbolic links that lead outside the knowledge directories
+    /// (`MNEME_FOLLOW_EXTERNAL_LINKS`); by default they are skipped, as the API refuses them.
+    pub follow_external_links: bool,
 }
 
 /// Which embedding model the knowledge base uses.
@@ -121,8 +124,15 @@ pub struct ServerSettings {
     pub port: u16,
     /// Accepted `X-API-Key` values (`KB_API_KEY`); empty means the API is open.
     pub api_keys: Vec<String>,
-    /// CORS origins (`KB_ALLOWED_ORIGINS`); `*` allows any.
+    /// CORS origins (`KB_ALLOWED_ORIGINS`); `*` allows any. They (and same-origin and
+    /// localhost pages) are also the origins whose writes and websockets are accepted.
     pub allowed_origins: Vec<String>,
+    /// `Host` headers the server answers (`MNEME_ALLOWED_HOSTS`), against DNS rebinding: a name
+    /// (any port) or `name:port`; empty = any host.
+    pub allowed_hosts: Vec<String>,
+    /// `X-API-Key` values KATO's routes require (`MNEME_KATO_API_KEY`); empty = keyless, as in
+    /// KATO.
+    pub kato_api_keys: Vec<String>,
     pub max_request_size: u64,
     pub max_query_length: u64,
     /// Requests per API key (or client address) per 60 s; 0 = no limit.
@@ -336,6 +346,11 @@ const SETTINGS: &[Spec] = &[
         kind: Kind::Float { min: 0.0, max: 1.0 },
     },
     Spec {
+        key: "kb.follow_external_links",
+        env: &["MNEME_FOLLOW_EXTERNAL_LINKS"],
+        kind: Kind::Bool,
+    },
+    Spec {
         key: "seq.store",
         env: &["MNEME_SEQ_STORE"],
         kind: Kind::Path,
@@ -445,6 +460,16 @@ const SETTINGS: &[Spec] = &[
     Spec {
         key: "server.allowed_origins",
         env: &["KB_ALLOWED_ORIGINS"],
+        kind: Kind::StringList,
+    },
+    Spec {
+        key: "server.allowed_hosts",
+        env: &["MNEME_ALLOWED_HOSTS"],
+        kind: Kind::StringList,
+    },
+    Spec {
+        key: "server.kato_api_key",
+        env: &["MNEME_KATO_API_KEY"],
         kind: Kind::StringList,
     },
     Spec {
@@ -778,6 +803,7 @@ fn resolve(mut layers: BTreeMap<&'static str, (Value, String)>) -> Result<Config
             Some(Value::Float(x)) => x,
             _ => f64::from(mneme_kb::DEFAULT_ALPHA),
         },
+        follow_external_links: boolean(take("kb.follow_external_links"), false),
     };
     let text = |v: Option<Value>, default: &str| match v {
         Some(Value::Text(t)) => t,
@@ -845,6 +871,8 @@ fn resolve(mut layers: BTreeMap<&'static str, (Value, String)>) -> Result<Config
         port: int(take("server.port"), 8000) as u16,
         api_keys: strings(take("server.api_keys")).unwrap_or_default(),
         allowed_origins: strings(take("server.allowed_origins")).unwrap_or_else(default_origins),
+        allowed_hosts: strings(take("server.allowed_hosts")).unwrap_or_default(),
+        kato_api_keys: strings(take("server.kato_api_key")).unwrap_or_default(),
         max_request_size,
         max_query_length: int(take("server.max_query_length"), 10_000),
         rate_limit_per_key: int(take("server.rate_limit_per_key"), 0),

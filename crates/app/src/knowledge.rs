@@ -83,6 +83,11 @@ impl Knowledge {
         } else {
             roots.to_vec()
         };
+        // The link policy is the configuration's, whatever the caller passed.
+        let options = IngestOptions {
+            links: self.link_policy(),
+            ..options
+        };
         let report = self.kb.ingest(&roots, options, progress)?;
         if report.committed && self.settings.auto_warm {
             self.warm()?;
@@ -101,8 +106,18 @@ impl Knowledge {
         let options = IngestOptions {
             rebuild: false,
             knowledge_dirs: self.knowledge_dirs(),
+            links: self.link_policy(),
         };
         self.kb.ingest(files, options, progress)
+    }
+
+    /// Which symbolic links ingests follow (`kb.follow_external_links`).
+    fn link_policy(&self) -> mneme_kb::LinkPolicy {
+        if self.settings.follow_external_links {
+            mneme_kb::LinkPolicy::Any
+        } else {
+            mneme_kb::LinkPolicy::Inside
+        }
     }
 
     /// Answers a query and notes the access time.

@@ -44,6 +44,9 @@ pub struct IngestOptions {
     /// doc_id and `kb_dir` a walk of its knowledge directory would give it (otherwise its
     /// parent directory stands in for the knowledge directory).
     pub knowledge_dirs: Vec<PathBuf>,
+    /// Which symbolic links the walk follows (by default, those that stay inside the
+    /// knowledge directories and the roots).
+    pub links: walk::LinkPolicy,
 }
 
 /// Callbacks for progress display; every method has an empty default.
@@ -152,7 +155,7 @@ pub(crate) fn run(
     progress: &dyn IngestProgress,
 ) -> Result<IngestReport> {
     let _writing = kb.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-    let walked = walk::walk(roots, &options.knowledge_dirs)?;
+    let walked = walk::walk(roots, &options.knowledge_dirs, options.links)?;
     run_walked(kb, walked, options, progress)
 }
 

@@ -71,3 +71,4 @@ pub use query::{
     SearchRequest, SearchResults, Snippet, validate_query,
 };
 pub use vectors::Embedder;
+pub use walk::LinkPolicy;

@@ -1,6 +1,7 @@
 //! Finds the files to ingest under the given roots: a recursive walk that follows symbolic
-//! links but visits every directory once (so a link loop ends), skips hidden entries and
-//! names each file with KnowledgeBeast's doc_id.
+//! links (by default only those that lead inside a knowledge directory or a walked root, so a
+//! link cannot publish a file the API would refuse) but visits every directory once (so a
+//! link loop ends), skips hidden entries and names each file with KnowledgeBeast's doc_id.
 
 use std::collections::HashSet;
 use std::fs;
@@ -28,6 +29,18 @@ pub(crate) struct Candidate {
     pub name: Option<String>,
 }
 
+/// Which symbolic links a walk follows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LinkPolicy {
+    /// Links whose target lies inside a knowledge directory or a walked root directory; a link
+    /// that leads elsewhere is skipped and reported (`link-outside`). The default: the API
+    /// refuses such files too.
+    #[default]
+    Inside,
+    /// Every link, wherever it leads.
+    Any,
+}
+
 /// What a walk of several roots produced.
 #[derive(Debug, Default)]
 pub(crate) struct Walk {
@@ -41,7 +54,11 @@ pub(crate) struct Walk {
 
 /// Walks every root. A missing root is an error before anything is read; problems with single
 /// entries (unreadable directories, unreadable metadata) are collected and the walk goes on.
-pub(crate) fn walk(roots: &[PathBuf], knowledge_dirs: &[PathBuf]) -> Result<Walk> {
+pub(crate) fn walk(
+    roots: &[PathBuf],
+    knowledge_dirs: &[PathBuf],
+    links: LinkPolicy,
+) -> Result<Walk> {
     let mut out = Walk::default();
     let anchors: Vec<PathBuf> = knowledge_dirs
         .iter()
@@ -52,6 +69,14 @@ pub(crate) fn walk(roots: &[PathBuf], knowledge_dirs: &[PathBuf]) -> Result<Walk
         let canonical = fs::canonicalize(root).map_err(|_| Error::MissingPath(root.clone()))?;
         resolved.push(canonical);
     }
+    // Where a followed link may lead: the knowledge directories and the directories walked.
+    let mut fence = Fence {
+        links,
+        inside: anchors.clone(),
+    };
+    fence
+        .inside
+        .extend(resolved.iter().filter(|root| root.is_dir()).cloned());
     let mut visited = HashSet::new();
     for root in resolved {
         let meta = fs::metadata(&root)
@@ -60,7 +85,7 @@ pub(crate) fn walk(roots: &[PathBuf], knowledge_dirs: &[PathBuf]) -> Result<Walk
             let kb_dir: Arc<str> = root.to_string_lossy().into();
             out.dir_roots.push(kb_dir.clone());
             let base = root.parent().unwrap_or(&root).to_path_buf();
-            walk_dir(&root, &base, &kb_dir, &mut visited, &mut out);
+            walk_dir(&root, &base, &kb_dir, &fence, &mut visited, &mut out);
         } else {
             let kb_dir_path = anchors
                 .iter()
@@ -85,10 +110,42 @@ pub(crate) fn walk(roots: &[PathBuf], knowledge_dirs: &[PathBuf]) -> Result<Walk
     Ok(out)
 }
 
+/// The link policy and the directories links may lead into (canonical paths).
+struct Fence {
+    links: LinkPolicy,
+    inside: Vec<PathBuf>,
+}
+
+impl Fence {
+    /// Why the entry at `path` is not followed: a symbolic link whose target lies outside.
+    fn refuses(&self, path: &Path) -> Option<Problem> {
+        if self.links == LinkPolicy::Any {
+            return None;
+        }
+        let is_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link {
+            return None;
+        }
+        // A dangling link is reported by the caller, which cannot read its metadata.
+        let target = fs::canonicalize(path).ok()?;
+        if self.inside.iter().any(|dir| target.starts_with(dir)) {
+            return None;
+        }
+        Some(Problem::new(
+            ProblemKind::LinkOutside,
+            format!(
+                "a symbolic link to {}, outside the knowledge directories; move the file in, or set kb.follow_external_links to follow such links",
+                target.display()
+            ),
+        ))
+    }
+}
+
 fn walk_dir(
     dir: &Path,
     base: &Path,
     kb_dir: &Arc<str>,
+    fence: &Fence,
     visited: &mut HashSet<(u64, u64)>,
     out: &mut Walk,
 ) {
@@ -115,6 +172,10 @@ fn walk_dir(
         if hidden {
             continue;
         }
+        if let Some(problem) = fence.refuses(&path) {
+            out.problems.push((path, problem));
+            continue;
+        }
         // `fs::metadata` follows links: a link to a directory is walked, a dangling link is
         // reported.
         let meta = match fs::metadata(&path) {
@@ -126,7 +187,7 @@ fn walk_dir(
             }
         };
         if meta.is_dir() {
-            walk_dir(&path, base, kb_dir, visited, out);
+            walk_dir(&path, base, kb_dir, fence, visited, out);
         } else if meta.is_file() {
             match Format::of_path(&path) {
                 Some(format) => out

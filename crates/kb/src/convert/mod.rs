@@ -87,6 +87,8 @@ pub enum ProblemKind {
     TooLarge,
     Corrupt,
     DuplicateId,
+    /// A symbolic link that leads outside the knowledge directories (not followed).
+    LinkOutside,
 }
 
 impl ProblemKind {
@@ -106,6 +108,7 @@ impl ProblemKind {
             ProblemKind::TooLarge => "too-large",
             ProblemKind::Corrupt => "corrupt",
             ProblemKind::DuplicateId => "duplicate-id",
+            ProblemKind::LinkOutside => "link-outside",
         }
     }
 }

@@ -3,7 +3,9 @@
 use std::path::Path;
 
 use mneme_kb::convert::ProblemKind;
-use mneme_kb::{ChunkConfig, ErrorKind, IngestOptions, KnowledgeBase, NoProgress, Ranking};
+use mneme_kb::{
+    ChunkConfig, ErrorKind, IngestOptions, KnowledgeBase, LinkPolicy, NoProgress, Ranking,
+};
 
 use crate::{config, doc_ids, ingest, open, search, write_files};
 
@@ -224,7 +226,14 @@ fn symlink_loops_end_and_linked_directories_are_walked_once() {
     std::os::unix::fs::symlink(&shared, docs.join("linked-again")).unwrap();
     write_files(&docs, &[(".git/config.md", b"hidden")]);
     let kb = open(&work.path().join("index"));
-    let report = ingest(&kb, &[&docs]);
+    // `shared` lies outside `docs`: followed only when every link is.
+    let options = IngestOptions {
+        links: LinkPolicy::Any,
+        ..IngestOptions::default()
+    };
+    let report = kb
+        .ingest(std::slice::from_ref(&docs), options, &NoProgress)
+        .unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     let mut ids: Vec<String> = ["one", "two"]
         .iter()
@@ -237,6 +246,60 @@ fn symlink_loops_end_and_linked_directories_are_walked_once() {
         .collect();
     ids.sort();
     assert_eq!(ids, ["docs/a/one.md", "docs/linked/two.md"]);
+}
+
+/// The reliability probe: `kb/link.md → /etc/passwd` was served by the start-up scan while the
+/// API refused the same file.
+#[test]
+fn links_that_leave_the_knowledge_dirs_are_not_followed_by_default() {
+    let work = tempfile::tempdir().unwrap();
+    let docs = work.path().join("docs");
+    let secret = work.path().join("secret");
+    write_files(
+        &docs,
+        &[("a.md", b"alpha inside"), ("sub/b.md", b"bravo inside")],
+    );
+    write_files(
+        &secret,
+        &[
+            ("passwd.md", b"root secretword"),
+            ("dir/c.md", b"secretword two"),
+        ],
+    );
+    std::os::unix::fs::symlink(secret.join("passwd.md"), docs.join("link.md")).unwrap();
+    std::os::unix::fs::symlink(secret.join("dir"), docs.join("linked-dir")).unwrap();
+    // Links that stay inside are followed.
+    std::os::unix::fs::symlink(docs.join("sub/b.md"), docs.join("alias.md")).unwrap();
+    let kb = open(&work.path().join("index"));
+    let report = ingest(&kb, &[&docs]);
+    let mut refused = problems(&report);
+    refused.sort();
+    assert_eq!(
+        refused,
+        [
+            ("link.md".to_owned(), ProblemKind::LinkOutside),
+            ("linked-dir".to_owned(), ProblemKind::LinkOutside),
+        ]
+    );
+    assert!(
+        report.problems[0]
+            .1
+            .detail
+            .contains("kb.follow_external_links")
+    );
+    assert!(search(&kb, "secretword", Ranking::Bm25, 10).hits.is_empty());
+    assert_eq!(search(&kb, "bravo", Ranking::Bm25, 10).hits.len(), 2);
+
+    // Configured otherwise, they are followed.
+    let options = IngestOptions {
+        links: LinkPolicy::Any,
+        ..IngestOptions::default()
+    };
+    let report = kb
+        .ingest(std::slice::from_ref(&docs), options, &NoProgress)
+        .unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(search(&kb, "secretword", Ranking::Bm25, 10).hits.len(), 2);
 }
 
 #[test]

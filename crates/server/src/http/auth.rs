@@ -85,8 +85,11 @@ pub fn authenticate(
     let invalid = || reject(StatusCode::UNAUTHORIZED, "Invalid API key", "ApiKey");
     // Project keys are only good on their own project's routes.
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let ["api", "v2", "projects", project_id, rest @ ..] = segments.as_slice() else {
-        return Err(invalid());
+    let (project_id, rest) = match segments.as_slice() {
+        ["api", "v2", "projects", project_id, rest @ ..] => (*project_id, rest),
+        // The streaming alias of KnowledgeBeast's example client.
+        ["api", "v2", project_id, rest @ ..] if rest == ["query", "stream"] => (*project_id, rest),
+        _ => return Err(invalid()),
     };
     if rest.is_empty() && *method != Method::GET {
         // Updating or deleting the project itself.
@@ -150,4 +153,45 @@ fn check_project_key(
         project_id: project_id.to_owned(),
         key_id: record.key_id,
     })
+}
+
+/// Whether `path` is one of KATO's routes (sessions, node-level reads, monitoring, the
+/// websocket); `/`, `/health`, `/metrics` and the docs belong to both APIs and stay open.
+pub fn is_kato_route(path: &str) -> bool {
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    matches!(
+        first,
+        "sessions"
+            | "pattern"
+            | "symbols"
+            | "status"
+            | "stats"
+            | "percept-data"
+            | "cognition-data"
+            | "ws"
+    ) || path.starts_with("/metrics/")
+}
+
+/// KATO's routes with `MNEME_KATO_API_KEY` set: the same answers as KnowledgeBeast's routes
+/// (403 without the header, 401 with a wrong key).
+pub fn authenticate_kato(state: &ServerState, headers: &HeaderMap) -> Result<(), Response> {
+    let keys = &state.config.kato_api_keys;
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let Some(presented) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) else {
+        return Err(reject(StatusCode::FORBIDDEN, "Not authenticated", "APIKey"));
+    };
+    if keys
+        .iter()
+        .any(|k| constant_time_eq(k.as_bytes(), presented.as_bytes()))
+    {
+        Ok(())
+    } else {
+        Err(reject(
+            StatusCode::UNAUTHORIZED,
+            "Invalid API key",
+            "ApiKey",
+        ))
+    }
 }

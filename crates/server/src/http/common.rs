@@ -34,6 +34,24 @@ pub fn json_response(status: StatusCode, body: &Value) -> Response {
     response
 }
 
+/// An error in the shape of the API a path belongs to: KnowledgeBeast's
+/// `{"error", "message", "detail", "status_code"}` under `/api`, FastAPI's `{"detail"}` (KATO's)
+/// elsewhere. `error` is the KnowledgeBeast error name (`RequestEntityTooLarge`).
+pub fn api_error(
+    path: &str,
+    status: StatusCode,
+    error: &str,
+    message: &str,
+    detail: &str,
+) -> Response {
+    let body = if path.starts_with("/api/") || path == "/api" {
+        json!({"error": error, "message": message, "detail": detail, "status_code": status.as_u16()})
+    } else {
+        json!({"detail": format!("{message}. {detail}")})
+    };
+    json_response(status, &body)
+}
+
 pub fn iso_now() -> String {
     kato::iso(SystemTime::now())
 }

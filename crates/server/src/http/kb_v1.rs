@@ -316,12 +316,29 @@ pub async fn query_paginated(State(state): State<Arc<ServerState>>, body: Bytes)
 
 /// Why a file cannot be ingested through the API, as an answer.
 pub(super) fn resolve_file(state: &ServerState, raw: &str) -> Result<PathBuf, Response> {
-    let path = Path::new(raw);
-    let absolute = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir().unwrap_or_default().join(path)
+    let absolute = cwd_join(Path::new(raw));
+    let dirs = state.knowledge.knowledge_dirs();
+    let outside = || {
+        let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        detail(
+            StatusCode::FORBIDDEN,
+            format!(
+                "File is outside the knowledge directories ({}): {raw}; add its directory to KB_KNOWLEDGE_DIRS to ingest it",
+                shown.join(", ")
+            ),
+        )
     };
+    // The path is checked before the file is looked at, so that the answer for a path outside
+    // the knowledge dirs does not tell whether it exists. Where a path inside leads (links)
+    // is checked again once it is resolved.
+    let lexical = normalize(&absolute);
+    let inside_lexically = dirs.iter().any(|dir| {
+        lexical.starts_with(normalize(&cwd_join(dir)))
+            || dir.canonicalize().is_ok_and(|dir| lexical.starts_with(dir))
+    });
+    if !inside_lexically {
+        return Err(outside());
+    }
     if !absolute.exists() {
         return Err(kb_not_found(&format!("404: File not found: {raw}")));
     }
@@ -334,22 +351,37 @@ pub(super) fn resolve_file(state: &ServerState, raw: &str) -> Result<PathBuf, Re
     let canonical = absolute
         .canonicalize()
         .map_err(|err| detail(StatusCode::BAD_REQUEST, format!("Cannot read {raw}: {err}")))?;
-    let dirs = state.knowledge.knowledge_dirs();
     let inside = dirs
         .iter()
         .filter_map(|d| d.canonicalize().ok())
         .any(|d| canonical.starts_with(&d));
     if !inside {
-        let shown: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-        return Err(detail(
-            StatusCode::FORBIDDEN,
-            format!(
-                "File is outside the knowledge directories ({}): {raw}; add its directory to KB_KNOWLEDGE_DIRS to ingest it",
-                shown.join(", ")
-            ),
-        ));
+        return Err(outside());
     }
     Ok(canonical)
+}
+
+fn cwd_join(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    }
+}
+
+/// `path` with `.` and `..` resolved by name, without reading the file system.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }
 
 async fn ingest_blocking(

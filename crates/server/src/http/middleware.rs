@@ -1,7 +1,9 @@
 //! The middleware every request passes, outermost first: `observe` (request and trace ids,
 //! timing, security headers, access log, metrics), then `limits` (request size, query-string
-//! length), then `guard` (API keys and rate limits on `/api`). Panics in handlers become a 500
-//! and the server keeps serving.
+//! length; the plain-text or empty 4xx answers of the layers below in the API's JSON shape),
+//! then CORS and the cross-site checks (`crosssite.rs`), then `guard` (API keys and rate limits
+//! on `/api`, the optional key of KATO's routes). Panics in handlers become a 500 and the
+//! server keeps serving.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use serde_json::json;
 
 use super::ServerState;
 use super::auth::{self, Access};
-use super::common::json_response;
+use super::common::{api_error, json_response};
 
 const SECURITY_HEADERS: &[(&str, &str)] = &[
     ("x-content-type-options", "nosniff"),
@@ -215,21 +217,75 @@ pub async fn limits(
             "KB_MAX_QUERY_LENGTH",
         );
     }
+    let encoding = request
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let response = next.run(request).await;
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_none_or(|v| v.as_bytes().starts_with(b"text/plain"));
+    // The router's 405 gets FastAPI's own body in `observe`.
+    if !response.status().is_client_error()
+        || response.status() == StatusCode::METHOD_NOT_ALLOWED
+        || !plain
+    {
+        return response;
+    }
     // A streamed body over the limit is cut by the body extractor with a plain-text 413;
     // answer it in the same shape as a declared one.
-    if response.status() == StatusCode::PAYLOAD_TOO_LARGE
-        && response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"text/plain"))
-    {
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
         return body_too_large();
     }
-    response
+    in_api_shape(&path, encoding.as_deref(), response).await
 }
 
-/// API keys and rate limits for `/api/*`.
+/// The plain-text or empty answers of the layers below (request decompression, axum's
+/// extractors), in the API's JSON error shape, their message kept.
+async fn in_api_shape(path: &str, encoding: Option<&str>, response: Response) -> Response {
+    let status = response.status();
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let detail = if status == StatusCode::UNSUPPORTED_MEDIA_TYPE && text.is_empty() {
+        format!(
+            "Content-Encoding {:?} is not supported; send the body uncompressed or gzip-compressed once",
+            encoding.unwrap_or("")
+        )
+    } else if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("Bad request")
+            .to_owned()
+    } else {
+        text
+    };
+    // KnowledgeBeast's error names are the reason phrase without spaces (`NotFound`).
+    let error: String = status
+        .canonical_reason()
+        .unwrap_or("Bad Request")
+        .split_whitespace()
+        .collect();
+    let message = match status {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "Unsupported request body",
+        StatusCode::BAD_REQUEST if encoding.is_some() => "The request body could not be decoded",
+        _ => "Invalid request",
+    };
+    let mut answer = api_error(path, status, &error, message, &detail);
+    // Keep what the layer said besides the body (`Accept-Encoding` of a 415, `Allow`).
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            answer.headers_mut().entry(name).or_insert(value.clone());
+        }
+    }
+    answer
+}
+
+/// API keys and rate limits for `/api/*`; the optional key of KATO's routes.
 pub async fn guard(
     State(state): State<Arc<ServerState>>,
     mut request: Request,
@@ -237,6 +293,11 @@ pub async fn guard(
 ) -> Response {
     let path = request.uri().path();
     if !path.starts_with("/api/") {
+        if auth::is_kato_route(path) {
+            if let Err(response) = auth::authenticate_kato(&state, request.headers()) {
+                return response;
+            }
+        }
         return next.run(request).await;
     }
     let access = match auth::authenticate(&state, request.method(), path, request.headers()) {

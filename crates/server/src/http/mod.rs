@@ -10,6 +10,7 @@
 
 mod auth;
 mod common;
+mod crosssite;
 mod docs;
 mod kato_routes;
 mod kb_request;
@@ -322,6 +323,10 @@ pub fn router_with(state: Arc<ServerState>, extra: Router<Arc<ServerState>>) -> 
         ))
         .layer(tower_http::decompression::RequestDecompressionLayer::new())
         .layer(tower_http::compression::CompressionLayer::new())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crosssite::cross_site,
+        ))
         .layer(cors(&state.config.allowed_origins))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
