@@ -36,7 +36,7 @@ pub use store::{
     Found, LiveSession, SessionLease, SessionRecord, SessionSlot, SessionStore, StoreError,
 };
 
-use crate::patterns::{LoadedNode, Patterns};
+use crate::patterns::Patterns;
 
 /// The bytes of a rendered answer (shared, so that a remembered one is never copied).
 pub type Bytes = bytes::Bytes;
@@ -312,10 +312,12 @@ fn pattern_name(hash: Option<String>) -> String {
     hash.map_or(String::new(), |h| format!("PTRN|{h}"))
 }
 
-/// A session held by a request, with its node.
+/// A session held by a request, with its node borrowed from the session (no reference count
+/// of the shared node is touched per request: those counters bounce between cores).
 struct Held<'s> {
-    live: &'s mut LiveSession,
-    node: LoadedNode,
+    record: &'s mut SessionRecord,
+    memo: &'s mut Option<PredictionsMemo>,
+    node: &'s Arc<Node>,
 }
 
 impl Sessions {
@@ -541,25 +543,27 @@ impl Sessions {
             return Err(not_found(id, false));
         }
         let live = lease.session();
-        let node = match &live.node {
-            Some(node) => {
-                node.usage.touch();
-                node.clone()
-            }
-            None => {
-                let node = self.patterns.node_with_usage(&live.record.node_id)?;
-                live.node = Some(node.clone());
-                node
-            }
+        match &live.node {
+            Some(node) => node.usage.touch(),
+            None => live.node = Some(self.patterns.node_with_usage(&live.record.node_id)?),
+        }
+        let LiveSession { record, node, memo } = live;
+        let Some(node) = node.as_ref() else {
+            unreachable!("the node was resolved above")
         };
-        let mut held = Held { live, node };
+        let mut held = Held {
+            record,
+            memo,
+            node: &node.node,
+        };
         let result = work(&mut held)?;
         if write {
-            held.live.record.state.enforce_limits();
-            let extend = self.options.auto_extend.then(|| {
-                self.now_ms()
-                    .saturating_add(held.live.record.ttl.saturating_mul(1000))
-            });
+            held.record.state.enforce_limits();
+            let ttl = held.record.ttl;
+            let extend = self
+                .options
+                .auto_extend
+                .then(|| self.now_ms().saturating_add(ttl.saturating_mul(1000)));
             lease.save(extend)?;
         }
         Ok(result)
@@ -569,8 +573,8 @@ impl Sessions {
     pub fn read<T>(&self, id: &str, read: impl FnOnce(&SessionView<'_>) -> T) -> Result<T> {
         self.with(id, false, |held| {
             Ok(read(&SessionView {
-                record: &held.live.record,
-                node: &held.node.node,
+                record: &held.record,
+                node: &held.node,
             }))
         })
     }
@@ -605,14 +609,14 @@ impl Sessions {
         replaced: bool,
     ) -> Result<ObserveOutcome, SeqError> {
         let defaults = self.patterns.defaults();
-        let record = &mut held.live.record;
+        let record = &mut held.record;
         let mut config = record.config.observe_config(defaults, false);
         config.persistence = self.persistence(&record.config);
         let predict_config = defaults.predict_config();
         let skip = replaced && config.max_pattern_length == 0;
         record
             .state
-            .observe(&held.node.node, observation, &config, &|node, stm| {
+            .observe(&held.node, observation, &config, &|node, stm| {
                 if skip {
                     ObservePredictions::None
                 } else {
@@ -647,7 +651,7 @@ impl Sessions {
         self.with(id, true, |held| {
             let outcome = self.observe_one(held, observation, false)?;
             Ok(Observed {
-                node_id: held.live.record.node_id.clone(),
+                node_id: held.record.node_id.clone(),
                 outcome,
             })
         })
@@ -657,10 +661,10 @@ impl Sessions {
     /// learned before the failure stay learned), as KATO saves the session once, at the end.
     pub fn observe_sequence(&self, id: &str, request: &ObserveSequence) -> Result<SequenceOutcome> {
         self.with(id, true, |held| {
-            let saved = held.live.record.state.clone();
+            let saved = held.record.state.clone();
             let result = self.observe_items(held, request);
             if result.is_err() {
-                held.live.record.state = saved;
+                held.record.state = saved;
             }
             result
         })
@@ -671,9 +675,9 @@ impl Sessions {
         held: &mut Held<'_>,
         request: &ObserveSequence,
     ) -> Result<SequenceOutcome> {
-        let persistence = self.persistence(&held.live.record.config);
-        let node = held.node.node.clone();
-        let initial = held.live.record.state.stm.len();
+        let persistence = self.persistence(&held.record.config);
+        let node = held.node;
+        let initial = held.record.state.stm.len();
         let mut items = Vec::with_capacity(request.observations.len());
         let mut learned = Vec::new();
         let failed = |position| {
@@ -684,7 +688,7 @@ impl Sessions {
         };
         for (position, observation) in request.observations.iter().enumerate() {
             if request.clear_stm_between && position > 0 {
-                held.live.record.state.stm.clear();
+                held.record.state.stm.clear();
             }
             // Replaced unread: the next item observes symbols or vectors on a short-term
             // memory that only grows (no clearing, no learn in between), so its call replaces
@@ -698,7 +702,7 @@ impl Sessions {
             let outcome = self
                 .observe_one(held, observation, replaced)
                 .map_err(failed(position))?;
-            let state = &mut held.live.record.state;
+            let state = &mut held.record.state;
             if request.learn_after_each && !state.stm.is_empty() {
                 let hash = state.learn(&node, persistence).map_err(failed(position))?;
                 learned.push(pattern_name(hash));
@@ -713,7 +717,7 @@ impl Sessions {
                 auto_learned: auto,
             });
         }
-        let state = &mut held.live.record.state;
+        let state = &mut held.record.state;
         let mut final_learned = None;
         if request.learn_at_end && !state.stm.is_empty() {
             let last = request.observations.len().saturating_sub(1);
@@ -722,7 +726,7 @@ impl Sessions {
             final_learned = Some(name);
         }
         Ok(SequenceOutcome {
-            node_id: held.live.record.node_id.clone(),
+            node_id: held.record.node_id.clone(),
             initial_stm_length: initial,
             final_stm_length: state.stm.len(),
             items,
@@ -734,9 +738,9 @@ impl Sessions {
     /// Learns the short-term memory as a pattern.
     pub fn learn(&self, id: &str) -> Result<Learned> {
         self.with(id, true, |held| {
-            let persistence = self.persistence(&held.live.record.config);
-            let state = &mut held.live.record.state;
-            let hash = state.learn(&held.node.node, persistence)?;
+            let persistence = self.persistence(&held.record.config);
+            let state = &mut held.record.state;
+            let hash = state.learn(&held.node, persistence)?;
             Ok(Learned {
                 name: pattern_name(hash),
                 stm_length: state.stm.len(),
@@ -747,7 +751,7 @@ impl Sessions {
     /// Empties the short-term memory.
     pub fn clear_stm(&self, id: &str) -> Result<()> {
         self.with(id, true, |held| {
-            held.live.record.state.clear();
+            held.record.state.clear();
             Ok(())
         })
     }
@@ -755,8 +759,8 @@ impl Sessions {
     /// Forgets everything the session's node learned, and the short-term memory.
     pub fn clear_all(&self, id: &str) -> Result<()> {
         self.with(id, true, |held| {
-            held.node.node.clear()?;
-            held.live.record.state.clear();
+            held.node.clear()?;
+            held.record.state.clear();
             Ok(())
         })
     }
@@ -764,8 +768,7 @@ impl Sessions {
     /// Changes the session's configuration (KATO's checked update: all or nothing).
     pub fn update_config(&self, id: &str, changes: &[(String, MetaValue)]) -> Result<()> {
         self.with(id, true, |held| {
-            held.live
-                .record
+            held.record
                 .config
                 .update_checked(changes)
                 .map_err(SessionError::Config)
@@ -789,9 +792,9 @@ impl Sessions {
     pub fn finalize_training(&self, id: &str) -> Result<Finalized> {
         self.with(id, false, |held| {
             let started = std::time::Instant::now();
-            let patterns = held.node.node.finalize_training()?;
+            let patterns = held.node.finalize_training()?;
             Ok(Finalized {
-                node_id: held.live.record.node_id.clone(),
+                node_id: held.record.node_id.clone(),
                 patterns,
                 time_ms: (started.elapsed().as_secs_f64() * 1e5).round() / 100.0,
             })
@@ -809,15 +812,13 @@ impl Sessions {
         render: &Render<'_>,
     ) -> Result<Bytes> {
         self.with(id, false, |held| {
-            let live = &mut *held.live;
-            let node = &held.node.node;
-            let config = live
-                .record
+            let (record, node) = (&*held.record, held.node);
+            let config = record
                 .config
-                .predict_config(self.patterns.defaults(), self.rank_by(&live.record.config));
-            let stm = &live.record.state.stm;
+                .predict_config(self.patterns.defaults(), self.rank_by(&record.config));
+            let stm = &record.state.stm;
             if freshness == Freshness::Any {
-                if let Some(memo) = &live.memo {
+                if let Some(memo) = &*held.memo {
                     if memo.answers(node, stm, &config) {
                         node.replay_full_predict(memo.future_potentials.clone());
                         return Ok(memo.bytes.clone());
@@ -827,17 +828,17 @@ impl Sessions {
             let version = node.version();
             if !takes_full_path(stm) {
                 let set = node.predict(stm, &config);
-                live.memo = None;
-                return Ok(render(Answer::Set(&set), &live.record.id));
+                *held.memo = None;
+                return Ok(render(Answer::Set(&set), &record.id));
             }
             let (bytes, future_potentials) = node.predict_full(stm, &config, |answer| {
                 (
-                    render(Answer::Full(answer), &live.record.id),
+                    render(Answer::Full(answer), &record.id),
                     answer.future_potentials().clone(),
                 )
             });
             // Kept only when the node did not change while the answer was computed.
-            live.memo = (node.version() == version).then(|| PredictionsMemo {
+            *held.memo = (node.version() == version).then(|| PredictionsMemo {
                 node: node.clone(),
                 version,
                 stm: stm.clone(),

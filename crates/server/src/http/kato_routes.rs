@@ -101,7 +101,11 @@ impl<S: Send + Sync> FromRequest<S> for Parts {
                 .map(str::to_owned)
         };
         let (test_id, node_header) = (header("x-test-id"), header("x-node-id"));
-        let request = axum::extract::Request::from_parts(head.clone(), body);
+        let (method, query) = (
+            head.method.clone(),
+            head.uri.query().unwrap_or("").to_owned(),
+        );
+        let request = axum::extract::Request::from_parts(head, body);
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(IntoResponse::into_response)?;
@@ -111,8 +115,8 @@ impl<S: Send + Sync> FromRequest<S> for Parts {
             Some(serde_json::from_slice::<Value>(&bytes).map_err(|err| json_invalid(&err))?)
         };
         Ok(Parts {
-            method: head.method,
-            query: head.uri.query().unwrap_or("").to_owned(),
+            method,
+            query,
             body,
             freshness,
             test_id,
