@@ -573,8 +573,8 @@ impl Sessions {
     pub fn read<T>(&self, id: &str, read: impl FnOnce(&SessionView<'_>) -> T) -> Result<T> {
         self.with(id, false, |held| {
             Ok(read(&SessionView {
-                record: &held.record,
-                node: &held.node,
+                record: held.record,
+                node: held.node,
             }))
         })
     }
@@ -616,7 +616,7 @@ impl Sessions {
         let skip = replaced && config.max_pattern_length == 0;
         record
             .state
-            .observe(&held.node, observation, &config, &|node, stm| {
+            .observe(held.node, observation, &config, &|node, stm| {
                 if skip {
                     ObservePredictions::None
                 } else {
@@ -704,7 +704,7 @@ impl Sessions {
                 .map_err(failed(position))?;
             let state = &mut held.record.state;
             if request.learn_after_each && !state.stm.is_empty() {
-                let hash = state.learn(&node, persistence).map_err(failed(position))?;
+                let hash = state.learn(node, persistence).map_err(failed(position))?;
                 learned.push(pattern_name(hash));
             }
             let auto = outcome.auto_learned.map(|h| format!("PTRN|{h}"));
@@ -721,7 +721,7 @@ impl Sessions {
         let mut final_learned = None;
         if request.learn_at_end && !state.stm.is_empty() {
             let last = request.observations.len().saturating_sub(1);
-            let name = pattern_name(state.learn(&node, persistence).map_err(failed(last))?);
+            let name = pattern_name(state.learn(node, persistence).map_err(failed(last))?);
             learned.push(name.clone());
             final_learned = Some(name);
         }
@@ -740,7 +740,7 @@ impl Sessions {
         self.with(id, true, |held| {
             let persistence = self.persistence(&held.record.config);
             let state = &mut held.record.state;
-            let hash = state.learn(&held.node, persistence)?;
+            let hash = state.learn(held.node, persistence)?;
             Ok(Learned {
                 name: pattern_name(hash),
                 stm_length: state.stm.len(),
