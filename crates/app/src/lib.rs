@@ -10,6 +10,7 @@ pub mod embedding;
 mod knowledge;
 pub mod patterns;
 pub mod projects;
+pub mod running;
 pub mod sessions;
 pub mod time;
 

@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use mneme_app::Config;
 use mneme_app::patterns::{Patterns, open_patterns};
-use mneme_app::sessions::{Answer, Freshness, NamedSessions, Options, Sessions};
-use mneme_seq::types::Observation;
-use mneme_server::kato::{json, request};
+use mneme_app::running::RunningServer;
+use mneme_server::kato::commands::{self, Command};
+use mneme_server::kato::request;
 use serde_json::{Value, json};
 
 #[derive(Debug, Args)]
@@ -100,44 +100,147 @@ pub struct PatternArgs {
 }
 
 pub fn run(config: &Config, args: &SeqArgs) -> anyhow::Result<ExitCode> {
-    let patterns =
-        Arc::new(open_patterns(&config.seq).with_context(|| {
-            format!("opening the pattern store {}", config.seq.store.display())
-        })?);
+    let engine = Engine::open(config)?;
     match &args.command {
-        SeqCommand::Observe(args) => observe(&patterns, args),
-        SeqCommand::Learn(args) => learn(&patterns, args),
-        SeqCommand::Predict(target) => predict(&patterns, target),
-        SeqCommand::Stm(target) => {
-            let stm = sessions(&patterns, target)
-                .read(&target.session, |view| view.record.state.stm.clone())?;
-            print(target, &json!({"stm": stm, "length": stm.len()}))
+        SeqCommand::Observe(args) => {
+            let target = &args.target;
+            let command = Command::Observe {
+                node: target.node.clone(),
+                session: target.session.clone(),
+                observation: observation_body(args)?,
+            };
+            print(target, &engine.run(&command)?)
         }
-        SeqCommand::Clear(args) => clear(&patterns, args),
-        SeqCommand::Pattern(args) => {
-            let node = patterns.node(&args.target.node)?;
-            let hash = args.name.strip_prefix("PTRN|").unwrap_or(&args.name);
-            match node.pattern(hash) {
-                Some(view) => print(&args.target, &json::pattern(&view)),
-                None => bail!(
-                    "pattern {} not found in node {}",
-                    args.name,
-                    args.target.node
-                ),
+        SeqCommand::Learn(args) => {
+            let target = &args.target;
+            if let Some(path) = &args.batch {
+                return learn_batch(&engine, &target.node, path);
             }
+            let command = Command::Learn {
+                node: target.node.clone(),
+                session: target.session.clone(),
+            };
+            print(target, &engine.run(&command)?)
+        }
+        SeqCommand::Predict(target) => {
+            let command = Command::Predict {
+                node: target.node.clone(),
+                session: target.session.clone(),
+            };
+            print(target, &engine.run(&command)?)
+        }
+        SeqCommand::Stm(target) => {
+            let command = Command::Stm {
+                node: target.node.clone(),
+                session: target.session.clone(),
+            };
+            print(target, &engine.run(&command)?)
+        }
+        SeqCommand::Clear(args) => {
+            let command = Command::Clear {
+                node: args.target.node.clone(),
+                session: args.target.session.clone(),
+                all: args.all,
+            };
+            print(&args.target, &engine.run(&command)?)
+        }
+        SeqCommand::Pattern(args) => {
+            let command = Command::Pattern {
+                node: args.target.node.clone(),
+                name: args.name.clone(),
+            };
+            print(&args.target, &engine.run(&command)?)
         }
     }
 }
 
-/// The session service over the named sessions of the target's node: the same observe, learn
-/// and predictions as the server's routes.
-fn sessions(patterns: &Arc<Patterns>, target: &Target) -> Sessions {
-    Sessions::new(
-        patterns.clone(),
-        Arc::new(NamedSessions::new(patterns.clone(), &target.node)),
-        Options::default(),
-        Box::new(std::time::SystemTime::now),
-    )
+/// Where the commands run: on the embedded store in this process, or, when a running
+/// `mneme serve` holds the store, on that server (which answers the same).
+enum Engine {
+    Local(Arc<Patterns>),
+    Server(RunningServer, crate::bench::http::Target),
+}
+
+impl Engine {
+    fn open(config: &Config) -> anyhow::Result<Engine> {
+        let store = config.seq.store.display().to_string();
+        match open_patterns(&config.seq) {
+            Ok(patterns) => Ok(Engine::Local(Arc::new(patterns))),
+            Err(mneme_store::Error::Busy(_)) => {
+                let Some(server) = mneme_app::running::find(&config.data_dir) else {
+                    bail!(
+                        "the pattern store {store} is in use by another process that is not a \
+                         `mneme serve` of this data directory; stop it, or give this command \
+                         another --data-dir"
+                    );
+                };
+                let target = crate::bench::http::Target::parse(&server.url).with_context(|| {
+                    format!(
+                        "mneme serve (pid {}) holds {store}, but its address {} cannot be used; \
+                         stop it to run this command on the store directly",
+                        server.pid, server.url
+                    )
+                })?;
+                let key = std::env::var("MNEME_KATO_API_KEY").ok().and_then(|keys| {
+                    keys.split(',')
+                        .map(str::trim)
+                        .find(|k| !k.is_empty())
+                        .map(str::to_owned)
+                });
+                Ok(Engine::Server(
+                    server,
+                    crate::bench::http::Target {
+                        api_key: key,
+                        ..target
+                    },
+                ))
+            }
+            Err(err) => Err(err).with_context(|| format!("opening the pattern store {store}")),
+        }
+    }
+
+    fn run(&self, command: &Command) -> anyhow::Result<Value> {
+        match self {
+            Engine::Local(patterns) => commands::run(patterns, command).map_err(anyhow::Error::msg),
+            Engine::Server(server, target) => {
+                let body = serde_json::to_string(command)?;
+                let (status, bytes) = crate::bench::http::request(target, "POST", "/mneme/seq", &body)
+                    .with_context(|| {
+                        format!(
+                            "mneme serve (pid {}) holds the pattern store; sending the command to it at {}",
+                            server.pid, server.url
+                        )
+                    })?;
+                let value: Value = serde_json::from_slice(&bytes).with_context(|| {
+                    format!(
+                        "the server at {} answered {status} with no JSON",
+                        server.url
+                    )
+                })?;
+                if status == 200 {
+                    Ok(value)
+                } else {
+                    let message = value["error"]
+                        .as_str()
+                        .or_else(|| value["detail"].as_str())
+                        .map_or_else(|| value.to_string(), str::to_owned);
+                    bail!(
+                        "{message} (answered by mneme serve, pid {}, at {})",
+                        server.pid,
+                        server.url
+                    )
+                }
+            }
+        }
+    }
+
+    /// Makes what was learned durable (the server's store does that itself).
+    fn flush(&self) -> anyhow::Result<()> {
+        if let Engine::Local(patterns) = self {
+            patterns.flush()?;
+        }
+        Ok(())
+    }
 }
 
 fn print(target: &Target, value: &Value) -> anyhow::Result<ExitCode> {
@@ -150,21 +253,18 @@ fn print(target: &Target, value: &Value) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn parse_observation(args: &ObserveArgs) -> anyhow::Result<Observation> {
+/// The observation as KATO's observe body, from `--json` or from the flags.
+fn observation_body(args: &ObserveArgs) -> anyhow::Result<Value> {
     if let Some(body) = &args.json {
         let value: Value = serde_json::from_str(body).context("--json is not valid JSON")?;
         let map = request::object(Some(&value))
             .map_err(|errors| anyhow::anyhow!("{}", request::detail(&errors)))?;
-        return request::observation(map, &[json!("body")])
-            .map(|(observation, _)| observation)
-            .map_err(|errors| {
-                anyhow::anyhow!("invalid observation: {}", request::detail(&errors))
-            });
+        request::observation(map, &[json!("body")]).map_err(|errors| {
+            anyhow::anyhow!("invalid observation: {}", request::detail(&errors))
+        })?;
+        return Ok(value);
     }
-    let mut observation = Observation {
-        strings: args.symbols.clone(),
-        ..Observation::default()
-    };
+    let mut vectors = Vec::new();
     for vector in &args.vectors {
         let values: Result<Vec<f64>, _> =
             vector.split(',').map(|x| x.trim().parse::<f64>()).collect();
@@ -173,8 +273,9 @@ fn parse_observation(args: &ObserveArgs) -> anyhow::Result<Observation> {
         if values.iter().any(|x| !x.is_finite()) {
             bail!("--vector {vector:?}: numbers must be finite");
         }
-        observation.vectors.push(values);
+        vectors.push(values);
     }
+    let mut emotives = serde_json::Map::new();
     for emotive in &args.emotives {
         let (name, value) = emotive
             .split_once('=')
@@ -183,61 +284,26 @@ fn parse_observation(args: &ObserveArgs) -> anyhow::Result<Observation> {
             .trim()
             .parse()
             .with_context(|| format!("--emotive {emotive:?}: {value:?} is not a number"))?;
-        observation.emotives.push((name.to_owned(), value));
+        emotives.insert(name.to_owned(), json!(value));
     }
+    let mut metadata = serde_json::Map::new();
     for entry in &args.metadata {
         let (key, value) = entry
             .split_once('=')
             .with_context(|| format!("--meta {entry:?}: expected KEY=VALUE"))?;
-        observation.metadata.push((
-            key.to_owned(),
-            mneme_seq::pyfmt::MetaValue::Str(value.to_owned()),
-        ));
+        metadata.insert(key.to_owned(), json!(value));
     }
-    Ok(observation)
-}
-
-fn observe(patterns: &Arc<Patterns>, args: &ObserveArgs) -> anyhow::Result<ExitCode> {
-    let observation = parse_observation(args)?;
-    let target = &args.target;
-    let observed = sessions(patterns, target)
-        .observe(&target.session, &observation)
-        .context("observing")?;
-    let outcome = observed.outcome;
-    print(
-        target,
-        &json!({
-            "status": "okay",
-            "stm_length": outcome.stm_length.min(mneme_seq::session::MAX_STM_EVENTS),
-            "time": outcome.time,
-            "auto_learned_pattern": outcome.auto_learned.map(|h| format!("PTRN|{h}")),
-        }),
-    )
-}
-
-fn learn(patterns: &Arc<Patterns>, args: &LearnArgs) -> anyhow::Result<ExitCode> {
-    let target = &args.target;
-    if let Some(path) = &args.batch {
-        let node = patterns.node(&target.node)?;
-        return learn_batch(patterns, &node, path, patterns.defaults().persistence);
-    }
-    let learned = sessions(patterns, target)
-        .learn(&target.session)
-        .context("learning")?;
-    print(
-        target,
-        &json!({"status": "learned", "pattern_name": learned.name}),
-    )
+    Ok(json!({
+        "strings": args.symbols,
+        "vectors": vectors,
+        "emotives": emotives,
+        "metadata": metadata,
+    }))
 }
 
 /// Lines of event lists, learned in chunks; each chunk's names are printed once the chunk is
 /// committed (durably, unless the store is in periodic mode).
-fn learn_batch(
-    patterns: &Patterns,
-    node: &mneme_seq::node::Node,
-    path: &std::path::Path,
-    persistence: usize,
-) -> anyhow::Result<ExitCode> {
+fn learn_batch(engine: &Engine, node: &str, path: &std::path::Path) -> anyhow::Result<ExitCode> {
     const CHUNK: usize = 1000;
     let input: Box<dyn BufRead> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
@@ -252,20 +318,23 @@ fn learn_batch(
     let mut flush = |chunk: &mut Vec<Vec<Vec<String>>>,
                      out: &mut std::io::StdoutLock<'_>|
      -> anyhow::Result<()> {
-        for name in node.learn_many(chunk, persistence)? {
-            match name {
-                Some(hash) => {
-                    learned += 1;
-                    writeln!(out, "PTRN|{hash}")?;
-                }
-                None => {
-                    skipped += 1;
-                    writeln!(out)?;
-                }
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let answer = engine.run(&Command::LearnBatch {
+            node: node.to_owned(),
+            events: std::mem::take(chunk),
+        })?;
+        for name in answer["names"].as_array().into_iter().flatten() {
+            let name = name.as_str().unwrap_or_default();
+            if name.is_empty() {
+                skipped += 1;
+            } else {
+                learned += 1;
             }
+            writeln!(out, "{name}")?;
         }
         out.flush()?;
-        chunk.clear();
         Ok(())
     };
     for (line_no, line) in input.lines().enumerate() {
@@ -285,44 +354,9 @@ fn learn_batch(
         }
     }
     flush(&mut chunk, &mut out)?;
-    patterns.flush()?;
+    engine.flush()?;
     eprintln!(
         "learned {learned} patterns ({skipped} lines with fewer than two symbols learned nothing)"
     );
     Ok(ExitCode::SUCCESS)
-}
-
-fn predict(patterns: &Arc<Patterns>, target: &Target) -> anyhow::Result<ExitCode> {
-    let render = |answer: Answer<'_>, _: &str| {
-        let (predictions, future_potentials) = match answer {
-            Answer::Full(answer) => (
-                answer.to_predictions(),
-                answer.future_potentials().as_ref().clone(),
-            ),
-            Answer::Set(set) => (set.predictions.clone(), set.future_potentials.clone()),
-        };
-        let value = json!({
-            "predictions": predictions.iter().map(json::prediction).collect::<Vec<_>>(),
-            "future_potentials": json::future_potentials(&future_potentials),
-            "count": predictions.len(),
-        });
-        mneme_app::sessions::Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
-    };
-    let bytes =
-        sessions(patterns, target).predictions(&target.session, Freshness::Computed, &render)?;
-    let value: Value = serde_json::from_slice(&bytes)?;
-    print(target, &value)
-}
-
-fn clear(patterns: &Arc<Patterns>, args: &ClearArgs) -> anyhow::Result<ExitCode> {
-    let target = &args.target;
-    let sessions = sessions(patterns, target);
-    if args.all {
-        sessions.clear_all(&target.session)?;
-    }
-    sessions.delete(&target.session)?;
-    print(
-        target,
-        &json!({"status": "cleared", "scope": if args.all { "all" } else { "stm" }}),
-    )
 }

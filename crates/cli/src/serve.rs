@@ -12,19 +12,41 @@ use mneme_server::http::{self, ServerState};
 use crate::args::ServeArgs;
 
 pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
-    let state = Arc::new(ServerState::open(config)?);
     let addr = format!("{}:{}", config.server.host, config.server.port);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("mneme-http")
         .build()
         .context("starting the async runtime")?;
+    // The port first: a second server on the same port says so, whatever its data directory.
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(&addr))
+        .with_context(|| {
+            format!(
+                "cannot listen on {addr} (is another server using the port? choose one with --port)"
+            )
+        })?;
+    let local: SocketAddr = listener.local_addr()?;
+    let state = match ServerState::open(config) {
+        Ok(state) => Arc::new(state),
+        Err(err) => return Err(held_by(config, err.into())),
+    };
+    let url = if local.ip().is_unspecified() {
+        format!("http://127.0.0.1:{}", local.port())
+    } else {
+        format!("http://{local}")
+    };
+    // Other commands on this data directory (`mneme seq`) find the server here.
+    let _record = mneme_app::running::record(&config.data_dir, &url)
+        .map_err(|err| {
+            tracing::warn!(
+                "recording this server in {}: {err}",
+                config.data_dir.display()
+            )
+        })
+        .ok();
     let grace = Duration::from_secs(args.grace_seconds);
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(&addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr} (is another server using the port? choose one with --port)"))?;
-        let local: SocketAddr = listener.local_addr()?;
         if config.server.api_keys.is_empty() {
             tracing::warn!(
                 "NO API KEY CONFIGURED: /api/v1 and /api/v2 are open to anyone who can reach {local}; set KB_API_KEY (comma list) to require X-API-Key"
@@ -42,6 +64,19 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     state.flush();
     runtime.shutdown_timeout(Duration::from_secs(2));
     Ok(ExitCode::SUCCESS)
+}
+
+/// `err`, with who holds the data directory when another `mneme serve` does.
+fn held_by(config: &Config, err: anyhow::Error) -> anyhow::Error {
+    match mneme_app::running::find(&config.data_dir) {
+        Some(server) => anyhow::anyhow!(
+            "{err:#}\nhint: mneme serve (pid {}) at {} already serves the data directory {}; stop it first, or give this server another --data-dir",
+            server.pid,
+            server.url,
+            config.data_dir.display()
+        ),
+        None => err,
+    }
 }
 
 /// Brings the index up to date with the knowledge dirs in the background; queries keep

@@ -354,6 +354,11 @@ impl Sessions {
         &self.patterns
     }
 
+    /// The nodes' store, shared.
+    pub fn patterns_arc(&self) -> &Arc<Patterns> {
+        &self.patterns
+    }
+
     pub fn options(&self) -> &Options {
         &self.options
     }

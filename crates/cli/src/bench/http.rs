@@ -119,6 +119,16 @@ impl Client {
     }
 }
 
+/// One request on a connection of its own (for commands the CLI sends to a running server).
+pub fn request(
+    target: &Target,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> anyhow::Result<(u16, Vec<u8>)> {
+    Client::connect(target)?.call(method, path, Some(body))
+}
+
 /// A request template for worker `w`'s `i`-th request.
 type Make<'a> = dyn Fn(usize, usize) -> (String, String, Option<String>) + Sync + 'a;
 

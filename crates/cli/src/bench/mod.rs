@@ -6,7 +6,7 @@
 
 mod compare;
 mod html;
-mod http;
+pub(crate) mod http;
 mod text;
 
 use std::io::IsTerminal;

@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::{Served, mneme, run, write_files};
+use crate::{Served, mneme, run, stderr, stdout, write_files};
 
 fn request(addr: &str, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
     let mut stream = TcpStream::connect(addr).unwrap();
@@ -129,4 +129,77 @@ fn serve_refuses_a_busy_port_with_a_clear_message() {
     let output = run(mneme(work.path()).args(["serve", "--port", "http"]));
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--port \"http\" is not valid"));
+}
+
+#[test]
+fn seq_commands_work_alongside_a_running_server_and_answer_the_same() {
+    let served_dir = tempfile::tempdir().unwrap();
+    let alone_dir = tempfile::tempdir().unwrap();
+    let served = Served::start(mneme(served_dir.path()));
+    let seq = |dir: &std::path::Path, args: &[&str]| {
+        let output = run(mneme(dir).arg("seq").args(args));
+        (output.status.code(), stdout(&output), stderr(&output))
+    };
+    // The same commands on a data directory a server holds (sent to it) and on one nobody
+    // holds (run in process) print the same answers.
+    let script: &[&[&str]] = &[
+        &["observe", "-n", "n", "-s", "a", "-s", "b"],
+        &["observe", "-n", "n", "-s", "c", "--emotive", "joy=1"],
+        &["learn", "-n", "n"],
+        &["observe", "-n", "n", "-s", "a", "-s", "b"],
+        &["stm", "-n", "n"],
+        &["predict", "-n", "n"],
+        &["clear", "-n", "n"],
+        &["stm", "-n", "n"],
+    ];
+    let mut learned = String::new();
+    for args in script {
+        let (code, out, err) = seq(served_dir.path(), args);
+        assert_eq!(code, Some(0), "{args:?} beside the server: {err}");
+        if args[0] == "learn" {
+            let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+            learned = answer["pattern_name"].as_str().unwrap().to_owned();
+        }
+        let (alone_code, alone_out, _) = seq(alone_dir.path(), args);
+        assert_eq!(alone_code, Some(0));
+        assert_eq!(out, alone_out, "{args:?}");
+    }
+    // The server really did the work: it answers for the learned pattern over HTTP.
+    let (status, pattern) = request(
+        &served.addr,
+        "GET",
+        &format!("/pattern/{}?node_id=n", learned.replace('|', "%7C")),
+        "",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(pattern["pattern"]["status"], "okay", "{pattern}");
+    let (code, _, err) = seq(served_dir.path(), &["pattern", "-n", "n", "PTRN|0000"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("not found") && err.contains("mneme serve"),
+        "{err}"
+    );
+
+    // A second server on the same data directory says who holds it, once.
+    let output = run(mneme(served_dir.path()).args(["serve", "--no-ingest", "--port", "0"]));
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("already serves the data directory"), "{err}");
+    assert_eq!(err.matches("in use by another process").count(), 1, "{err}");
+
+    let mut child = served.child;
+    terminate(&mut child);
+    // Gone with the server: the record, and commands run in process again.
+    assert!(!served_dir.path().join(".mneme/serve.json").exists());
+    let (code, out, err) = seq(served_dir.path(), &["stm", "-n", "n"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("\"length\":0"), "{out}");
+}
+
+/// SIGTERM, then wait for the process to finish.
+fn terminate(child: &mut std::process::Child) {
+    let pid = child.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let _ = child.wait();
 }

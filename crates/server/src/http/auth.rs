@@ -169,6 +169,7 @@ pub fn is_kato_route(path: &str) -> bool {
             | "percept-data"
             | "cognition-data"
             | "ws"
+            | "mneme"
     ) || path.starts_with("/metrics/")
 }
 

@@ -32,7 +32,8 @@ pub fn routes() -> Router<Arc<ServerState>> {
         .route("/pattern/{pattern_id}", any(pattern))
         .route("/symbols/stats", any(symbol_stats))
         .route("/symbols/affinity", any(affinities))
-        .route("/symbols/{symbol}/affinity", any(affinity));
+        .route("/symbols/{symbol}/affinity", any(affinity))
+        .route("/mneme/seq", axum::routing::post(seq_command));
     for action in ACTIONS {
         router = router.route(
             &format!("/sessions/{{session_id}}/{action}"),
@@ -228,6 +229,45 @@ async fn affinity(
 ) -> Response {
     let reply = run(state, false, move |s| {
         s.kato.affinity(&symbol, &parts.request())
+    })
+    .await;
+    respond(reply, None)
+}
+
+/// `POST /mneme/seq`: a `mneme seq` command sent by the CLI when this server holds the pattern
+/// store (`kato::commands`); answers what the CLI prints, or `{"error": …}` with 400.
+async fn seq_command(State(state): State<Arc<ServerState>>, parts: Parts) -> Response {
+    let command = match parts
+        .body
+        .map(serde_json::from_value::<crate::kato::commands::Command>)
+    {
+        Some(Ok(command)) => command,
+        Some(Err(err)) => {
+            return json_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &json!({"error": format!("not a mneme seq command: {err}")}),
+            );
+        }
+        None => {
+            return json_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &json!({"error": "the body must be a mneme seq command"}),
+            );
+        }
+    };
+    let reply = run(state, false, move |s| {
+        match crate::kato::commands::run(s.kato.sessions().patterns_arc(), &command) {
+            Ok(value) => Reply {
+                status: 200,
+                body: value,
+                raw: None,
+            },
+            Err(message) => Reply {
+                status: 400,
+                body: json!({"error": message}),
+                raw: None,
+            },
+        }
     })
     .await;
     respond(reply, None)

@@ -68,17 +68,18 @@ pub struct ServerState {
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("opening the index at {path}: {source}")]
+    #[error("opening the index at {path}")]
     Knowledge {
         path: String,
         source: mneme_kb::Error,
     },
-    #[error("opening the pattern store at {path}: {source}")]
+    /// (The store's error, printed after it as its cause, names the path.)
+    #[error("opening the pattern store")]
     Patterns {
         path: String,
         source: mneme_store::Error,
     },
-    #[error("opening the projects at {path}: {source}")]
+    #[error("opening the projects at {path}")]
     Projects {
         path: String,
         source: mneme_app::projects::ProjectError,

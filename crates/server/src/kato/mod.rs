@@ -3,6 +3,7 @@
 //! Session state lives here (in memory, with sliding expiry); long-term memory in
 //! `app::patterns`.
 
+pub mod commands;
 pub mod json;
 pub mod request;
 
