@@ -1,7 +1,7 @@
 //! KnowledgeBeast's API v2 (`/api/v2/projects`): CRUD, isolation, ingest, query, streaming,
 //! scoped project keys, export / import, and persistence across a restart.
 
-mod support;
+use crate::support;
 
 use axum::body::Body;
 use serde_json::{Value, json};

@@ -2,7 +2,7 @@
 //! `Host` and content types, the optional KATO key, and the JSON shape of encoding errors
 //! (the reliability probe's cross-site findings), and its findings on ingest paths.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 

@@ -4,11 +4,9 @@
 //! meets another session's vector dimension. Also: bookkeeping that never waits for a
 //! busy session (`slots`), and the predictions memo (`memo`).
 
-#[path = "kato_sessions/memo.rs"]
 mod memo;
-#[path = "kato_sessions/slots.rs"]
 mod slots;
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

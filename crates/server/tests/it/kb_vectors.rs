@@ -2,7 +2,7 @@
 //! and fusion in /api/v1/query, /query/paginated and the project API, the defaults with and
 //! without a model, and the errors.
 
-mod support;
+use crate::support;
 
 use mneme_app::EmbeddingModel;
 use mneme_embed::test_model_dir as model_dir;

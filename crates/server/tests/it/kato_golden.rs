@@ -9,8 +9,8 @@ use std::io::Read;
 
 use serde_json::{Map, Value};
 
-mod compare;
-mod support;
+use crate::compare;
+use crate::support;
 
 /// Sends one recorded request: method, path (with query, unencoded), body; answers status and
 /// parsed JSON body.

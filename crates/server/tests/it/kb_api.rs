@@ -2,7 +2,7 @@
 //! and JSON out, as the spec (../shared/specs/knowledgebeast.md §2) and docs/compatibility.md
 //! say.
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 

@@ -1,7 +1,7 @@
 //! Queries never wait for an ingest and never see a partial one: readers hammer the API over
 //! a socket while batches of files are ingested and committed.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

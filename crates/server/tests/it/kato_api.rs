@@ -2,7 +2,7 @@
 //! spec's live examples literally, error bodies, headers, the websocket, TTL expiry, and many
 //! sessions observing and learning on one node at once.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 
