@@ -165,11 +165,7 @@ impl<S: KvStore> GroupCommit<S> {
         })) {
             Ok(result) => result,
             Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "no message".to_owned());
+                let what = crate::panic_message(&*panic);
                 Err(Error::Corrupt(format!(
                     "the storage engine panicked during a commit: {what}"
                 )))

@@ -38,11 +38,7 @@ impl RedbStore {
         match std::panic::catch_unwind(|| RedbStore::open_unguarded(path)) {
             Ok(result) => result,
             Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "no message".to_owned());
+                let what = crate::panic_message(&*panic);
                 Err(Error::Corrupt(format!(
                     "{shown} is damaged ({what}); restore it from a backup, or move it away to \
                      start with an empty store"
