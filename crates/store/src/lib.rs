@@ -53,6 +53,26 @@ pub enum Error {
     Failed(String),
 }
 
+/// What went wrong, without the details: the part callers branch on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    Corrupt,
+    Busy,
+    Io,
+    Failed,
+}
+
+impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Corrupt(_) => ErrorKind::Corrupt,
+            Error::Busy(_) => ErrorKind::Busy,
+            Error::Io(_) => ErrorKind::Io,
+            Error::Failed(_) => ErrorKind::Failed,
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The message of a caught panic (a backend that panics on damage instead of answering).

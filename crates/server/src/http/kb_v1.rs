@@ -140,15 +140,13 @@ pub(crate) fn heavy<T>(ranking: Ranking, work: impl FnOnce() -> T) -> T {
     }
 }
 
-fn search_failed(err: &mneme_kb::Error) -> Response {
-    match err.kind() {
-        ErrorKind::InvalidQuery | ErrorKind::NoVectors => {
-            detail(StatusCode::BAD_REQUEST, err.to_string())
-        }
-        _ => detail(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("Query failed: {err}"),
-        ),
+/// A failed query, in KnowledgeBeast's shape, with the status of the error table.
+pub(super) fn search_failed(err: &mneme_kb::Error) -> Response {
+    let status = super::errors::kb(err.kind());
+    if status.is_server_error() {
+        detail(status, format!("Query failed: {err}"))
+    } else {
+        detail(status, err.to_string())
     }
 }
 

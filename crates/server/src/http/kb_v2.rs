@@ -40,18 +40,11 @@ fn project_json(project: &Project) -> Value {
 }
 
 fn failure(operation: &str, err: &ProjectError) -> Response {
-    match err {
-        ProjectError::NotFound(_) | ProjectError::KeyNotFound(_) => {
-            kb_not_found(&format!("404: {err}"))
-        }
-        ProjectError::NameTaken(_) => detail(StatusCode::BAD_REQUEST, err.to_string()),
-        ProjectError::Kb(e) if e.kind() == mneme_kb::ErrorKind::Busy => {
-            detail(StatusCode::CONFLICT, e.to_string())
-        }
-        _ => detail(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("{operation}: {err}"),
-        ),
+    let status = super::errors::project(err);
+    match status {
+        StatusCode::NOT_FOUND => kb_not_found(&format!("404: {err}")),
+        status if status.is_server_error() => detail(status, format!("{operation}: {err}")),
+        status => detail(status, err.to_string()),
     }
 }
 
@@ -319,13 +312,7 @@ pub async fn query(
             });
             json_response(StatusCode::OK, &body)
         }
-        Err(err) if err.kind() == mneme_kb::ErrorKind::InvalidQuery => {
-            detail(StatusCode::BAD_REQUEST, err.to_string())
-        }
-        Err(err) => detail(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("Query failed: {err}"),
-        ),
+        Err(err) => super::kb_v1::search_failed(&err),
     }
 }
 

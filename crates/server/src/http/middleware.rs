@@ -93,6 +93,22 @@ pub async fn observe(
         }
     }
 
+    // Every server error is logged with its request id, so that what a client reports can be
+    // found (its body is small JSON: read whole, logged, and sent on unchanged).
+    if response.status().is_server_error() {
+        let (parts, body) = response.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 20)
+            .await
+            .unwrap_or_default();
+        tracing::error!(
+            request_id = %request_id,
+            "{method} {path_and_query} answered {}: {}",
+            parts.status.as_u16(),
+            String::from_utf8_lossy(&bytes)
+        );
+        response = Response::from_parts(parts, axum::body::Body::from(bytes));
+    }
+
     let elapsed = started.elapsed();
     let status = response.status();
     let headers = response.headers_mut();

@@ -12,6 +12,7 @@ mod auth;
 mod common;
 mod crosssite;
 mod docs;
+mod errors;
 mod kato_routes;
 mod kb_request;
 mod kb_v1;

@@ -686,10 +686,27 @@ fn a_panicking_handler_answers_500_and_the_server_keeps_serving() {
             )
         })
     };
-    let (status, body) = call("/api/v1/test-panic");
+    // The 500 is logged with its request id (captured from this thread's log).
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let writer = {
+        let log = log.clone();
+        move || LogWriter(log.clone())
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .finish();
+    let (status, body) =
+        tracing::subscriber::with_default(subscriber, || call("/api/v1/test-panic"));
     assert_eq!(status, 500);
     assert_eq!(body["message"], "An unexpected error occurred");
     assert_eq!(body["status_code"], 500);
+    let log = String::from_utf8(log.lock().unwrap().clone()).unwrap();
+    assert!(
+        log.contains("request_id=") && log.contains("GET /api/v1/test-panic answered 500"),
+        "{log}"
+    );
+    assert!(log.contains("An unexpected error occurred"), "{log}");
     assert_eq!(call("/api/v1/health").0, 200);
 }
 
@@ -839,4 +856,18 @@ fn the_api_works_over_a_real_socket_and_shuts_down_gracefully() {
         std::net::TcpStream::connect(addr).is_err(),
         "the listener is closed"
     );
+}
+
+/// A log destination shared with the test.
+struct LogWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
