@@ -53,6 +53,7 @@ mod hybrid;
 mod index;
 mod ingest;
 mod query;
+mod ranked;
 mod search;
 mod snapshot;
 mod snippet;
@@ -70,5 +71,6 @@ pub use query::{
     Alpha, DEFAULT_ALPHA, FORBIDDEN_QUERY_CHARS, Fusion, Hit, MAX_QUERY_CHARS, Ranking,
     SearchRequest, SearchResults, Snippet, validate_query,
 };
+pub use ranked::Ranked;
 pub use vectors::Embedder;
 pub use walk::LinkPolicy;

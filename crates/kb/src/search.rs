@@ -21,7 +21,7 @@ const SNIPPET_CHARS: usize = 200;
 
 pub(crate) struct Ctx<'s> {
     pub(crate) snapshot: &'s Snapshot,
-    query: Box<dyn Query>,
+    pub(crate) query: Box<dyn Query>,
     snippets: Option<SnippetGenerator>,
 }
 
