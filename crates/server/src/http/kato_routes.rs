@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 
 use super::ServerState;
 use super::common::json_response;
+use super::work::{self, Lane};
+use crate::error::ApiError;
 use crate::kato::{Freshness, Reply, Request};
 
 /// KATO's routes: each template with its handler. Every method reaches the handler, because
@@ -127,27 +129,16 @@ impl<S: Send + Sync> FromRequest<S> for Parts {
 }
 
 /// Runs `work` inline when it is `quick` (short CPU work that never waits for the disk), else
-/// on a blocking thread: CPU-bound work (scoring, learns waiting for their commit) runs on at
-/// most twice as many threads as there are cores, so a burst queues in order instead of
-/// time-slicing dozens of threads.
+/// in the engines' lane of blocking threads (`work::Lane::Cpu`).
 async fn run(
     state: Arc<ServerState>,
     quick: bool,
     work: impl FnOnce(&ServerState) -> Reply + Send + 'static,
 ) -> Reply {
-    if quick {
-        return work(&state);
-    }
-    let _permit = state.blocking_slots.acquire().await;
-    let worker = state.clone();
-    match tokio::task::spawn_blocking(move || work(&worker)).await {
-        Ok(reply) => reply,
-        Err(_) => Reply {
-            status: 500,
-            body: json!({"detail": "the request handler failed"}),
-            raw: None,
-        },
-    }
+    let lane = if quick { Lane::Inline } else { Lane::Cpu };
+    work::run(&state, lane, work)
+        .await
+        .unwrap_or_else(Reply::from)
 }
 
 async fn create(State(state): State<Arc<ServerState>>, parts: Parts) -> Response {
@@ -243,30 +234,24 @@ async fn seq_command(State(state): State<Arc<ServerState>>, parts: Parts) -> Res
     {
         Some(Ok(command)) => command,
         Some(Err(err)) => {
-            return json_response(
+            return ApiError::error(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &json!({"error": format!("not a mneme seq command: {err}")}),
-            );
+                format!("not a mneme seq command: {err}"),
+            )
+            .into_response();
         }
         None => {
-            return json_response(
+            return ApiError::error(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &json!({"error": "the body must be a mneme seq command"}),
-            );
+                "the body must be a mneme seq command",
+            )
+            .into_response();
         }
     };
     let reply = run(state, false, move |s| {
         match crate::kato::commands::run(s.kato.sessions().patterns_arc(), &command) {
-            Ok(value) => Reply {
-                status: 200,
-                body: value,
-                raw: None,
-            },
-            Err(message) => Reply {
-                status: 400,
-                body: json!({"error": message}),
-                raw: None,
-            },
+            Ok(value) => Reply::from(Ok::<_, ApiError>(value)),
+            Err(message) => ApiError::error(StatusCode::BAD_REQUEST, message).into(),
         }
     })
     .await;
@@ -288,22 +273,26 @@ fn respond(reply: Reply, session: Option<&str>) -> Response {
         }
         None => json_response(status, &reply.body),
     };
+    let headers = response.headers_mut();
+    for (name, value) in reply.headers {
+        headers.insert(name, value);
+    }
     if let Some(value) = session.and_then(|id| HeaderValue::from_str(id).ok()) {
-        response.headers_mut().insert("x-session-id", value);
+        headers.insert("x-session-id", value);
     }
     response
 }
 
 /// FastAPI's answer to a body that is not JSON.
 fn json_invalid(err: &serde_json::Error) -> Response {
-    let body = json!({"detail": [{
-        "type": "json_invalid",
-        "loc": ["body", err.column().saturating_sub(1)],
-        "msg": "JSON decode error",
-        "input": {},
-        "ctx": {"error": err.to_string()},
-    }]});
-    json_response(StatusCode::UNPROCESSABLE_ENTITY, &body)
+    let problem = crate::lax::Problem::new(
+        "json_invalid",
+        &[json!("body"), json!(err.column().saturating_sub(1))],
+        "JSON decode error",
+        &json!({}),
+    )
+    .with_ctx(json!({"error": err.to_string()}));
+    ApiError::invalid(crate::lax::Dialect::Kato, &problem.into()).into_response()
 }
 
 /// `WS /ws/events`: a snapshot on connect, then session events; `ping` is answered `pong`.

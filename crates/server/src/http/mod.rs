@@ -12,7 +12,6 @@ mod auth;
 mod common;
 mod crosssite;
 mod docs;
-mod errors;
 mod kato_routes;
 mod kb_request;
 mod kb_v1;
@@ -22,6 +21,7 @@ mod middleware;
 mod ratelimit;
 mod system;
 mod ui;
+pub mod work;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -39,6 +39,7 @@ use tokio::sync::broadcast;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::kato;
+pub(crate) use common::json_response;
 pub use kb_v1::Heartbeat;
 use metrics::Metrics;
 use ratelimit::RateLimiter;
@@ -354,10 +355,9 @@ pub fn spawn_background(state: &Arc<ServerState>, every: Duration) -> tokio::tas
         let mut ticks = tokio::time::interval(every);
         loop {
             ticks.tick().await;
-            let worker = state.clone();
-            let sampled = tokio::task::spawn_blocking(move || {
-                common::sample(&worker, &mut previous);
-                worker.kato.sweep_expired();
+            let sampled = work::run(&state, work::Lane::Io, move |s| {
+                common::sample(s, &mut previous);
+                s.kato.sweep_expired();
                 previous
             })
             .await;
