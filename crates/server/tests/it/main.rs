@@ -11,4 +11,5 @@ mod kb_api;
 mod kb_concurrency;
 mod kb_projects;
 mod kb_vectors;
+mod openapi;
 mod support;
