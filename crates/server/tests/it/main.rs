@@ -12,4 +12,5 @@ mod kb_concurrency;
 mod kb_projects;
 mod kb_vectors;
 mod openapi;
+mod snapshots;
 mod support;
