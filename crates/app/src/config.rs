@@ -232,7 +232,7 @@ impl Kind {
             Kind::Float { min, max } => format!("a number from {min} to {max}"),
             Kind::Choice(names) => format!("one of {}", names.join(", ")),
             Kind::Text => "a non-empty string".into(),
-            Kind::Bool => "true or false (also 1/0, yes/no, on/off)".into(),
+            Kind::Bool => "true or false (also 1/0, yes/no, on/off, t/f, y/n)".into(),
             Kind::Level => "one of trace, debug, info, warning, error, critical".into(),
         }
     }
@@ -687,11 +687,7 @@ fn parse_str(kind: Kind, raw: &str) -> Result<Value, String> {
         }
         Kind::Text if !trimmed.is_empty() => Value::Text(trimmed.to_owned()),
         Kind::Text => return Err(bad()),
-        Kind::Bool => Value::Bool(match trimmed.to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => true,
-            "false" | "0" | "no" | "off" => false,
-            _ => return Err(bad()),
-        }),
+        Kind::Bool => Value::Bool(yes_no(trimmed).ok_or_else(bad)?),
         Kind::Level => Value::Level(match trimmed.to_ascii_lowercase().as_str() {
             "trace" => LogLevel::Trace,
             "debug" => LogLevel::Debug,
@@ -900,6 +896,21 @@ fn resolve(mut layers: BTreeMap<&'static str, (Value, String)>) -> Result<Config
         server,
         origins,
     })
+}
+
+/// A yes-or-no word as pydantic reads one (the one parser of the settings and of both APIs'
+/// lax booleans): `true`, `1`, `yes`, `on`, `t`, `y` or `false`, `0`, `no`, `off`, `f`, `n`,
+/// in any case; `None` for anything else. Callers decide about surrounding whitespace.
+pub fn yes_no(text: &str) -> Option<bool> {
+    const YES: [&str; 6] = ["true", "1", "yes", "on", "t", "y"];
+    const NO: [&str; 6] = ["false", "0", "no", "off", "f", "n"];
+    if YES.iter().any(|w| w.eq_ignore_ascii_case(text)) {
+        Some(true)
+    } else if NO.iter().any(|w| w.eq_ignore_ascii_case(text)) {
+        Some(false)
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -257,9 +257,7 @@ fn print(target: &Target, value: &Value) -> anyhow::Result<ExitCode> {
 fn observation_body(args: &ObserveArgs) -> anyhow::Result<Value> {
     if let Some(body) = &args.json {
         let value: Value = serde_json::from_str(body).context("--json is not valid JSON")?;
-        let map = request::object(Some(&value))
-            .map_err(|errors| anyhow::anyhow!("{}", request::detail(&errors)))?;
-        request::observation(map, &[json!("body")]).map_err(|errors| {
+        request::observation(Some(value.clone())).map_err(|errors| {
             anyhow::anyhow!("invalid observation: {}", request::detail(&errors))
         })?;
         return Ok(value);

@@ -109,7 +109,7 @@ fn bad_values_name_their_source_and_what_is_accepted() {
         (
             None,
             &[("KB_AUTO_WARM", "maybe")],
-            "KB_AUTO_WARM=\"maybe\" is not valid: expected true or false (also 1/0, yes/no, on/off)",
+            "KB_AUTO_WARM=\"maybe\" is not valid: expected true or false (also 1/0, yes/no, on/off, t/f, y/n)",
         ),
         (
             None,
@@ -190,4 +190,17 @@ fn import_limits_have_defaults_and_settings() {
         check(None, &[("KB_IMPORT_MAX_UPLOAD_BYTES", "0")], &[]).unwrap_err(),
         "KB_IMPORT_MAX_UPLOAD_BYTES=\"0\" is not valid: expected an integer >= 1"
     );
+}
+
+#[test]
+fn yes_no_reads_pydantics_words_and_nothing_else() {
+    for word in ["true", "TRUE", "1", "yes", "On", "t", "Y"] {
+        assert_eq!(super::yes_no(word), Some(true), "{word}");
+    }
+    for word in ["false", "False", "0", "no", "OFF", "f", "N"] {
+        assert_eq!(super::yes_no(word), Some(false), "{word}");
+    }
+    for word in ["", " true", "2", "maybe", "yess", "-1"] {
+        assert_eq!(super::yes_no(word), None, "{word:?}");
+    }
 }

@@ -6,12 +6,11 @@
 //! tests and docs expect) and a wrong key 401 `{"detail":"Invalid API key"}`.
 
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use mneme_app::projects::Scope;
-use serde_json::json;
 
 use super::ServerState;
-use super::common::json_response;
+use crate::error::ApiError;
 
 /// Who a request is, once its key is checked.
 #[derive(Clone, Debug)]
@@ -37,11 +36,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn reject(status: StatusCode, detail: &str, scheme: &'static str) -> Response {
-    let mut response = json_response(status, &json!({"detail": detail}));
-    response
-        .headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(scheme));
-    response
+    ApiError::detail(status, detail)
+        .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static(scheme))
+        .into_response()
 }
 
 /// The scope a project route needs: key management is admin, writes are write, reads read.
@@ -123,9 +120,7 @@ fn check_project_key(
             ));
         }
         Err(err) => {
-            return Err(super::middleware::internal_error(&format!(
-                "Failed to verify API key: {err}"
-            )));
+            return Err(ApiError::from_project("Failed to verify API key", &err).into_response());
         }
     };
     if record.project_id != project_id {
@@ -144,10 +139,7 @@ fn check_project_key(
                 needed.name()
             )
         };
-        return Err(json_response(
-            StatusCode::FORBIDDEN,
-            &json!({"detail": detail}),
-        ));
+        return Err(ApiError::detail(StatusCode::FORBIDDEN, detail).into_response());
     }
     Ok(Access::Project {
         project_id: project_id.to_owned(),

@@ -12,12 +12,16 @@ use std::time::SystemTime;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::ServerState;
 use super::metrics::Gauge;
 use super::system;
+use crate::error::ApiError;
 use crate::kato;
+use crate::lax::{self, Dialect};
 use mneme_app::time::iso_utc_offset;
 
 /// KATO's version, reported where KATO clients look for it.
@@ -25,31 +29,23 @@ pub const KATO_VERSION: &str = "3.10.1";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 pub fn json_response(status: StatusCode, body: &Value) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    to_json_status(status, body)
+}
+
+/// A 200 answer with `value` as its JSON body.
+pub fn to_json<T: Serialize + ?Sized>(value: &T) -> Response {
+    to_json_status(StatusCode::OK, value)
+}
+
+/// An answer with `value` as its JSON body.
+pub fn to_json_status<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response {
+    let bytes = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = (status, bytes).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
     response
-}
-
-/// An error in the shape of the API a path belongs to: KnowledgeBeast's
-/// `{"error", "message", "detail", "status_code"}` under `/api`, FastAPI's `{"detail"}` (KATO's)
-/// elsewhere. `error` is the KnowledgeBeast error name (`RequestEntityTooLarge`).
-pub fn api_error(
-    path: &str,
-    status: StatusCode,
-    error: &str,
-    message: &str,
-    detail: &str,
-) -> Response {
-    let body = if path.starts_with("/api/") || path == "/api" {
-        json!({"error": error, "message": message, "detail": detail, "status_code": status.as_u16()})
-    } else {
-        json!({"detail": format!("{message}. {detail}")})
-    };
-    json_response(status, &body)
 }
 
 pub fn iso_now() -> String {
@@ -63,30 +59,141 @@ fn unix_now() -> f64 {
 }
 
 /// `GET /`: KnowledgeBeast's and KATO's service descriptions in one object.
+#[derive(Serialize, ToSchema)]
+pub struct Root {
+    #[schema(value_type = String)]
+    pub name: &'static str,
+    #[schema(value_type = String)]
+    pub service: &'static str,
+    #[schema(value_type = String)]
+    pub version: &'static str,
+    #[schema(value_type = String)]
+    pub description: &'static str,
+    #[schema(value_type = String)]
+    pub web_ui: &'static str,
+    #[schema(value_type = String)]
+    pub docs: &'static str,
+    #[schema(value_type = String)]
+    pub redoc: &'static str,
+    #[schema(value_type = String)]
+    pub openapi: &'static str,
+    #[schema(value_type = String)]
+    pub api_v1: &'static str,
+    #[schema(value_type = String)]
+    pub api_v2: &'static str,
+    #[schema(value_type = String)]
+    pub health: &'static str,
+    #[schema(value_type = String)]
+    pub status: &'static str,
+    pub uptime_seconds: f64,
+    #[schema(value_type = String)]
+    pub architecture: &'static str,
+    pub session_support: bool,
+    pub timestamp: String,
+}
+
+/// `GET /`
 pub async fn root(State(state): State<Arc<ServerState>>) -> Response {
-    let body = json!({
-        "name": "KnowledgeBeast API",
-        "service": "KATO API",
-        "version": VERSION,
-        "description": "mneme: knowledge base (KnowledgeBeast API) and pattern engine (KATO API) in one server",
-        "web_ui": "/ui",
-        "docs": "/docs",
-        "redoc": "/docs",
-        "openapi": "/openapi.json",
-        "api_v1": "/api/v1",
-        "api_v2": "/api/v2/projects",
-        "health": "/health",
-        "status": "running",
-        "uptime_seconds": state.started.elapsed().as_secs_f64(),
-        "architecture": "modular",
-        "session_support": true,
-        "timestamp": iso_now(),
-    });
-    json_response(StatusCode::OK, &body)
+    to_json(&Root {
+        name: "KnowledgeBeast API",
+        service: "KATO API",
+        version: VERSION,
+        description: "mneme: knowledge base (KnowledgeBeast API) and pattern engine (KATO API) in one server",
+        web_ui: "/ui",
+        docs: "/docs",
+        redoc: "/docs",
+        openapi: "/openapi.json",
+        api_v1: "/api/v1",
+        api_v2: "/api/v2/projects",
+        health: "/health",
+        status: "running",
+        uptime_seconds: state.started.elapsed().as_secs_f64(),
+        architecture: "modular",
+        session_support: true,
+        timestamp: iso_now(),
+    })
+}
+
+/// A component of `/health` that is only up or not configured.
+#[derive(Serialize, ToSchema)]
+pub struct Component {
+    #[schema(value_type = String)]
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initialized: Option<bool>,
+}
+
+/// The index as a database.
+#[derive(Serialize, ToSchema)]
+pub struct DatabaseComponent {
+    #[schema(value_type = String)]
+    pub status: &'static str,
+    pub documents: usize,
+    pub accessible: bool,
+}
+
+/// Free disk space of the data directory: `up` above 1 GB, `warning` below, `critical` below
+/// 0.5 GB.
+#[derive(Serialize, ToSchema)]
+pub struct DiskComponent {
+    #[schema(value_type = String)]
+    pub status: &'static str,
+    pub available_gb: Option<f64>,
+    pub threshold_gb: f64,
+}
+
+/// The pattern store: `down` (with the reason) once a commit failed.
+#[derive(Serialize, ToSchema)]
+pub struct PatternComponent {
+    #[schema(value_type = String)]
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub loaded_nodes: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HealthComponents {
+    pub knowledgebase: Component,
+    pub chromadb: Component,
+    pub embedding_model: Component,
+    pub database: DatabaseComponent,
+    pub disk: DiskComponent,
+    pub pattern_engine: PatternComponent,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HealthKbStats {
+    pub total_documents: usize,
+    pub total_terms: usize,
+    pub chunks: u64,
+    pub cached_queries: usize,
+    pub generation: u64,
+}
+
+/// `GET /health`: KnowledgeBeast's components and KATO's processor fields.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `healthy`, `degraded` or `unhealthy`.
+    #[schema(value_type = String)]
+    pub status: &'static str,
+    #[schema(value_type = String)]
+    pub version: &'static str,
+    pub components: HealthComponents,
+    pub kb_stats: HealthKbStats,
+    #[schema(value_type = String)]
+    pub processor_status: &'static str,
+    pub service_name: String,
+    pub uptime_seconds: f64,
+    pub issues: Vec<String>,
+    pub metrics_collected: usize,
+    pub last_collection: f64,
+    pub active_sessions: usize,
+    pub timestamp: String,
 }
 
 /// Disk status as KnowledgeBeast grades it: above 1 GB free is up, below 0.5 GB critical.
-fn disk_component(state: &ServerState) -> (Value, &'static str) {
+fn disk_component(state: &ServerState) -> (DiskComponent, &'static str) {
     match system::disk_space(&state.data_dir) {
         Some((free, _)) => {
             let gb = free as f64 / 1e9;
@@ -99,12 +206,20 @@ fn disk_component(state: &ServerState) -> (Value, &'static str) {
             };
             let gb = (gb * 100.0).round() / 100.0;
             (
-                json!({"status": status, "available_gb": gb, "threshold_gb": 1.0}),
+                DiskComponent {
+                    status,
+                    available_gb: Some(gb),
+                    threshold_gb: 1.0,
+                },
                 overall,
             )
         }
         None => (
-            json!({"status": "unknown", "available_gb": null, "threshold_gb": 1.0}),
+            DiskComponent {
+                status: "unknown",
+                available_gb: None,
+                threshold_gb: 1.0,
+            },
             "degraded",
         ),
     }
@@ -152,14 +267,15 @@ fn error_rate(state: &ServerState) -> Option<f64> {
     (seconds > 0.0).then_some((errors(last)? - errors(first)?) / seconds)
 }
 
-/// `GET /health`: KnowledgeBeast's components and KATO's processor fields. The status is the
-/// worse of KnowledgeBeast's (the disk) and KATO's (the sampled resources).
+/// `GET /health`: the status is the worse of KnowledgeBeast's (the disk) and KATO's (the
+/// sampled resources), and `unhealthy` when the pattern store takes no writes.
 pub async fn health(State(state): State<Arc<ServerState>>) -> Response {
     let stats = state.knowledge.kb.stats();
     let (disk, disk_status) = disk_component(&state);
     let mut issues = Vec::new();
     if disk_status != "healthy" {
-        issues.push(format!("low disk space ({})", disk["available_gb"]));
+        let shown = disk.available_gb.map_or(Value::Null, |gb| json!(gb));
+        issues.push(format!("low disk space ({shown})"));
     }
     let latest = state.series.latest();
     let sampled = |name| latest.as_ref().and_then(|s| s.values.get(name).copied());
@@ -171,42 +287,65 @@ pub async fn health(State(state): State<Arc<ServerState>>) -> Response {
     issues.extend(resource_issues);
     let mut status = worst(disk_status, resources_status);
     let store_failure = state.kato.patterns().failure();
+    let loaded_nodes = state.kato.patterns().loaded().len();
     let pattern_engine = match &store_failure {
-        None => json!({"status": "up", "loaded_nodes": state.kato.patterns().loaded().len()}),
+        None => PatternComponent {
+            status: "up",
+            error: None,
+            loaded_nodes,
+        },
         Some(reason) => {
             status = "unhealthy";
             issues.push(format!("pattern store takes no writes: {reason}"));
-            json!({"status": "down", "error": reason, "loaded_nodes": state.kato.patterns().loaded().len()})
+            PatternComponent {
+                status: "down",
+                error: Some(reason.clone()),
+                loaded_nodes,
+            }
         }
     };
-    let body = json!({
-        "status": status,
-        "version": VERSION,
-        "components": {
-            "knowledgebase": {"status": "up", "initialized": true},
-            "chromadb": {"status": "not_configured"},
-            "embedding_model": {"status": "not_configured"},
-            "database": {"status": "up", "documents": stats.documents, "accessible": true},
-            "disk": disk,
-            "pattern_engine": pattern_engine,
+    let up = |status| Component {
+        status,
+        initialized: None,
+    };
+    to_json(&Health {
+        status,
+        version: VERSION,
+        components: HealthComponents {
+            knowledgebase: Component {
+                status: "up",
+                initialized: Some(true),
+            },
+            chromadb: up("not_configured"),
+            embedding_model: up("not_configured"),
+            database: DatabaseComponent {
+                status: "up",
+                documents: stats.documents,
+                accessible: true,
+            },
+            disk,
+            pattern_engine,
         },
-        "kb_stats": {
-            "total_documents": stats.documents,
-            "total_terms": stats.terms,
-            "chunks": stats.chunks,
-            "cached_queries": stats.cache.entries,
-            "generation": stats.generation,
+        kb_stats: HealthKbStats {
+            total_documents: stats.documents,
+            total_terms: stats.terms,
+            chunks: stats.chunks,
+            cached_queries: stats.cache.entries,
+            generation: stats.generation,
         },
-        "processor_status": if store_failure.is_some() { "unhealthy" } else { "healthy" },
-        "service_name": state.kato.patterns().defaults().service_name,
-        "uptime_seconds": state.started.elapsed().as_secs_f64(),
-        "issues": issues,
-        "metrics_collected": state.series.since(60.0).len(),
-        "last_collection": state.series.latest().map_or(state.started_unix, |s| s.unix),
-        "active_sessions": state.kato.active_sessions(),
-        "timestamp": iso_now(),
-    });
-    json_response(StatusCode::OK, &body)
+        processor_status: if store_failure.is_some() {
+            "unhealthy"
+        } else {
+            "healthy"
+        },
+        service_name: state.kato.patterns().defaults().service_name.clone(),
+        uptime_seconds: state.started.elapsed().as_secs_f64(),
+        issues,
+        metrics_collected: state.series.since(60.0).len(),
+        last_collection: state.series.latest().map_or(state.started_unix, |s| s.unix),
+        active_sessions: state.kato.active_sessions(),
+        timestamp: iso_now(),
+    })
 }
 
 fn wants_prometheus(headers: &HeaderMap) -> bool {
@@ -228,7 +367,7 @@ pub async fn metrics(State(state): State<Arc<ServerState>>, headers: HeaderMap) 
         );
         return response;
     }
-    json_response(StatusCode::OK, &kato_metrics(&state))
+    to_json(&kato_metrics(&state))
 }
 
 fn prometheus_text(state: &ServerState) -> String {
@@ -328,34 +467,120 @@ fn prometheus_text(state: &ServerState) -> String {
     state.metrics.render(&gauges)
 }
 
+/// One loaded pattern node, as KATO lists its processors.
+#[derive(Serialize, ToSchema)]
+pub struct Processor {
+    /// The node's kb_id.
+    pub processor_id: String,
+    pub node_id: String,
+    pub created_at: String,
+    pub last_accessed: String,
+    pub access_count: u64,
+    pub idle_seconds: f64,
+    pub patterns: usize,
+    pub symbols: usize,
+}
+
+/// KATO's processor-manager statistics (nodes are never evicted: the limits are null).
+#[derive(Serialize, ToSchema)]
+pub struct ProcessorManager {
+    pub total_processors: usize,
+    pub max_processors: Option<u64>,
+    pub eviction_ttl_seconds: Option<u64>,
+    /// Least recently used first.
+    pub processors: Vec<Processor>,
+}
+
 /// KATO's processor-manager statistics: one entry per loaded node, least recently used first
 /// (the order of KATO's LRU), plus the node's pattern and symbol counts.
-fn processor_manager(state: &ServerState) -> Value {
+fn processor_manager(state: &ServerState) -> ProcessorManager {
     let mut nodes = state.kato.patterns().loaded();
     nodes.sort_by_cached_key(|n| (n.usage.last_used(), n.node.kb_id().to_owned()));
     let now = SystemTime::now();
-    json!({
-        "total_processors": nodes.len(),
-        "max_processors": null,
-        "eviction_ttl_seconds": null,
-        "processors": nodes.iter().map(|loaded| {
-            let (node, usage) = (&loaded.node, &loaded.usage);
-            let last_used = usage.last_used();
-            json!({
-                "processor_id": node.kb_id(),
-                "node_id": usage.node_id(),
-                "created_at": iso_utc_offset(usage.loaded_at()),
-                "last_accessed": iso_utc_offset(last_used),
-                "access_count": usage.uses(),
-                "idle_seconds": now.duration_since(last_used).map_or(0.0, |d| d.as_secs_f64()),
-                "patterns": node.stats().patterns,
-                "symbols": node.stats().symbols,
+    ProcessorManager {
+        total_processors: nodes.len(),
+        max_processors: None,
+        eviction_ttl_seconds: None,
+        processors: nodes
+            .iter()
+            .map(|loaded| {
+                let (node, usage) = (&loaded.node, &loaded.usage);
+                let last_used = usage.last_used();
+                Processor {
+                    processor_id: node.kb_id().to_owned(),
+                    node_id: usage.node_id().to_owned(),
+                    created_at: iso_utc_offset(usage.loaded_at()),
+                    last_accessed: iso_utc_offset(last_used),
+                    access_count: usage.uses(),
+                    idle_seconds: now
+                        .duration_since(last_used)
+                        .map_or(0.0, |d| d.as_secs_f64()),
+                    patterns: node.stats().patterns,
+                    symbols: node.stats().symbols,
+                }
             })
-        }).collect::<Vec<_>>(),
-    })
+            .collect(),
+    }
 }
 
-fn kato_metrics(state: &ServerState) -> Value {
+#[derive(Clone, Serialize, ToSchema)]
+pub struct SessionFigures {
+    pub total_created: u64,
+    pub total_deleted: u64,
+    pub active: usize,
+    pub operations_total: u64,
+}
+
+#[derive(Clone, Serialize, ToSchema)]
+pub struct Performance {
+    pub total_requests: u64,
+    pub total_errors: u64,
+    pub error_rate: f64,
+    /// Seconds.
+    pub average_response_time: f64,
+}
+
+#[derive(Clone, Serialize, ToSchema)]
+pub struct Resources {
+    /// Of all cores, 0 to 100.
+    pub cpu_percent: f64,
+    pub memory_percent: f64,
+    pub disk_percent: f64,
+}
+
+#[derive(Clone, Serialize, ToSchema)]
+pub struct DatabaseFigures {
+    pub operations: u64,
+    pub errors: u64,
+    pub avg_response_time: f64,
+}
+
+#[derive(Clone, Serialize, ToSchema)]
+pub struct Databases {
+    pub embedded: DatabaseFigures,
+}
+
+#[derive(Clone, Serialize, ToSchema)]
+pub struct Rates {
+    pub requests_per_second: f64,
+}
+
+/// `GET /metrics` without a Prometheus `Accept`: KATO's JSON metrics.
+#[derive(Serialize, ToSchema)]
+pub struct KatoMetrics {
+    /// Seconds since the epoch.
+    pub timestamp: f64,
+    pub sessions: SessionFigures,
+    pub performance: Performance,
+    pub resources: Resources,
+    pub databases: Databases,
+    pub rates: Rates,
+    pub processor_manager: ProcessorManager,
+    pub uptime_seconds: f64,
+    pub active_sessions: usize,
+}
+
+fn kato_metrics(state: &ServerState) -> KatoMetrics {
     let sessions = state.kato.session_counts();
     let (requests, seconds) = state
         .metrics
@@ -369,36 +594,47 @@ fn kato_metrics(state: &ServerState) -> Value {
             .and_then(|s| s.values.get(name).copied())
             .unwrap_or(0.0)
     };
-    let data_dir = &state.data_dir;
-    json!({
-        "timestamp": unix_now(),
-        "sessions": {
-            "total_created": sessions.created,
-            "total_deleted": sessions.deleted,
-            "active": sessions.active,
-            "operations_total": operations,
+    KatoMetrics {
+        timestamp: unix_now(),
+        sessions: SessionFigures {
+            total_created: sessions.created,
+            total_deleted: sessions.deleted,
+            active: sessions.active,
+            operations_total: operations,
         },
-        "performance": {
-            "total_requests": requests,
-            "total_errors": errors,
-            "error_rate": if requests == 0 { 0.0 } else { errors as f64 / requests as f64 },
-            "average_response_time": if requests == 0 { 0.0 } else { seconds / requests as f64 },
+        performance: Performance {
+            total_requests: requests,
+            total_errors: errors,
+            error_rate: if requests == 0 {
+                0.0
+            } else {
+                errors as f64 / requests as f64
+            },
+            average_response_time: if requests == 0 {
+                0.0
+            } else {
+                seconds / requests as f64
+            },
         },
-        "resources": {
-            "cpu_percent": rate("cpu_percent"),
-            "memory_percent": memory_percent(),
-            "disk_percent": system::disk_percent(data_dir),
+        resources: Resources {
+            cpu_percent: rate("cpu_percent"),
+            memory_percent: memory_percent(),
+            disk_percent: system::disk_percent(&state.data_dir),
         },
-        "databases": {
-            "embedded": {"operations": operations, "errors": 0, "avg_response_time": 0.0},
+        databases: Databases {
+            embedded: DatabaseFigures {
+                operations,
+                errors: 0,
+                avg_response_time: 0.0,
+            },
         },
-        "rates": {
-            "requests_per_second": rate("requests_per_second"),
+        rates: Rates {
+            requests_per_second: rate("requests_per_second"),
         },
-        "processor_manager": processor_manager(state),
-        "uptime_seconds": state.started.elapsed().as_secs_f64(),
-        "active_sessions": sessions.active,
-    })
+        processor_manager: processor_manager(state),
+        uptime_seconds: state.started.elapsed().as_secs_f64(),
+        active_sessions: sessions.active,
+    }
 }
 
 fn memory_percent() -> f64 {
@@ -448,82 +684,159 @@ pub fn sample(state: &ServerState, previous_requests: &mut (u64, std::time::Inst
     state.series.record(values);
 }
 
+/// The session store, as KATO's `/status` describes it.
+#[derive(Serialize, ToSchema)]
+pub struct SessionStoreStatus {
+    pub total_sessions: usize,
+    pub active_sessions: usize,
+    pub expired_sessions: u64,
+    #[schema(value_type = String)]
+    pub backend: &'static str,
+    pub redis_url: Option<String>,
+}
+
+/// `GET /status`
+#[derive(Serialize, ToSchema)]
+pub struct Status {
+    #[schema(value_type = String)]
+    pub status: &'static str,
+    pub base_processor_id: String,
+    pub uptime_seconds: f64,
+    pub sessions: SessionStoreStatus,
+    pub processors: ProcessorManager,
+    #[schema(value_type = String)]
+    pub version: &'static str,
+    #[schema(value_type = String)]
+    pub kato_version: &'static str,
+}
+
 /// `GET /status`
 pub async fn status(State(state): State<Arc<ServerState>>) -> Response {
     let sessions = state.kato.session_counts();
-    let body = json!({
-        "status": "healthy",
-        "base_processor_id": state.kato.patterns().defaults().service_name,
-        "uptime_seconds": state.started.elapsed().as_secs_f64(),
-        "sessions": {
-            "total_sessions": sessions.held,
-            "active_sessions": sessions.active,
-            "expired_sessions": sessions.expired,
-            "backend": "memory",
-            "redis_url": null,
+    to_json(&Status {
+        status: "healthy",
+        base_processor_id: state.kato.patterns().defaults().service_name.clone(),
+        uptime_seconds: state.started.elapsed().as_secs_f64(),
+        sessions: SessionStoreStatus {
+            total_sessions: sessions.held,
+            active_sessions: sessions.active,
+            expired_sessions: sessions.expired,
+            backend: "memory",
+            redis_url: None,
         },
-        "processors": processor_manager(&state),
-        "version": VERSION,
-        "kato_version": KATO_VERSION,
-    });
-    json_response(StatusCode::OK, &body)
+        processors: processor_manager(&state),
+        version: VERSION,
+        kato_version: KATO_VERSION,
+    })
 }
 
-/// The `minutes` query parameter (default 10), or FastAPI's 422.
-fn minutes(query: Option<&str>) -> Result<i64, Response> {
-    let Some(raw) = query.and_then(|q| kato::query_param(q, "minutes")) else {
-        return Ok(10);
-    };
-    match raw.trim().parse::<i64>() {
-        Ok(n) => Ok(n),
-        Err(_) => Err(json_response(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &json!({"detail": [{
-                "type": "int_parsing",
-                "loc": ["query", "minutes"],
-                "msg": "Input should be a valid integer, unable to parse string as an integer",
-                "input": raw,
-            }]}),
-        )),
+lax::request! {
+    /// The time range of KATO's monitoring reads.
+    pub struct MinutesQuery {
+        /// Minutes back from now.
+        pub minutes: Lax<lax::kato::Int<{ i64::MIN }, { i64::MAX }>> = 10,
     }
 }
 
+/// The `minutes` query parameter (default 10), or FastAPI's 422.
+fn minutes(query: Option<&str>) -> Result<i64, ApiError> {
+    lax::query::<MinutesQuery>(query.unwrap_or(""))
+        .map(|q| q.minutes())
+        .map_err(|problems| ApiError::invalid(Dialect::Kato, &problems))
+}
+
+/// One sampled value.
+#[derive(Serialize, ToSchema)]
+pub struct Point {
+    /// Seconds since the epoch.
+    pub timestamp: f64,
+    pub value: f64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CurrentStatus {
+    #[schema(value_type = String)]
+    pub status: &'static str,
+    pub uptime_seconds: f64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StatsSummary {
+    pub sessions: SessionFigures,
+    pub performance: Performance,
+    pub resources: Resources,
+    pub databases: Databases,
+}
+
+/// `GET /stats`: every sampled series of the time range.
+#[derive(Serialize, ToSchema)]
+pub struct Stats {
+    pub time_range_minutes: i64,
+    pub timestamp: f64,
+    pub processor_manager: ProcessorManager,
+    pub current_status: CurrentStatus,
+    /// One list of points per series (`cpu_percent`, `active_sessions`, ...).
+    pub time_series: BTreeMap<String, Vec<Point>>,
+    pub summary: StatsSummary,
+}
+
 /// `GET /stats?minutes=10`
-pub async fn stats(State(state): State<Arc<ServerState>>, RawQuery(query): RawQuery) -> Response {
-    let minutes = match minutes(query.as_deref()) {
-        Ok(m) => m,
-        Err(response) => return response,
-    };
+pub async fn stats(
+    State(state): State<Arc<ServerState>>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let minutes = minutes(query.as_deref())?;
     let samples = state.series.since(minutes as f64);
-    let time_series: serde_json::Map<String, Value> = system::SERIES
+    let time_series = system::SERIES
         .iter()
         .map(|name| {
-            let points: Vec<Value> = samples
+            let points = samples
                 .iter()
                 .filter_map(|s| {
-                    s.values
-                        .get(name)
-                        .map(|v| json!({"timestamp": s.unix, "value": v}))
+                    s.values.get(name).map(|v| Point {
+                        timestamp: s.unix,
+                        value: *v,
+                    })
                 })
                 .collect();
-            ((*name).to_owned(), Value::Array(points))
+            ((*name).to_owned(), points)
         })
         .collect();
     let current = kato_metrics(&state);
-    let body = json!({
-        "time_range_minutes": minutes,
-        "timestamp": unix_now(),
-        "processor_manager": processor_manager(&state),
-        "current_status": {"status": "healthy", "uptime_seconds": state.started.elapsed().as_secs_f64()},
-        "time_series": time_series,
-        "summary": {
-            "sessions": current["sessions"],
-            "performance": current["performance"],
-            "resources": current["resources"],
-            "databases": current["databases"],
+    Ok(to_json(&Stats {
+        time_range_minutes: minutes,
+        timestamp: unix_now(),
+        processor_manager: processor_manager(&state),
+        current_status: CurrentStatus {
+            status: "healthy",
+            uptime_seconds: state.started.elapsed().as_secs_f64(),
         },
-    });
-    json_response(StatusCode::OK, &body)
+        time_series,
+        summary: StatsSummary {
+            sessions: current.sessions,
+            performance: current.performance,
+            resources: current.resources,
+            databases: current.databases,
+        },
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MetricStatistics {
+    pub count: usize,
+    pub min: f64,
+    pub max: f64,
+    pub avg: f64,
+}
+
+/// `GET /metrics/{name}`: one sampled series.
+#[derive(Serialize, ToSchema)]
+pub struct Metric {
+    pub metric_name: String,
+    pub time_range_minutes: i64,
+    pub timestamp: f64,
+    pub statistics: MetricStatistics,
+    pub data_points: Vec<Point>,
 }
 
 /// `GET /metrics/{name}?minutes=10`
@@ -531,35 +844,38 @@ pub async fn metric(
     State(state): State<Arc<ServerState>>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
-) -> Response {
-    let minutes = match minutes(query.as_deref()) {
-        Ok(m) => m,
-        Err(response) => return response,
-    };
-    let points: Vec<(f64, f64)> = state
+) -> Result<Response, ApiError> {
+    let minutes = minutes(query.as_deref())?;
+    let points: Vec<Point> = state
         .series
         .since(minutes as f64)
         .iter()
-        .filter_map(|s| s.values.get(name.as_str()).map(|v| (s.unix, *v)))
+        .filter_map(|s| {
+            s.values.get(name.as_str()).map(|v| Point {
+                timestamp: s.unix,
+                value: *v,
+            })
+        })
         .collect();
     if points.is_empty() {
-        let body = json!({"detail": format!("No data available for metric '{name}' in the last {minutes} minutes")});
-        return json_response(StatusCode::NOT_FOUND, &body);
+        return Err(ApiError::detail(
+            StatusCode::NOT_FOUND,
+            format!("No data available for metric '{name}' in the last {minutes} minutes"),
+        ));
     }
-    let values: Vec<f64> = points.iter().map(|p| p.1).collect();
-    let body = json!({
-        "metric_name": name,
-        "time_range_minutes": minutes,
-        "timestamp": unix_now(),
-        "statistics": {
-            "count": values.len(),
-            "min": values.iter().copied().fold(f64::INFINITY, f64::min),
-            "max": values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            "avg": values.iter().sum::<f64>() / values.len() as f64,
+    let values: Vec<f64> = points.iter().map(|p| p.value).collect();
+    Ok(to_json(&Metric {
+        metric_name: name,
+        time_range_minutes: minutes,
+        timestamp: unix_now(),
+        statistics: MetricStatistics {
+            count: values.len(),
+            min: values.iter().copied().fold(f64::INFINITY, f64::min),
+            max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            avg: values.iter().sum::<f64>() / values.len() as f64,
         },
-        "data_points": points.iter().map(|(t, v)| json!({"timestamp": t, "value": v})).collect::<Vec<_>>(),
-    });
-    json_response(StatusCode::OK, &body)
+        data_points: points,
+    }))
 }
 
 /// The kb_id of the node a request names, as KATO's node-level routes resolve it.
@@ -578,14 +894,51 @@ fn node_of(state: &ServerState, query: Option<&str>, headers: &HeaderMap) -> Str
 
 const DEPRECATED: &str = "This endpoint is deprecated: use /sessions/{session_id}/percept-data or /sessions/{session_id}/cognition-data";
 
+/// `GET /percept-data` (deprecated).
+#[derive(Serialize, ToSchema)]
+pub struct DeprecatedPercept {
+    /// Always empty.
+    pub percept_data: BTreeMap<String, Value>,
+    pub node_id: String,
+    #[schema(value_type = String)]
+    pub warning: &'static str,
+}
+
+/// The empty cognition data of the deprecated node-level route.
+#[derive(Serialize, ToSchema)]
+pub struct EmptyCognition {
+    pub predictions: Vec<Value>,
+    pub emotives: BTreeMap<String, Value>,
+    pub symbols: Vec<String>,
+    #[schema(value_type = String)]
+    pub command: &'static str,
+    pub metadata: BTreeMap<String, Value>,
+    pub path: Vec<String>,
+    pub strings: Vec<String>,
+    pub vectors: Vec<Value>,
+    pub short_term_memory: Vec<Value>,
+}
+
+/// `GET /cognition-data` (deprecated).
+#[derive(Serialize, ToSchema)]
+pub struct DeprecatedCognition {
+    pub cognition_data: EmptyCognition,
+    pub node_id: String,
+    #[schema(value_type = String)]
+    pub warning: &'static str,
+}
+
 /// `GET /percept-data` (deprecated): an empty structure and a warning.
 pub async fn deprecated_percept(
     State(state): State<Arc<ServerState>>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let body = json!({"percept_data": {}, "node_id": node_of(&state, query.as_deref(), &headers), "warning": DEPRECATED});
-    json_response(StatusCode::OK, &body)
+    to_json(&DeprecatedPercept {
+        percept_data: BTreeMap::new(),
+        node_id: node_of(&state, query.as_deref(), &headers),
+        warning: DEPRECATED,
+    })
 }
 
 /// `GET /cognition-data` (deprecated): an empty structure and a warning.
@@ -594,41 +947,26 @@ pub async fn deprecated_cognition(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let body = json!({
-        "cognition_data": {
-            "predictions": [], "emotives": {}, "symbols": [], "command": "", "metadata": {},
-            "path": [], "strings": [], "vectors": [], "short_term_memory": [],
+    to_json(&DeprecatedCognition {
+        cognition_data: EmptyCognition {
+            predictions: Vec::new(),
+            emotives: BTreeMap::new(),
+            symbols: Vec::new(),
+            command: "",
+            metadata: BTreeMap::new(),
+            path: Vec::new(),
+            strings: Vec::new(),
+            vectors: Vec::new(),
+            short_term_memory: Vec::new(),
         },
-        "node_id": node_of(&state, query.as_deref(), &headers),
-        "warning": DEPRECATED,
-    });
-    json_response(StatusCode::OK, &body)
+        node_id: node_of(&state, query.as_deref(), &headers),
+        warning: DEPRECATED,
+    })
 }
 
 /// Unknown routes: KnowledgeBeast's 404 body under `/api`, KATO's elsewhere.
-pub async fn not_found(uri: Uri) -> Response {
-    if uri.path().starts_with("/api/") || uri.path() == "/api" {
-        return kb_not_found("404: Not Found");
-    }
-    json_response(StatusCode::NOT_FOUND, &json!({"detail": "Not Found"}))
-}
-
-/// KnowledgeBeast's 404 body; `detail` is null when it contains a `/`.
-pub fn kb_not_found(detail: &str) -> Response {
-    let detail = if detail.contains('/') {
-        Value::Null
-    } else {
-        json!(detail)
-    };
-    json_response(
-        StatusCode::NOT_FOUND,
-        &json!({
-            "error": "NotFound",
-            "message": "The requested resource was not found",
-            "detail": detail,
-            "status_code": 404,
-        }),
-    )
+pub async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found(uri.path())
 }
 
 #[cfg(test)]

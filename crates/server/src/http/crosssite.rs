@@ -11,10 +11,10 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use super::ServerState;
-use super::common::api_error;
+use crate::error::ApiError;
 
 pub async fn cross_site(
     State(state): State<Arc<ServerState>>,
@@ -24,8 +24,8 @@ pub async fn cross_site(
     let path = request.uri().path();
     let headers = request.headers();
     let host = request_host(&request);
-    if let Err(response) = check_host(&state.config.allowed_hosts, host.as_deref(), path) {
-        return response;
+    if let Err(refused) = check_host(&state.config.allowed_hosts, host.as_deref(), path) {
+        return refused.into_response();
     }
     let writes = matches!(
         *request.method(),
@@ -43,7 +43,7 @@ pub async fn cross_site(
                 .map(str::trim);
             let own: Vec<&str> = host.as_deref().into_iter().chain(forwarded).collect();
             if !origin_allowed(&state.config.allowed_origins, origin, &own) {
-                return api_error(
+                return ApiError::for_path(
                     path,
                     StatusCode::FORBIDDEN,
                     "Forbidden",
@@ -51,7 +51,8 @@ pub async fn cross_site(
                     &format!(
                         "origin {origin:?} is not allowed; add it to KB_ALLOWED_ORIGINS (server.allowed_origins) to accept its requests"
                     ),
-                );
+                )
+                .into_response();
             }
         }
     }
@@ -60,7 +61,7 @@ pub async fn cross_site(
         if let Some(kind) = headers.get(header::CONTENT_TYPE) {
             let kind = kind.to_str().unwrap_or("");
             if !is_json(kind) {
-                return api_error(
+                return ApiError::for_path(
                     path,
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "UnsupportedMediaType",
@@ -68,7 +69,8 @@ pub async fn cross_site(
                     &format!(
                         "the body is sent as {kind:?}; this route takes JSON: send Content-Type: application/json"
                     ),
-                );
+                )
+                .into_response();
             }
         }
     }
@@ -85,7 +87,7 @@ fn request_host(request: &Request) -> Option<String> {
         .or_else(|| request.uri().authority().map(|a| a.as_str().to_owned()))
 }
 
-fn check_host(allowed: &[String], host: Option<&str>, path: &str) -> Result<(), Response> {
+fn check_host(allowed: &[String], host: Option<&str>, path: &str) -> Result<(), ApiError> {
     if allowed.is_empty() {
         return Ok(());
     }
@@ -99,7 +101,7 @@ fn check_host(allowed: &[String], host: Option<&str>, path: &str) -> Result<(), 
     if accepted {
         return Ok(());
     }
-    Err(api_error(
+    Err(ApiError::for_path(
         path,
         StatusCode::BAD_REQUEST,
         "BadRequest",

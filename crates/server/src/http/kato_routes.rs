@@ -4,68 +4,38 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequest, Path, State};
 
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
+use axum::routing::{MethodRouter, any};
 use serde_json::{Value, json};
 
 use super::ServerState;
 use super::common::json_response;
+use super::work::{self, Lane};
+use crate::error::ApiError;
 use crate::kato::{Freshness, Reply, Request};
 
-/// KATO's routes: each template with its handler. Every method reaches the handler, because
-/// KATO's middleware answers an unknown session before the method is checked; unknown actions
-/// of a session fall to the catch-all template (`Not Found` after the session check), other
-/// unknown paths to the router's `{"detail": "Not Found"}` fallback.
-pub fn routes() -> Router<Arc<ServerState>> {
-    let mut router = Router::new()
-        .route("/sessions", any(create))
-        .route("/sessions/count", any(count))
-        .route("/sessions/{session_id}", any(session))
-        .route("/sessions/{session_id}/exists", any(exists))
-        .route("/sessions/{session_id}/{*action}", any(unknown_action))
-        .route("/pattern/{pattern_id}", any(pattern))
-        .route("/symbols/stats", any(symbol_stats))
-        .route("/symbols/affinity", any(affinities))
-        .route("/symbols/{symbol}/affinity", any(affinity))
-        .route("/mneme/seq", axum::routing::post(seq_command));
-    for action in ACTIONS {
-        router = router.route(
-            &format!("/sessions/{{session_id}}/{action}"),
-            any(
-                move |state: State<Arc<ServerState>>, path: Path<String>, parts: Parts| {
-                    session_action(state, path, parts, action)
-                },
-            ),
-        );
-    }
-    router
+/// The handler of one session action with a route of its own (`observe`, `learn`, ...: the
+/// route table in `routes.rs` names them, so that metrics label each). Every method reaches
+/// the handlers here, because KATO's middleware answers an unknown session (404
+/// `SESSION_NOT_FOUND`) before the method is checked; unknown actions of a session fall to the
+/// catch-all template (`Not Found` after the session check), other unknown paths to the
+/// router's `{"detail": "Not Found"}` fallback.
+pub(super) fn action(name: &'static str) -> MethodRouter<Arc<ServerState>> {
+    any(
+        move |state: State<Arc<ServerState>>, path: Path<String>, parts: Parts| {
+            session_action(state, path, parts, name)
+        },
+    )
 }
-
-/// The session actions with a route of their own (so that metrics name each).
-const ACTIONS: [&str; 12] = [
-    "observe",
-    "observe-sequence",
-    "learn",
-    "predictions",
-    "stm",
-    "clear-stm",
-    "clear-all",
-    "config",
-    "extend",
-    "finalize-training",
-    "cognition-data",
-    "percept-data",
-];
 
 /// What KATO reads from a request besides its path, owned so that it can move to a blocking
 /// thread.
-struct Parts {
+pub(super) struct Parts {
     method: Method,
     query: String,
     body: Option<Value>,
@@ -127,39 +97,28 @@ impl<S: Send + Sync> FromRequest<S> for Parts {
 }
 
 /// Runs `work` inline when it is `quick` (short CPU work that never waits for the disk), else
-/// on a blocking thread: CPU-bound work (scoring, learns waiting for their commit) runs on at
-/// most twice as many threads as there are cores, so a burst queues in order instead of
-/// time-slicing dozens of threads.
+/// in the engines' lane of blocking threads (`work::Lane::Cpu`).
 async fn run(
     state: Arc<ServerState>,
     quick: bool,
     work: impl FnOnce(&ServerState) -> Reply + Send + 'static,
 ) -> Reply {
-    if quick {
-        return work(&state);
-    }
-    let _permit = state.blocking_slots.acquire().await;
-    let worker = state.clone();
-    match tokio::task::spawn_blocking(move || work(&worker)).await {
-        Ok(reply) => reply,
-        Err(_) => Reply {
-            status: 500,
-            body: json!({"detail": "the request handler failed"}),
-            raw: None,
-        },
-    }
+    let lane = if quick { Lane::Inline } else { Lane::Cpu };
+    work::run(&state, lane, work)
+        .await
+        .unwrap_or_else(Reply::from)
 }
 
-async fn create(State(state): State<Arc<ServerState>>, parts: Parts) -> Response {
+pub(super) async fn create(State(state): State<Arc<ServerState>>, parts: Parts) -> Response {
     let reply = run(state, false, move |s| s.kato.create(&parts.request())).await;
     respond(reply, None)
 }
 
-async fn count(State(state): State<Arc<ServerState>>, parts: Parts) -> Response {
+pub(super) async fn count(State(state): State<Arc<ServerState>>, parts: Parts) -> Response {
     respond(state.kato.count(&parts.request()), None)
 }
 
-async fn session(
+pub(super) async fn session(
     State(state): State<Arc<ServerState>>,
     Path(id): Path<String>,
     parts: Parts,
@@ -167,7 +126,7 @@ async fn session(
     respond(state.kato.session(&id, &parts.request()), None)
 }
 
-async fn exists(
+pub(super) async fn exists(
     State(state): State<Arc<ServerState>>,
     Path(id): Path<String>,
     parts: Parts,
@@ -176,7 +135,7 @@ async fn exists(
     respond(reply, Some(&id))
 }
 
-async fn unknown_action(
+pub(super) async fn unknown_action(
     State(state): State<Arc<ServerState>>,
     Path((id, action)): Path<(String, String)>,
     parts: Parts,
@@ -200,7 +159,7 @@ async fn session_action(
     respond(reply, Some(&header))
 }
 
-async fn pattern(
+pub(super) async fn pattern(
     State(state): State<Arc<ServerState>>,
     Path(pattern_id): Path<String>,
     parts: Parts,
@@ -212,17 +171,17 @@ async fn pattern(
     respond(reply, None)
 }
 
-async fn symbol_stats(State(state): State<Arc<ServerState>>, parts: Parts) -> Response {
+pub(super) async fn symbol_stats(State(state): State<Arc<ServerState>>, parts: Parts) -> Response {
     let reply = run(state, false, move |s| s.kato.symbol_stats(&parts.request())).await;
     respond(reply, None)
 }
 
-async fn affinities(State(state): State<Arc<ServerState>>, parts: Parts) -> Response {
+pub(super) async fn affinities(State(state): State<Arc<ServerState>>, parts: Parts) -> Response {
     let reply = run(state, false, move |s| s.kato.affinities(&parts.request())).await;
     respond(reply, None)
 }
 
-async fn affinity(
+pub(super) async fn affinity(
     State(state): State<Arc<ServerState>>,
     Path(symbol): Path<String>,
     parts: Parts,
@@ -236,37 +195,31 @@ async fn affinity(
 
 /// `POST /mneme/seq`: a `mneme seq` command sent by the CLI when this server holds the pattern
 /// store (`kato::commands`); answers what the CLI prints, or `{"error": …}` with 400.
-async fn seq_command(State(state): State<Arc<ServerState>>, parts: Parts) -> Response {
+pub(super) async fn seq_command(State(state): State<Arc<ServerState>>, parts: Parts) -> Response {
     let command = match parts
         .body
         .map(serde_json::from_value::<crate::kato::commands::Command>)
     {
         Some(Ok(command)) => command,
         Some(Err(err)) => {
-            return json_response(
+            return ApiError::error(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &json!({"error": format!("not a mneme seq command: {err}")}),
-            );
+                format!("not a mneme seq command: {err}"),
+            )
+            .into_response();
         }
         None => {
-            return json_response(
+            return ApiError::error(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &json!({"error": "the body must be a mneme seq command"}),
-            );
+                "the body must be a mneme seq command",
+            )
+            .into_response();
         }
     };
     let reply = run(state, false, move |s| {
         match crate::kato::commands::run(s.kato.sessions().patterns_arc(), &command) {
-            Ok(value) => Reply {
-                status: 200,
-                body: value,
-                raw: None,
-            },
-            Err(message) => Reply {
-                status: 400,
-                body: json!({"error": message}),
-                raw: None,
-            },
+            Ok(value) => Reply::from(Ok::<_, ApiError>(value)),
+            Err(message) => ApiError::error(StatusCode::BAD_REQUEST, message).into(),
         }
     })
     .await;
@@ -288,22 +241,26 @@ fn respond(reply: Reply, session: Option<&str>) -> Response {
         }
         None => json_response(status, &reply.body),
     };
+    let headers = response.headers_mut();
+    for (name, value) in reply.headers {
+        headers.insert(name, value);
+    }
     if let Some(value) = session.and_then(|id| HeaderValue::from_str(id).ok()) {
-        response.headers_mut().insert("x-session-id", value);
+        headers.insert("x-session-id", value);
     }
     response
 }
 
 /// FastAPI's answer to a body that is not JSON.
 fn json_invalid(err: &serde_json::Error) -> Response {
-    let body = json!({"detail": [{
-        "type": "json_invalid",
-        "loc": ["body", err.column().saturating_sub(1)],
-        "msg": "JSON decode error",
-        "input": {},
-        "ctx": {"error": err.to_string()},
-    }]});
-    json_response(StatusCode::UNPROCESSABLE_ENTITY, &body)
+    let problem = crate::lax::Problem::new(
+        "json_invalid",
+        &[json!("body"), json!(err.column().saturating_sub(1))],
+        "JSON decode error",
+        &json!({}),
+    )
+    .with_ctx(json!({"error": err.to_string()}));
+    ApiError::invalid(crate::lax::Dialect::Kato, &problem.into()).into_response()
 }
 
 /// `WS /ws/events`: a snapshot on connect, then session events; `ping` is answered `pong`.

@@ -7,31 +7,51 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use mneme_kb::{Alpha, ErrorKind, Fusion, Hit, NoProgress, Ranking, SearchRequest};
+use mneme_kb::{Hit, NoProgress, SearchRequest};
 use serde::Serialize;
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::ServerState;
-use super::common::{VERSION, iso_now, json_response, kb_not_found};
-use super::kb_request::{Fields, check_file_path, check_query, detail, object};
+use super::common::{VERSION, iso_now, to_json};
+use super::kb_request::{
+    BatchIngestRequest, IngestRequest, KbBody, KbOptionalBody, PaginatedQueryRequest, QueryRequest,
+    WarmRequest, detail, ranking,
+};
+use super::work::{self, Lane};
+use crate::error::ApiError;
 
 /// One hit as KnowledgeBeast's `QueryResult`; the optional scores are filled in.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct QueryResult<'a> {
+    /// The document: its path relative to its knowledge directory's parent.
+    #[schema(value_type = String)]
     pub doc_id: &'a str,
+    /// The best-matching passage (the whole document with `full_content`).
+    #[schema(value_type = String)]
     pub content: &'a str,
+    #[schema(value_type = String)]
     pub name: &'a str,
+    #[schema(value_type = String)]
     pub path: &'a str,
+    #[schema(value_type = String)]
     pub kb_dir: &'a str,
+    /// Always null (as in KnowledgeBeast).
+    #[schema(value_type = Option<f32>)]
     pub vector_score: Option<f32>,
+    /// Always null (no reranker).
+    #[schema(value_type = Option<f32>)]
     pub rerank_score: Option<f32>,
+    /// The hit's score under the query's ranking.
     pub final_score: f32,
+    /// Position in the whole ranking, from 1.
     pub rank: usize,
+    #[schema(value_type = String)]
     pub title: &'a str,
+    /// Headings above the passage, outermost first.
+    #[schema(value_type = Vec<String>)]
     pub heading_path: &'a [String],
 }
 
@@ -53,100 +73,179 @@ impl<'a> QueryResult<'a> {
     }
 }
 
-#[derive(Serialize)]
-struct QueryResponse<'a> {
-    results: Vec<QueryResult<'a>>,
-    count: usize,
-    cached: bool,
-    query: &'a str,
-    metadata: Value,
+/// How a v1 query was answered.
+#[derive(Serialize, ToSchema)]
+pub struct QueryMetadata {
+    /// The ranking used (`keyword` when hybrid had no vectors).
+    #[schema(value_type = String)]
+    pub mode: &'static str,
+    pub limit: usize,
+    pub offset: usize,
+    /// The index generation that answered.
+    pub generation: u64,
 }
 
-#[derive(Serialize)]
-struct Pagination {
-    total_results: usize,
-    total_pages: usize,
-    current_page: usize,
-    page_size: usize,
-    has_next: bool,
-    has_previous: bool,
+/// KnowledgeBeast's `QueryResponse`.
+#[derive(Serialize, ToSchema)]
+pub struct QueryResponse<'a> {
+    pub results: Vec<QueryResult<'a>>,
+    pub count: usize,
+    /// Whether the result cache answered.
+    pub cached: bool,
+    #[schema(value_type = String)]
+    pub query: &'a str,
+    /// Null on project queries.
+    pub metadata: Option<QueryMetadata>,
 }
 
-#[derive(Serialize)]
-struct PaginatedResponse<'a> {
-    results: Vec<QueryResult<'a>>,
-    count: usize,
-    cached: bool,
-    query: &'a str,
-    pagination: Pagination,
+/// Where a page lies in the whole ranking.
+#[derive(Serialize, ToSchema)]
+pub struct Pagination {
+    pub total_results: usize,
+    pub total_pages: usize,
+    pub current_page: usize,
+    pub page_size: usize,
+    pub has_next: bool,
+    pub has_previous: bool,
 }
 
-fn to_json<T: Serialize>(status: StatusCode, value: &T) -> Response {
-    let bytes = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
-    let mut response = axum::response::IntoResponse::into_response((status, bytes));
-    response.headers_mut().insert(
-        axum::http::header::CONTENT_TYPE,
-        axum::http::HeaderValue::from_static("application/json"),
-    );
-    response
+/// KnowledgeBeast's `PaginatedQueryResponse`.
+#[derive(Serialize, ToSchema)]
+pub struct PaginatedResponse<'a> {
+    pub results: Vec<QueryResult<'a>>,
+    pub count: usize,
+    pub cached: bool,
+    #[schema(value_type = String)]
+    pub query: &'a str,
+    pub pagination: Pagination,
 }
 
-/// `mode`, `alpha` and `fusion` of a query body: `keyword` (BM25), `terms`
-/// (KnowledgeBeast's distinct-term count), `vector`, or `hybrid` (alpha in [0, 1], default
-/// the configured 0.7; `fusion` `weighted` or `rrf`). Without a model, hybrid (also the
-/// default) is the keyword path, as in KnowledgeBeast with vectors off; `vector` is an error.
-pub(crate) fn ranking(fields: &mut Fields<'_>, has_model: bool, default_alpha: f64) -> Ranking {
-    let mode = fields.string("mode", false, 1, 20);
-    let alpha = fields.float("alpha", 0.0, 1.0).unwrap_or(default_alpha);
-    let alpha = Alpha::new(alpha as f32).unwrap_or_default();
-    let fusion = match fields.string("fusion", false, 1, 20).as_deref() {
-        None | Some("weighted") => Fusion::Weighted(alpha),
-        Some("rrf") => Fusion::Rrf(alpha),
-        Some(other) => {
-            fields.problems.push(
-                "body.fusion",
-                format!("Value error, unknown fusion {other:?}: use weighted or rrf"),
-            );
-            Fusion::Weighted(alpha)
-        }
-    };
-    match mode.as_deref() {
-        Some("keyword") | Some("bm25") => Ranking::Bm25,
-        Some("terms") => Ranking::Terms,
-        None | Some("hybrid") if has_model => Ranking::Hybrid(fusion),
-        None | Some("hybrid") => Ranking::Bm25,
-        Some("vector") | Some("semantic") => Ranking::Vector,
-        Some(other) => {
-            fields.problems.push(
-                "body.mode",
-                format!(
-                    "Value error, unknown mode {other:?}: use keyword, vector, hybrid or terms"
-                ),
-            );
-            Ranking::Bm25
-        }
-    }
+/// KnowledgeBeast's `IngestResponse`.
+#[derive(Serialize, ToSchema)]
+pub struct IngestResponse {
+    pub success: bool,
+    /// The path as given (`inline_content` for inline content).
+    pub file_path: String,
+    pub doc_id: String,
+    pub message: String,
 }
 
-/// Runs `work` where it may block: a vector or hybrid query may embed its text (milliseconds
-/// of CPU), which must not stall the other connections served by this async thread.
-pub(crate) fn heavy<T>(ranking: Ranking, work: impl FnOnce() -> T) -> T {
-    let multi_thread = tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    if ranking.uses_vectors() && multi_thread {
-        tokio::task::block_in_place(work)
+/// KnowledgeBeast's `BatchIngestResponse`.
+#[derive(Serialize, ToSchema)]
+pub struct BatchIngestResponse {
+    pub success: bool,
+    pub total_files: usize,
+    pub successful: usize,
+    pub failed: usize,
+    pub failed_files: Vec<String>,
+    pub message: String,
+}
+
+/// KnowledgeBeast's `WarmResponse`.
+#[derive(Serialize, ToSchema)]
+pub struct WarmResponse {
+    pub success: bool,
+    /// Seconds.
+    pub warm_time: f64,
+    /// Warming queries run since the server started.
+    pub queries_executed: u64,
+    pub documents_loaded: usize,
+    pub message: String,
+}
+
+/// `POST /api/v1/cache/clear`.
+#[derive(Serialize, ToSchema)]
+pub struct CacheCleared {
+    pub success: bool,
+    pub cleared_count: usize,
+    pub message: String,
+}
+
+/// KnowledgeBeast's `StatsResponse`, with mneme's index figures.
+#[derive(Serialize, ToSchema)]
+pub struct StatsResponse {
+    pub queries: u64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    /// A percentage with one decimal (`"50.0%"`).
+    pub cache_hit_rate: String,
+    pub warm_queries: u64,
+    /// Seconds the last warm-up took.
+    pub last_warm_time: Option<f64>,
+    pub total_documents: usize,
+    pub total_terms: usize,
+    pub documents: usize,
+    pub terms: usize,
+    pub cached_queries: usize,
+    pub cache_capacity: usize,
+    pub cache_utilization: String,
+    /// `"never"` or `"<seconds>s ago"`.
+    pub last_access_age: String,
+    pub knowledge_dirs: Vec<String>,
+    pub total_queries: u64,
+    pub chunks: u64,
+    pub generation: u64,
+    pub vectors: usize,
+    pub embedding_model: Option<String>,
+    pub query_embedding_cache_hits: u64,
+    pub query_embedding_cache_misses: u64,
+}
+
+/// `GET /api/v1/health`.
+#[derive(Serialize, ToSchema)]
+pub struct KbHealth {
+    /// `healthy`, or `degraded` without a knowledge directory or index.
+    #[schema(value_type = String)]
+    pub status: &'static str,
+    #[schema(value_type = String)]
+    pub version: &'static str,
+    pub kb_initialized: bool,
+    pub timestamp: String,
+}
+
+/// The answer of the heartbeat's start and stop.
+#[derive(Serialize, ToSchema)]
+pub struct HeartbeatChange {
+    pub success: bool,
+    #[schema(value_type = String)]
+    pub message: &'static str,
+    pub running: bool,
+}
+
+/// The state of the periodic re-scan.
+#[derive(Serialize, ToSchema)]
+pub struct HeartbeatStatus {
+    pub running: bool,
+    /// Seconds between re-scans.
+    pub interval: u64,
+    pub heartbeat_count: u64,
+    pub last_heartbeat: Option<String>,
+}
+
+/// KnowledgeBeast's `CollectionInfo` (only `default` exists).
+#[derive(Serialize, ToSchema)]
+pub struct CollectionInfo {
+    #[schema(value_type = String)]
+    pub name: &'static str,
+    pub document_count: usize,
+    pub term_count: usize,
+    pub cache_size: usize,
+}
+
+/// `GET /api/v1/collections`.
+#[derive(Serialize, ToSchema)]
+pub struct Collections {
+    pub collections: Vec<CollectionInfo>,
+    pub count: usize,
+}
+
+/// The lane of a query: a vector or hybrid query may embed its text (milliseconds of CPU),
+/// which must not stall the other connections served by an async thread.
+pub(super) fn query_lane(ranking: mneme_kb::Ranking) -> Lane {
+    if ranking.uses_vectors() {
+        Lane::Cpu
     } else {
-        work()
-    }
-}
-
-/// A failed query, in KnowledgeBeast's shape, with the status of the error table.
-pub(super) fn search_failed(err: &mneme_kb::Error) -> Response {
-    let status = super::errors::kb(err.kind());
-    if status.is_server_error() {
-        detail(status, format!("Query failed: {err}"))
-    } else {
-        detail(status, err.to_string())
+        Lane::Inline
     }
 }
 
@@ -173,121 +272,138 @@ fn record_query(state: &ServerState, started: Instant, cached: bool, ok: bool) {
     );
 }
 
-/// `POST /api/v1/query`
-pub async fn query(State(state): State<Arc<ServerState>>, body: Bytes) -> Response {
-    let map = match object(&body) {
-        Ok(map) => map,
-        Err(response) => return response,
-    };
-    let mut fields = Fields::new(&map);
-    let query = check_query(&mut fields, "query");
-    let use_cache = fields.boolean("use_cache", true);
-    // The web UI of KnowledgeBeast sends `n_results`.
-    let default_limit = fields.int("n_results", 10, 1, 100);
-    let limit = fields.int("limit", default_limit, 1, 100) as usize;
-    let offset = fields.int("offset", 0, 0, 1_000_000) as usize;
-    fields.boolean("rerank", false);
-    fields.int("rerank_top_k", 50, 1, 100);
-    fields.float("diversity", 0.0, 1.0);
-    let full = fields.boolean("full_content", false);
-    let ranking = ranking(
-        &mut fields,
-        state.knowledge.kb.has_embedder() && state.knowledge.kb.has_vectors(),
-        state.knowledge.settings.hybrid_alpha,
-    );
-    if let Err(response) = fields.finish() {
-        return response;
-    }
-    let query = query.unwrap_or_default();
+/// What a v1 query asks, owned (it may move to a blocking thread).
+struct Search {
+    query: String,
+    ranking: mneme_kb::Ranking,
+    limit: usize,
+    offset: usize,
+    full: bool,
+    with_total: bool,
+    use_cache: bool,
+}
+
+async fn search(
+    state: &Arc<ServerState>,
+    search: Search,
+) -> Result<(mneme_kb::SearchOutcome, String), ApiError> {
     let started = Instant::now();
-    let request = SearchRequest {
-        query: &query,
-        ranking,
-        limit,
-        offset,
-        with_content: full,
-        with_total: false,
-        use_cache,
-        with_snippets: false,
-    };
-    match heavy(ranking, || state.knowledge.search(&request)) {
-        Ok(outcome) => {
-            record_query(&state, started, outcome.cached, true);
-            let results: Vec<QueryResult<'_>> = outcome
-                .results
-                .hits
-                .iter()
-                .enumerate()
-                .map(|(i, hit)| QueryResult::of(hit, offset + i + 1))
-                .collect();
-            let response = QueryResponse {
-                count: results.len(),
-                results,
-                cached: outcome.cached,
-                query: &query,
-                metadata: json!({"mode": ranking.name(), "limit": limit, "offset": offset, "generation": outcome.results.generation}),
-            };
-            to_json(StatusCode::OK, &response)
+    let lane = query_lane(search.ranking);
+    let outcome = work::run(state, lane, move |s| {
+        let request = SearchRequest {
+            query: &search.query,
+            ranking: search.ranking,
+            limit: search.limit,
+            offset: search.offset,
+            with_content: search.full,
+            with_total: search.with_total,
+            use_cache: search.use_cache,
+            with_snippets: false,
+        };
+        s.knowledge.search(&request).map(|o| (o, search.query))
+    })
+    .await?;
+    match outcome {
+        Ok((outcome, query)) => {
+            record_query(state, started, outcome.cached, true);
+            Ok((outcome, query))
         }
         Err(err) => {
-            record_query(&state, started, false, false);
-            search_failed(&err)
+            record_query(state, started, false, false);
+            Err(ApiError::from_kb("Query failed", &err))
         }
     }
 }
 
-/// `POST /api/v1/query/paginated`
-pub async fn query_paginated(State(state): State<Arc<ServerState>>, body: Bytes) -> Response {
-    let map = match object(&body) {
-        Ok(map) => map,
-        Err(response) => return response,
-    };
-    let mut fields = Fields::new(&map);
-    let query = check_query(&mut fields, "query");
-    let use_cache = fields.boolean("use_cache", true);
-    let page = fields.int("page", 1, 1, 1_000_000) as usize;
-    let page_size = fields.int("page_size", 10, 1, 100) as usize;
-    fields.boolean("rerank", false);
-    fields.int("rerank_top_k", 50, 1, 100);
-    fields.float("diversity", 0.0, 1.0);
-    let full = fields.boolean("full_content", false);
+fn has_vectors(state: &ServerState) -> bool {
+    state.knowledge.kb.has_embedder() && state.knowledge.kb.has_vectors()
+}
+
+/// `POST /api/v1/query`
+pub async fn query(
+    State(state): State<Arc<ServerState>>,
+    KbBody(request): KbBody<QueryRequest>,
+) -> Result<Response, ApiError> {
     let ranking = ranking(
-        &mut fields,
-        state.knowledge.kb.has_embedder() && state.knowledge.kb.has_vectors(),
+        request.mode.get().copied(),
+        request.alpha.get().copied(),
+        request.fusion.get().copied(),
+        has_vectors(&state),
         state.knowledge.settings.hybrid_alpha,
     );
-    if let Err(response) = fields.finish() {
-        return response;
-    }
-    let query = query.unwrap_or_default();
-    let started = Instant::now();
-    let request = SearchRequest {
+    let limit = request.limit.or(request.n_results()) as usize;
+    let offset = request.offset() as usize;
+    let (outcome, query) = search(
+        &state,
+        Search {
+            full: request.full_content(),
+            use_cache: request.use_cache(),
+            query: request.query.into_inner().unwrap_or_default(),
+            ranking,
+            limit,
+            offset,
+            with_total: false,
+        },
+    )
+    .await?;
+    let results: Vec<QueryResult<'_>> = outcome
+        .results
+        .hits
+        .iter()
+        .enumerate()
+        .map(|(i, hit)| QueryResult::of(hit, offset + i + 1))
+        .collect();
+    let response = QueryResponse {
+        count: results.len(),
+        results,
+        cached: outcome.cached,
         query: &query,
-        ranking,
-        limit: page_size,
-        offset: (page - 1) * page_size,
-        with_content: full,
-        with_total: true,
-        use_cache,
-        with_snippets: false,
+        metadata: Some(QueryMetadata {
+            mode: ranking.name(),
+            limit,
+            offset,
+            generation: outcome.results.generation,
+        }),
     };
-    let outcome = match heavy(ranking, || state.knowledge.search(&request)) {
-        Ok(outcome) => outcome,
-        Err(err) => {
-            record_query(&state, started, false, false);
-            return search_failed(&err);
-        }
-    };
-    record_query(&state, started, outcome.cached, true);
+    Ok(to_json(&response))
+}
+
+/// `POST /api/v1/query/paginated`
+pub async fn query_paginated(
+    State(state): State<Arc<ServerState>>,
+    KbBody(request): KbBody<PaginatedQueryRequest>,
+) -> Result<Response, ApiError> {
+    let ranking = ranking(
+        request.mode.get().copied(),
+        request.alpha.get().copied(),
+        request.fusion.get().copied(),
+        has_vectors(&state),
+        state.knowledge.settings.hybrid_alpha,
+    );
+    let page = request.page() as usize;
+    let page_size = request.page_size() as usize;
+    let offset = (page - 1) * page_size;
+    let (outcome, query) = search(
+        &state,
+        Search {
+            full: request.full_content(),
+            use_cache: request.use_cache(),
+            query: request.query.into_inner().unwrap_or_default(),
+            ranking,
+            limit: page_size,
+            offset,
+            with_total: true,
+        },
+    )
+    .await?;
     let total = outcome.results.total.unwrap_or(outcome.results.hits.len());
     let total_pages = total.div_ceil(page_size).max(1);
     if total > 0 && page > total_pages {
-        return detail(
+        return Err(detail(
             StatusCode::BAD_REQUEST,
             format!("Page {page} exceeds total pages {total_pages}"),
-        );
+        ));
     }
-    let offset = (page - 1) * page_size;
     let results: Vec<QueryResult<'_>> = outcome
         .results
         .hits
@@ -309,11 +425,11 @@ pub async fn query_paginated(State(state): State<Arc<ServerState>>, body: Bytes)
             has_previous: page > 1,
         },
     };
-    to_json(StatusCode::OK, &response)
+    Ok(to_json(&response))
 }
 
 /// Why a file cannot be ingested through the API, as an answer.
-pub(super) fn resolve_file(state: &ServerState, raw: &str) -> Result<PathBuf, Response> {
+pub(super) fn resolve_file(state: &ServerState, raw: &str) -> Result<PathBuf, ApiError> {
     let absolute = cwd_join(Path::new(raw));
     let dirs = state.knowledge.knowledge_dirs();
     let outside = || {
@@ -338,7 +454,9 @@ pub(super) fn resolve_file(state: &ServerState, raw: &str) -> Result<PathBuf, Re
         return Err(outside());
     }
     if !absolute.exists() {
-        return Err(kb_not_found(&format!("404: File not found: {raw}")));
+        return Err(ApiError::kb_not_found(&format!(
+            "404: File not found: {raw}"
+        )));
     }
     if !absolute.is_file() {
         return Err(detail(
@@ -382,15 +500,15 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-async fn ingest_blocking(
+async fn ingest_files(
     state: &Arc<ServerState>,
     files: Vec<PathBuf>,
-) -> Result<mneme_kb::IngestReport, Response> {
-    let worker = state.clone();
+) -> Result<mneme_kb::IngestReport, ApiError> {
     let started = Instant::now();
-    let result =
-        tokio::task::spawn_blocking(move || worker.knowledge.ingest_files(&files, &NoProgress))
-            .await;
+    let result = work::run(state, Lane::Io, move |s| {
+        s.knowledge.ingest_files(&files, &NoProgress)
+    })
+    .await;
     let outcome = match &result {
         Ok(Ok(_)) => "success",
         _ => "error",
@@ -407,68 +525,40 @@ async fn ingest_blocking(
         Vec::new(),
         started.elapsed().as_secs_f64(),
     );
-    match result {
-        Ok(Ok(report)) => {
-            state.metrics.add(
-                "kb_documents_ingested_total",
-                "Documents added or updated by ingests",
-                Vec::new(),
-                (report.added + report.updated) as f64,
-            );
-            Ok(report)
-        }
-        Ok(Err(err)) if err.kind() == ErrorKind::Busy => {
-            Err(detail(StatusCode::CONFLICT, err.to_string()))
-        }
-        Ok(Err(err)) => Err(detail(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("Ingestion failed: {err}"),
-        )),
-        Err(_) => Err(detail(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Ingestion failed: the ingest task stopped",
-        )),
-    }
+    let report = result?.map_err(|err| ApiError::from_kb("Ingestion failed", &err))?;
+    state.metrics.add(
+        "kb_documents_ingested_total",
+        "Documents added or updated by ingests",
+        Vec::new(),
+        (report.added + report.updated) as f64,
+    );
+    Ok(report)
 }
 
 /// `POST /api/v1/ingest`: only the named file is read and indexed.
-pub async fn ingest(State(state): State<Arc<ServerState>>, body: Bytes) -> Response {
-    let map = match object(&body) {
-        Ok(map) => map,
-        Err(response) => return response,
-    };
-    let mut fields = Fields::new(&map);
-    let file_path = fields.string("file_path", true, 1, 4096);
-    if let Some(path) = &file_path {
-        check_file_path(&mut fields, "body.file_path", path);
-    }
-    fields.object("metadata");
-    if let Err(response) = fields.finish() {
-        return response;
-    }
-    let file_path = file_path.unwrap_or_default();
-    let resolved = match resolve_file(&state, &file_path) {
-        Ok(path) => path,
-        Err(response) => return response,
-    };
-    let report = match ingest_blocking(&state, vec![resolved.clone()]).await {
-        Ok(report) => report,
-        Err(response) => return response,
-    };
+pub async fn ingest(
+    State(state): State<Arc<ServerState>>,
+    KbBody(request): KbBody<IngestRequest>,
+) -> Result<Response, ApiError> {
+    let file_path = request.file_path.into_inner().unwrap_or_default();
+    let resolved = resolve_file(&state, &file_path)?;
+    let report = ingest_files(&state, vec![resolved.clone()]).await?;
     if let Some((_, problem)) = report.problems.first() {
-        return detail(
+        return Err(detail(
             StatusCode::BAD_REQUEST,
             format!("Ingestion failed: {file_path}: {problem}"),
-        );
+        ));
     }
     let doc_id = doc_id_of(&state, &resolved).unwrap_or_else(|| file_path.clone());
     let name = resolved
         .file_name()
         .map_or_else(|| file_path.clone(), |n| n.to_string_lossy().into_owned());
-    json_response(
-        StatusCode::OK,
-        &json!({"success": true, "file_path": file_path, "doc_id": doc_id, "message": format!("Successfully ingested {name}")}),
-    )
+    Ok(to_json(&IngestResponse {
+        success: true,
+        file_path,
+        doc_id,
+        message: format!("Successfully ingested {name}"),
+    }))
 }
 
 /// The doc_id the index gave `path` (relative to its knowledge directory's parent).
@@ -489,21 +579,11 @@ fn doc_id_of(state: &ServerState, path: &Path) -> Option<String> {
 }
 
 /// `POST /api/v1/batch-ingest`: one incremental ingest of the files that exist.
-pub async fn batch_ingest(State(state): State<Arc<ServerState>>, body: Bytes) -> Response {
-    let map = match object(&body) {
-        Ok(map) => map,
-        Err(response) => return response,
-    };
-    let mut fields = Fields::new(&map);
-    let paths = fields.strings("file_paths", true, 1, 100);
-    for (i, path) in paths.iter().flatten().enumerate() {
-        check_file_path(&mut fields, &format!("body.file_paths.{i}"), path);
-    }
-    fields.object("metadata");
-    if let Err(response) = fields.finish() {
-        return response;
-    }
-    let paths = paths.unwrap_or_default();
+pub async fn batch_ingest(
+    State(state): State<Arc<ServerState>>,
+    KbBody(request): KbBody<BatchIngestRequest>,
+) -> Result<Response, ApiError> {
+    let paths = request.file_paths.into_inner().unwrap_or_default();
     let mut failed_files = Vec::new();
     let mut resolved = Vec::new();
     for raw in &paths {
@@ -514,10 +594,7 @@ pub async fn batch_ingest(State(state): State<Arc<ServerState>>, body: Bytes) ->
     }
     if !resolved.is_empty() {
         let files = resolved.iter().map(|(_, p)| p.clone()).collect();
-        let report = match ingest_blocking(&state, files).await {
-            Ok(report) => report,
-            Err(response) => return response,
-        };
+        let report = ingest_files(&state, files).await?;
         for (raw, path) in &resolved {
             if report.problems.iter().any(|(p, _)| p == path) {
                 failed_files.push(raw.clone());
@@ -527,87 +604,58 @@ pub async fn batch_ingest(State(state): State<Arc<ServerState>>, body: Bytes) ->
     let total = paths.len();
     let failed = failed_files.len();
     let successful = total - failed;
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "success": failed == 0,
-            "total_files": total,
-            "successful": successful,
-            "failed": failed,
-            "failed_files": failed_files,
-            "message": format!("Batch ingestion completed: {successful}/{total} successful"),
-        }),
-    )
+    Ok(to_json(&BatchIngestResponse {
+        success: failed == 0,
+        total_files: total,
+        successful,
+        failed,
+        failed_files,
+        message: format!("Batch ingestion completed: {successful}/{total} successful"),
+    }))
 }
 
 /// `POST /api/v1/warm`: an incremental ingest of the knowledge dirs (a full rebuild with
 /// `force_rebuild`), then the warming queries.
-pub async fn warm(State(state): State<Arc<ServerState>>, body: Bytes) -> Response {
-    let map = if body.iter().all(u8::is_ascii_whitespace) {
-        serde_json::Map::new()
-    } else {
-        match object(&body) {
-            Ok(map) => map,
-            Err(response) => return response,
-        }
-    };
-    let mut fields = Fields::new(&map);
-    let rebuild = fields.boolean("force_rebuild", false) || fields.boolean("rebuild", false);
-    if let Err(response) = fields.finish() {
-        return response;
-    }
-    let worker = state.clone();
+pub async fn warm(
+    State(state): State<Arc<ServerState>>,
+    KbOptionalBody(request): KbOptionalBody<WarmRequest>,
+) -> Result<Response, ApiError> {
+    let rebuild = request.force_rebuild() || request.rebuild();
     let started = Instant::now();
-    let result = tokio::task::spawn_blocking(move || {
+    let report = work::run(&state, Lane::Io, move |s| {
         let options = mneme_kb::IngestOptions {
             rebuild,
             ..Default::default()
         };
-        let report = worker.knowledge.ingest(&[], options, &NoProgress)?;
-        let warmed = if report.committed && worker.knowledge.settings.auto_warm {
+        let report = s.knowledge.ingest(&[], options, &NoProgress)?;
+        let warmed = if report.committed && s.knowledge.settings.auto_warm {
             // `ingest` already ran the warming queries.
             Ok(())
         } else {
-            worker.knowledge.warm().map(|_| ())
+            s.knowledge.warm().map(|_| ())
         };
         warmed.map(|()| report)
     })
-    .await;
-    match result {
-        Ok(Ok(report)) => {
-            let elapsed = started.elapsed().as_secs_f64();
-            json_response(
-                StatusCode::OK,
-                &json!({
-                    "success": true,
-                    "warm_time": elapsed,
-                    "queries_executed": state.knowledge.query_stats().warm_queries,
-                    "documents_loaded": report.documents,
-                    "message": format!("Knowledge base warmed in {elapsed:.2}s"),
-                }),
-            )
-        }
-        Ok(Err(err)) if err.kind() == ErrorKind::Busy => {
-            detail(StatusCode::CONFLICT, err.to_string())
-        }
-        Ok(Err(err)) => detail(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("Warming failed: {err}"),
-        ),
-        Err(_) => detail(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Warming failed: the task stopped",
-        ),
-    }
+    .await?
+    .map_err(|err| ApiError::from_kb("Warming failed", &err))?;
+    let elapsed = started.elapsed().as_secs_f64();
+    Ok(to_json(&WarmResponse {
+        success: true,
+        warm_time: elapsed,
+        queries_executed: state.knowledge.query_stats().warm_queries,
+        documents_loaded: report.documents,
+        message: format!("Knowledge base warmed in {elapsed:.2}s"),
+    }))
 }
 
 /// `POST /api/v1/cache/clear`
 pub async fn cache_clear(State(state): State<Arc<ServerState>>) -> Response {
     let cleared = state.knowledge.kb.clear_cache();
-    json_response(
-        StatusCode::OK,
-        &json!({"success": true, "cleared_count": cleared, "message": format!("Cache cleared: {cleared} entries removed")}),
-    )
+    to_json(&CacheCleared {
+        success: true,
+        cleared_count: cleared,
+        message: format!("Cache cleared: {cleared} entries removed"),
+    })
 }
 
 fn age(age: Option<Duration>) -> String {
@@ -628,33 +676,33 @@ pub async fn stats(State(state): State<Arc<ServerState>>) -> Response {
         .iter()
         .map(|d| d.display().to_string())
         .collect();
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "queries": cache.queries,
-            "cache_hits": cache.hits,
-            "cache_misses": cache.misses,
-            "cache_hit_rate": format!("{:.1}%", cache.hit_rate() * 100.0),
-            "warm_queries": process.warm_queries,
-            "last_warm_time": process.last_warm_time.map(|d| d.as_secs_f64()),
-            "total_documents": stats.documents,
-            "total_terms": stats.terms,
-            "documents": stats.documents,
-            "terms": stats.terms,
-            "cached_queries": cache.entries,
-            "cache_capacity": cache.capacity,
-            "cache_utilization": format!("{:.1}%", cache.entries as f64 * 100.0 / cache.capacity.max(1) as f64),
-            "last_access_age": age(process.last_access),
-            "knowledge_dirs": dirs,
-            "total_queries": cache.hits + cache.misses,
-            "chunks": stats.chunks,
-            "generation": stats.generation,
-            "vectors": stats.vectors,
-            "embedding_model": stats.embedding_model,
-            "query_embedding_cache_hits": stats.query_vector_hits,
-            "query_embedding_cache_misses": stats.query_vector_misses,
-        }),
-    )
+    to_json(&StatsResponse {
+        queries: cache.queries,
+        cache_hits: cache.hits,
+        cache_misses: cache.misses,
+        cache_hit_rate: format!("{:.1}%", cache.hit_rate() * 100.0),
+        warm_queries: process.warm_queries,
+        last_warm_time: process.last_warm_time.map(|d| d.as_secs_f64()),
+        total_documents: stats.documents,
+        total_terms: stats.terms,
+        documents: stats.documents,
+        terms: stats.terms,
+        cached_queries: cache.entries,
+        cache_capacity: cache.capacity,
+        cache_utilization: format!(
+            "{:.1}%",
+            cache.entries as f64 * 100.0 / cache.capacity.max(1) as f64
+        ),
+        last_access_age: age(process.last_access),
+        knowledge_dirs: dirs,
+        total_queries: cache.hits + cache.misses,
+        chunks: stats.chunks,
+        generation: stats.generation,
+        vectors: stats.vectors,
+        embedding_model: stats.embedding_model,
+        query_embedding_cache_hits: stats.query_vector_hits,
+        query_embedding_cache_misses: stats.query_vector_misses,
+    })
 }
 
 /// `GET /api/v1/health`
@@ -666,15 +714,17 @@ pub async fn health(State(state): State<Arc<ServerState>>) -> Response {
     } else {
         "degraded"
     };
-    json_response(
-        StatusCode::OK,
-        &json!({"status": status, "version": VERSION, "kb_initialized": true, "timestamp": iso_now()}),
-    )
+    to_json(&KbHealth {
+        status,
+        version: VERSION,
+        kb_initialized: true,
+        timestamp: iso_now(),
+    })
 }
 
 /// `GET /api/v1/heartbeat/status`
 pub async fn heartbeat_status(State(state): State<Arc<ServerState>>) -> Response {
-    json_response(StatusCode::OK, &state.heartbeat.status())
+    to_json(&state.heartbeat.status())
 }
 
 /// `POST /api/v1/heartbeat/start`
@@ -685,10 +735,11 @@ pub async fn heartbeat_start(State(state): State<Arc<ServerState>>) -> Response 
     } else {
         "Heartbeat already running"
     };
-    json_response(
-        StatusCode::OK,
-        &json!({"success": true, "message": message, "running": true}),
-    )
+    to_json(&HeartbeatChange {
+        success: true,
+        message,
+        running: true,
+    })
 }
 
 /// `POST /api/v1/heartbeat/stop`
@@ -699,34 +750,42 @@ pub async fn heartbeat_stop(State(state): State<Arc<ServerState>>) -> Response {
     } else {
         "Heartbeat not running"
     };
-    json_response(
-        StatusCode::OK,
-        &json!({"success": true, "message": message, "running": false}),
-    )
+    to_json(&HeartbeatChange {
+        success: true,
+        message,
+        running: false,
+    })
 }
 
-fn collection(state: &ServerState) -> Value {
+fn collection(state: &ServerState) -> CollectionInfo {
     let stats = state.knowledge.kb.stats();
-    json!({"name": "default", "document_count": stats.documents, "term_count": stats.terms, "cache_size": stats.cache.entries})
+    CollectionInfo {
+        name: "default",
+        document_count: stats.documents,
+        term_count: stats.terms,
+        cache_size: stats.cache.entries,
+    }
 }
 
 /// `GET /api/v1/collections`
 pub async fn collections(State(state): State<Arc<ServerState>>) -> Response {
-    json_response(
-        StatusCode::OK,
-        &json!({"collections": [collection(&state)], "count": 1}),
-    )
+    to_json(&Collections {
+        collections: vec![collection(&state)],
+        count: 1,
+    })
 }
 
 /// `GET /api/v1/collections/{name}`
 pub async fn collection_info(
     State(state): State<Arc<ServerState>>,
     UrlPath(name): UrlPath<String>,
-) -> Response {
+) -> Result<Response, ApiError> {
     if name != "default" {
-        return kb_not_found(&format!("404: Collection not found: {name}"));
+        return Err(ApiError::kb_not_found(&format!(
+            "404: Collection not found: {name}"
+        )));
     }
-    json_response(StatusCode::OK, &collection(&state))
+    Ok(to_json(&collection(&state)))
 }
 
 /// The periodic re-scan of the knowledge dirs started by `/heartbeat/start`.
@@ -748,14 +807,13 @@ impl Heartbeat {
         heartbeat
     }
 
-    pub fn status(&self) -> Value {
-        let running = self.running.load(Ordering::Relaxed);
-        json!({
-            "running": running,
-            "interval": self.interval.load(Ordering::Relaxed),
-            "heartbeat_count": self.count.load(Ordering::Relaxed),
-            "last_heartbeat": *self.last.lock().unwrap_or_else(|p| p.into_inner()),
-        })
+    pub fn status(&self) -> HeartbeatStatus {
+        HeartbeatStatus {
+            running: self.running.load(Ordering::Relaxed),
+            interval: self.interval.load(Ordering::Relaxed),
+            heartbeat_count: self.count.load(Ordering::Relaxed),
+            last_heartbeat: self.last.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        }
     }
 
     /// Starts the re-scan task; false when it was already running.
@@ -777,10 +835,8 @@ impl Heartbeat {
                     _ = &mut stopped => break,
                     _ = ticks.tick() => {}
                 }
-                let worker = state.clone();
-                let result = tokio::task::spawn_blocking(move || {
-                    worker
-                        .knowledge
+                let result = work::run(&state, Lane::Io, |s| {
+                    s.knowledge
                         .ingest(&[], mneme_kb::IngestOptions::default(), &NoProgress)
                 })
                 .await;
@@ -793,7 +849,7 @@ impl Heartbeat {
                         report.documents
                     ),
                     Ok(Err(err)) => tracing::warn!("heartbeat re-scan failed: {err}"),
-                    Err(_) => tracing::warn!("heartbeat re-scan task stopped"),
+                    Err(_) => tracing::warn!("heartbeat re-scan task failed"),
                 }
                 state.heartbeat.count.fetch_add(1, Ordering::Relaxed);
                 *state

@@ -3,90 +3,143 @@
 //! export / import (the archives themselves are `app::projects::archive`'s). Everything lives
 //! in the data directory and survives a restart.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Multipart, Path as UrlPath, Query, State};
+use axum::extract::{Multipart, Path as UrlPath, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use mneme_app::projects::archive::{
-    self, ArchiveError, ArchiveFormat, ArchiveLimits, ImportConfig, Limit,
-};
-use mneme_app::projects::{Project, ProjectError, ProjectUpdate, Scope};
+use mneme_app::projects::archive::{self, ArchiveFormat, ArchiveLimits, ImportConfig, Limit};
+use mneme_app::projects::{Project, ProjectUpdate as Update, Scope};
 use mneme_kb::convert::Format;
 use mneme_kb::{NewDocument, Ranking, SearchRequest};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
 
 use super::ServerState;
-use super::common::{iso_now, json_response, kb_not_found};
-use super::kb_request::{Fields, check_file_path, check_query, detail, object, validation_error};
-use super::kb_v1::QueryResult;
+use super::common::{iso_now, to_json, to_json_status};
+use super::kb_request::{
+    ApiKeyCreate, ExportQuery, KbBody, ProjectCreate, ProjectIngestRequest, ProjectQueryRequest,
+    ProjectUpdate, detail, ranking, read_query,
+};
+use super::kb_v1::{IngestResponse, QueryResponse, QueryResult, query_lane};
+use super::work::{self, Lane};
+use crate::error::ApiError;
+use crate::lax::{Dialect, Problem, yes_no};
 
-fn project_json(project: &Project) -> Value {
-    let metadata: Value = serde_json::from_str(&project.metadata).unwrap_or_else(|_| json!({}));
-    json!({
-        "project_id": project.project_id,
-        "name": project.name,
-        "description": project.description,
-        "collection_name": project.collection_name(),
-        "embedding_model": project.embedding_model,
-        "created_at": project.created_at,
-        "updated_at": project.updated_at,
-        "metadata": metadata,
-    })
+/// KnowledgeBeast's `ProjectResponse` (also `project.json` of an archive).
+#[derive(Serialize, ToSchema)]
+pub struct ProjectResponse {
+    pub project_id: String,
+    pub name: String,
+    pub description: String,
+    pub collection_name: String,
+    pub embedding_model: String,
+    pub created_at: String,
+    pub updated_at: String,
+    /// The metadata the project was given.
+    pub metadata: Value,
 }
 
-fn failure(operation: &str, err: &ProjectError) -> Response {
-    let status = super::errors::project(err);
-    match status {
-        StatusCode::NOT_FOUND => kb_not_found(&format!("404: {err}")),
-        status if status.is_server_error() => detail(status, format!("{operation}: {err}")),
-        status => detail(status, err.to_string()),
+impl ProjectResponse {
+    fn of(project: &Project) -> ProjectResponse {
+        ProjectResponse {
+            project_id: project.project_id.clone(),
+            name: project.name.clone(),
+            description: project.description.clone(),
+            collection_name: project.collection_name(),
+            embedding_model: project.embedding_model.clone(),
+            created_at: project.created_at.clone(),
+            updated_at: project.updated_at.clone(),
+            metadata: serde_json::from_str(&project.metadata).unwrap_or_else(|_| json!({})),
+        }
     }
 }
 
-/// Runs registry work off the async threads.
-async fn blocking<T: Send + 'static>(
-    state: &Arc<ServerState>,
-    work: impl FnOnce(&ServerState) -> T + Send + 'static,
-) -> Result<T, Response> {
-    let worker = state.clone();
-    tokio::task::spawn_blocking(move || work(&worker))
-        .await
-        .map_err(|_| {
-            detail(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the request handler stopped",
-            )
-        })
+/// `GET /api/v2/projects`: newest first.
+#[derive(Serialize, ToSchema)]
+pub struct ProjectList {
+    pub count: usize,
+    pub projects: Vec<ProjectResponse>,
 }
 
-/// Name rules of `ProjectCreate` / `ProjectUpdate`: stripped, 1–100 characters of letters,
-/// digits, spaces, `_` and `-`.
-fn project_name(fields: &mut Fields<'_>, required: bool) -> Option<String> {
-    let raw = fields.string("name", required, 1, 100)?;
-    let name = raw.trim().to_owned();
-    if name.is_empty() {
-        fields.problems.push(
-            "body.name",
-            "Value error, Project name cannot be empty or only whitespace",
-        );
-        return None;
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == ' ')
-    {
-        fields.problems.push(
-            "body.name",
-            "String should match pattern '^[a-zA-Z0-9_\\- ]+$'",
-        );
-        return None;
-    }
-    Some(name)
+/// `DELETE /api/v2/projects/{project_id}`.
+#[derive(Serialize, ToSchema)]
+pub struct ProjectDeleted {
+    pub success: bool,
+    pub project_id: String,
+    pub message: String,
+}
+
+/// A project API key as listed (never the key itself).
+#[derive(Serialize, ToSchema)]
+pub struct ApiKeyInfo {
+    pub key_id: String,
+    pub name: String,
+    /// `read`, `write`, `admin`.
+    pub scopes: Vec<String>,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub revoked: bool,
+    pub last_used_at: Option<String>,
+    pub created_by: Option<String>,
+}
+
+/// `POST /api/v2/projects/{project_id}/api-keys`: the key itself, shown only here.
+#[derive(Serialize, ToSchema)]
+pub struct ApiKeyCreated {
+    pub key_id: String,
+    pub api_key: String,
+    pub project_id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+}
+
+/// `GET /api/v2/projects/{project_id}/api-keys`: newest first.
+#[derive(Serialize, ToSchema)]
+pub struct ApiKeyList {
+    pub project_id: String,
+    pub api_keys: Vec<ApiKeyInfo>,
+    pub count: usize,
+}
+
+/// `DELETE /api/v2/projects/{project_id}/api-keys/{key_id}`.
+#[derive(Serialize, ToSchema)]
+pub struct ApiKeyRevoked {
+    pub success: bool,
+    pub key_id: String,
+    pub message: String,
+}
+
+/// `POST /api/v2/projects/{project_id}/export`.
+#[derive(Serialize, ToSchema)]
+pub struct ExportResponse {
+    pub success: bool,
+    pub project_id: String,
+    /// Under `<projects_dir>/exports/`.
+    pub export_path: String,
+    pub document_count: usize,
+    pub file_size_bytes: u64,
+    pub message: String,
+}
+
+/// `POST /api/v2/projects/import`.
+#[derive(Serialize, ToSchema)]
+pub struct ImportResponse {
+    pub success: bool,
+    pub project_id: String,
+    pub project_name: String,
+    pub document_count: usize,
+    pub message: String,
+}
+
+fn scope_names(scopes: &[Scope]) -> Vec<String> {
+    scopes.iter().map(|s| s.name().to_owned()).collect()
 }
 
 fn metadata_text(map: Option<Map<String, Value>>) -> Option<String> {
@@ -94,123 +147,102 @@ fn metadata_text(map: Option<Map<String, Value>>) -> Option<String> {
 }
 
 /// `POST /api/v2/projects`
-pub async fn create(State(state): State<Arc<ServerState>>, body: Bytes) -> Response {
-    let map = match object(&body) {
-        Ok(map) => map,
-        Err(response) => return response,
-    };
-    let mut fields = Fields::new(&map);
-    let name = project_name(&mut fields, true);
-    let description = fields
-        .string("description", false, 0, 500)
-        .unwrap_or_default();
-    let model = fields
-        .string("embedding_model", false, 1, 200)
+pub async fn create(
+    State(state): State<Arc<ServerState>>,
+    KbBody(request): KbBody<ProjectCreate>,
+) -> Result<Response, ApiError> {
+    let name = request.name.into_inner().unwrap_or_default();
+    let description = request.description.into_inner().unwrap_or_default();
+    let model = request
+        .embedding_model
+        .into_inner()
         .unwrap_or_else(|| "all-MiniLM-L6-v2".to_owned());
-    let metadata = metadata_text(fields.object("metadata")).unwrap_or_else(|| "{}".to_owned());
-    if let Err(response) = fields.finish() {
-        return response;
-    }
-    let name = name.unwrap_or_default();
-    let result = blocking(&state, move |s| {
+    let metadata = metadata_text(request.metadata.into_inner()).unwrap_or_else(|| "{}".to_owned());
+    let project = work::run(&state, Lane::Io, move |s| {
         s.projects.create(&name, &description, &model, &metadata)
     })
-    .await;
-    match result {
-        Ok(Ok(project)) => {
-            state.metrics.add(
-                "kb_project_creations_total",
-                "Projects created",
-                Vec::new(),
-                1.0,
-            );
-            json_response(StatusCode::CREATED, &project_json(&project))
-        }
-        Ok(Err(err)) => failure("Failed to create project", &err),
-        Err(response) => response,
-    }
+    .await?
+    .map_err(|err| ApiError::from_project("Failed to create project", &err))?;
+    state.metrics.add(
+        "kb_project_creations_total",
+        "Projects created",
+        Vec::new(),
+        1.0,
+    );
+    Ok(to_json_status(
+        StatusCode::CREATED,
+        &ProjectResponse::of(&project),
+    ))
 }
 
 /// `GET /api/v2/projects`: newest first.
-pub async fn list(State(state): State<Arc<ServerState>>) -> Response {
-    match blocking(&state, |s| s.projects.list()).await {
-        Ok(Ok(projects)) => {
-            let items: Vec<Value> = projects.iter().map(project_json).collect();
-            json_response(
-                StatusCode::OK,
-                &json!({"count": items.len(), "projects": items}),
-            )
-        }
-        Ok(Err(err)) => failure("Failed to list projects", &err),
-        Err(response) => response,
-    }
+pub async fn list(State(state): State<Arc<ServerState>>) -> Result<Response, ApiError> {
+    let projects = work::run(&state, Lane::Io, |s| s.projects.list())
+        .await?
+        .map_err(|err| ApiError::from_project("Failed to list projects", &err))?;
+    let projects: Vec<ProjectResponse> = projects.iter().map(ProjectResponse::of).collect();
+    Ok(to_json(&ProjectList {
+        count: projects.len(),
+        projects,
+    }))
 }
 
 /// `GET /api/v2/projects/{id}`
-pub async fn get(State(state): State<Arc<ServerState>>, UrlPath(id): UrlPath<String>) -> Response {
-    match state.projects.get(&id) {
-        Ok(project) => json_response(StatusCode::OK, &project_json(&project)),
-        Err(err) => failure("Failed to get project", &err),
-    }
+pub async fn get(
+    State(state): State<Arc<ServerState>>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    let project = state
+        .projects
+        .get(&id)
+        .map_err(|err| ApiError::from_project("Failed to get project", &err))?;
+    Ok(to_json(&ProjectResponse::of(&project)))
 }
 
 /// `PUT /api/v2/projects/{id}`
 pub async fn update(
     State(state): State<Arc<ServerState>>,
     UrlPath(id): UrlPath<String>,
-    body: Bytes,
-) -> Response {
-    let map = match object(&body) {
-        Ok(map) => map,
-        Err(response) => return response,
+    KbBody(request): KbBody<ProjectUpdate>,
+) -> Result<Response, ApiError> {
+    let update = Update {
+        name: request.name.into_inner(),
+        description: request.description.into_inner(),
+        embedding_model: request.embedding_model.into_inner(),
+        metadata: metadata_text(request.metadata.into_inner()),
     };
-    let mut fields = Fields::new(&map);
-    let update = ProjectUpdate {
-        name: project_name(&mut fields, false),
-        description: fields.string("description", false, 0, 500),
-        embedding_model: fields.string("embedding_model", false, 1, 200),
-        metadata: metadata_text(fields.object("metadata")),
-    };
-    if let Err(response) = fields.finish() {
-        return response;
-    }
-    match blocking(&state, move |s| s.projects.update(&id, update)).await {
-        Ok(Ok(project)) => {
-            state.metrics.add(
-                "kb_project_updates_total",
-                "Projects updated",
-                Vec::new(),
-                1.0,
-            );
-            json_response(StatusCode::OK, &project_json(&project))
-        }
-        Ok(Err(err)) => failure("Failed to update project", &err),
-        Err(response) => response,
-    }
+    let project = work::run(&state, Lane::Io, move |s| s.projects.update(&id, update))
+        .await?
+        .map_err(|err| ApiError::from_project("Failed to update project", &err))?;
+    state.metrics.add(
+        "kb_project_updates_total",
+        "Projects updated",
+        Vec::new(),
+        1.0,
+    );
+    Ok(to_json(&ProjectResponse::of(&project)))
 }
 
 /// `DELETE /api/v2/projects/{id}`
 pub async fn delete(
     State(state): State<Arc<ServerState>>,
     UrlPath(id): UrlPath<String>,
-) -> Response {
+) -> Result<Response, ApiError> {
     let target = id.clone();
-    match blocking(&state, move |s| s.projects.delete(&target)).await {
-        Ok(Ok(())) => {
-            state.metrics.add(
-                "kb_project_deletions_total",
-                "Projects deleted",
-                Vec::new(),
-                1.0,
-            );
-            json_response(
-                StatusCode::OK,
-                &json!({"success": true, "project_id": id, "message": format!("Project {id} deleted successfully")}),
-            )
-        }
-        Ok(Err(err)) => failure("Failed to delete project", &err),
-        Err(response) => response,
-    }
+    work::run(&state, Lane::Io, move |s| s.projects.delete(&target))
+        .await?
+        .map_err(|err| ApiError::from_project("Failed to delete project", &err))?;
+    state.metrics.add(
+        "kb_project_deletions_total",
+        "Projects deleted",
+        Vec::new(),
+        1.0,
+    );
+    Ok(to_json(&ProjectDeleted {
+        success: true,
+        message: format!("Project {id} deleted successfully"),
+        project_id: id,
+    }))
 }
 
 struct ProjectQuery {
@@ -221,55 +253,62 @@ struct ProjectQuery {
 }
 
 /// Projects use the model of the main knowledge base (one configuration).
-fn project_query(body: &[u8], state: &ServerState) -> Result<ProjectQuery, Response> {
-    let map = object(body)?;
-    let mut fields = Fields::new(&map);
-    let ranking = super::kb_v1::ranking(
-        &mut fields,
+fn project_query(request: ProjectQueryRequest, state: &ServerState) -> ProjectQuery {
+    let ranking = ranking(
+        request.mode.get().copied(),
+        request.alpha.get().copied(),
+        request.fusion.get().copied(),
         state.knowledge.kb.has_embedder(),
         state.knowledge.settings.hybrid_alpha,
     );
-    let query = check_query(&mut fields, "query");
-    let use_cache = fields.boolean("use_cache", true);
-    let limit = fields.int("limit", 10, 1, 100) as usize;
-    fields.boolean("rerank", false);
-    fields.int("rerank_top_k", 50, 1, 100);
-    fields.float("diversity", 0.0, 1.0);
-    fields.finish()?;
-    Ok(ProjectQuery {
-        query: query.unwrap_or_default(),
-        limit,
-        use_cache,
+    ProjectQuery {
+        limit: request.limit() as usize,
+        use_cache: request.use_cache(),
+        query: request.query.into_inner().unwrap_or_default(),
         ranking,
+    }
+}
+
+/// Runs a project query where its ranking belongs (see `kb_v1::query_lane`).
+async fn run_query(
+    state: &Arc<ServerState>,
+    kb: Arc<mneme_kb::KnowledgeBase>,
+    request: &ProjectQuery,
+) -> Result<mneme_kb::Result<mneme_kb::SearchOutcome>, ApiError> {
+    let (query, ranking, limit, use_cache) = (
+        request.query.clone(),
+        request.ranking,
+        request.limit,
+        request.use_cache,
+    );
+    work::run(state, query_lane(ranking), move |_| {
+        kb.search(&SearchRequest {
+            query: &query,
+            ranking,
+            limit,
+            offset: 0,
+            with_content: false,
+            with_total: false,
+            use_cache,
+            with_snippets: false,
+        })
     })
+    .await
 }
 
 /// `POST /api/v2/projects/{id}/query`
 pub async fn query(
     State(state): State<Arc<ServerState>>,
     UrlPath(id): UrlPath<String>,
-    body: Bytes,
-) -> Response {
-    let request = match project_query(&body, &state) {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
-    let kb = match state.projects.index(&id) {
-        Ok(kb) => kb,
-        Err(err) => return failure("Failed to get collection for project", &err),
-    };
+    KbBody(request): KbBody<ProjectQueryRequest>,
+) -> Result<Response, ApiError> {
+    let request = project_query(request, &state);
+    let kb = state
+        .projects
+        .index(&id)
+        .map_err(|err| ApiError::from_project("Failed to get collection for project", &err))?;
     let started = Instant::now();
-    let search = SearchRequest {
-        query: &request.query,
-        ranking: request.ranking,
-        limit: request.limit,
-        offset: 0,
-        with_content: false,
-        with_total: false,
-        use_cache: request.use_cache,
-        with_snippets: false,
-    };
-    let outcome = super::kb_v1::heavy(search.ranking, || kb.search(&search));
+    let outcome = run_query(&state, kb, &request).await?;
     let status = if outcome.is_ok() { "success" } else { "error" };
     state.metrics.add(
         "kb_project_queries_total",
@@ -283,37 +322,32 @@ pub async fn query(
         vec![("project_id", id.clone())],
         started.elapsed().as_secs_f64(),
     );
-    match outcome {
-        Ok(outcome) => {
-            let cache = if outcome.cached {
-                "kb_project_cache_hits_total"
-            } else {
-                "kb_project_cache_misses_total"
-            };
-            state.metrics.add(
-                cache,
-                "Project query-cache lookups",
-                vec![("project_id", id.clone())],
-                1.0,
-            );
-            let results: Vec<QueryResult<'_>> = outcome
-                .results
-                .hits
-                .iter()
-                .enumerate()
-                .map(|(i, hit)| QueryResult::of(hit, i + 1))
-                .collect();
-            let body = json!({
-                "count": results.len(),
-                "results": results,
-                "cached": outcome.cached,
-                "query": request.query,
-                "metadata": null,
-            });
-            json_response(StatusCode::OK, &body)
-        }
-        Err(err) => super::kb_v1::search_failed(&err),
-    }
+    let outcome = outcome.map_err(|err| ApiError::from_kb("Query failed", &err))?;
+    let cache = if outcome.cached {
+        "kb_project_cache_hits_total"
+    } else {
+        "kb_project_cache_misses_total"
+    };
+    state.metrics.add(
+        cache,
+        "Project query-cache lookups",
+        vec![("project_id", id.clone())],
+        1.0,
+    );
+    let results: Vec<QueryResult<'_>> = outcome
+        .results
+        .hits
+        .iter()
+        .enumerate()
+        .map(|(i, hit)| QueryResult::of(hit, i + 1))
+        .collect();
+    Ok(to_json(&QueryResponse {
+        count: results.len(),
+        results,
+        cached: outcome.cached,
+        query: &request.query,
+        metadata: None,
+    }))
 }
 
 fn sse_event(value: &Value) -> Bytes {
@@ -325,31 +359,18 @@ fn sse_event(value: &Value) -> Bytes {
 pub async fn query_stream(
     State(state): State<Arc<ServerState>>,
     UrlPath(id): UrlPath<String>,
-    body: Bytes,
-) -> Response {
-    let request = match project_query(&body, &state) {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
-    let kb = match state.projects.index(&id) {
-        Ok(kb) => kb,
-        Err(err) => return failure("Failed to get collection for project", &err),
-    };
+    KbBody(request): KbBody<ProjectQueryRequest>,
+) -> Result<Response, ApiError> {
+    let request = project_query(request, &state);
+    let kb = state
+        .projects
+        .index(&id)
+        .map_err(|err| ApiError::from_project("Failed to get collection for project", &err))?;
     let metadata = state.projects.document_metadata(&id).unwrap_or_default();
     let mut events = vec![sse_event(
         &json!({"event": "start", "timestamp": iso_now(), "project_id": id, "query": request.query}),
     )];
-    let search = SearchRequest {
-        query: &request.query,
-        ranking: request.ranking,
-        limit: request.limit,
-        offset: 0,
-        with_content: false,
-        with_total: false,
-        use_cache: request.use_cache,
-        with_snippets: false,
-    };
-    match super::kb_v1::heavy(search.ranking, || kb.search(&search)) {
+    match run_query(&state, kb, &request).await? {
         Ok(outcome) => {
             for (index, hit) in outcome.results.hits.iter().enumerate() {
                 let meta: Value = metadata
@@ -374,7 +395,7 @@ pub async fn query_stream(
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    response
+    Ok(response)
 }
 
 fn unix_ms() -> u128 {
@@ -387,41 +408,22 @@ fn unix_ms() -> u128 {
 pub async fn ingest(
     State(state): State<Arc<ServerState>>,
     UrlPath(id): UrlPath<String>,
-    body: Bytes,
-) -> Response {
-    let map = match object(&body) {
-        Ok(map) => map,
-        Err(response) => return response,
+    KbBody(request): KbBody<ProjectIngestRequest>,
+) -> Result<Response, ApiError> {
+    let failed = |err: &mneme_app::projects::ProjectError| {
+        ApiError::from_project("Failed to ingest document", err)
     };
-    let mut fields = Fields::new(&map);
-    let file_path = fields.string("file_path", false, 1, 4096);
-    let content = fields.string("content", false, 0, usize::MAX);
-    let user_metadata = fields.object("metadata").unwrap_or_default();
-    if let Some(path) = &file_path {
-        check_file_path(&mut fields, "body.file_path", path);
-    }
-    if let Err(response) = fields.finish() {
-        return response;
-    }
-    let project = match state.projects.get(&id) {
-        Ok(project) => project,
-        Err(err) => return failure("Failed to ingest document", &err),
-    };
-    let (doc, shown_path) = match (&file_path, content) {
+    let user_metadata = request.metadata.into_inner().unwrap_or_default();
+    let project = state.projects.get(&id).map_err(|e| failed(&e))?;
+    let (doc, shown_path) = match (request.file_path.into_inner(), request.content.into_inner()) {
         (Some(raw), _) => {
-            let path = match super::kb_v1::resolve_file(&state, raw) {
-                Ok(path) => path,
-                Err(response) => return response,
-            };
-            let bytes = match std::fs::read(&path) {
-                Ok(bytes) => bytes,
-                Err(err) => {
-                    return detail(
-                        StatusCode::BAD_REQUEST,
-                        format!("Failed to read file: {err}"),
-                    );
-                }
-            };
+            let path = super::kb_v1::resolve_file(&state, &raw)?;
+            let bytes = std::fs::read(&path).map_err(|err| {
+                detail(
+                    StatusCode::BAD_REQUEST,
+                    format!("Failed to read file: {err}"),
+                )
+            })?;
             let format = Format::of_path(&path).unwrap_or(Format::Text);
             let shown = path.display().to_string();
             let doc = NewDocument {
@@ -439,10 +441,7 @@ pub async fn ingest(
             (doc, shown)
         }
         (None, Some(content)) => {
-            let kb = match state.projects.index(&id) {
-                Ok(kb) => kb,
-                Err(err) => return failure("Failed to ingest document", &err),
-            };
+            let kb = state.projects.index(&id).map_err(|e| failed(&e))?;
             let mut doc_id = format!("doc_{}", unix_ms());
             let mut n = 1;
             while kb.document(&doc_id).is_some() {
@@ -465,10 +464,10 @@ pub async fn ingest(
             (doc, "inline_content".to_owned())
         }
         (None, None) => {
-            return detail(
+            return Err(detail(
                 StatusCode::BAD_REQUEST,
                 "Either file_path or content must be provided",
-            );
+            ));
         }
     };
     let mut metadata = user_metadata;
@@ -478,7 +477,7 @@ pub async fn ingest(
     metadata.insert("ingested_at".into(), json!(iso_now()));
     let doc_id = doc.doc_id.clone();
     let target = id.clone();
-    let result = blocking(&state, move |s| {
+    let result = work::run(&state, Lane::Io, move |s| {
         s.projects
             .ingest(&target, vec![(doc, Value::Object(metadata).to_string())])
     })
@@ -493,40 +492,22 @@ pub async fn ingest(
         vec![("project_id", id.clone()), ("status", status.to_owned())],
         1.0,
     );
-    match result {
-        Ok(Ok(report)) => {
-            if let Some((_, problem)) = report.problems.first() {
-                return detail(
-                    StatusCode::BAD_REQUEST,
-                    format!("Failed to ingest {shown_path}: {problem}"),
-                );
-            }
-            json_response(
-                StatusCode::OK,
-                &json!({
-                    "success": true,
-                    "file_path": shown_path,
-                    "doc_id": doc_id,
-                    "message": format!("Document successfully ingested into project {}", project.name),
-                }),
-            )
-        }
-        Ok(Err(err)) => failure("Failed to ingest document", &err),
-        Err(response) => response,
+    let report = result?.map_err(|e| failed(&e))?;
+    if let Some((_, problem)) = report.problems.first() {
+        return Err(detail(
+            StatusCode::BAD_REQUEST,
+            format!("Failed to ingest {shown_path}: {problem}"),
+        ));
     }
-}
-
-fn key_json(key: &mneme_app::projects::ApiKey) -> Value {
-    json!({
-        "key_id": key.key_id,
-        "name": key.name,
-        "scopes": key.scopes.iter().map(|s| s.name()).collect::<Vec<_>>(),
-        "created_at": key.created_at,
-        "expires_at": key.expires_at,
-        "revoked": key.revoked,
-        "last_used_at": key.last_used_at,
-        "created_by": key.created_by,
-    })
+    Ok(to_json(&IngestResponse {
+        success: true,
+        file_path: shown_path,
+        doc_id,
+        message: format!(
+            "Document successfully ingested into project {}",
+            project.name
+        ),
+    }))
 }
 
 /// `POST /api/v2/projects/{id}/api-keys`: 201 with the raw key (shown only here).
@@ -534,34 +515,13 @@ pub async fn create_key(
     State(state): State<Arc<ServerState>>,
     UrlPath(id): UrlPath<String>,
     access: Option<axum::Extension<super::auth::Access>>,
-    body: Bytes,
-) -> Response {
-    let map = match object(&body) {
-        Ok(map) => map,
-        Err(response) => return response,
-    };
-    let mut fields = Fields::new(&map);
-    let name = fields.string("name", true, 1, 100);
-    let scope_names = fields
-        .strings("scopes", false, 1, 3)
-        .unwrap_or_else(|| vec!["read".into(), "write".into()]);
-    let mut scopes = Vec::new();
-    for (i, scope) in scope_names.iter().enumerate() {
-        match Scope::parse(scope) {
-            Some(scope) => scopes.push(scope),
-            None => fields.problems.push(
-                format!("body.scopes.{i}"),
-                format!("Value error, Invalid scope: {scope}. Must be one of: read, write, admin"),
-            ),
-        }
-    }
-    let expires = map
-        .get("expires_days")
-        .filter(|v| !v.is_null())
-        .map(|_| fields.int("expires_days", 1, 1, 365) as u64);
-    if let Err(response) = fields.finish() {
-        return response;
-    }
+    KbBody(request): KbBody<ApiKeyCreate>,
+) -> Result<Response, ApiError> {
+    let scopes = request
+        .scopes
+        .into_inner()
+        .unwrap_or_else(|| vec![Scope::Read, Scope::Write]);
+    let expires = request.expires_days.into_inner().map(|days| days as u64);
     let created_by = access.map(|a| match a.0 {
         super::auth::Access::Open => "open".to_owned(),
         super::auth::Access::Global(key) => format!("global:{}", super::auth::fingerprint(&key)),
@@ -569,166 +529,139 @@ pub async fn create_key(
             format!("project-key:{project_id}/{key_id}")
         }
     });
-    let name = name.unwrap_or_default();
+    let name = request.name.into_inner().unwrap_or_default();
     let target = id.clone();
-    match blocking(&state, move |s| {
+    let (record, raw) = work::run(&state, Lane::Io, move |s| {
         s.projects
             .create_key(&target, &name, &scopes, expires, created_by)
     })
-    .await
-    {
-        Ok(Ok((record, raw))) => json_response(
-            StatusCode::CREATED,
-            &json!({
-                "key_id": record.key_id,
-                "api_key": raw,
-                "project_id": record.project_id,
-                "name": record.name,
-                "scopes": record.scopes.iter().map(|s| s.name()).collect::<Vec<_>>(),
-                "created_at": record.created_at,
-                "expires_at": record.expires_at,
-            }),
-        ),
-        Ok(Err(err)) => failure("Failed to create API key", &err),
-        Err(response) => response,
-    }
+    .await?
+    .map_err(|err| ApiError::from_project("Failed to create API key", &err))?;
+    Ok(to_json_status(
+        StatusCode::CREATED,
+        &ApiKeyCreated {
+            key_id: record.key_id,
+            api_key: raw,
+            project_id: record.project_id,
+            name: record.name,
+            scopes: scope_names(&record.scopes),
+            created_at: record.created_at,
+            expires_at: record.expires_at,
+        },
+    ))
 }
 
 /// `GET /api/v2/projects/{id}/api-keys`
 pub async fn list_keys(
     State(state): State<Arc<ServerState>>,
     UrlPath(id): UrlPath<String>,
-) -> Response {
+) -> Result<Response, ApiError> {
     let target = id.clone();
-    match blocking(&state, move |s| s.projects.keys(&target)).await {
-        Ok(Ok(keys)) => {
-            let items: Vec<Value> = keys.iter().map(key_json).collect();
-            json_response(
-                StatusCode::OK,
-                &json!({"project_id": id, "api_keys": items, "count": keys.len()}),
-            )
-        }
-        Ok(Err(err)) => failure("Failed to list API keys", &err),
-        Err(response) => response,
-    }
+    let keys = work::run(&state, Lane::Io, move |s| s.projects.keys(&target))
+        .await?
+        .map_err(|err| ApiError::from_project("Failed to list API keys", &err))?;
+    let api_keys: Vec<ApiKeyInfo> = keys
+        .into_iter()
+        .map(|key| ApiKeyInfo {
+            key_id: key.key_id,
+            name: key.name,
+            scopes: scope_names(&key.scopes),
+            created_at: key.created_at,
+            expires_at: key.expires_at,
+            revoked: key.revoked,
+            last_used_at: key.last_used_at,
+            created_by: key.created_by,
+        })
+        .collect();
+    Ok(to_json(&ApiKeyList {
+        project_id: id,
+        count: api_keys.len(),
+        api_keys,
+    }))
 }
 
 /// `DELETE /api/v2/projects/{id}/api-keys/{key_id}`
 pub async fn revoke_key(
     State(state): State<Arc<ServerState>>,
     UrlPath((_, key_id)): UrlPath<(String, String)>,
-) -> Response {
+) -> Result<Response, ApiError> {
     let target = key_id.clone();
-    match blocking(&state, move |s| s.projects.revoke_key(&target)).await {
-        Ok(Ok(())) => json_response(
-            StatusCode::OK,
-            &json!({"success": true, "key_id": key_id, "message": format!("API key {key_id} revoked successfully")}),
-        ),
-        Ok(Err(err)) => failure("Failed to revoke API key", &err),
-        Err(response) => response,
-    }
+    work::run(&state, Lane::Io, move |s| s.projects.revoke_key(&target))
+        .await?
+        .map_err(|err| ApiError::from_project("Failed to revoke API key", &err))?;
+    Ok(to_json(&ApiKeyRevoked {
+        success: true,
+        message: format!("API key {key_id} revoked successfully"),
+        key_id,
+    }))
 }
 
 /// `?format=zip|json` of the export endpoints (ZIP when absent).
-fn archive_format(query: &HashMap<String, String>) -> Result<ArchiveFormat, Response> {
-    match query.get("format") {
-        None => Ok(ArchiveFormat::Zip),
-        Some(name) => ArchiveFormat::parse(name)
-            .ok_or_else(|| validation_error("query.format: Input should be 'zip' or 'json'")),
-    }
+fn archive_format(query: Option<&str>) -> Result<ArchiveFormat, ApiError> {
+    let query = read_query::<ExportQuery>(query)?;
+    Ok(query.format.into_inner().unwrap_or(ArchiveFormat::Zip))
 }
 
 /// `POST /api/v2/projects/{id}/export`: writes the archive under `<projects_dir>/exports/`.
 pub async fn export(
     State(state): State<Arc<ServerState>>,
     UrlPath(id): UrlPath<String>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let format = match archive_format(&query) {
-        Ok(format) => format,
-        Err(response) => return response,
-    };
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let format = archive_format(query.as_deref())?;
     let target = id.clone();
-    match blocking(&state, move |s| {
+    let file = work::run(&state, Lane::Io, move |s| {
         archive::export_file(&s.projects, &target, format)
     })
-    .await
-    {
-        Ok(Ok(file)) => json_response(
-            StatusCode::OK,
-            &json!({
-                "success": true,
-                "project_id": id,
-                "export_path": file.path.display().to_string(),
-                "document_count": file.document_count,
-                "file_size_bytes": file.size_bytes,
-                "message": format!("Project exported to {}", file.path.display()),
-            }),
-        ),
-        Ok(Err(err)) => failure("Failed to export project", &err),
-        Err(response) => response,
-    }
+    .await?
+    .map_err(|err| ApiError::from_project("Failed to export project", &err))?;
+    Ok(to_json(&ExportResponse {
+        success: true,
+        project_id: id,
+        export_path: file.path.display().to_string(),
+        document_count: file.document_count,
+        file_size_bytes: file.size_bytes,
+        message: format!("Project exported to {}", file.path.display()),
+    }))
 }
 
 /// `GET /api/v2/projects/{id}/export`: the archive itself, as a download.
 pub async fn export_download(
     State(state): State<Arc<ServerState>>,
     UrlPath(id): UrlPath<String>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let format = match archive_format(&query) {
-        Ok(format) => format,
-        Err(response) => return response,
-    };
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let format = archive_format(query.as_deref())?;
     let target = id.clone();
-    let written = blocking(&state, move |s| {
+    let (bytes, project) = work::run(&state, Lane::Io, move |s| {
         let mut out = std::io::Cursor::new(Vec::new());
         archive::write_archive(&s.projects, &target, format, &mut out)
             .map(|exported| (out.into_inner(), exported.project))
     })
-    .await;
-    match written {
-        Ok(Ok((bytes, project))) => {
-            let mut response = (StatusCode::OK, bytes).into_response();
-            let headers = response.headers_mut();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(format.content_type()),
-            );
-            let file = format!(
-                "attachment; filename=\"{}_export.{}\"",
-                project.project_id,
-                format.extension()
-            );
-            if let Ok(value) = HeaderValue::from_str(&file) {
-                headers.insert(header::CONTENT_DISPOSITION, value);
-            }
-            response
-        }
-        Ok(Err(err)) => failure("Failed to export project", &err),
-        Err(response) => response,
+    .await?
+    .map_err(|err| ApiError::from_project("Failed to export project", &err))?;
+    let mut response = (StatusCode::OK, bytes).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    let file = format!(
+        "attachment; filename=\"{}_export.{}\"",
+        project.project_id,
+        format.extension()
+    );
+    if let Ok(value) = HeaderValue::from_str(&file) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
     }
-}
-
-/// The 413 of an import over one of its limits: KnowledgeBeast's too-large shape, with the
-/// limit and how to raise it.
-fn import_too_large(message: String) -> Response {
-    json_response(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        &json!({
-            "error": "RequestEntityTooLarge",
-            "message": "Import archive too large",
-            "detail": message,
-            "status_code": 413,
-        }),
-    )
+    Ok(response)
 }
 
 /// The uploaded `file`, read chunk by chunk up to the upload limit.
 async fn upload(
     field: &mut axum::extract::multipart::Field<'_>,
     limits: &ArchiveLimits,
-) -> Result<Bytes, Response> {
+) -> Result<Bytes, ApiError> {
     let mut data = Vec::new();
     loop {
         match field.chunk().await {
@@ -744,22 +677,20 @@ async fn upload(
     }
 }
 
-pub(super) fn upload_too_large(limits: &ArchiveLimits) -> Response {
-    import_too_large(
-        archive::ArchiveError::TooLarge {
-            limit: Limit::ArchiveBytes,
-            max: limits.max_archive_bytes,
-            what: "the archive is".to_owned(),
-        }
-        .to_string(),
-    )
+/// The 413 of an upload over the archive limit.
+pub(super) fn upload_too_large(limits: &ArchiveLimits) -> ApiError {
+    ApiError::from_archive(&archive::ArchiveError::TooLarge {
+        limit: Limit::ArchiveBytes,
+        max: limits.max_archive_bytes,
+        what: "the archive is".to_owned(),
+    })
 }
 
 /// A multipart stream that broke off: cut at the body limit (413), or malformed (400).
 fn invalid_upload(
     err: &axum::extract::multipart::MultipartError,
     limits: &ArchiveLimits,
-) -> Response {
+) -> ApiError {
     if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
         upload_too_large(limits)
     } else {
@@ -768,8 +699,11 @@ fn invalid_upload(
 }
 
 /// `POST /api/v2/projects/import`: multipart with an archive `file` (ZIP or JSON), optional
-/// `new_name` and `overwrite`.
-pub async fn import(State(state): State<Arc<ServerState>>, mut multipart: Multipart) -> Response {
+/// `new_name` and `overwrite` (a [`yes_no`] word).
+pub async fn import(
+    State(state): State<Arc<ServerState>>,
+    mut multipart: Multipart,
+) -> Result<Response, ApiError> {
     let limits = state.config.import;
     let mut file: Option<Bytes> = None;
     let mut new_name: Option<String> = None;
@@ -778,13 +712,10 @@ pub async fn import(State(state): State<Arc<ServerState>>, mut multipart: Multip
         let mut field = match multipart.next_field().await {
             Ok(Some(field)) => field,
             Ok(None) => break,
-            Err(err) => return invalid_upload(&err, &limits),
+            Err(err) => return Err(invalid_upload(&err, &limits)),
         };
         let name = field.name().unwrap_or_default().to_owned();
-        let data = match upload(&mut field, &limits).await {
-            Ok(data) => data,
-            Err(response) => return response,
-        };
+        let data = upload(&mut field, &limits).await?;
         match name.as_str() {
             "file" => file = Some(data),
             "new_name" => {
@@ -792,25 +723,40 @@ pub async fn import(State(state): State<Arc<ServerState>>, mut multipart: Multip
                     Some(String::from_utf8_lossy(&data).trim().to_owned()).filter(|n| !n.is_empty())
             }
             "overwrite" => {
-                overwrite = matches!(
-                    String::from_utf8_lossy(&data)
-                        .trim()
-                        .to_ascii_lowercase()
-                        .as_str(),
-                    "true" | "1" | "yes" | "on"
-                )
+                let text = String::from_utf8_lossy(&data);
+                overwrite = yes_no(text.trim()).ok_or_else(|| {
+                    ApiError::invalid(
+                        Dialect::Kb,
+                        &Problem::new(
+                            "bool_parsing",
+                            &[json!("body"), json!("overwrite")],
+                            "Input should be a valid boolean",
+                            &json!(text),
+                        )
+                        .into(),
+                    )
+                })?;
             }
             _ => {}
         }
     }
     let Some(file) = file else {
-        return validation_error("body.file: Field required");
+        return Err(ApiError::invalid(
+            Dialect::Kb,
+            &Problem::new(
+                "missing",
+                &[json!("body"), json!("file")],
+                "Field required",
+                &Value::Null,
+            )
+            .into(),
+        ));
     };
     let config = ImportConfig {
         new_name,
         overwrite,
     };
-    let result = blocking(&state, move |s| {
+    let imported = work::run(&state, Lane::Io, move |s| {
         let archive = std::io::Cursor::new(file);
         archive::import(
             &s.projects,
@@ -820,29 +766,20 @@ pub async fn import(State(state): State<Arc<ServerState>>, mut multipart: Multip
             &mneme_kb::NoProgress,
         )
     })
-    .await;
-    match result {
-        Ok(Ok(imported)) => {
-            let (project, count) = (imported.project, imported.document_count);
-            json_response(
-                StatusCode::CREATED,
-                &json!({
-                    "success": true,
-                    "project_id": project.project_id,
-                    "project_name": project.name,
-                    "document_count": count,
-                    "message": format!("Project imported as {} with {count} documents", project.name),
-                }),
-            )
-        }
-        Ok(Err(err)) => match err {
-            ArchiveError::TooLarge { .. } => import_too_large(err.to_string()),
-            ArchiveError::Invalid(message) => detail(
-                StatusCode::BAD_REQUEST,
-                format!("Failed to import project: {message}"),
+    .await?
+    .map_err(|err| ApiError::from_archive(&err))?;
+    let (project, count) = (imported.project, imported.document_count);
+    Ok(to_json_status(
+        StatusCode::CREATED,
+        &ImportResponse {
+            success: true,
+            project_id: project.project_id,
+            message: format!(
+                "Project imported as {} with {count} documents",
+                project.name
             ),
-            ArchiveError::Project(err) => failure("Failed to import project", &err),
+            project_name: project.name,
+            document_count: count,
         },
-        Err(response) => response,
-    }
+    ))
 }

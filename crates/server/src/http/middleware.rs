@@ -13,12 +13,11 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
-use serde_json::json;
+use axum::response::{IntoResponse, Response};
 
 use super::ServerState;
 use super::auth::{self, Access};
-use super::common::{api_error, json_response};
+use crate::error::{ApiError, is_kb_path};
 
 const SECURITY_HEADERS: &[(&str, &str)] = &[
     ("x-content-type-options", "nosniff"),
@@ -84,13 +83,11 @@ pub async fn observe(
         && !response.headers().contains_key(header::CONTENT_TYPE)
     {
         let allow = response.headers().get(header::ALLOW).cloned();
-        response = json_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            &json!({"detail": "Method Not Allowed"}),
-        );
+        let mut answer = ApiError::method_not_allowed();
         if let Some(allow) = allow {
-            response.headers_mut().insert(header::ALLOW, allow);
+            answer = answer.with_header(header::ALLOW, allow);
         }
+        response = answer.into_response();
     }
 
     // Every server error is logged with its request id, so that what a client reports can be
@@ -177,12 +174,19 @@ pub async fn observe(
 /// The 413 answer: KnowledgeBeast's body under `/api`, FastAPI's `detail` elsewhere (KATO has
 /// no limit of its own, so its clients get the shape of its other errors).
 fn too_large(path: &str, message: &str, detail: String, setting: &str) -> Response {
-    let body = if path.starts_with("/api/") {
-        json!({"error": "RequestEntityTooLarge", "message": message, "detail": detail, "status_code": 413})
+    let detail = if is_kb_path(path) {
+        detail
     } else {
-        json!({"detail": format!("{message}. {detail}; the server's {setting} sets it")})
+        format!("{detail}; the server's {setting} sets it")
     };
-    json_response(StatusCode::PAYLOAD_TOO_LARGE, &body)
+    ApiError::for_path(
+        path,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "RequestEntityTooLarge",
+        message,
+        &detail,
+    )
+    .into_response()
 }
 
 pub async fn limits(
@@ -200,7 +204,7 @@ pub async fn limits(
     };
     let body_too_large = || {
         if is_import {
-            return super::kb_v2::upload_too_large(&state.config.import);
+            return super::kb_v2::upload_too_large(&state.config.import).into_response();
         }
         too_large(
             &path,
@@ -291,7 +295,7 @@ async fn in_api_shape(path: &str, encoding: Option<&str>, response: Response) ->
         StatusCode::BAD_REQUEST if encoding.is_some() => "The request body could not be decoded",
         _ => "Invalid request",
     };
-    let mut answer = api_error(path, status, &error, message, &detail);
+    let mut answer = ApiError::for_path(path, status, &error, message, &detail).into_response();
     // Keep what the layer said besides the body (`Accept-Encoding` of a 415, `Allow`).
     for (name, value) in &parts.headers {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
@@ -351,27 +355,7 @@ pub async fn guard(
 
 /// The answer to a panic inside a handler (the server keeps serving).
 pub fn panic_response(payload: Box<dyn Any + Send + 'static>) -> Response<Body> {
-    let message = payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_else(|| "unknown panic".to_owned());
+    let message = crate::error::panic_message(payload.as_ref());
     tracing::error!("a request handler panicked: {message}");
-    json_response(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        &json!({
-            "error": "InternalServerError",
-            "message": "An unexpected error occurred",
-            "detail": "Please contact support if this persists",
-            "status_code": 500,
-        }),
-    )
-}
-
-/// A 500 with FastAPI's `detail` body.
-pub fn internal_error(message: &str) -> Response {
-    json_response(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        &json!({"detail": message}),
-    )
+    ApiError::panicked().into_response()
 }

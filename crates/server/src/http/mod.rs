@@ -12,7 +12,6 @@ mod auth;
 mod common;
 mod crosssite;
 mod docs;
-mod errors;
 mod kato_routes;
 mod kb_request;
 mod kb_v1;
@@ -20,8 +19,10 @@ mod kb_v2;
 pub mod metrics;
 mod middleware;
 mod ratelimit;
+pub mod routes;
 mod system;
 mod ui;
+pub mod work;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -31,7 +32,6 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method};
-use axum::routing::{get, post};
 use mneme_app::Knowledge;
 use mneme_app::config::ServerSettings;
 use mneme_app::projects::Projects;
@@ -39,6 +39,8 @@ use tokio::sync::broadcast;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::kato;
+pub(crate) use common::json_response;
+pub use docs::document;
 pub use kb_v1::Heartbeat;
 use metrics::Metrics;
 use ratelimit::RateLimiter;
@@ -242,78 +244,15 @@ pub fn router(state: Arc<ServerState>) -> Router {
 }
 
 /// The application plus `extra` routes behind the same middleware (tests add failing
-/// handlers this way).
+/// handlers this way). The routes are the route table's (`routes.rs`), the same table
+/// `/openapi.json` is generated from.
 pub fn router_with(state: Arc<ServerState>, extra: Router<Arc<ServerState>>) -> Router {
-    let kato = kato_routes::routes()
-        .route("/status", get(common::status))
-        .route("/stats", get(common::stats))
-        .route("/metrics/{name}", get(common::metric))
-        .route("/percept-data", get(common::deprecated_percept))
-        .route("/cognition-data", get(common::deprecated_cognition))
-        .route("/ws/events", get(kato_routes::websocket));
-    let v1 = Router::new()
-        .route("/query", post(kb_v1::query))
-        .route("/query/paginated", post(kb_v1::query_paginated))
-        .route("/ingest", post(kb_v1::ingest))
-        .route("/batch-ingest", post(kb_v1::batch_ingest))
-        .route("/warm", post(kb_v1::warm))
-        .route("/cache/clear", post(kb_v1::cache_clear))
-        .route("/stats", get(kb_v1::stats))
-        .route("/health", get(kb_v1::health))
-        .route("/heartbeat/status", get(kb_v1::heartbeat_status))
-        .route("/heartbeat/start", post(kb_v1::heartbeat_start))
-        .route("/heartbeat/stop", post(kb_v1::heartbeat_stop))
-        .route("/collections", get(kb_v1::collections))
-        .route("/collections/{name}", get(kb_v1::collection_info));
-    let v2 = Router::new()
-        .route(
-            "/import",
-            post(kb_v2::import).layer(DefaultBodyLimit::max(
-                usize::try_from(import_body_limit(&state.config.import)).unwrap_or(usize::MAX),
-            )),
-        )
-        .route(
-            "/{project_id}",
-            get(kb_v2::get).put(kb_v2::update).delete(kb_v2::delete),
-        )
-        .route("/{project_id}/query", post(kb_v2::query))
-        .route("/{project_id}/query/stream", post(kb_v2::query_stream))
-        .route("/{project_id}/ingest", post(kb_v2::ingest))
-        .route(
-            "/{project_id}/export",
-            post(kb_v2::export).get(kb_v2::export_download),
-        )
-        .route(
-            "/{project_id}/api-keys",
-            post(kb_v2::create_key).get(kb_v2::list_keys),
-        )
-        .route(
-            "/{project_id}/api-keys/{key_id}",
-            axum::routing::delete(kb_v2::revoke_key),
-        );
-    let shared = Router::new()
-        .route("/", get(common::root))
-        .route("/health", get(common::health))
-        .route("/metrics", get(common::metrics))
-        .route("/openapi.json", get(docs::openapi))
-        .route("/docs", get(docs::swagger))
-        .route("/redoc", get(docs::swagger))
-        .route("/ui", get(ui::page))
-        .route("/ui/", get(ui::page))
-        .route("/ui/app.js", get(ui::script));
+    let mut app = Router::new();
+    for route in routes::table(&state.config) {
+        app = app.route(route.path, route.handler);
+    }
     let max_body = usize::try_from(state.config.max_request_size).unwrap_or(usize::MAX);
-    Router::new()
-        .merge(kato)
-        .nest("/api/v1", v1)
-        .nest("/api/v2/projects", v2)
-        // KnowledgeBeast's streaming example posts to `/api/v2/{id}/query/stream`.
-        .route("/api/v2/projects", post(kb_v2::create).get(kb_v2::list))
-        .route(
-            "/api/v2/{project_id}/query/stream",
-            post(kb_v2::query_stream),
-        )
-        .merge(shared)
-        .merge(extra)
+    app.merge(extra)
         .fallback(common::not_found)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             middleware::panic_response,
@@ -354,10 +293,9 @@ pub fn spawn_background(state: &Arc<ServerState>, every: Duration) -> tokio::tas
         let mut ticks = tokio::time::interval(every);
         loop {
             ticks.tick().await;
-            let worker = state.clone();
-            let sampled = tokio::task::spawn_blocking(move || {
-                common::sample(&worker, &mut previous);
-                worker.kato.sweep_expired();
+            let sampled = work::run(&state, work::Lane::Io, move |s| {
+                common::sample(s, &mut previous);
+                s.kato.sweep_expired();
                 previous
             })
             .await;

@@ -7,10 +7,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::http::StatusCode;
-use axum::response::Response;
-use serde_json::json;
+use axum::response::{IntoResponse, Response};
 
-use super::common::json_response;
+use crate::error::ApiError;
 
 const WINDOW: Duration = Duration::from_secs(60);
 
@@ -31,12 +30,16 @@ pub struct Rejection {
 impl Rejection {
     pub fn response(&self) -> Response {
         let limit = self.window.map_or(0, |w| w.limit);
-        let body = if self.per_route {
-            json!({"error": format!("Rate limit exceeded: {limit} per 1 minute")})
+        let status = StatusCode::TOO_MANY_REQUESTS;
+        let answer = if self.per_route {
+            ApiError::error(status, format!("Rate limit exceeded: {limit} per 1 minute"))
         } else {
-            json!({"detail": format!("Rate limit exceeded. Limit: {limit} requests per 60s")})
+            ApiError::detail(
+                status,
+                format!("Rate limit exceeded. Limit: {limit} requests per 60s"),
+            )
         };
-        json_response(StatusCode::TOO_MANY_REQUESTS, &body)
+        answer.into_response()
     }
 }
 

@@ -70,9 +70,7 @@ pub fn run(patterns: &Arc<Patterns>, command: &Command) -> Result<Value, String>
             session,
             observation,
         } => {
-            let map = request::object(Some(observation))
-                .map_err(|errors| format!("invalid observation: {}", request::detail(&errors)))?;
-            let (observation, _) = request::observation(map, &[json!("body")])
+            let (observation, _) = request::observation(Some(observation.clone()))
                 .map_err(|errors| format!("invalid observation: {}", request::detail(&errors)))?;
             let observed = sessions(patterns, node)
                 .observe(session, &observation)

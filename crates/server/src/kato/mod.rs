@@ -1,8 +1,10 @@
-//! KATO's REST API (3.10.1) as plain functions: `Api::handle(method, path, query, body)`
-//! returns the status and JSON body KATO would, so that HTTP and in-process callers share it.
-//! Session state lives here (in memory, with sliding expiry); long-term memory in
-//! `app::patterns`.
+//! KATO's REST API (3.10.1) over the session service: one method of [`Api`] per endpoint,
+//! taking the decoded path parameters and a [`Request`] (method, query, JSON body, node
+//! headers) and answering a [`Reply`] (status, JSON body, headers) as KATO would, so that the
+//! HTTP routes and in-process callers (tests, `mneme seq` via `commands`) share it. Failures
+//! are [`ApiError`]s, whose statuses come from the one table (`crate::error::status`).
 
+pub mod answers;
 pub mod commands;
 pub mod json;
 pub mod request;
@@ -11,69 +13,47 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::body::Bytes;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use mneme_app::patterns::Patterns;
-use mneme_app::sessions::SessionView;
+use mneme_app::sessions::{SessionError, SessionView};
 use mneme_seq::config::{Defaults, kb_id};
-use mneme_seq::error::Error as SeqError;
 use mneme_seq::node::Node;
 use mneme_seq::pyfmt::MetaValue;
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-/// An answer: status code and JSON body. Large answers (predictions) come already
-/// serialised in `raw`, with `body` null, so that no JSON tree is built for them.
+use crate::error::ApiError;
+use crate::lax::{self, Dialect};
+use answers::*;
+
+/// An answer: status, JSON body and the headers that go with it. Answers are serialised
+/// into `raw` (no JSON tree is built for them), with `body` null; error answers carry their
+/// body as a tree.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reply {
     pub status: u16,
     pub body: Value,
     pub raw: Option<Bytes>,
+    /// `Retry-After` of a 503, `WWW-Authenticate`, ...
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Reply {
-    fn ok(body: Value) -> Reply {
-        Reply {
-            status: 200,
-            body,
-            raw: None,
-        }
-    }
-
     /// A 200 whose body is already serialised.
     fn raw(bytes: Bytes) -> Reply {
         Reply {
             status: 200,
             body: Value::Null,
             raw: Some(bytes),
+            headers: Vec::new(),
         }
     }
 
-    fn detail(status: u16, detail: impl Into<Value>) -> Reply {
-        Reply {
-            status,
-            body: json!({"detail": detail.into()}),
-            raw: None,
-        }
-    }
-
-    /// FastAPI's 422 for a request that fails validation.
-    fn unprocessable(errors: &[request::FieldError]) -> Reply {
-        Reply {
-            status: 422,
-            body: request::detail(errors),
-            raw: None,
-        }
-    }
-
-    /// FastAPI's answer to a known path asked with another method.
-    fn method_not_allowed() -> Reply {
-        Reply::detail(405, "Method Not Allowed")
-    }
-
-    fn session_not_found(id: &str) -> Reply {
-        Reply {
-            status: 404,
-            body: json!({"error": {"code": "SESSION_NOT_FOUND", "message": format!("Session {id} not found or expired"), "session_id": id}}),
-            raw: None,
-        }
+    /// A 200 with `answer` as its body.
+    fn of<T: Serialize>(answer: &T) -> Reply {
+        Reply::raw(Bytes::from(
+            serde_json::to_vec(answer).unwrap_or_else(|_| b"{}".to_vec()),
+        ))
     }
 
     /// The body as a JSON value, whichever form it has.
@@ -93,9 +73,27 @@ impl Reply {
     }
 }
 
-pub use mneme_app::sessions::{
-    Freshness, MAX_TTL_SECONDS, Options, SessionCounts, SessionError, Sessions,
-};
+impl From<ApiError> for Reply {
+    fn from(err: ApiError) -> Reply {
+        Reply {
+            status: err.status().as_u16(),
+            body: err.body(),
+            raw: None,
+            headers: err.headers().to_vec(),
+        }
+    }
+}
+
+impl<T: Serialize> From<Result<T, ApiError>> for Reply {
+    fn from(result: Result<T, ApiError>) -> Reply {
+        match result {
+            Ok(answer) => Reply::of(&answer),
+            Err(err) => Reply::from(err),
+        }
+    }
+}
+
+pub use mneme_app::sessions::{Freshness, MAX_TTL_SECONDS, Options, SessionCounts, Sessions};
 
 /// One request, with what KATO's routes read from it besides the path (which the router has
 /// matched and decoded).
@@ -141,6 +139,12 @@ impl<'a> Request<'a> {
         }
         self.node_header.unwrap_or("default_node").to_owned()
     }
+
+    /// The body read as a `T`, or FastAPI's 422.
+    fn read<T: lax::Request>(&self) -> Result<T, ApiError> {
+        lax::body::<T>(self.body.cloned())
+            .map_err(|problems| ApiError::invalid(Dialect::Kato, &problems))
+    }
 }
 
 /// KATO's routes over the session service.
@@ -164,37 +168,18 @@ fn meta_pairs(map: &Map<String, Value>) -> Vec<(String, MetaValue)> {
         .collect()
 }
 
-/// The answer of a session operation that failed: KATO's middleware 404 for an unknown
-/// session, the engine's errors as KATO words them, 503 when the session store is down.
-fn session_failure(err: SessionError) -> Reply {
-    match err {
-        SessionError::NotFound { id, .. } => Reply::session_not_found(&id),
-        SessionError::Seq { source, position } => {
-            let mut reply = error_reply(source);
-            if let (Some(position), Some(detail)) = (position, reply.body["detail"].as_object_mut())
-            {
-                if detail.contains_key("expected_dimension") {
-                    detail.insert("observation_index".to_owned(), json!(position));
-                }
-            }
-            reply
-        }
-        SessionError::Config(errors) => {
-            let errors: Map<String, Value> = errors
-                .into_iter()
-                .map(|(k, v)| (k, Value::String(v)))
-                .collect();
-            Reply::detail(
-                400,
-                json!({"error": "Configuration validation failed", "validation_errors": errors}),
-            )
-        }
-        SessionError::Store(err) => Reply::detail(503, err.to_string()),
-    }
-}
+type Answer<T> = Result<T, ApiError>;
 
-fn ok_or_failure(result: Result<Value, SessionError>) -> Reply {
-    result.map_or_else(session_failure, Reply::ok)
+/// The methods an action of a session answers (`None`: not an action; the catch-all route's
+/// `Not Found` after the session check).
+fn allowed_methods(action: &str) -> Option<&'static [&'static str]> {
+    match action {
+        "stm" | "predictions" | "cognition-data" | "percept-data" | "exists" => Some(&["GET"]),
+        "config" => Some(&["GET", "POST"]),
+        "observe" | "observe-sequence" | "learn" | "clear-stm" | "clear-all" | "extend"
+        | "finalize-training" => Some(&["POST"]),
+        _ => None,
+    }
 }
 
 impl Api {
@@ -251,40 +236,62 @@ impl Api {
     /// `POST /sessions`.
     pub fn create(&self, request: &Request<'_>) -> Reply {
         match request.method {
-            "POST" => self.create_session(request.body),
-            _ => Reply::method_not_allowed(),
+            "POST" => self.create_session(request).into(),
+            _ => ApiError::method_not_allowed().into(),
         }
     }
 
     /// `GET /sessions/count`.
     pub fn count(&self, request: &Request<'_>) -> Reply {
         match request.method {
-            "GET" => Reply::ok(json!({"active_session_count": self.active_sessions()})),
+            "GET" => Reply::of(&Count {
+                active_session_count: self.active_sessions(),
+            }),
             _ => self.session("count", request),
         }
     }
 
     /// `/sessions/{session_id}`: GET and DELETE.
     pub fn session(&self, id: &str, request: &Request<'_>) -> Reply {
-        match request.method {
+        let answer = match request.method {
             "GET" => self.get_session(id),
             method => {
                 // KATO's middleware answers for an unknown session whatever the method.
                 if let Err(err) = self.sessions.check(id) {
-                    return session_failure(err);
+                    return ApiError::from_session(err).into();
                 }
                 match method {
-                    "DELETE" => self.delete_session(id),
-                    _ => Reply::method_not_allowed(),
+                    "DELETE" => {
+                        return self
+                            .sessions
+                            .delete(id)
+                            .map(|()| Done {
+                                status: "deleted",
+                                session_id: id.to_owned(),
+                            })
+                            .map_err(ApiError::from)
+                            .into();
+                    }
+                    _ => Err(ApiError::method_not_allowed()),
                 }
             }
-        }
+        };
+        answer.into()
     }
 
     /// `GET /sessions/{session_id}/exists` (no middleware check: an unknown session exists not).
     pub fn exists(&self, id: &str, request: &Request<'_>) -> Reply {
         match request.method {
-            "GET" => self.session_exists(id),
+            "GET" => self
+                .sessions
+                .exists(id)
+                .map(|(exists, expired)| Exists {
+                    exists,
+                    expired,
+                    session_id: id.to_owned(),
+                })
+                .map_err(ApiError::from)
+                .into(),
             _ => self.action(id, "exists", request),
         }
     }
@@ -294,7 +301,7 @@ impl Api {
     /// unknown one is `Not Found`, another method 405.
     pub fn action(&self, id: &str, action: &str, request: &Request<'_>) -> Reply {
         if let Err(err) = self.sessions.check(id) {
-            return session_failure(err);
+            return ApiError::from_session(err).into();
         }
         self.session_action(id, request, action)
     }
@@ -315,148 +322,158 @@ impl Api {
     /// `GET /pattern/{pattern_id}`.
     pub fn pattern(&self, pattern_id: &str, request: &Request<'_>) -> Reply {
         match request.method {
-            "GET" => self.pattern_reply(pattern_id, request),
-            _ => Reply::method_not_allowed(),
+            "GET" => self.pattern_reply(pattern_id, request).into(),
+            _ => ApiError::method_not_allowed().into(),
         }
     }
 
     /// `GET /symbols/stats`.
     pub fn symbol_stats(&self, request: &Request<'_>) -> Reply {
         match request.method {
-            "GET" => self.node_reply(
-                request,
-                |node| json!({"symbols": json::symbol_stats(&node.symbol_stats())}),
-            ),
-            _ => Reply::method_not_allowed(),
+            "GET" => self
+                .node_reply(request, |node, node_id| SymbolStatsAnswer {
+                    symbols: json::symbol_stats(&node.symbol_stats()),
+                    node_id,
+                })
+                .into(),
+            _ => ApiError::method_not_allowed().into(),
         }
     }
 
     /// `GET /symbols/affinity`.
     pub fn affinities(&self, request: &Request<'_>) -> Reply {
         match request.method {
-            "GET" => self.node_reply(request, |node| {
-                let all: Map<String, Value> = node
-                    .affinities()
-                    .into_iter()
-                    .map(|(s, v)| (s, json::affinity(&v)))
-                    .collect();
-                json!({"affinities": Value::Object(all)})
-            }),
-            _ => Reply::method_not_allowed(),
+            "GET" => self
+                .node_reply(request, |node, node_id| {
+                    let all: Map<String, Value> = node
+                        .affinities()
+                        .into_iter()
+                        .map(|(s, v)| (s, json::affinity(&v)))
+                        .collect();
+                    AffinitiesAnswer {
+                        affinities: Value::Object(all),
+                        node_id,
+                    }
+                })
+                .into(),
+            _ => ApiError::method_not_allowed().into(),
         }
     }
 
     /// `GET /symbols/{symbol}/affinity`.
     pub fn affinity(&self, symbol: &str, request: &Request<'_>) -> Reply {
         match request.method {
-            "GET" => self.node_reply(request, |node| json!({"symbol": symbol, "affinity": json::affinity(&node.affinity(symbol))})),
-            _ => Reply::method_not_allowed(),
+            "GET" => self
+                .node_reply(request, |node, node_id| AffinityAnswer {
+                    symbol: symbol.to_owned(),
+                    affinity: json::affinity(&node.affinity(symbol)),
+                    node_id,
+                })
+                .into(),
+            _ => ApiError::method_not_allowed().into(),
         }
     }
 
-    fn create_session(&self, body: Option<&Value>) -> Reply {
-        let request = match request::create_session(body) {
-            Ok(request) => request,
-            Err(errors) => return Reply::unprocessable(&errors),
-        };
+    fn create_session(&self, request: &Request<'_>) -> Answer<SessionAnswer> {
+        let request = request.read::<request::CreateSession>()?;
         // Validated: 0 or absent means the server's default, otherwise 1..=MAX_TTL_SECONDS.
-        let requested = request.ttl_seconds.filter(|t| *t > 0);
-        let created = self.sessions.create(mneme_app::sessions::NewSession {
-            node_id: request.node_id,
+        let requested = request.ttl_seconds.get().copied().filter(|t| *t > 0);
+        let info = self.sessions.create(mneme_app::sessions::NewSession {
+            node_id: request.node_id.into_inner().unwrap_or_default(),
             ttl_seconds: requested.map(|t| t as u64),
-            metadata_json: Value::Object(request.metadata).to_string(),
-            config: request.config.as_ref().map(meta_pairs).unwrap_or_default(),
-        });
-        match created {
-            Ok(info) => {
-                let mut reply = self.session_json(&info);
-                // KATO reports the requested TTL, or the literal 3600.
-                reply["ttl_seconds"] = json!(requested.unwrap_or(3600));
-                Reply::ok(reply)
-            }
-            Err(SessionError::Seq { source, .. }) => Reply::detail(500, source.to_string()),
-            Err(err) => session_failure(err),
+            metadata_json: Value::Object(request.metadata.into_inner().unwrap_or_default())
+                .to_string(),
+            config: request.config.get().map(meta_pairs).unwrap_or_default(),
+        })?;
+        let mut answer = self.session_answer(&info);
+        // KATO reports the requested TTL, or the literal 3600.
+        answer.ttl_seconds = requested.map_or(3600, |t| t as u64);
+        Ok(answer)
+    }
+
+    fn session_answer(&self, info: &mneme_app::sessions::SessionInfo) -> SessionAnswer {
+        SessionAnswer {
+            session_id: info.id.clone(),
+            node_id: info.node_id.clone(),
+            created_at: iso(info.created_at),
+            expires_at: iso(info.expires_at),
+            ttl_seconds: info.remaining_seconds,
+            metadata: serde_json::from_str(&info.metadata_json).unwrap_or_else(|_| json!({})),
+            session_config: json::effective_config(self.defaults(), &info.config),
         }
     }
 
-    fn session_json(&self, info: &mneme_app::sessions::SessionInfo) -> Value {
-        let metadata: Value =
-            serde_json::from_str(&info.metadata_json).unwrap_or_else(|_| json!({}));
-        json!({
-            "session_id": info.id,
-            "node_id": info.node_id,
-            "created_at": iso(info.created_at),
-            "expires_at": iso(info.expires_at),
-            "ttl_seconds": info.remaining_seconds,
-            "metadata": metadata,
-            "session_config": json::effective_config(self.defaults(), &info.config),
-        })
-    }
-
-    fn get_session(&self, id: &str) -> Reply {
+    fn get_session(&self, id: &str) -> Answer<SessionAnswer> {
         match self.sessions.get(id) {
-            Ok(info) => Reply::ok(self.session_json(&info)),
-            Err(SessionError::Store(err)) => Reply::detail(503, err.to_string()),
-            Err(_) => Reply::detail(404, format!("Session {id} not found or expired")),
+            Ok(info) => Ok(self.session_answer(&info)),
+            // The route's own 404 (FastAPI's `detail`), not the middleware's.
+            Err(SessionError::NotFound { .. }) => Err(ApiError::detail(
+                StatusCode::NOT_FOUND,
+                format!("Session {id} not found or expired"),
+            )),
+            Err(err) => Err(ApiError::from_session(err)),
         }
-    }
-
-    fn delete_session(&self, id: &str) -> Reply {
-        ok_or_failure(
-            self.sessions
-                .delete(id)
-                .map(|()| json!({"status": "deleted", "session_id": id})),
-        )
-    }
-
-    fn session_exists(&self, id: &str) -> Reply {
-        ok_or_failure(self.sessions.exists(id).map(
-            |(exists, expired)| json!({"exists": exists, "expired": expired, "session_id": id}),
-        ))
     }
 
     fn session_action(&self, id: &str, request: &Request<'_>, action: &str) -> Reply {
+        let not_found = || ApiError::detail(StatusCode::NOT_FOUND, "Not Found").into();
         if action.contains('/') {
-            return Reply::detail(404, "Not Found");
+            return not_found();
         }
-        let (method, body) = (request.method, request.body);
-        let allowed: &[&str] = match action {
-            "stm" | "predictions" | "cognition-data" | "percept-data" | "exists" => &["GET"],
-            "config" => &["GET", "POST"],
-            "observe" | "observe-sequence" | "learn" | "clear-stm" | "clear-all" | "extend"
-            | "finalize-training" => &["POST"],
-            _ => return Reply::detail(404, "Not Found"),
+        let method = request.method;
+        let Some(allowed) = allowed_methods(action) else {
+            return not_found();
         };
         if !allowed.contains(&method) {
-            return Reply::method_not_allowed();
+            return ApiError::method_not_allowed().into();
         }
         let sessions = &self.sessions;
+        let session_id = || id.to_owned();
         match (method, action) {
-            ("POST", "observe") => self.observe(id, body),
-            ("POST", "observe-sequence") => self.observe_sequence(id, body),
-            ("GET", "stm") => ok_or_failure(sessions.read(id, |view| {
-                let stm = &view.record.state.stm;
-                json!({"stm": stm, "session_id": id, "length": stm.len()})
-            })),
-            ("POST", "learn") => ok_or_failure(sessions.learn(id).map(|learned| {
-                json!({
-                    "status": "learned",
-                    "pattern_name": learned.name,
-                    "session_id": id,
-                    "processor_id": null,
-                    "message": format!("Learned pattern {} from {} events", learned.name, learned.stm_length),
+            ("POST", "observe") => self.observe(id, request).into(),
+            ("POST", "observe-sequence") => self.observe_sequence(id, request).into(),
+            ("GET", "stm") => sessions
+                .read(id, |view| {
+                    let stm = view.record.state.stm.clone();
+                    Stm {
+                        length: stm.len(),
+                        stm,
+                        session_id: session_id(),
+                    }
                 })
-            })),
-            ("POST", "clear-stm") => ok_or_failure(
-                sessions
-                    .clear_stm(id)
-                    .map(|()| json!({"status": "cleared", "session_id": id})),
-            ),
-            ("POST", "clear-all") => match sessions.clear_all(id) {
-                Ok(()) => Reply::ok(json!({"status": "cleared", "session_id": id, "scope": "all"})),
-                Err(SessionError::Seq { source, .. }) => Reply::detail(500, source.to_string()),
-                Err(err) => session_failure(err),
-            },
+                .map_err(ApiError::from)
+                .into(),
+            ("POST", "learn") => sessions
+                .learn(id)
+                .map(|learned| LearnedAnswer {
+                    status: "learned",
+                    message: format!(
+                        "Learned pattern {} from {} events",
+                        learned.name, learned.stm_length
+                    ),
+                    pattern_name: learned.name,
+                    session_id: session_id(),
+                    processor_id: None,
+                })
+                .map_err(ApiError::from)
+                .into(),
+            ("POST", "clear-stm") => sessions
+                .clear_stm(id)
+                .map(|()| Done {
+                    status: "cleared",
+                    session_id: session_id(),
+                })
+                .map_err(ApiError::from)
+                .into(),
+            ("POST", "clear-all") => sessions
+                .clear_all(id)
+                .map(|()| ClearedAll {
+                    status: "cleared",
+                    session_id: session_id(),
+                    scope: "all",
+                })
+                .map_err(ApiError::from)
+                .into(),
             ("GET", "predictions") => {
                 let render = |answer: mneme_app::sessions::Answer<'_>, id: &str| {
                     use mneme_app::sessions::Answer;
@@ -467,8 +484,7 @@ impl Api {
                             bytes
                         }
                         Answer::Set(set) => {
-                            let mut bytes =
-                                Vec::with_capacity(256 + set.predictions.len() * 1536);
+                            let mut bytes = Vec::with_capacity(256 + set.predictions.len() * 1536);
                             json::write_predictions_reply(
                                 &mut bytes,
                                 &set.predictions,
@@ -482,166 +498,203 @@ impl Api {
                 };
                 match sessions.predictions(id, request.freshness, &render) {
                     Ok(bytes) => Reply::raw(bytes),
-                    Err(err) => session_failure(err),
+                    Err(err) => ApiError::from_session(err).into(),
                 }
             }
-            ("GET", "cognition-data") => ok_or_failure(sessions.read(id, cognition_data)),
-            ("GET", "percept-data") => ok_or_failure(sessions.read(id, percept_data)),
-            ("GET", "config") => ok_or_failure(sessions.read(id, |view| {
-                json!({"session_id": id, "config": json::effective_config(self.defaults(), &view.record.config)})
-            })),
-            ("POST", "config") => self.update_config(id, body),
-            ("POST", "extend") => match request::ttl_query(request.query) {
-                Ok(ttl) => ok_or_failure(sessions.extend(id, ttl).map(|()| {
-                    json!({"status": "extended", "session_id": id, "ttl_seconds": ttl})
-                })),
-                Err(errors) => Reply::unprocessable(&errors),
-            },
-            ("POST", "finalize-training") => {
-                ok_or_failure(sessions.finalize_training(id).map(|done| {
+            ("GET", "cognition-data") => sessions
+                .read(id, cognition_data)
+                .map_err(ApiError::from)
+                .into(),
+            ("GET", "percept-data") => sessions
+                .read(id, percept_data)
+                .map_err(ApiError::from)
+                .into(),
+            ("GET", "config") => sessions
+                .read(id, |view| ConfigAnswer {
+                    session_id: session_id(),
+                    config: json::effective_config(self.defaults(), &view.record.config),
+                })
+                .map_err(ApiError::from)
+                .into(),
+            ("POST", "config") => self.update_config(id, request).into(),
+            ("POST", "extend") => self.extend(id, request).into(),
+            ("POST", "finalize-training") => sessions
+                .finalize_training(id)
+                .map(|done| {
                     let (count, ms) = (done.patterns, done.time_ms);
-                    json!({
-                        "status": "completed",
-                        "patterns_processed": count,
-                        "time_ms": ms,
-                        "session_id": id,
-                        "node_id": done.node_id,
-                        "message": format!("Computed Shannon entropy and TF vectors for {count} patterns in {ms}ms"),
-                    })
-                }))
-            }
-            _ => Reply::method_not_allowed(),
+                    FinalizedAnswer {
+                        status: "completed",
+                        patterns_processed: count,
+                        time_ms: ms,
+                        session_id: session_id(),
+                        node_id: done.node_id,
+                        message: format!(
+                            "Computed Shannon entropy and TF vectors for {count} patterns in {ms}ms"
+                        ),
+                    }
+                })
+                .map_err(ApiError::from)
+                .into(),
+            _ => ApiError::method_not_allowed().into(),
         }
     }
 
-    fn observe(&self, id: &str, body: Option<&Value>) -> Reply {
-        let parsed =
-            request::object(body).and_then(|map| request::observation(map, &[json!("body")]));
-        let (observation, _) = match parsed {
-            Ok(parsed) => parsed,
-            Err(errors) => return Reply::unprocessable(&errors),
-        };
-        ok_or_failure(self.sessions.observe(id, &observation).map(|observed| {
-            let outcome = observed.outcome;
-            json!({
-                "status": "okay",
-                "session_id": id,
-                "processor_id": observed.node_id,
-                // The session as saved.
-                "stm_length": outcome.stm_length.min(mneme_seq::session::MAX_STM_EVENTS),
-                "time": outcome.time,
-                "unique_id": format!("obs-{}", uuid::Uuid::new_v4().simple()),
-                "auto_learned_pattern": outcome.auto_learned.map(|h| format!("PTRN|{h}")),
-            })
-        }))
+    fn observe(&self, id: &str, request: &Request<'_>) -> Answer<ObservedAnswer> {
+        let (observation, _) = request
+            .read::<request::ObservationData>()?
+            .into_observation();
+        let observed = self.sessions.observe(id, &observation)?;
+        let outcome = observed.outcome;
+        Ok(ObservedAnswer {
+            status: "okay",
+            session_id: id.to_owned(),
+            processor_id: observed.node_id,
+            // The session as saved.
+            stm_length: outcome.stm_length.min(mneme_seq::session::MAX_STM_EVENTS),
+            time: outcome.time,
+            unique_id: format!("obs-{}", uuid::Uuid::new_v4().simple()),
+            auto_learned_pattern: outcome.auto_learned.map(|h| format!("PTRN|{h}")),
+        })
     }
 
-    fn observe_sequence(&self, id: &str, body: Option<&Value>) -> Reply {
-        let request = match request::observe_sequence(body) {
-            Ok(request) => request,
-            Err(errors) => return Reply::unprocessable(&errors),
-        };
-        let (observations, unique_ids): (Vec<_>, Vec<_>) = request.observations.into_iter().unzip();
+    fn observe_sequence(&self, id: &str, request: &Request<'_>) -> Answer<SequenceAnswer> {
+        let request = request.read::<request::ObserveSequence>()?;
+        let (learn_after_each, learn_at_end, clear_stm_between) = (
+            request.learn_after_each(),
+            request.learn_at_end(),
+            request.clear_stm_between(),
+        );
+        let (observations, unique_ids): (Vec<_>, Vec<_>) = request
+            .observations
+            .into_inner()
+            .unwrap_or_default()
+            .into_iter()
+            .map(request::ObservationData::into_observation)
+            .unzip();
         let sequence = mneme_app::sessions::ObserveSequence {
             observations,
-            learn_after_each: request.learn_after_each,
-            learn_at_end: request.learn_at_end,
-            clear_stm_between: request.clear_stm_between,
+            learn_after_each,
+            learn_at_end,
+            clear_stm_between,
         };
-        let clear_stm_between = sequence.clear_stm_between;
-        ok_or_failure(self.sessions.observe_sequence(id, &sequence).map(|done| {
-            let results: Vec<Value> = done
-                .items
-                .iter()
-                .zip(unique_ids)
-                .enumerate()
-                .map(|(position, (item, unique_id))| {
-                    json!({
-                        "status": "okay",
-                        "sequence_position": position,
-                        "stm_length": item.stm_length,
-                        "time": item.time,
-                        "unique_id": unique_id.unwrap_or_else(|| format!("seq-obs-{}", uuid::Uuid::new_v4().simple())),
-                        "auto_learned_pattern": item.auto_learned,
-                    })
-                })
-                .collect();
-            json!({
-                "status": "completed",
-                "processor_id": done.node_id,
-                "observations_processed": done.items.len(),
-                "initial_stm_length": done.initial_stm_length,
-                "final_stm_length": done.final_stm_length,
-                "results": results,
-                "auto_learned_patterns": done.learned,
-                "final_learned_pattern": done.final_learned,
-                "isolated": clear_stm_between,
+        let done = self.sessions.observe_sequence(id, &sequence)?;
+        let results = done
+            .items
+            .iter()
+            .zip(unique_ids)
+            .enumerate()
+            .map(|(position, (item, unique_id))| SequenceItemAnswer {
+                status: "okay",
+                sequence_position: position,
+                stm_length: item.stm_length,
+                time: item.time,
+                unique_id: unique_id
+                    .unwrap_or_else(|| format!("seq-obs-{}", uuid::Uuid::new_v4().simple())),
+                auto_learned_pattern: item.auto_learned.clone(),
             })
-        }))
+            .collect();
+        Ok(SequenceAnswer {
+            status: "completed",
+            processor_id: done.node_id,
+            observations_processed: done.items.len(),
+            initial_stm_length: done.initial_stm_length,
+            final_stm_length: done.final_stm_length,
+            results,
+            auto_learned_patterns: done.learned,
+            final_learned_pattern: done.final_learned,
+            isolated: clear_stm_between,
+        })
     }
 
-    fn update_config(&self, id: &str, body: Option<&Value>) -> Reply {
-        let map = match request::object(body) {
-            Ok(map) => map,
-            Err(errors) => return Reply::unprocessable(&errors),
-        };
+    fn update_config(&self, id: &str, request: &Request<'_>) -> Answer<Updated> {
+        let map = lax::object(request.body.cloned(), &[json!("body")])
+            .map_err(|problems| ApiError::invalid(Dialect::Kato, &problems))?;
         // `{"config": {...}}`, or the bare object.
         let changes = match map.get("config") {
             Some(Value::Object(inner)) => inner,
-            _ => map,
+            _ => &map,
         };
-        ok_or_failure(self.sessions.update_config(id, &meta_pairs(changes)).map(
-            |()| json!({"status": "okay", "message": "Configuration updated", "session_id": id}),
+        self.sessions.update_config(id, &meta_pairs(changes))?;
+        Ok(Updated {
+            status: "okay",
+            message: "Configuration updated",
+            session_id: id.to_owned(),
+        })
+    }
+
+    fn extend(&self, id: &str, request: &Request<'_>) -> Answer<Extended> {
+        let ttl = lax::query::<request::ExtendQuery>(request.query)
+            .map_err(|problems| ApiError::invalid(Dialect::Kato, &problems))?
+            .ttl_seconds() as u64;
+        self.sessions.extend(id, ttl)?;
+        Ok(Extended {
+            status: "extended",
+            session_id: id.to_owned(),
+            ttl_seconds: ttl,
+        })
+    }
+
+    /// A node-level answer of the request's node (see [`Request::node_id`]), given its kb_id.
+    fn node_reply<T>(
+        &self,
+        request: &Request<'_>,
+        answer: impl FnOnce(&Node, String) -> T,
+    ) -> Answer<T> {
+        let node_id = request.node_id();
+        let node = self
+            .patterns()
+            .node_to_read(&node_id)
+            .map_err(|err| ApiError::from_seq(&err))?;
+        Ok(answer(
+            &node,
+            kb_id(&node_id, &self.defaults().service_name),
         ))
     }
 
-    /// A node-level answer: `body` of the request's node (see [`Request::node_id`]), with its kb_id.
-    fn node_reply(&self, request: &Request<'_>, body: impl FnOnce(&Node) -> Value) -> Reply {
-        let node_id = request.node_id();
-        match self.patterns().node_to_read(&node_id) {
-            Ok(node) => {
-                let mut value = body(&node);
-                value["node_id"] = json!(kb_id(&node_id, &self.defaults().service_name));
-                Reply::ok(value)
-            }
-            Err(err) => Reply::detail(500, err.to_string()),
-        }
-    }
-
-    fn pattern_reply(&self, pattern_id: &str, request: &Request<'_>) -> Reply {
+    fn pattern_reply(&self, pattern_id: &str, request: &Request<'_>) -> Answer<PatternAnswer> {
         let hash = pattern_id
             .strip_prefix("PTRN|")
             .unwrap_or(pattern_id)
             .to_owned();
-        self.node_reply(request, |node| match node.pattern(&hash) {
-            Some(view) => json!({"pattern": {"status": "okay", "pattern": json::pattern(&view)}}),
-            None => json!({"pattern": {"status": "error", "message": format!("Pattern {pattern_id} not found")}}),
+        self.node_reply(request, |node, node_id| PatternAnswer {
+            pattern: match node.pattern(&hash) {
+                Some(view) => json!({"status": "okay", "pattern": json::pattern(&view)}),
+                None => {
+                    json!({"status": "error", "message": format!("Pattern {pattern_id} not found")})
+                }
+            },
+            node_id,
         })
     }
 }
 
-fn cognition_data(view: &SessionView<'_>) -> Value {
+fn cognition_data(view: &SessionView<'_>) -> CognitionAnswer {
     let state = &view.record.state;
-    let symbols: Vec<&String> = state.stm.iter().flatten().collect();
-    json!({
-        "cognition_data": {
-            "predictions": state.predictions.get(view.node).iter().map(json::prediction).collect::<Vec<_>>(),
-            "emotives": state.emotives.last().map_or(json!({}), json::emotives),
-            "symbols": symbols,
-            "command": "",
-            "metadata": {},
-            "path": [],
-            "strings": [],
-            "vectors": [],
-            "short_term_memory": state.stm,
-            "time": state.time,
+    let symbols: Vec<String> = state.stm.iter().flatten().cloned().collect();
+    CognitionAnswer {
+        cognition_data: Cognition {
+            predictions: state
+                .predictions
+                .get(view.node)
+                .iter()
+                .map(json::prediction)
+                .collect(),
+            emotives: state.emotives.last().map_or(json!({}), json::emotives),
+            symbols,
+            command: "",
+            metadata: json!({}),
+            path: Vec::new(),
+            strings: Vec::new(),
+            vectors: Vec::new(),
+            short_term_memory: state.stm.clone(),
+            time: state.time,
         },
-        "session_id": view.record.id,
-        "node_id": view.record.node_id,
-    })
+        session_id: view.record.id.clone(),
+        node_id: view.record.node_id.clone(),
+    }
 }
 
-fn percept_data(view: &SessionView<'_>) -> Value {
+fn percept_data(view: &SessionView<'_>) -> PerceptAnswer {
     let percept = match &view.record.state.percept {
         None => json!({}),
         Some(p) => json!({
@@ -652,23 +705,10 @@ fn percept_data(view: &SessionView<'_>) -> Value {
             "metadata": Value::Object(p.metadata.iter().map(|(k, v)| (k.clone(), json::from_meta(v))).collect()),
         }),
     };
-    json!({"percept_data": percept, "session_id": view.record.id, "node_id": view.record.node_id})
-}
-
-fn error_reply(err: SeqError) -> Reply {
-    match err {
-        SeqError::EmptyStm => Reply::detail(400, "Cannot learn from empty STM"),
-        SeqError::Vector(v) => Reply::detail(
-            400,
-            json!({
-                "error": "VectorDimensionError",
-                "message": format!("Vector dimension mismatch: expected {}, got {}", v.expected, v.actual),
-                "expected_dimension": v.expected,
-                "actual_dimension": v.actual,
-                "vector_name": v.vector_name,
-            }),
-        ),
-        other => Reply::detail(500, other.to_string()),
+    PerceptAnswer {
+        percept_data: percept,
+        session_id: view.record.id.clone(),
+        node_id: view.record.node_id.clone(),
     }
 }
 

@@ -797,3 +797,26 @@ fn the_zip_export_keeps_knowledgebeast_entries_byte_for_byte() {
         "# Tides\n\nThe moon pulls the tides.\n"
     );
 }
+
+#[test]
+fn an_overwrite_that_is_not_a_yes_no_word_is_a_422_and_changes_nothing() {
+    let server = TestServer::new(&[]);
+    create(&server, "kept");
+    let archive = zip_of(&[
+        ("manifest.json", MANIFEST),
+        ("project.json", br#"{"name": "kept"}"#),
+        ("documents.json", br#"{"ids": [], "documents": []}"#),
+    ]);
+    let refused = import_archive(&server, &archive, &[("overwrite", "sometimes")]);
+    assert_eq!(refused.status, 422, "{}", refused.text());
+    assert_eq!(refused.json()["error"], "ValidationError");
+    assert_eq!(
+        refused.json()["detail"],
+        "body.overwrite: Input should be a valid boolean"
+    );
+    assert_eq!(server.get("/api/v2/projects").json()["count"], 1);
+    // pydantic's other words are accepted: `t` overwrites.
+    let replaced = import_archive(&server, &archive, &[("overwrite", " T ")]);
+    assert_eq!(replaced.status, 201, "{}", replaced.text());
+    assert_eq!(server.get("/api/v2/projects").json()["count"], 1);
+}

@@ -11,4 +11,6 @@ mod kb_api;
 mod kb_concurrency;
 mod kb_projects;
 mod kb_vectors;
+mod openapi;
+mod snapshots;
 mod support;
