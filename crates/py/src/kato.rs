@@ -68,17 +68,20 @@ impl Kato {
                     status: 200,
                     body,
                     raw: None,
+                    headers: Vec::new(),
                 }
             }
             ["percept-data"] | ["cognition-data"] => Reply {
                 status: 405,
                 body: json!({"detail": "Method Not Allowed"}),
                 raw: None,
+                headers: Vec::new(),
             },
             _ => Reply {
                 status: 404,
                 body: json!({"detail": "Not Found"}),
                 raw: None,
+                headers: Vec::new(),
             },
         }
     }
@@ -96,6 +99,7 @@ fn json_invalid(err: &serde_json::Error) -> Reply {
             "ctx": {"error": err.to_string()},
         }]}),
         raw: None,
+        headers: Vec::new(),
     }
 }
 
