@@ -99,5 +99,16 @@ fn knowledgebeast_query_answer() {
         ".metadata.query_time_ms" => "[ms]",
         ".query_time_ms" => "[ms]",
         ".timestamp" => "[time]",
+        ".results[].path" => insta::dynamic_redaction(temp_dir_redacted),
+        ".results[].kb_dir" => insta::dynamic_redaction(temp_dir_redacted),
     });
+}
+
+/// A path under the test's temporary directory, with that directory written `[tmp]`.
+fn temp_dir_redacted(value: insta::internals::Content, _: insta::internals::ContentPath) -> String {
+    let path = value.as_str().unwrap_or_default();
+    match path.find("/knowledge-base") {
+        Some(at) => format!("[tmp]{}", &path[at..]),
+        None => path.to_owned(),
+    }
 }
