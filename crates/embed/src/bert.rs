@@ -94,10 +94,14 @@ pub struct Bert {
 }
 
 /// Takes tensors out of a safetensors map, with or without the `bert.` prefix.
-struct Weights(HashMap<String, Tensor>);
+pub(crate) struct Weights(pub(crate) HashMap<String, Tensor>);
 
 impl Weights {
-    fn take(&mut self, name: &str, shape: &[usize]) -> std::result::Result<Tensor, String> {
+    pub(crate) fn take(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+    ) -> std::result::Result<Tensor, String> {
         let tensor = self
             .0
             .remove(name)
@@ -137,31 +141,37 @@ impl Weights {
     }
 }
 
+/// What both encoders require of a configuration.
+pub(crate) fn check_config(config: &BertConfig) -> std::result::Result<(), String> {
+    if config.hidden_act != "gelu" {
+        return Err(format!(
+            "hidden_act {:?} (only gelu is supported)",
+            config.hidden_act
+        ));
+    }
+    if config
+        .position_embedding_type
+        .as_deref()
+        .is_some_and(|t| t != "absolute")
+    {
+        return Err("only absolute position embeddings are supported".into());
+    }
+    if config.num_attention_heads == 0
+        || !config
+            .hidden_size
+            .is_multiple_of(config.num_attention_heads)
+    {
+        return Err("hidden_size must be a multiple of num_attention_heads".into());
+    }
+    Ok(())
+}
+
 impl Bert {
     pub fn new(
         config: BertConfig,
         weights: HashMap<String, Tensor>,
     ) -> std::result::Result<Bert, String> {
-        if config.hidden_act != "gelu" {
-            return Err(format!(
-                "hidden_act {:?} (only gelu is supported)",
-                config.hidden_act
-            ));
-        }
-        if config
-            .position_embedding_type
-            .as_deref()
-            .is_some_and(|t| t != "absolute")
-        {
-            return Err("only absolute position embeddings are supported".into());
-        }
-        if config.num_attention_heads == 0
-            || !config
-                .hidden_size
-                .is_multiple_of(config.num_attention_heads)
-        {
-            return Err("hidden_size must be a multiple of num_attention_heads".into());
-        }
+        check_config(&config)?;
         let (h, eps) = (config.hidden_size, config.layer_norm_eps);
         let mut w = Weights(weights);
         let word = w.take("embeddings.word_embeddings.weight", &[config.vocab_size, h])?;
@@ -201,10 +211,6 @@ impl Bert {
             heads: config.num_attention_heads,
             hidden: h,
         })
-    }
-
-    pub fn hidden_size(&self) -> usize {
-        self.hidden
     }
 
     /// Token vectors `(batch, len, hidden)` for token ids `(batch, len)` whose padding is 0 in

@@ -52,6 +52,7 @@ mod files;
 mod hybrid;
 mod index;
 mod ingest;
+mod pending;
 mod query;
 mod ranked;
 mod search;

@@ -24,6 +24,8 @@ struct FakeEmbedder {
     seen: Mutex<Vec<String>>,
     /// When set, vectors come out one element short.
     broken: AtomicBool,
+    /// A call that starts after this many texts fails (an interrupted ingest).
+    fail_after: AtomicUsize,
 }
 
 impl FakeEmbedder {
@@ -33,6 +35,7 @@ impl FakeEmbedder {
             calls: AtomicUsize::new(0),
             seen: Mutex::new(Vec::new()),
             broken: AtomicBool::new(false),
+            fail_after: AtomicUsize::new(usize::MAX),
         })
     }
 
@@ -101,6 +104,9 @@ impl Embedder for FakeEmbedder {
         texts: &[&str],
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<Vec<Vec<f32>>, String> {
+        if self.count() >= self.fail_after.load(Ordering::SeqCst) {
+            return Err("interrupted".into());
+        }
         self.calls.fetch_add(texts.len(), Ordering::SeqCst);
         self.seen
             .lock()
@@ -828,5 +834,72 @@ fn vector_pages_agree_with_a_longer_list() {
             past.offset = DOCS.len();
             assert!(kb.search(&past).unwrap().results.hits.is_empty());
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. An interrupted ingest resumes its embedding
+
+#[test]
+fn an_ingest_interrupted_while_embedding_resumes_where_it_stopped() {
+    let fx = fixture();
+    // Enough distinct chunks for three groups of 1,024 texts (one section, one chunk).
+    let bulk: Vec<String> = (0..30)
+        .map(|f| {
+            (0..80)
+                .map(|s| {
+                    format!("## Part {s}\n\nFile {f} section {s} speaks of w{f}x{s} and v{s}.\n\n")
+                })
+                .collect()
+        })
+        .collect();
+    for (f, text) in bulk.iter().enumerate() {
+        std::fs::write(fx.docs.join(format!("bulk-{f:02}.md")), text).unwrap();
+    }
+    let embedder = FakeEmbedder::new("fake-v1");
+    let kb = open(&fx.index, Some(&embedder));
+    // The second group fails, as if the process were stopped while embedding it.
+    embedder.fail_after.store(1024, Ordering::SeqCst);
+    let err = try_ingest(&kb, &fx.docs).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Embedding, "{err}");
+    assert_eq!(kb.generation(), 0, "nothing committed");
+    let first_group: BTreeSet<String> = embedder.seen().into_iter().collect();
+    assert_eq!(first_group.len(), 1024);
+    assert!(fx.index.join("pending-vectors.bin").is_file());
+
+    // A new process (reopened index) resumes: the first group is not embedded again.
+    drop(kb);
+    embedder.reset();
+    embedder.fail_after.store(usize::MAX, Ordering::SeqCst);
+    let kb = open(&fx.index, Some(&embedder));
+    let report = ingest(&kb, &fx.docs);
+    assert!(report.committed);
+    assert_eq!(report.vectors_resumed, 1024);
+    let total = report.vectors;
+    assert!(total > 2048, "{total} chunks");
+    // Distinct texts: the rest went through the model, once each (a text shared by two
+    // chunks counts once, so the sum may fall short of the chunks).
+    assert_eq!(report.embedded, embedder.seen().len());
+    assert!(report.embedded + report.vectors_resumed <= total);
+    assert!(report.embedded + report.vectors_resumed > 2048);
+    assert!(
+        embedder.seen().iter().all(|t| !first_group.contains(t)),
+        "a text of the first group was embedded again"
+    );
+    assert!(
+        !fx.index.join("pending-vectors.bin").exists(),
+        "the commit removes it"
+    );
+    // The resumed vectors are the model's own: a chunk's own text finds it (cosine 1), for a
+    // chunk of the first group and one embedded after the resumption.
+    for (f, s) in [(0, 3), (29, 70)] {
+        let chunk = chunks_of(&bulk[f])
+            .into_iter()
+            .find(|c| c.contains(&format!("w{f}x{s} ")))
+            .unwrap();
+        assert_eq!(first_group.contains(&chunk), f == 0);
+        let top = &search(&kb, &chunk, Ranking::Vector, 1).hits[0];
+        assert_eq!(top.doc_id, format!("docs/bulk-{f:02}.md"));
+        assert!((top.score - 1.0).abs() < 1e-4, "{}", top.score);
     }
 }
