@@ -232,8 +232,8 @@ fn print_summary(report: &IngestReport, elapsed: Duration) {
     );
     if report.vectors > 0 || report.embedded > 0 {
         println!(
-            "embedded {} chunks ({} vectors reused); {} chunk vectors in the index",
-            report.embedded, report.vectors_reused, report.vectors
+            "embedded {} chunks ({} vectors reused, {} resumed from an interrupted ingest); {} chunk vectors in the index",
+            report.embedded, report.vectors_reused, report.vectors_resumed, report.vectors
         );
     }
     if report.is_partial() {
@@ -276,6 +276,7 @@ fn report_json(report: &IngestReport, elapsed: Duration) -> serde_json::Value {
         "ignored": report.ignored,
         "embedded": report.embedded,
         "vectors_reused": report.vectors_reused,
+        "vectors_resumed": report.vectors_resumed,
         "vectors": report.vectors,
         "skipped": report.skipped(),
         "failed": report.failed(),

@@ -234,15 +234,20 @@ fn kill_9_while_embedding_keeps_the_previous_vectors() {
     // Generation 1 and its vectors are intact: two documents, vector search works.
     let ids = vector_ids(work.path(), "rhythm of songs");
     assert_eq!(ids.len(), 2, "{ids:?}");
-    // The next ingest embeds only the new document's chunk.
+    // The next ingest embeds nothing: the killed one saved the new chunk's vector as pending
+    // (pending-vectors.bin) and this one resumes it.
     let again = run(mneme(work.path())
         .env("KB_EMBEDDING_MODEL", model_dir())
         .args(["ingest", "--json"]));
     assert!(again.status.success(), "{}", stderr(&again));
     let again = json(&again);
     assert_eq!(
-        (again["embedded"].as_u64(), again["vectors"].as_u64()),
-        (Some(1), Some(3)),
+        (
+            again["embedded"].as_u64(),
+            again["vectors_resumed"].as_u64(),
+            again["vectors"].as_u64()
+        ),
+        (Some(0), Some(1), Some(3)),
         "{again}"
     );
     assert_eq!(
