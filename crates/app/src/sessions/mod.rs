@@ -103,6 +103,11 @@ impl SessionError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             SessionError::NotFound { .. } => ErrorKind::NotFound,
+            SessionError::Seq { source, .. }
+                if source.kind() == mneme_seq::error::ErrorKind::Unavailable =>
+            {
+                ErrorKind::Unavailable
+            }
             SessionError::Seq { .. } => ErrorKind::Engine,
             SessionError::Config(_) => ErrorKind::InvalidConfig,
             SessionError::Store(StoreError::Unavailable(_)) => ErrorKind::Unavailable,
@@ -359,6 +364,17 @@ impl Sessions {
         &self.patterns
     }
 
+    /// Whether the sessions or the patterns live in other processes (cluster mode): then
+    /// every call may wait for the network, and none is short work for an async thread.
+    pub fn is_remote(&self) -> bool {
+        self.store.is_remote() || self.patterns.is_shared()
+    }
+
+    /// Why the session store cannot be reached now (cluster mode), or `None`.
+    pub fn store_outage(&self) -> Option<String> {
+        self.store.outage()
+    }
+
     pub fn options(&self) -> &Options {
         &self.options
     }
@@ -547,11 +563,24 @@ impl Sessions {
             }
             return Err(not_found(id, false));
         }
+        // A store shared with other processes (cluster mode) names the request after the
+        // session's stored version: a learn of a request tried again is counted once.
+        let request_key = match (write, lease.version()) {
+            (true, Some(version)) => Some(format!("{id}:{version}")),
+            _ => None,
+        };
         let live = lease.session();
         match &live.node {
-            Some(node) => node.usage.touch(),
+            Some(node) => {
+                node.usage.touch();
+                // A replica (cluster mode) catches up with every acknowledged write first.
+                if let Some(fresh) = self.patterns.refresh(node)? {
+                    live.node = Some(fresh);
+                }
+            }
             None => live.node = Some(self.patterns.node_with_usage(&live.record.node_id)?),
         }
+        live.record.state.begin_request(request_key);
         let LiveSession { record, node, memo } = live;
         let Some(node) = node.as_ref() else {
             unreachable!("the node was resolved above")

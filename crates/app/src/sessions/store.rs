@@ -106,6 +106,17 @@ pub trait SessionStore: Send + Sync {
 
     /// Removes every expired session that no request holds; how many.
     fn sweep(&self, now_ms: u64) -> StoreResult<usize>;
+
+    /// Whether the sessions live in another process (Redis): every call is a round trip, so
+    /// none of them is short work for an async thread.
+    fn is_remote(&self) -> bool {
+        false
+    }
+
+    /// Why the store cannot be reached now, or `None` while it answers (for `/health`).
+    fn outage(&self) -> Option<String> {
+        None
+    }
 }
 
 /// One stored session, found but not yet locked.
@@ -139,4 +150,11 @@ pub trait SessionLease {
     /// Writes the session back; with `expires_ms`, its lifetime starts again and ends then.
     /// A remote store checks that nobody else saved the session since it was locked.
     fn save(&mut self, expires_ms: Option<u64>) -> StoreResult<()>;
+
+    /// The stored version of the session as this request found it, for a store that numbers
+    /// its writes (Redis). A request that changes the pattern store is named after it, so
+    /// that trying the same request again after a failure changes nothing twice.
+    fn version(&self) -> Option<u64> {
+        None
+    }
 }
