@@ -18,8 +18,10 @@ use std::time::{Duration, Instant};
 
 use mneme_app::sessions::store::StoreResult;
 use mneme_app::sessions::{
-    Found, LiveSession, SessionLease, SessionRecord, SessionSlot, SessionStore, StoreError,
+    Found, LiveSession, SessionLease, SessionRecord, SessionSlot, SessionStore, SharedLastCall,
+    StoreError,
 };
+use mneme_seq::{FuturePotential, ObservePredictions, Prediction};
 use redis::aio::ConnectionManager;
 
 use crate::bridge::Bridge;
@@ -81,6 +83,22 @@ redis.call('ZADD', KEYS[3], ARGV[3], ARGV[5])
 return v
 ";
 
+/// The shared last full-path call of a node: {0} none shared, {n} when the caller's stamp
+/// `n` is current, else {n, d}.
+const LAST_CALL: &str = r"
+local n = redis.call('HGET', KEYS[1], 'n')
+if not n then return {0} end
+if n == ARGV[1] then return {tonumber(n)} end
+return {tonumber(n), redis.call('HGET', KEYS[1], 'd')}
+";
+
+/// Shares a last full-path call: its stamp.
+const SHARE_LAST_CALL: &str = r"
+local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+redis.call('HSET', KEYS[1], 'd', ARGV[1])
+return n
+";
+
 const UNLOCK: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -106,6 +124,8 @@ struct Scripts {
     save: redis::Script,
     unlock: redis::Script,
     sweep: redis::Script,
+    last_call: redis::Script,
+    share_last_call: redis::Script,
 }
 
 pub(crate) struct Inner {
@@ -181,6 +201,8 @@ impl RedisSessions {
                     save: redis::Script::new(SAVE),
                     unlock: redis::Script::new(UNLOCK),
                     sweep: redis::Script::new(SWEEP),
+                    last_call: redis::Script::new(LAST_CALL),
+                    share_last_call: redis::Script::new(SHARE_LAST_CALL),
                 },
                 cache: Mutex::new(HashMap::new()),
             }),
@@ -199,17 +221,48 @@ impl RedisSessions {
     }
 }
 
+/// A session as Redis holds it: the record, and the predictions of its last observe (which
+/// `cognition-data` shows on whichever node serves it next). The service computes deferred
+/// predictions before it saves.
+#[derive(serde::Serialize)]
+struct Stored<'a> {
+    record: &'a SessionRecord,
+    predictions: Option<&'a [Prediction]>,
+}
+
+#[derive(serde::Deserialize)]
+struct Loaded {
+    record: SessionRecord,
+    predictions: Option<Vec<Prediction>>,
+}
+
 fn encode(record: &SessionRecord) -> StoreResult<Vec<u8>> {
-    postcard::to_allocvec(record)
-        .map_err(|e| StoreError::Unavailable(format!("encoding session {}: {e}", record.id)))
+    let predictions = match &record.state.predictions {
+        ObservePredictions::Ready(predictions) => Some(predictions.as_slice()),
+        ObservePredictions::None | ObservePredictions::Deferred(_) => None,
+    };
+    postcard::to_allocvec(&Stored {
+        record,
+        predictions,
+    })
+    .map_err(|e| StoreError::Unavailable(format!("encoding session {}: {e}", record.id)))
 }
 
 fn decode(id: &str, bytes: &[u8]) -> StoreResult<SessionRecord> {
-    postcard::from_bytes(bytes).map_err(|e| {
+    let Loaded {
+        mut record,
+        predictions,
+    } = postcard::from_bytes(bytes).map_err(|e| {
         StoreError::Unavailable(format!(
             "session {id} in Redis cannot be read ({e}); was it written by another version of mneme?"
         ))
-    })
+    })?;
+    record.state.predictions = predictions.map_or(ObservePredictions::None, ObservePredictions::Ready);
+    Ok(record)
+}
+
+fn last_call_key(kb_id: &str) -> String {
+    format!("mneme:lc:{kb_id}")
 }
 
 impl SessionStore for RedisSessions {
@@ -339,6 +392,50 @@ impl SessionStore for RedisSessions {
 
     fn outage(&self) -> Option<String> {
         self.ping().err()
+    }
+
+    fn shared_last_call(&self, kb_id: &str, known: Option<u64>) -> StoreResult<SharedLastCall> {
+        let mut conn = self.inner.conn.clone();
+        let mut invocation = self.inner.scripts.last_call.prepare_invoke();
+        invocation
+            .key(last_call_key(kb_id))
+            .arg(known.map_or_else(|| "-".to_owned(), |n| n.to_string()));
+        let reply: Vec<redis::Value> = self.inner.call("last call", async move {
+            invocation.invoke_async(&mut conn).await
+        })?;
+        match (reply.first(), reply.get(1)) {
+            (Some(redis::Value::Int(0)) | None, _) => Ok(SharedLastCall::Empty),
+            (Some(redis::Value::Int(_)), None) => Ok(SharedLastCall::Unchanged),
+            (Some(redis::Value::Int(n)), Some(redis::Value::BulkString(bytes))) => {
+                let potentials = postcard::from_bytes(bytes).map_err(|e| {
+                    StoreError::Unavailable(format!(
+                        "the last call of node {kb_id} in Redis cannot be read ({e}); was it \
+                         written by another version of mneme?"
+                    ))
+                })?;
+                Ok(SharedLastCall::Changed(*n as u64, potentials))
+            }
+            (first, second) => Err(StoreError::Unavailable(format!(
+                "Redis: unexpected answer to the last call of node {kb_id}: {first:?}, {second:?}"
+            ))),
+        }
+    }
+
+    fn share_last_call(
+        &self,
+        kb_id: &str,
+        future_potentials: &[FuturePotential],
+    ) -> StoreResult<Option<u64>> {
+        let data = postcard::to_allocvec(future_potentials).map_err(|e| {
+            StoreError::Unavailable(format!("encoding the last call of node {kb_id}: {e}"))
+        })?;
+        let mut conn = self.inner.conn.clone();
+        let mut invocation = self.inner.scripts.share_last_call.prepare_invoke();
+        invocation.key(last_call_key(kb_id)).arg(data);
+        let stamp: i64 = self.inner.call("share last call", async move {
+            invocation.invoke_async(&mut conn).await
+        })?;
+        Ok(Some(stamp as u64))
     }
 }
 

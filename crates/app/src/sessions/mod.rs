@@ -17,6 +17,7 @@ pub mod store;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mneme_seq::config::{PredictConfig, RankKey};
@@ -33,7 +34,8 @@ use mneme_seq::types::Observation;
 pub use memory::MemorySessions;
 pub use named::NamedSessions;
 pub use store::{
-    Found, LiveSession, SessionLease, SessionRecord, SessionSlot, SessionStore, StoreError,
+    Found, LiveSession, SessionLease, SessionRecord, SessionSlot, SessionStore, SharedLastCall,
+    StoreError,
 };
 
 use crate::patterns::Patterns;
@@ -298,6 +300,9 @@ pub struct Sessions {
     created: AtomicU64,
     deleted: AtomicU64,
     expired: AtomicU64,
+    /// With a store shared by several processes: per kb_id, the stamp of the shared last
+    /// full-path call this process holds, and the node's generation when it took it.
+    last_calls: std::sync::Mutex<HashMap<String, (u64, u64)>>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -352,6 +357,7 @@ impl Sessions {
             created: AtomicU64::new(0),
             deleted: AtomicU64::new(0),
             expired: AtomicU64::new(0),
+            last_calls: std::sync::Mutex::default(),
         }
     }
 
@@ -585,12 +591,28 @@ impl Sessions {
         let Some(node) = node.as_ref() else {
             unreachable!("the node was resolved above")
         };
+        let remote = self.store.is_remote();
+        let generation = node.node.last_call_generation();
         let mut held = Held {
             record,
             memo,
             node: &node.node,
         };
         let result = work(&mut held)?;
+        if remote {
+            // Another process may serve the session next, and the node may change before
+            // anything reads the observe-time predictions: they travel computed.
+            let state = &mut held.record.state;
+            if let ObservePredictions::Deferred(_) = state.predictions {
+                state.predictions = state
+                    .predictions
+                    .resolved(held.node)
+                    .map_or(ObservePredictions::None, ObservePredictions::Ready);
+            }
+            if held.node.last_call_generation() != generation {
+                self.share_last_call(held.node)?;
+            }
+        }
         if write {
             held.record.state.enforce_limits();
             let ttl = held.record.ttl;
@@ -861,6 +883,9 @@ impl Sessions {
             }
             let version = node.version();
             if !takes_full_path(stm) {
+                if self.store.is_remote() {
+                    self.adopt_last_call(node)?;
+                }
                 let set = node.predict(stm, &config);
                 *held.memo = None;
                 return Ok(render(Answer::Set(&set), &record.id));
@@ -882,6 +907,43 @@ impl Sessions {
             });
             Ok(bytes)
         })
+    }
+}
+
+impl Sessions {
+    /// Shares the node's last full-path call with the other processes of the store.
+    fn share_last_call(&self, node: &Node) -> Result<()> {
+        let potentials = node.shared_last_call();
+        let generation = node.last_call_generation();
+        if let Some(stamp) = self.store.share_last_call(node.kb_id(), &potentials)? {
+            self.last_calls_held()
+                .insert(node.kb_id().to_owned(), (stamp, generation));
+        }
+        Ok(())
+    }
+
+    /// Takes the node's last full-path call as the processes of the store last shared it,
+    /// unless this process holds that one already.
+    fn adopt_last_call(&self, node: &Node) -> Result<()> {
+        let held = self.last_calls_held().get(node.kb_id()).copied();
+        // The node's own call changed since it was taken (a clear applied from the log, a
+        // reloaded replica): the shared one is taken again whatever its stamp.
+        let known = held
+            .filter(|&(_, generation)| generation == node.last_call_generation())
+            .map(|(stamp, _)| stamp);
+        let (stamp, potentials) = match self.store.shared_last_call(node.kb_id(), known)? {
+            // Nothing shared (yet, or the store lost it): the node's own call stands.
+            SharedLastCall::Unchanged | SharedLastCall::Empty => return Ok(()),
+            SharedLastCall::Changed(stamp, potentials) => (stamp, potentials),
+        };
+        let generation = node.adopt_last_call(Arc::new(potentials));
+        self.last_calls_held()
+            .insert(node.kb_id().to_owned(), (stamp, generation));
+        Ok(())
+    }
+
+    fn last_calls_held(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, u64)>> {
+        self.last_calls.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -18,6 +18,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use mneme_seq::FuturePotential;
 use mneme_seq::session::Session;
 use mneme_seq::session_config::SessionConfig;
 
@@ -117,6 +118,36 @@ pub trait SessionStore: Send + Sync {
     fn outage(&self) -> Option<String> {
         None
     }
+
+    /// The last full-path call of node `kb_id` as the processes sharing this store last
+    /// shared it (KATO keeps it per node; single-symbol predictions report it), unless its
+    /// stamp is still `known`. A store of one process shares nothing.
+    fn shared_last_call(&self, kb_id: &str, known: Option<u64>) -> StoreResult<SharedLastCall> {
+        let _ = (kb_id, known);
+        Ok(SharedLastCall::Unchanged)
+    }
+
+    /// Shares `future_potentials` as the last full-path call of node `kb_id`; its new stamp,
+    /// or `None` where nothing is shared.
+    fn share_last_call(
+        &self,
+        kb_id: &str,
+        future_potentials: &[FuturePotential],
+    ) -> StoreResult<Option<u64>> {
+        let _ = (kb_id, future_potentials);
+        Ok(None)
+    }
+}
+
+/// What [`SessionStore::shared_last_call`] found.
+#[derive(Debug)]
+pub enum SharedLastCall {
+    /// Still the stamp the caller knows (or nothing is shared).
+    Unchanged,
+    /// Nobody has shared one yet.
+    Empty,
+    /// The one shared last, with its stamp.
+    Changed(u64, Vec<FuturePotential>),
 }
 
 /// One stored session, found but not yet locked.

@@ -85,6 +85,10 @@ pub struct Node {
     /// prediction (of any session of the node); single-symbol predictions report it as is.
     /// An observe-time call may still be pending here (see [`Node::defer_predict`]).
     last_call: Mutex<LastCall>,
+    /// Which `last_call` this is: a number no other node of this process ever had, taken anew
+    /// by every change of `last_call`, so that a process sharing it with others (cluster
+    /// mode) can tell whether it changed since it was last shared.
+    last_call_generation: AtomicU64,
     /// Bumped by every change of the patterns (learn, clear, finalize): a deferred prediction
     /// computed at the version it was asked at gives KATO's answer exactly.
     version: AtomicU64,
@@ -112,6 +116,7 @@ impl Node {
             order: Mutex::new(()),
             stale: AtomicBool::new(false),
             last_call: Mutex::new(LastCall::default()),
+            last_call_generation: AtomicU64::new(next_generation()),
             version: AtomicU64::new(0),
         }
     }
@@ -586,7 +591,38 @@ impl Node {
     }
 
     pub(crate) fn set_last_call(&self, call: LastCall) {
-        *self.last_call.lock().unwrap_or_else(|p| p.into_inner()) = call;
+        let mut last_call = self.last_call.lock().unwrap_or_else(|p| p.into_inner());
+        *last_call = call;
+        self.last_call_generation
+            .store(next_generation(), Ordering::Release);
+    }
+
+    /// Changes with every change of the node's last full-path call (see
+    /// [`Node::shared_last_call`]); never the same for two nodes of one process.
+    pub fn last_call_generation(&self) -> u64 {
+        self.last_call_generation.load(Ordering::Acquire)
+    }
+
+    /// The future potentials of the node's last full-path call (computed now if that call
+    /// was deferred), for processes that share it (cluster mode: KATO keeps it per node, and
+    /// every process serving the node must report the same).
+    pub fn shared_last_call(&self) -> Arc<Vec<FuturePotential>> {
+        let pending = match &*self.last_call.lock().unwrap_or_else(|p| p.into_inner()) {
+            LastCall::Computed(potentials) => return potentials.clone(),
+            LastCall::Pending(deferred) => deferred.clone(),
+        };
+        let st = self.read();
+        Arc::new(pending.settle_on(&st).1.clone())
+    }
+
+    /// Makes `future_potentials` the node's last full-path call, as another process shared
+    /// it; the generation this gives the node.
+    pub fn adopt_last_call(&self, future_potentials: Arc<Vec<FuturePotential>>) -> u64 {
+        let mut last_call = self.last_call.lock().unwrap_or_else(|p| p.into_inner());
+        *last_call = LastCall::Computed(future_potentials);
+        let generation = next_generation();
+        self.last_call_generation.store(generation, Ordering::Release);
+        generation
     }
 
     /// The future potentials of the node's last full-path prediction.
@@ -598,6 +634,12 @@ impl Node {
         let st = self.read();
         pending.settle_on(&st).1.clone()
     }
+}
+
+/// A process-wide counter for [`Node::last_call_generation`].
+fn next_generation() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Records a learn in the state (KATO's Redis bookkeeping): the pattern's id and the symbols
