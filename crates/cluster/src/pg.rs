@@ -845,10 +845,12 @@ async fn listen(shared: Weak<PgShared>) {
         let Some(store) = shared.upgrade() else {
             return;
         };
-        let config: tokio_postgres::Config = match store.url.parse() {
+        let mut config: tokio_postgres::Config = match store.url.parse() {
             Ok(config) => config,
             Err(_) => return,
         };
+        // Named, so that an operator (or a drill) finds the feed in pg_stat_activity.
+        config.application_name("mneme-feed");
         drop(store);
         match config.connect(NoTls).await {
             Ok((client, connection)) => {

@@ -37,6 +37,10 @@ const OP_TIMEOUT: Duration = Duration::from_secs(5);
 
 const INDEX: &str = "mneme:sessions";
 
+/// How many sessions a process keeps local copies of (node handle, predictions memo, the
+/// record as last saved); a session without one is read from Redis in full.
+const CACHE_LIMIT: usize = 4096;
+
 fn data_key(id: &str) -> String {
     format!("mneme:s:{id}")
 }
@@ -172,6 +176,22 @@ impl Inner {
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Keeps a session's local copy for the next request of this process. The copies are a
+    /// cache (Redis holds the sessions): past [`CACHE_LIMIT`] the expired ones go, then all.
+    fn keep(&self, id: String, cached: Cached) {
+        let mut cache = self.cache();
+        if cache.len() >= CACHE_LIMIT {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            cache.retain(|_, cached| cached.expires_ms > now_ms);
+            if cache.len() >= CACHE_LIMIT {
+                cache.clear();
+            }
+        }
+        cache.insert(id, cached);
+    }
 }
 
 impl RedisSessions {
@@ -257,7 +277,8 @@ fn decode(id: &str, bytes: &[u8]) -> StoreResult<SessionRecord> {
             "session {id} in Redis cannot be read ({e}); was it written by another version of mneme?"
         ))
     })?;
-    record.state.predictions = predictions.map_or(ObservePredictions::None, ObservePredictions::Ready);
+    record.state.predictions =
+        predictions.map_or(ObservePredictions::None, ObservePredictions::Ready);
     Ok(record)
 }
 
@@ -291,7 +312,7 @@ impl SessionStore for RedisSessions {
                 .query_async::<()>(&mut conn)
                 .await
         })?;
-        self.inner.cache().insert(
+        self.inner.keep(
             id,
             Cached {
                 version: 1,
@@ -642,7 +663,7 @@ impl Drop for Lease<'_> {
             return;
         }
         if let Some(live) = self.live.take() {
-            self.inner.cache().insert(
+            self.inner.keep(
                 self.id.to_owned(),
                 Cached {
                     // Version 0 never matches: the next request reads the stored record

@@ -15,9 +15,9 @@ pub mod memory;
 pub mod named;
 pub mod store;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mneme_seq::config::{PredictConfig, RankKey};

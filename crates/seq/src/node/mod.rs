@@ -621,7 +621,8 @@ impl Node {
         let mut last_call = self.last_call.lock().unwrap_or_else(|p| p.into_inner());
         *last_call = LastCall::Computed(future_potentials);
         let generation = next_generation();
-        self.last_call_generation.store(generation, Ordering::Release);
+        self.last_call_generation
+            .store(generation, Ordering::Release);
         generation
     }
 
