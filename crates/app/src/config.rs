@@ -118,7 +118,7 @@ pub struct SeqSettings {
     pub session_auto_extend: bool,
 }
 
-/// `mneme serve` settings: KnowledgeBeast's `KB_*` variables where they exist.
+/// Cluster mode (docs/cluster.md): the stores shared by every node.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClusterSettings {
     /// `MNEME_POSTGRES_URL`: with it (and `redis_url`) the node runs in cluster mode, the
@@ -140,6 +140,7 @@ impl ClusterSettings {
     }
 }
 
+/// `mneme serve` settings: KnowledgeBeast's `KB_*` variables where they exist.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServerSettings {
     pub host: String,

@@ -958,3 +958,25 @@ async fn on_notification(store: &PgShared, payload: &str) {
         Err(err) => store.store_down(&err),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn urls_in_messages_lose_their_password() {
+        assert_eq!(
+            redact("postgres://mneme:s3cret@db:5432/mneme"),
+            "postgres://mneme:***@db:5432/mneme"
+        );
+        assert_eq!(
+            redact("redis://:s3cret@cache:6379/0"),
+            "redis://:***@cache:6379/0"
+        );
+        assert_eq!(redact("redis://cache:6379/0"), "redis://cache:6379/0");
+        assert_eq!(
+            redact("postgres://mneme@db/mneme"),
+            "postgres://mneme@db/mneme"
+        );
+    }
+}

@@ -196,8 +196,9 @@ impl Inner {
 
 impl RedisSessions {
     pub(crate) fn connect(bridge: Arc<Bridge>, url: &str) -> Result<RedisSessions, String> {
+        let shown = crate::pg::redact(url);
         let client = redis::Client::open(url)
-            .map_err(|e| format!("MNEME_REDIS_URL {url:?} is not a Redis URL: {e}"))?;
+            .map_err(|e| format!("MNEME_REDIS_URL {shown:?} is not a Redis URL: {e}"))?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(OP_TIMEOUT))
@@ -208,9 +209,9 @@ impl RedisSessions {
                 Duration::from_secs(10),
                 ConnectionManager::new_with_config(client, config),
             )
-            .ok_or_else(|| format!("cannot connect to Redis at {url}: no answer within 10 s"))?
-            .map_err(|e| format!("cannot connect to Redis at {url}: {e}"))?;
-        tracing::info!("cluster mode: sessions in Redis at {url}");
+            .ok_or_else(|| format!("cannot connect to Redis at {shown}: no answer within 10 s"))?
+            .map_err(|e| format!("cannot connect to Redis at {shown}: {e}"))?;
+        tracing::info!("cluster mode: sessions in Redis at {shown}");
         Ok(RedisSessions {
             inner: Arc::new(Inner {
                 bridge,
