@@ -18,6 +18,7 @@ pub struct Config {
     pub kb: KbSettings,
     pub seq: SeqSettings,
     pub server: ServerSettings,
+    pub cluster: ClusterSettings,
     /// Where each setting came from (`default`, `KB_CHUNK_SIZE`, `--max-workers`, ...).
     pub origins: BTreeMap<&'static str, String>,
 }
@@ -115,6 +116,28 @@ pub struct SeqSettings {
     pub vector_neighbours: usize,
     pub session_ttl: u64,
     pub session_auto_extend: bool,
+}
+
+/// Cluster mode (docs/cluster.md): the stores shared by every node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterSettings {
+    /// `MNEME_POSTGRES_URL`: with it (and `redis_url`) the node runs in cluster mode, the
+    /// pattern engine's store of record in this PostgreSQL database.
+    pub postgres_url: Option<String>,
+    /// `MNEME_REDIS_URL`: the sessions' store in cluster mode.
+    pub redis_url: Option<String>,
+    /// PostgreSQL connections per node.
+    pub postgres_pool_size: usize,
+    /// How long a replica may answer without checking the store's version (0: check before
+    /// every request, so that every acknowledged write is seen on every node).
+    pub max_staleness_ms: u64,
+}
+
+impl ClusterSettings {
+    /// Whether the node runs in cluster mode.
+    pub fn enabled(&self) -> bool {
+        self.postgres_url.is_some() || self.redis_url.is_some()
+    }
 }
 
 /// `mneme serve` settings: KnowledgeBeast's `KB_*` variables where they exist.
@@ -438,6 +461,29 @@ const SETTINGS: &[Spec] = &[
         key: "seq.session_auto_extend",
         env: &["SESSION_AUTO_EXTEND"],
         kind: Kind::Bool,
+    },
+    Spec {
+        key: "cluster.postgres_url",
+        env: &["MNEME_POSTGRES_URL"],
+        kind: Kind::Text,
+    },
+    Spec {
+        key: "cluster.redis_url",
+        env: &["MNEME_REDIS_URL"],
+        kind: Kind::Text,
+    },
+    Spec {
+        key: "cluster.postgres_pool_size",
+        env: &["MNEME_POSTGRES_POOL_SIZE"],
+        kind: Kind::IntRange { min: 2, max: 1000 },
+    },
+    Spec {
+        key: "cluster.max_staleness_ms",
+        env: &["MNEME_MAX_STALENESS_MS"],
+        kind: Kind::IntRange {
+            min: 0,
+            max: 3_600_000,
+        },
     },
     Spec {
         key: "server.host",
@@ -888,12 +934,25 @@ fn resolve(mut layers: BTreeMap<&'static str, (Value, String)>) -> Result<Config
             ),
         });
     }
+    let cluster = ClusterSettings {
+        postgres_url: match take("cluster.postgres_url") {
+            Some(Value::Text(t)) => Some(t),
+            _ => None,
+        },
+        redis_url: match take("cluster.redis_url") {
+            Some(Value::Text(t)) => Some(t),
+            _ => None,
+        },
+        postgres_pool_size: int(take("cluster.postgres_pool_size"), 16) as usize,
+        max_staleness_ms: int(take("cluster.max_staleness_ms"), 0),
+    };
     Ok(Config {
         data_dir,
         log_level,
         kb,
         seq,
         server,
+        cluster,
         origins,
     })
 }

@@ -23,6 +23,49 @@ pub enum Durability {
 
 type Store = GroupCommit<AnyStore>;
 
+/// A store of record that other processes share (cluster mode: PostgreSQL), as the pattern
+/// engine needs it: nodes are loaded from it as replicas ([`Node::replica`]) that write through
+/// its change log, and kept current with it.
+pub trait SharedNodes: Send + Sync {
+    /// A replica of node `kb_id` with every change committed so far; the store keeps it
+    /// current from then on (its notifications, its version poll).
+    fn load(&self, kb_id: &str) -> Result<Arc<Node>, mneme_seq::error::Error>;
+
+    /// Brings `node` up to date before a request reads it: every change acknowledged before
+    /// this call is applied when it returns (one version read in the store, and the changes
+    /// missed, if any). When the store cannot be reached the replica answers as it is, and
+    /// [`SharedNodes::status`] says so.
+    fn refresh(&self, node: &Node) -> Result<(), mneme_seq::error::Error>;
+
+    /// How the shared store is doing, for `/health`.
+    fn status(&self) -> SharedStatus;
+
+    /// Stops following node `kb_id` (it was replaced by a fresh replica, or dropped).
+    fn forget(&self, kb_id: &str, node: &Arc<Node>);
+}
+
+/// The health of a shared store.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SharedStatus {
+    /// Why the replicas may be behind (the store is unreachable, the change feed is down);
+    /// `None` while healthy.
+    pub degraded: Option<String>,
+    /// How long ago the replicas were last known to be current, in milliseconds.
+    pub lag_ms: u64,
+    /// Replicas held by this process.
+    pub replicas: usize,
+}
+
+enum Backend {
+    /// The embedded store: one redb file (or memory) behind a group committer.
+    Local {
+        store: Arc<Store>,
+        flusher: Option<Flusher>,
+    },
+    /// A store shared by the nodes of a cluster.
+    Shared(Arc<dyn SharedNodes>),
+}
+
 /// What KATO's processor manager reports about a loaded node: the node id the client named
 /// when it was loaded, when this process loaded it, and how often and how lately it was used.
 /// Recording a use is two relaxed atomic writes.
@@ -87,10 +130,9 @@ pub struct LoadedNode {
 }
 
 pub struct Patterns {
-    store: Arc<Store>,
+    backend: Backend,
     defaults: Defaults,
     nodes: Mutex<HashMap<String, LoadedNode>>,
-    flusher: Option<Flusher>,
 }
 
 impl std::fmt::Debug for Patterns {
@@ -129,11 +171,50 @@ impl Patterns {
             Durability::Immediate => None,
         };
         Ok(Patterns {
-            store,
+            backend: Backend::Local { store, flusher },
             defaults,
             nodes: Mutex::new(HashMap::new()),
-            flusher,
         })
+    }
+
+    /// The nodes of a store shared with other processes (cluster mode).
+    pub fn shared(shared: Arc<dyn SharedNodes>, defaults: Defaults) -> Patterns {
+        Patterns {
+            backend: Backend::Shared(shared),
+            defaults,
+            nodes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether the nodes live in a store shared with other processes.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Shared(_))
+    }
+
+    /// Brings a node a request is about to use up to date with the shared store (cluster
+    /// mode; nothing to do for the embedded store). A replica whose write failed is replaced
+    /// by a fresh one, which is returned.
+    pub fn refresh(
+        &self,
+        loaded: &LoadedNode,
+    ) -> Result<Option<LoadedNode>, mneme_seq::error::Error> {
+        let Backend::Shared(shared) = &self.backend else {
+            return Ok(None);
+        };
+        if loaded.node.is_stale() {
+            let fresh = self.get_or_load(loaded.usage.node_id(), true)?;
+            return Ok(Some(fresh));
+        }
+        shared.refresh(&loaded.node)?;
+        Ok(None)
+    }
+
+    /// The shared store's health (cluster mode), `None` for the embedded store.
+    pub fn shared_status(&self) -> Option<SharedStatus> {
+        match &self.backend {
+            Backend::Shared(shared) => Some(shared.status()),
+            Backend::Local { .. } => None,
+        }
     }
 
     pub fn defaults(&self) -> &Defaults {
@@ -170,11 +251,21 @@ impl Patterns {
         let kb = kb_id(node_id, &self.defaults.service_name);
         let mut nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(loaded) = nodes.get(&kb) {
-            loaded.usage.touch();
-            return Ok(loaded.clone());
+            if !loaded.node.is_stale() {
+                loaded.usage.touch();
+                if let Backend::Shared(shared) = &self.backend {
+                    shared.refresh(&loaded.node)?;
+                }
+                return Ok(loaded.clone());
+            }
+            // A replica whose write failed: replaced by a fresh one from the store.
+            if let Backend::Shared(shared) = &self.backend {
+                shared.forget(&kb, &loaded.node);
+            }
+            nodes.remove(&kb);
         }
         let loaded = LoadedNode {
-            node: Arc::new(self.load(&kb)?),
+            node: self.load(&kb)?,
             usage: Arc::new(NodeUsage::new(node_id)),
         };
         let stats = loaded.node.stats();
@@ -184,14 +275,18 @@ impl Patterns {
         Ok(loaded)
     }
 
-    fn load(&self, kb: &str) -> Result<Node, mneme_seq::error::Error> {
-        let snapshot = self
-            .store
-            .store()
-            .snapshot()
-            .map_err(|err| mneme_seq::error::Error::Storage(err.to_string()))?;
-        let journal: Arc<dyn Journal> = self.store.clone();
-        Node::load(kb, &snapshot, journal)
+    fn load(&self, kb: &str) -> Result<Arc<Node>, mneme_seq::error::Error> {
+        match &self.backend {
+            Backend::Local { store, .. } => {
+                let snapshot = store
+                    .store()
+                    .snapshot()
+                    .map_err(|err| mneme_seq::error::Error::Storage(err.to_string()))?;
+                let journal: Arc<dyn Journal> = store.clone();
+                Node::load(kb, &snapshot, journal).map(Arc::new)
+            }
+            Backend::Shared(shared) => shared.load(kb),
+        }
     }
 
     /// Nodes loaded so far.
@@ -204,29 +299,41 @@ impl Patterns {
             .collect()
     }
 
-    /// Makes every learn so far durable.
+    /// Makes every learn so far durable (a shared store commits each learn itself).
     pub fn flush(&self) -> mneme_store::Result<()> {
-        self.store.flush()
+        match &self.backend {
+            Backend::Local { store, .. } => store.flush(),
+            Backend::Shared(_) => Ok(()),
+        }
     }
 
     /// Why the pattern store refuses writes (a commit failed or panicked), or `None` while it
     /// is healthy.
     pub fn failure(&self) -> Option<String> {
-        self.store.failure()
+        match &self.backend {
+            Backend::Local { store, .. } => store.failure(),
+            Backend::Shared(_) => None,
+        }
     }
 
-    /// The store, for records that are not patterns (the CLI's named sessions).
-    pub fn store(&self) -> &GroupCommit<AnyStore> {
-        &self.store
+    /// The embedded store, for records that are not patterns (the CLI's named sessions);
+    /// `None` in cluster mode.
+    pub fn store(&self) -> Option<&GroupCommit<AnyStore>> {
+        match &self.backend {
+            Backend::Local { store, .. } => Some(store),
+            Backend::Shared(_) => None,
+        }
     }
 }
 
 impl Drop for Patterns {
     fn drop(&mut self) {
-        if let Some(flusher) = self.flusher.take() {
-            flusher.stop();
+        if let Backend::Local { store, flusher } = &mut self.backend {
+            if let Some(flusher) = flusher.take() {
+                flusher.stop();
+            }
+            let _ = store.flush();
         }
-        let _ = self.store.flush();
     }
 }
 

@@ -88,7 +88,7 @@ fn a_named_session_written_by_the_previous_format_still_reads() {
     bytes.extend(postcard::to_allocvec(&old).unwrap());
     let mut batch = mneme_store::WriteBatch::default();
     batch.put(b"cli-session/n_kato/s".to_vec(), bytes);
-    patterns.store().write(batch).unwrap();
+    patterns.store().unwrap().write(batch).unwrap();
     let sessions = named(&patterns, "n");
     let (stm, time) = sessions
         .read("s", |view| {

@@ -27,9 +27,9 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
             )
         })?;
     let local: SocketAddr = listener.local_addr()?;
-    let state = match ServerState::open(config) {
+    let state = match open_state(config) {
         Ok(state) => Arc::new(state),
-        Err(err) => return Err(held_by(config, err.into())),
+        Err(err) => return Err(held_by(config, err)),
     };
     let url = if local.ip().is_unspecified() {
         format!("http://127.0.0.1:{}", local.port())
@@ -64,6 +64,35 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     state.flush();
     runtime.shutdown_timeout(Duration::from_secs(2));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The server's engines: on the data directory, or (cluster mode) with the pattern engine in
+/// PostgreSQL and the sessions in Redis.
+fn open_state(config: &Config) -> anyhow::Result<ServerState> {
+    let cluster = &config.cluster;
+    if !cluster.enabled() {
+        return Ok(ServerState::open(config)?);
+    }
+    let (Some(postgres_url), Some(redis_url)) = (&cluster.postgres_url, &cluster.redis_url) else {
+        anyhow::bail!(
+            "cluster mode needs both MNEME_POSTGRES_URL and MNEME_REDIS_URL (or cluster.postgres_url and cluster.redis_url in the config file); only {} is set",
+            if cluster.postgres_url.is_some() {
+                "the PostgreSQL URL"
+            } else {
+                "the Redis URL"
+            }
+        );
+    };
+    let joined = mneme_cluster::Cluster::connect(&mneme_cluster::ClusterConfig {
+        postgres_url: postgres_url.clone(),
+        redis_url: redis_url.clone(),
+        postgres_pool_size: cluster.postgres_pool_size,
+        max_staleness: Duration::from_millis(cluster.max_staleness_ms),
+    })
+    .map_err(|err| anyhow::anyhow!("cluster mode: {err}"))?;
+    let patterns = joined.patterns(mneme_app::patterns::seq_defaults(&config.seq));
+    let sessions: Arc<dyn mneme_app::sessions::store::SessionStore> = joined.sessions();
+    Ok(ServerState::open_with(config, Some((patterns, sessions)))?)
 }
 
 /// `err`, with who holds the data directory when another `mneme serve` does.

@@ -16,6 +16,9 @@ pub enum Error {
     Corrupt(String),
     #[error("storage failed: {0}")]
     Storage(String),
+    /// The shared store cannot be reached (cluster mode); retrying later may work.
+    #[error("the pattern store is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// What went wrong, for callers that map errors to statuses.
@@ -25,6 +28,7 @@ pub enum ErrorKind {
     EmptyStm,
     Corrupt,
     Storage,
+    Unavailable,
 }
 
 impl Error {
@@ -34,6 +38,7 @@ impl Error {
             Error::EmptyStm => ErrorKind::EmptyStm,
             Error::Corrupt(_) => ErrorKind::Corrupt,
             Error::Storage(_) => ErrorKind::Storage,
+            Error::Unavailable(_) => ErrorKind::Unavailable,
         }
     }
 }

@@ -74,6 +74,13 @@ pub struct Session {
     /// stored.
     #[serde(skip)]
     pub predictions: ObservePredictions,
+    /// The request changing this state, in cluster mode: its learns are named after it, so
+    /// that a request tried again after a failure counts them once. Not stored.
+    #[serde(skip)]
+    pub request_key: Option<String>,
+    /// Learns made by this request so far (they are named in order).
+    #[serde(skip)]
+    learns_in_request: u32,
 }
 
 impl Session {
@@ -228,7 +235,16 @@ impl Session {
         self.predictions.settle(node);
         self.index_pending_vectors(node)?;
         let events = std::mem::replace(&mut self.stm, keep);
-        node.learn(&events, &[], &[], config.persistence)
+        let key = self.next_learn_key();
+        node.learn_keyed(&events, &[], &[], config.persistence, key.as_deref())
+    }
+
+    /// The name of the request's next learn (`None` outside cluster mode).
+    fn next_learn_key(&mut self) -> Option<String> {
+        let base = self.request_key.as_ref()?;
+        let key = format!("{base}/{}", self.learns_in_request);
+        self.learns_in_request += 1;
+        Some(key)
     }
 
     /// KATO's learn: the STM becomes a pattern (if it has at least two symbols) and is
@@ -240,7 +256,14 @@ impl Session {
         self.predictions.settle(node);
         self.index_pending_vectors(node)?;
         let events = std::mem::take(&mut self.stm);
-        node.learn(&events, &self.emotives, &self.metadata, persistence)
+        let key = self.next_learn_key();
+        node.learn_keyed(
+            &events,
+            &self.emotives,
+            &self.metadata,
+            persistence,
+            key.as_deref(),
+        )
     }
 
     /// The vectors observed since the last learn join the node's index; on an error (another
@@ -253,7 +276,19 @@ impl Session {
 
     /// Empties the STM, accumulators, time and last percept (`clear-stm`).
     pub fn clear(&mut self) {
-        *self = Session::default();
+        let request_key = self.request_key.take();
+        let learns_in_request = self.learns_in_request;
+        *self = Session {
+            request_key,
+            learns_in_request,
+            ..Session::default()
+        };
+    }
+
+    /// Starts a request named `key` on this state (cluster mode; see [`Session::request_key`]).
+    pub fn begin_request(&mut self, key: Option<String>) {
+        self.request_key = key;
+        self.learns_in_request = 0;
     }
 
     /// KATO's limits, applied when it saves a session (after an observe, after a whole

@@ -15,6 +15,7 @@ pub mod memory;
 pub mod named;
 pub mod store;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -33,7 +34,8 @@ use mneme_seq::types::Observation;
 pub use memory::MemorySessions;
 pub use named::NamedSessions;
 pub use store::{
-    Found, LiveSession, SessionLease, SessionRecord, SessionSlot, SessionStore, StoreError,
+    Found, LiveSession, SessionLease, SessionRecord, SessionSlot, SessionStore, SharedLastCall,
+    StoreError,
 };
 
 use crate::patterns::Patterns;
@@ -103,6 +105,11 @@ impl SessionError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             SessionError::NotFound { .. } => ErrorKind::NotFound,
+            SessionError::Seq { source, .. }
+                if source.kind() == mneme_seq::error::ErrorKind::Unavailable =>
+            {
+                ErrorKind::Unavailable
+            }
             SessionError::Seq { .. } => ErrorKind::Engine,
             SessionError::Config(_) => ErrorKind::InvalidConfig,
             SessionError::Store(StoreError::Unavailable(_)) => ErrorKind::Unavailable,
@@ -293,6 +300,9 @@ pub struct Sessions {
     created: AtomicU64,
     deleted: AtomicU64,
     expired: AtomicU64,
+    /// With a store shared by several processes: per kb_id, the stamp of the shared last
+    /// full-path call this process holds, and the node's generation when it took it.
+    last_calls: std::sync::Mutex<HashMap<String, (u64, u64)>>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -347,6 +357,7 @@ impl Sessions {
             created: AtomicU64::new(0),
             deleted: AtomicU64::new(0),
             expired: AtomicU64::new(0),
+            last_calls: std::sync::Mutex::default(),
         }
     }
 
@@ -357,6 +368,17 @@ impl Sessions {
     /// The nodes' store, shared.
     pub fn patterns_arc(&self) -> &Arc<Patterns> {
         &self.patterns
+    }
+
+    /// Whether the sessions or the patterns live in other processes (cluster mode): then
+    /// every call may wait for the network, and none is short work for an async thread.
+    pub fn is_remote(&self) -> bool {
+        self.store.is_remote() || self.patterns.is_shared()
+    }
+
+    /// Why the session store cannot be reached now (cluster mode), or `None`.
+    pub fn store_outage(&self) -> Option<String> {
+        self.store.outage()
     }
 
     pub fn options(&self) -> &Options {
@@ -547,21 +569,50 @@ impl Sessions {
             }
             return Err(not_found(id, false));
         }
+        // A store shared with other processes (cluster mode) names the request after the
+        // session's stored version: a learn of a request tried again is counted once.
+        let request_key = match (write, lease.version()) {
+            (true, Some(version)) => Some(format!("{id}:{version}")),
+            _ => None,
+        };
         let live = lease.session();
         match &live.node {
-            Some(node) => node.usage.touch(),
+            Some(node) => {
+                node.usage.touch();
+                // A replica (cluster mode) catches up with every acknowledged write first.
+                if let Some(fresh) = self.patterns.refresh(node)? {
+                    live.node = Some(fresh);
+                }
+            }
             None => live.node = Some(self.patterns.node_with_usage(&live.record.node_id)?),
         }
+        live.record.state.begin_request(request_key);
         let LiveSession { record, node, memo } = live;
         let Some(node) = node.as_ref() else {
             unreachable!("the node was resolved above")
         };
+        let remote = self.store.is_remote();
+        let generation = node.node.last_call_generation();
         let mut held = Held {
             record,
             memo,
             node: &node.node,
         };
         let result = work(&mut held)?;
+        if remote {
+            // Another process may serve the session next, and the node may change before
+            // anything reads the observe-time predictions: they travel computed.
+            let state = &mut held.record.state;
+            if let ObservePredictions::Deferred(_) = state.predictions {
+                state.predictions = state
+                    .predictions
+                    .resolved(held.node)
+                    .map_or(ObservePredictions::None, ObservePredictions::Ready);
+            }
+            if held.node.last_call_generation() != generation {
+                self.share_last_call(held.node)?;
+            }
+        }
         if write {
             held.record.state.enforce_limits();
             let ttl = held.record.ttl;
@@ -832,6 +883,9 @@ impl Sessions {
             }
             let version = node.version();
             if !takes_full_path(stm) {
+                if self.store.is_remote() {
+                    self.adopt_last_call(node)?;
+                }
                 let set = node.predict(stm, &config);
                 *held.memo = None;
                 return Ok(render(Answer::Set(&set), &record.id));
@@ -853,6 +907,43 @@ impl Sessions {
             });
             Ok(bytes)
         })
+    }
+}
+
+impl Sessions {
+    /// Shares the node's last full-path call with the other processes of the store.
+    fn share_last_call(&self, node: &Node) -> Result<()> {
+        let potentials = node.shared_last_call();
+        let generation = node.last_call_generation();
+        if let Some(stamp) = self.store.share_last_call(node.kb_id(), &potentials)? {
+            self.last_calls_held()
+                .insert(node.kb_id().to_owned(), (stamp, generation));
+        }
+        Ok(())
+    }
+
+    /// Takes the node's last full-path call as the processes of the store last shared it,
+    /// unless this process holds that one already.
+    fn adopt_last_call(&self, node: &Node) -> Result<()> {
+        let held = self.last_calls_held().get(node.kb_id()).copied();
+        // The node's own call changed since it was taken (a clear applied from the log, a
+        // reloaded replica): the shared one is taken again whatever its stamp.
+        let known = held
+            .filter(|&(_, generation)| generation == node.last_call_generation())
+            .map(|(stamp, _)| stamp);
+        let (stamp, potentials) = match self.store.shared_last_call(node.kb_id(), known)? {
+            // Nothing shared (yet, or the store lost it): the node's own call stands.
+            SharedLastCall::Unchanged | SharedLastCall::Empty => return Ok(()),
+            SharedLastCall::Changed(stamp, potentials) => (stamp, potentials),
+        };
+        let generation = node.adopt_last_call(Arc::new(potentials));
+        self.last_calls_held()
+            .insert(node.kb_id().to_owned(), (stamp, generation));
+        Ok(())
+    }
+
+    fn last_calls_held(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, u64)>> {
+        self.last_calls.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -45,14 +45,20 @@ impl NamedSessions {
         format!("cli-session/{kb}/{name}").into_bytes()
     }
 
+    /// The embedded store the sessions live in.
+    fn kv(&self) -> StoreResult<&mneme_store::GroupCommit<mneme_store::AnyStore>> {
+        self.patterns.store().ok_or_else(|| {
+            StoreError::Unavailable(
+                "named sessions live in the embedded pattern store, and this one is shared \
+                 (cluster mode): use the KATO API of a node instead"
+                    .to_owned(),
+            )
+        })
+    }
+
     fn load(&self, name: &str) -> StoreResult<SessionRecord> {
         let unavailable = |err: mneme_store::Error| StoreError::Unavailable(err.to_string());
-        let snapshot = self
-            .patterns
-            .store()
-            .store()
-            .snapshot()
-            .map_err(unavailable)?;
+        let snapshot = self.kv()?.store().snapshot().map_err(unavailable)?;
         let corrupt = |what: String| {
             StoreError::Unavailable(format!("session {name} of node {}: {what}", self.node_id))
         };
@@ -84,8 +90,7 @@ impl NamedSessions {
     }
 
     fn write(&self, batch: WriteBatch) -> StoreResult<()> {
-        self.patterns
-            .store()
+        self.kv()?
             .write(batch)
             .map_err(|err| StoreError::Unavailable(err.to_string()))
     }

@@ -18,6 +18,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use mneme_seq::FuturePotential;
 use mneme_seq::session::Session;
 use mneme_seq::session_config::SessionConfig;
 
@@ -106,6 +107,47 @@ pub trait SessionStore: Send + Sync {
 
     /// Removes every expired session that no request holds; how many.
     fn sweep(&self, now_ms: u64) -> StoreResult<usize>;
+
+    /// Whether the sessions live in another process (Redis): every call is a round trip, so
+    /// none of them is short work for an async thread.
+    fn is_remote(&self) -> bool {
+        false
+    }
+
+    /// Why the store cannot be reached now, or `None` while it answers (for `/health`).
+    fn outage(&self) -> Option<String> {
+        None
+    }
+
+    /// The last full-path call of node `kb_id` as the processes sharing this store last
+    /// shared it (KATO keeps it per node; single-symbol predictions report it), unless its
+    /// stamp is still `known`. A store of one process shares nothing.
+    fn shared_last_call(&self, kb_id: &str, known: Option<u64>) -> StoreResult<SharedLastCall> {
+        let _ = (kb_id, known);
+        Ok(SharedLastCall::Unchanged)
+    }
+
+    /// Shares `future_potentials` as the last full-path call of node `kb_id`; its new stamp,
+    /// or `None` where nothing is shared.
+    fn share_last_call(
+        &self,
+        kb_id: &str,
+        future_potentials: &[FuturePotential],
+    ) -> StoreResult<Option<u64>> {
+        let _ = (kb_id, future_potentials);
+        Ok(None)
+    }
+}
+
+/// What [`SessionStore::shared_last_call`] found.
+#[derive(Debug)]
+pub enum SharedLastCall {
+    /// Still the stamp the caller knows (or nothing is shared).
+    Unchanged,
+    /// Nobody has shared one yet.
+    Empty,
+    /// The one shared last, with its stamp.
+    Changed(u64, Vec<FuturePotential>),
 }
 
 /// One stored session, found but not yet locked.
@@ -139,4 +181,11 @@ pub trait SessionLease {
     /// Writes the session back; with `expires_ms`, its lifetime starts again and ends then.
     /// A remote store checks that nobody else saved the session since it was locked.
     fn save(&mut self, expires_ms: Option<u64>) -> StoreResult<()>;
+
+    /// The stored version of the session as this request found it, for a store that numbers
+    /// its writes (Redis). A request that changes the pattern store is named after it, so
+    /// that trying the same request again after a failure changes nothing twice.
+    fn version(&self) -> Option<u64> {
+        None
+    }
 }

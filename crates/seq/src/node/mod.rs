@@ -7,15 +7,20 @@
 //! a prediction scores only patterns sharing a symbol with the state.
 
 mod records;
+mod replica;
 mod state;
 mod vectors;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use mneme_store::{KvSnapshot, WriteBatch};
 
 pub use records::Journal;
+pub use replica::{
+    AffinityRow, Change, ChangeLog, Changeset, Entry, FinalizedRow, LogWrite, NodeRows, PatternRow,
+    SymbolRow, Totals,
+};
 pub(crate) use state::{Interner, NodeState, hex};
 
 // Also at its first home, for the crates that name it there.
@@ -55,15 +60,35 @@ pub struct NodeStats {
     pub vectors: usize,
 }
 
+/// Where a node's changes go.
+enum Writer {
+    /// Nowhere: an in-memory node.
+    Memory,
+    /// A key-value store behind a group committer (the embedded mode).
+    Journal(Arc<dyn Journal>),
+    /// The ordered change log of a store shared with other processes (cluster mode).
+    Log(Arc<dyn ChangeLog>),
+}
+
 pub struct Node {
     kb_id: String,
     prefix: Vec<u8>,
     pub(crate) state: RwLock<NodeState>,
-    journal: Option<Arc<dyn Journal>>,
+    writer: Writer,
+    /// A replica's last applied log version (0 for other nodes).
+    applied: AtomicU64,
+    /// Changes of a replica are applied one at a time, in log order.
+    order: Mutex<()>,
+    /// A replica whose commit failed is ahead of the store: it must be loaded again.
+    stale: AtomicBool,
     /// KATO reads `future_potentials` from a per-node attribute set by the last full-path
     /// prediction (of any session of the node); single-symbol predictions report it as is.
     /// An observe-time call may still be pending here (see [`Node::defer_predict`]).
     last_call: Mutex<LastCall>,
+    /// Which `last_call` this is: a number no other node of this process ever had, taken anew
+    /// by every change of `last_call`, so that a process sharing it with others (cluster
+    /// mode) can tell whether it changed since it was last shared.
+    last_call_generation: AtomicU64,
     /// Bumped by every change of the patterns (learn, clear, finalize): a deferred prediction
     /// computed at the version it was asked at gives KATO's answer exactly.
     version: AtomicU64,
@@ -78,28 +103,178 @@ impl std::fmt::Debug for Node {
 impl Node {
     /// An empty node that keeps nothing on disk.
     pub fn in_memory(kb_id: &str) -> Node {
+        Node::with_state(kb_id, NodeState::default(), Writer::Memory, 0)
+    }
+
+    fn with_state(kb_id: &str, state: NodeState, writer: Writer, applied: u64) -> Node {
         Node {
             kb_id: kb_id.to_owned(),
             prefix: records::node_prefix(kb_id),
-            state: RwLock::new(NodeState::default()),
-            journal: None,
+            state: RwLock::new(state),
+            writer,
+            applied: AtomicU64::new(applied),
+            order: Mutex::new(()),
+            stale: AtomicBool::new(false),
             last_call: Mutex::new(LastCall::default()),
+            last_call_generation: AtomicU64::new(next_generation()),
             version: AtomicU64::new(0),
         }
     }
 
     /// Loads the node `kb_id` from `snapshot` and writes its changes through `journal`.
     pub fn load(kb_id: &str, snapshot: &dyn KvSnapshot, journal: Arc<dyn Journal>) -> Result<Node> {
-        let prefix = records::node_prefix(kb_id);
-        let state = records::load_state(&prefix, snapshot)?;
-        Ok(Node {
-            kb_id: kb_id.to_owned(),
-            prefix,
-            state: RwLock::new(state),
-            journal: Some(journal),
-            last_call: Mutex::new(LastCall::default()),
-            version: AtomicU64::new(0),
-        })
+        let state = records::load_state(&records::node_prefix(kb_id), snapshot)?;
+        Ok(Node::with_state(kb_id, state, Writer::Journal(journal), 0))
+    }
+
+    /// A replica of node `kb_id` from its stored rows, writing its changes through `log`.
+    pub fn replica(kb_id: &str, rows: &NodeRows, log: Arc<dyn ChangeLog>) -> Result<Node> {
+        let state = NodeState::from_rows(rows)?;
+        Ok(Node::with_state(
+            kb_id,
+            state,
+            Writer::Log(log),
+            rows.version,
+        ))
+    }
+
+    /// The last log version a replica applied.
+    pub fn applied(&self) -> u64 {
+        self.applied.load(Ordering::Acquire)
+    }
+
+    /// Whether this replica may differ from the store (a commit of it failed): load it again.
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::Acquire)
+    }
+
+    /// Applies entries committed by other processes, in order; entries at or below the
+    /// replica's version are skipped. A gap in the versions, or an entry the replica cannot
+    /// apply, marks it stale.
+    pub fn apply_entries(&self, entries: &[Entry]) -> Result<()> {
+        let _order = self.order.lock().unwrap_or_else(|p| p.into_inner());
+        self.apply_in_order(entries)
+    }
+
+    fn apply_in_order(&self, entries: &[Entry]) -> Result<()> {
+        for entry in entries {
+            let applied = self.applied();
+            if entry.version <= applied {
+                continue;
+            }
+            if entry.version != applied + 1 {
+                self.stale.store(true, Ordering::Release);
+                return Err(Error::Storage(format!(
+                    "node {}: change {} follows {applied} (a gap in the change log)",
+                    self.kb_id, entry.version
+                )));
+            }
+            if let Err(err) = self.apply_change(&entry.change, false) {
+                self.stale.store(true, Ordering::Release);
+                return Err(err);
+            }
+            self.applied.store(entry.version, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Writes `change` through the log: the entries missed so far first, then the change,
+    /// committed with its rows. Returns finalize-training's count (0 for other changes), or
+    /// `None` when an earlier try of the same request (`key`) committed it already.
+    fn replicate(
+        &self,
+        log: &Arc<dyn ChangeLog>,
+        change: &Change,
+        key: Option<&str>,
+    ) -> Result<Option<usize>> {
+        if self.is_stale() {
+            return Err(Error::Unavailable(format!(
+                "node {} is being reloaded from the store after a failed write; retry",
+                self.kb_id
+            )));
+        }
+        let _order = self.order.lock().unwrap_or_else(|p| p.into_inner());
+        let mut write = log.begin(&self.kb_id, self.applied(), key)?;
+        let missed = write.missed();
+        self.apply_in_order(&missed)?;
+        if write.done_before().is_some() {
+            return Ok(None);
+        }
+        let (rows, count) = match self.apply_change(change, true) {
+            Ok((rows, count)) => (rows.unwrap_or_default(), count),
+            Err(err) => return Err(err),
+        };
+        match write.commit(change, rows) {
+            Ok(version) => {
+                self.applied.store(version, Ordering::Release);
+                Ok(Some(count))
+            }
+            Err(err) => {
+                // Applied here, maybe not stored: this copy is no longer known to be the
+                // store's.
+                self.stale.store(true, Ordering::Release);
+                Err(err)
+            }
+        }
+    }
+
+    /// Applies one change to the state; with `collect`, returns the rows it changed. The
+    /// count is finalize-training's (0 for other changes).
+    fn apply_change(&self, change: &Change, collect: bool) -> Result<(Option<Changeset>, usize)> {
+        let mut rows = Changeset::default();
+        let mut count = 0;
+        let mut state = self.write();
+        match change {
+            Change::Learn {
+                events,
+                emotives,
+                metadata,
+                persistence,
+            } => {
+                if let Some((id, touched)) =
+                    learn_into(&mut state, events, emotives, metadata, *persistence)
+                {
+                    if collect {
+                        rows.patterns.push(state.pattern_row(id));
+                        rows.symbols = state.symbol_rows(&[id]);
+                        rows.affinity = touched.iter().map(|&s| state.affinity_row(s)).collect();
+                    }
+                }
+            }
+            Change::LearnMany {
+                patterns,
+                persistence,
+            } => {
+                let mut ids = learn_many_into(&mut state, patterns, *persistence);
+                ids.sort_unstable();
+                ids.dedup();
+                if collect {
+                    rows.patterns = ids.iter().map(|&id| state.pattern_row(id)).collect();
+                    rows.symbols = state.symbol_rows(&ids);
+                }
+            }
+            Change::IndexVectors { vectors } => {
+                check_batch(&state.vectors, vectors)?;
+                for (name, vector) in vectors {
+                    if state.vectors.insert(name, vector) && collect {
+                        rows.vectors.push((name.clone(), vector.clone()));
+                    }
+                }
+            }
+            Change::Finalize => {
+                count = state.finalize();
+                if collect {
+                    rows.finalized = Some(state.finalized_rows());
+                }
+            }
+            Change::Clear => {
+                *state = NodeState::default();
+                self.set_last_call(LastCall::default());
+                rows.cleared = true;
+            }
+        }
+        rows.totals = state.totals();
+        Ok((collect.then_some(rows), count))
     }
 
     pub fn kb_id(&self) -> &str {
@@ -125,35 +300,53 @@ impl Node {
         metadata: &[MetaDict],
         persistence: usize,
     ) -> Result<Option<String>> {
+        self.learn_keyed(events, emotives, metadata, persistence, None)
+    }
+
+    /// [`Node::learn`] as part of the request `key` (a replica then counts it once however
+    /// often the request is tried; other nodes ignore the key).
+    pub fn learn_keyed(
+        &self,
+        events: &[Vec<String>],
+        emotives: &[Emotives],
+        metadata: &[MetaDict],
+        persistence: usize,
+        key: Option<&str>,
+    ) -> Result<Option<String>> {
         let length: usize = events.iter().map(Vec::len).sum();
         if length <= 1 {
             return Ok(None);
         }
         let hash = crate::name::pattern_hash(events);
-        let name = records::hash_bytes(&hash);
-        let average = (!emotives.is_empty()).then(|| average_emotives(emotives));
-        let accumulated = accumulate_metadata(metadata);
+        let journal = match &self.writer {
+            Writer::Log(log) => {
+                let change = Change::Learn {
+                    events: events.to_vec(),
+                    emotives: emotives.to_vec(),
+                    metadata: metadata.to_vec(),
+                    persistence,
+                };
+                let key = key.map(|key| format!("{key}:{hash}"));
+                self.replicate(log, &change, key.as_deref())?;
+                return Ok(Some(hash));
+            }
+            Writer::Journal(journal) => Some(journal),
+            Writer::Memory => None,
+        };
         let ticket = {
             let mut state = self.write();
-            let id = state.learn(
-                name,
-                events,
-                emotives,
-                &accumulated,
-                !metadata.is_empty(),
-                persistence,
-            );
             let mut batch = WriteBatch::default();
-            if let Some(average) = &average {
-                let touched = state.add_affinity(id, average);
+            if let Some((id, touched)) =
+                learn_into(&mut state, events, emotives, metadata, persistence)
+            {
                 for symbol in touched {
                     records::put_affinity(&mut batch, &self.prefix, &state, symbol);
                 }
+                records::put_pattern(&mut batch, &self.prefix, &state, id);
             }
-            records::put_pattern(&mut batch, &self.prefix, &state, id);
-            self.journal.as_ref().map(|journal| journal.submit(batch))
+            journal.map(|journal| journal.submit(batch))
         };
-        if let (Some(journal), Some(ticket)) = (&self.journal, ticket) {
+        if let (Some(journal), Some(ticket)) = (journal, ticket) {
             journal.wait(ticket)?;
         }
         Ok(Some(hash))
@@ -174,30 +367,30 @@ impl Node {
                     .then(|| crate::name::pattern_hash(events))
             })
             .collect();
+        let journal = match &self.writer {
+            Writer::Log(log) => {
+                let change = Change::LearnMany {
+                    patterns: patterns.to_vec(),
+                    persistence,
+                };
+                self.replicate(log, &change, None)?;
+                return Ok(hashed);
+            }
+            Writer::Journal(journal) => Some(journal),
+            Writer::Memory => None,
+        };
         let ticket = {
             let mut state = self.write();
             let mut batch = WriteBatch::default();
-            let mut touched = Vec::new();
-            for (events, hash) in patterns.iter().zip(&hashed) {
-                if let Some(hash) = hash {
-                    touched.push(state.learn(
-                        records::hash_bytes(hash),
-                        events,
-                        &[],
-                        &Vec::new(),
-                        false,
-                        persistence,
-                    ));
-                }
-            }
+            let mut touched = learn_many_into(&mut state, patterns, persistence);
             touched.sort_unstable();
             touched.dedup();
             for id in touched {
                 records::put_pattern(&mut batch, &self.prefix, &state, id);
             }
-            self.journal.as_ref().map(|journal| journal.submit(batch))
+            journal.map(|journal| journal.submit(batch))
         };
-        if let (Some(journal), Some(ticket)) = (&self.journal, ticket) {
+        if let (Some(journal), Some(ticket)) = (journal, ticket) {
             journal.wait(ticket)?;
         }
         Ok(hashed)
@@ -266,15 +459,20 @@ impl Node {
 
     /// Forgets everything the node learned (KATO's `clear-all`).
     pub fn clear(&self) -> Result<()> {
+        let journal = match &self.writer {
+            Writer::Log(log) => return self.replicate(log, &Change::Clear, None).map(drop),
+            Writer::Journal(journal) => Some(journal),
+            Writer::Memory => None,
+        };
         let ticket = {
             let mut state = self.write();
             let mut batch = WriteBatch::default();
             records::delete_all(&mut batch, &self.prefix, &state);
             *state = NodeState::default();
             self.set_last_call(LastCall::default());
-            self.journal.as_ref().map(|journal| journal.submit(batch))
+            journal.map(|journal| journal.submit(batch))
         };
-        if let (Some(journal), Some(ticket)) = (&self.journal, ticket) {
+        if let (Some(journal), Some(ticket)) = (journal, ticket) {
             journal.wait(ticket)?;
         }
         Ok(())
@@ -284,21 +482,29 @@ impl Node {
     /// frequencies of its whole body under the current symbol probabilities; predictions use
     /// them from then on. Returns the number of patterns processed.
     pub fn finalize_training(&self) -> Result<usize> {
-        let ticket = {
+        let journal = match &self.writer {
+            Writer::Log(log) => {
+                return match self.replicate(log, &Change::Finalize, None)? {
+                    Some(count) => Ok(count),
+                    None => Ok(self.read().finalized.len()),
+                };
+            }
+            Writer::Journal(journal) => Some(journal),
+            Writer::Memory => None,
+        };
+        let (count, ticket) = {
             let mut state = self.write();
             let count = state.finalize();
             let mut batch = WriteBatch::default();
             for id in 0..state.patterns.len() as u32 {
                 records::put_finalized(&mut batch, &self.prefix, &state, id);
             }
-            let ticket = self.journal.as_ref().map(|journal| journal.submit(batch));
-            drop(state);
-            (count, ticket)
+            (count, journal.map(|journal| journal.submit(batch)))
         };
-        if let (Some(journal), Some(ticket)) = (&self.journal, ticket.1) {
+        if let (Some(journal), Some(ticket)) = (journal, ticket) {
             journal.wait(ticket)?;
         }
-        Ok(ticket.0)
+        Ok(count)
     }
 
     /// The learned vectors nearest to `vector` (Euclidean), at most `k`, nearest first.
@@ -320,6 +526,26 @@ impl Node {
         // first under the read lock, so that a refused batch does not move the node's version,
         // and again under the write lock (another session may have fixed the dimension since).
         check_batch(&self.read().vectors, vectors)?;
+        let journal = match &self.writer {
+            Writer::Log(log) => {
+                // Vectors already in the index change nothing: only new ones are logged.
+                let new: Vec<(String, Vec<f64>)> = {
+                    let state = self.read();
+                    vectors
+                        .iter()
+                        .filter(|(name, _)| !state.vectors.contains(name))
+                        .cloned()
+                        .collect()
+                };
+                if new.is_empty() {
+                    return Ok(());
+                }
+                let change = Change::IndexVectors { vectors: new };
+                return self.replicate(log, &change, None).map(drop);
+            }
+            Writer::Journal(journal) => Some(journal),
+            Writer::Memory => None,
+        };
         let ticket = {
             let mut state = self.write();
             check_batch(&state.vectors, vectors)?;
@@ -329,9 +555,9 @@ impl Node {
                     records::put_vector(&mut batch, &self.prefix, name, vector);
                 }
             }
-            self.journal.as_ref().map(|journal| journal.submit(batch))
+            journal.map(|journal| journal.submit(batch))
         };
-        if let (Some(journal), Some(ticket)) = (&self.journal, ticket) {
+        if let (Some(journal), Some(ticket)) = (journal, ticket) {
             journal.wait(ticket)?;
         }
         Ok(())
@@ -365,7 +591,39 @@ impl Node {
     }
 
     pub(crate) fn set_last_call(&self, call: LastCall) {
-        *self.last_call.lock().unwrap_or_else(|p| p.into_inner()) = call;
+        let mut last_call = self.last_call.lock().unwrap_or_else(|p| p.into_inner());
+        *last_call = call;
+        self.last_call_generation
+            .store(next_generation(), Ordering::Release);
+    }
+
+    /// Changes with every change of the node's last full-path call (see
+    /// [`Node::shared_last_call`]); never the same for two nodes of one process.
+    pub fn last_call_generation(&self) -> u64 {
+        self.last_call_generation.load(Ordering::Acquire)
+    }
+
+    /// The future potentials of the node's last full-path call (computed now if that call
+    /// was deferred), for processes that share it (cluster mode: KATO keeps it per node, and
+    /// every process serving the node must report the same).
+    pub fn shared_last_call(&self) -> Arc<Vec<FuturePotential>> {
+        let pending = match &*self.last_call.lock().unwrap_or_else(|p| p.into_inner()) {
+            LastCall::Computed(potentials) => return potentials.clone(),
+            LastCall::Pending(deferred) => deferred.clone(),
+        };
+        let st = self.read();
+        Arc::new(pending.settle_on(&st).1.clone())
+    }
+
+    /// Makes `future_potentials` the node's last full-path call, as another process shared
+    /// it; the generation this gives the node.
+    pub fn adopt_last_call(&self, future_potentials: Arc<Vec<FuturePotential>>) -> u64 {
+        let mut last_call = self.last_call.lock().unwrap_or_else(|p| p.into_inner());
+        *last_call = LastCall::Computed(future_potentials);
+        let generation = next_generation();
+        self.last_call_generation
+            .store(generation, Ordering::Release);
+        generation
     }
 
     /// The future potentials of the node's last full-path prediction.
@@ -377,6 +635,58 @@ impl Node {
         let st = self.read();
         pending.settle_on(&st).1.clone()
     }
+}
+
+/// A process-wide counter for [`Node::last_call_generation`].
+fn next_generation() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Records a learn in the state (KATO's Redis bookkeeping): the pattern's id and the symbols
+/// whose affinity changed, or `None` when the events hold fewer than two symbols.
+fn learn_into(
+    state: &mut NodeState,
+    events: &[Vec<String>],
+    emotives: &[Emotives],
+    metadata: &[MetaDict],
+    persistence: usize,
+) -> Option<(u32, Vec<u32>)> {
+    if events.iter().map(Vec::len).sum::<usize>() <= 1 {
+        return None;
+    }
+    let name = records::hash_bytes(&crate::name::pattern_hash(events));
+    let accumulated = accumulate_metadata(metadata);
+    let id = state.learn(
+        name,
+        events,
+        emotives,
+        &accumulated,
+        !metadata.is_empty(),
+        persistence,
+    );
+    let touched = if emotives.is_empty() {
+        Vec::new()
+    } else {
+        state.add_affinity(id, &average_emotives(emotives))
+    };
+    Some((id, touched))
+}
+
+/// Records many learns without emotives or metadata; the ids of the patterns learned.
+fn learn_many_into(
+    state: &mut NodeState,
+    patterns: &[Vec<Vec<String>>],
+    persistence: usize,
+) -> Vec<u32> {
+    let mut ids = Vec::new();
+    for events in patterns {
+        if events.iter().map(Vec::len).sum::<usize>() > 1 {
+            let name = records::hash_bytes(&crate::name::pattern_hash(events));
+            ids.push(state.learn(name, events, &[], &Vec::new(), false, persistence));
+        }
+    }
+    ids
 }
 
 /// A value Redis stored as a decimal string, read back as Python's `float()` would.

@@ -26,6 +26,10 @@ impl VectorIndex {
         }
     }
 
+    pub fn contains(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name)
+    }
+
     /// Adds a named vector unless the name is known; returns whether it was added. The
     /// first vector fixes the dimension; callers check it first.
     pub fn insert(&mut self, name: &str, vector: &[f64]) -> bool {

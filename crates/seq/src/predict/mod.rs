@@ -185,6 +185,16 @@ impl ObservePredictions {
         }
     }
 
+    /// The predictions as a store outside this process keeps them (computed now if they were
+    /// deferred: the node may change before anything reads them); `None` for none asked.
+    pub fn resolved(&self, node: &Node) -> Option<Vec<Prediction>> {
+        match self {
+            ObservePredictions::None => None,
+            ObservePredictions::Ready(predictions) => Some(predictions.clone()),
+            ObservePredictions::Deferred(deferred) => Some(deferred.settle(node).0.clone()),
+        }
+    }
+
     /// Computes deferred predictions now (before the session changes the node).
     pub fn settle(&self, node: &Node) {
         if let ObservePredictions::Deferred(deferred) = self {

@@ -4,7 +4,7 @@
 use crate::types::{Emotives, Symbol};
 
 /// A fuzzy token match that was not exact (`anomalies`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Anomaly {
     pub observed: String,
     pub expected: String,
@@ -12,7 +12,7 @@ pub struct Anomaly {
 }
 
 /// A full-path prediction, fields as KATO names them.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FullPrediction {
     /// Bare 40-hex-digit hash.
     pub name: String,
@@ -31,7 +31,7 @@ pub struct FullPrediction {
 }
 
 /// A single-symbol-path prediction (flat regions, no ensemble metrics).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SinglePrediction {
     pub name: String,
     pub pattern_data: Vec<Vec<Symbol>>,
@@ -58,7 +58,7 @@ pub struct SinglePrediction {
     pub potential: f64,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Prediction {
     Full(Box<FullPrediction>),
     Single(Box<SinglePrediction>),
@@ -81,7 +81,7 @@ impl Prediction {
 }
 
 /// One distinct future of the ensemble and how much of it the predictions support.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FuturePotential {
     pub future: Vec<Vec<Symbol>>,
     pub aggregate_potential: f64,
@@ -99,7 +99,7 @@ pub struct PredictionSet {
 }
 
 /// The figures of a full-path prediction, as KATO names them.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Metrics {
     pub potential: f64,
     pub evidence: f64,

@@ -217,7 +217,7 @@ impl ApiError {
     /// A pattern-engine failure, as KATO words it.
     pub fn from_seq(err: &SeqError) -> ApiError {
         let status = status::seq(err.kind());
-        match err {
+        let answer = match err {
             SeqError::Vector(v) => ApiError::detail(
                 status,
                 json!({
@@ -228,9 +228,18 @@ impl ApiError {
                     "vector_name": v.vector_name,
                 }),
             ),
-            SeqError::EmptyStm | SeqError::Corrupt(_) | SeqError::Storage(_) => {
-                ApiError::detail(status, err.to_string())
-            }
+            SeqError::EmptyStm
+            | SeqError::Corrupt(_)
+            | SeqError::Storage(_)
+            | SeqError::Unavailable(_) => ApiError::detail(status, err.to_string()),
+        };
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            answer.with_header(
+                header::RETRY_AFTER,
+                HeaderValue::from(status::RETRY_AFTER_SECONDS),
+            )
+        } else {
+            answer
         }
     }
 

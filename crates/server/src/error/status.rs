@@ -44,6 +44,8 @@ pub fn seq(kind: SeqKind) -> StatusCode {
         // KATO's 400s: a vector of another dimension, a learn with nothing to learn.
         SeqKind::Vector | SeqKind::EmptyStm => StatusCode::BAD_REQUEST,
         SeqKind::Corrupt | SeqKind::Storage => StatusCode::INTERNAL_SERVER_ERROR,
+        // Cluster mode: the shared pattern store (PostgreSQL) is out of reach; retry later.
+        SeqKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
@@ -71,6 +73,7 @@ pub fn archive(err: &ArchiveError) -> StatusCode {
 pub fn session(err: &SessionError) -> (StatusCode, Option<u32>) {
     match err {
         SessionError::NotFound { .. } => (StatusCode::NOT_FOUND, None),
+        // (from_seq adds the Retry-After of an unavailable shared pattern store)
         SessionError::Seq { source, .. } => (seq(source.kind()), None),
         SessionError::Config(_) => (StatusCode::BAD_REQUEST, None),
         // Cluster mode: Redis or PostgreSQL down. The client may retry.

@@ -177,6 +177,10 @@ pub struct Health {
     /// `healthy`, `degraded` or `unhealthy`.
     #[schema(value_type = String)]
     pub status: &'static str,
+    /// Cluster mode only: PostgreSQL's and Redis's health as this node sees them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub cluster: Option<Value>,
     #[schema(value_type = String)]
     pub version: &'static str,
     pub components: HealthComponents,
@@ -304,12 +308,39 @@ pub async fn health(State(state): State<Arc<ServerState>>) -> Response {
             }
         }
     };
+    // Cluster mode: the shared stores' health (a replica that cannot reach PostgreSQL still
+    // answers, from what it holds: degraded, with how far behind it may be).
+    let mut cluster = None;
+    if let Some(shared) = state.kato.patterns().shared_status() {
+        let sessions_outage = state.kato.sessions().store_outage();
+        if let Some(why) = &shared.degraded {
+            status = worst(status, "degraded");
+            issues.push(format!("pattern store (PostgreSQL): {why}"));
+        }
+        if let Some(why) = &sessions_outage {
+            status = worst(status, "degraded");
+            issues.push(format!("session store (Redis): {why}"));
+        }
+        cluster = Some(json!({
+            "postgres": {
+                "status": if shared.degraded.is_some() { "degraded" } else { "up" },
+                "error": shared.degraded,
+                "replication_lag_ms": shared.lag_ms,
+                "replicas": shared.replicas,
+            },
+            "redis": {
+                "status": if sessions_outage.is_some() { "down" } else { "up" },
+                "error": sessions_outage,
+            },
+        }));
+    }
     let up = |status| Component {
         status,
         initialized: None,
     };
     to_json(&Health {
         status,
+        cluster,
         version: VERSION,
         components: HealthComponents {
             knowledgebase: Component {

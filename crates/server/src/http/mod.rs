@@ -34,6 +34,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, Method};
 use mneme_app::Knowledge;
 use mneme_app::config::ServerSettings;
+use mneme_app::patterns::Patterns;
 use mneme_app::projects::Projects;
 use tokio::sync::broadcast;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -151,16 +152,32 @@ impl ServerState {
 
     /// Opens every engine the configuration names (index, pattern store, projects).
     pub fn open(config: &mneme_app::Config) -> Result<ServerState, StartError> {
+        ServerState::open_with(config, None)
+    }
+
+    /// Like [`ServerState::open`]; with `shared`, the pattern engine and the sessions live in
+    /// stores shared with other nodes (cluster mode) instead of the data directory.
+    pub fn open_with(
+        config: &mneme_app::Config,
+        shared: Option<(Patterns, Arc<dyn mneme_app::sessions::store::SessionStore>)>,
+    ) -> Result<ServerState, StartError> {
         let knowledge = Knowledge::open(&config.kb).map_err(|source| StartError::Knowledge {
             path: config.kb.index_dir.display().to_string(),
             source,
         })?;
-        let patterns = mneme_app::patterns::open_patterns(&config.seq).map_err(|source| {
-            StartError::Patterns {
-                path: config.seq.store.display().to_string(),
-                source,
+        let (patterns, sessions) = match shared {
+            Some((patterns, sessions)) => (patterns, Some(sessions)),
+            None => {
+                let patterns =
+                    mneme_app::patterns::open_patterns(&config.seq).map_err(|source| {
+                        StartError::Patterns {
+                            path: config.seq.store.display().to_string(),
+                            source,
+                        }
+                    })?;
+                (patterns, None)
             }
-        })?;
+        };
         let projects =
             Projects::open(&config.server.projects_dir, &config.kb).map_err(|source| {
                 StartError::Projects {
@@ -173,8 +190,18 @@ impl ServerState {
             auto_extend: config.seq.session_auto_extend,
             ..kato::Options::default()
         };
+        let patterns = Arc::new(patterns);
+        let kato = match sessions {
+            Some(store) => kato::Api::from_sessions(Arc::new(mneme_app::sessions::Sessions::new(
+                patterns,
+                store,
+                options,
+                Box::new(std::time::SystemTime::now),
+            ))),
+            None => kato::Api::new(patterns, options),
+        };
         Ok(ServerState::new(
-            kato::Api::new(Arc::new(patterns), options),
+            kato,
             Arc::new(knowledge),
             Arc::new(projects),
             config.server.clone(),

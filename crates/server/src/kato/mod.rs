@@ -311,6 +311,9 @@ impl Api {
     /// the HTTP layer may run it on its async thread instead of handing it to a blocking one.
     /// Learns wait for their commit, so anything that may learn is not quick.
     pub fn runs_quickly(&self, id: &str, action: &str, method: &str) -> bool {
+        if self.sessions.is_remote() {
+            return false;
+        }
         match (method, action) {
             ("POST", "observe") => self.sessions.observe_cannot_learn(id),
             ("GET", "predictions" | "stm" | "config" | "exists" | "percept-data")

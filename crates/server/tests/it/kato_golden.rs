@@ -108,6 +108,30 @@ fn every_recorded_kato_step_matches_over_a_socket() {
     });
 }
 
+/// The replay through a cluster of three nodes (PostgreSQL and Redis behind them), each request
+/// sent to the next node in turn: every step answers as on one embedded node.
+#[test]
+fn every_recorded_kato_step_matches_through_a_three_node_cluster() {
+    let cluster = support::cluster::Cluster::up(3, &[]);
+    let nodes = cluster.nodes.clone();
+    let turn = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    replay("cluster", &mut || {
+        let (nodes, turn) = (nodes.clone(), turn.clone());
+        Box::new(move |method: &str, path: &str, body: Option<&Value>| {
+            let payload = body.map_or_else(Vec::new, |b| b.to_string().into_bytes());
+            let node = turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % nodes.len();
+            let reply = support::http(
+                nodes[node],
+                method,
+                &encode_path(path),
+                &[("content-type", "application/json")],
+                &payload,
+            );
+            http_reply(reply.status, &reply.body)
+        })
+    });
+}
+
 fn replay<'a>(transport: &str, new_client: &mut dyn FnMut() -> Client<'a>) {
     let doc = golden();
     let volatile = doc["volatile"].as_array().unwrap().clone();

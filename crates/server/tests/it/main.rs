@@ -2,6 +2,7 @@
 //! its recorded golden replay, KnowledgeBeast's API, projects, vectors, concurrency and the
 //! cross-site checks, over the shared harness in `support`.
 
+mod cluster;
 mod compare;
 mod cross_site;
 mod kato_api;

@@ -1,0 +1,84 @@
+//! Cluster mode: any number of stateless `mneme serve` nodes on one PostgreSQL and one Redis.
+//!
+//! - PostgreSQL is the pattern engine's store of record ([`pg`]): patterns, symbol statistics,
+//!   affinity, vectors, finalize figures and totals per node (kb_id), and the ordered change
+//!   log. Each process keeps an in-memory replica of every node it serves, kept current from
+//!   the log, and checks the node's version before answering (or within a bounded staleness).
+//! - Redis holds KATO's sessions ([`sessions`]), locked per request across processes and saved
+//!   with compare-and-set.
+//!
+//! [`Cluster::connect`] connects both, migrates the schema, and hands out the two ports the
+//! service layer takes: [`Cluster::patterns`] and [`Cluster::sessions`].
+
+mod bridge;
+mod pg;
+mod schema;
+mod sessions;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mneme_app::patterns::{Patterns, SharedNodes};
+use mneme_seq::Defaults;
+
+pub use pg::PgNodes;
+pub use sessions::RedisSessions;
+
+/// What a node needs to join a cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// `postgres://user:password@host:port/database`.
+    pub postgres_url: String,
+    /// `redis://host:port/db`.
+    pub redis_url: String,
+    /// Connections to PostgreSQL per node (KATO's `CLICKHOUSE_POOL_SIZE` idea).
+    pub postgres_pool_size: usize,
+    /// How long a replica may answer without checking the store's version: 0 (the default)
+    /// checks before every request, so that a request sees every write acknowledged before it
+    /// was sent, on any node.
+    pub max_staleness: Duration,
+}
+
+/// A node's connections to the cluster's stores.
+pub struct Cluster {
+    patterns: Arc<PgNodes>,
+    sessions: Arc<RedisSessions>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// Connects to PostgreSQL (creating or migrating mneme's schema) and to Redis. Errors say
+    /// which store could not be reached and how it was named.
+    pub fn connect(config: &ClusterConfig) -> Result<Cluster, String> {
+        let bridge = Arc::new(
+            bridge::Bridge::new(2).map_err(|e| format!("starting the cluster runtime: {e}"))?,
+        );
+        let shared = pg::PgShared::connect(
+            bridge.clone(),
+            &config.postgres_url,
+            config.postgres_pool_size,
+            config.max_staleness,
+        )?;
+        let sessions = RedisSessions::connect(bridge, &config.redis_url)?;
+        Ok(Cluster {
+            patterns: Arc::new(PgNodes { shared }),
+            sessions: Arc::new(sessions),
+        })
+    }
+
+    /// The pattern engine on the shared store.
+    pub fn patterns(&self, defaults: Defaults) -> Patterns {
+        let shared: Arc<dyn SharedNodes> = self.patterns.clone();
+        Patterns::shared(shared, defaults)
+    }
+
+    /// The session store.
+    pub fn sessions(&self) -> Arc<RedisSessions> {
+        self.sessions.clone()
+    }
+}
