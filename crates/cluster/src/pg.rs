@@ -63,12 +63,23 @@ pub(crate) fn unavailable(what: &str, err: impl std::fmt::Display) -> SeqError {
     SeqError::Unavailable(format!("PostgreSQL {what}: {err}"))
 }
 
+/// A PostgreSQL failure as the engine reports it: whatever may pass by itself (the
+/// connection lost, the server shutting down or starting, out of connections, a
+/// serialization failure or deadlock) is `Unavailable` (503 with `Retry-After`); an error the
+/// server reports about the statement itself is a storage error (500).
 fn pg_error(what: &str, err: tokio_postgres::Error) -> SeqError {
-    if err.as_db_error().is_some() {
-        SeqError::Storage(format!("PostgreSQL {what}: {err}"))
-    } else {
-        unavailable(what, err)
+    match err.as_db_error() {
+        Some(db) if retryable(db.code().code()) => unavailable(what, err),
+        Some(_) => SeqError::Storage(format!("PostgreSQL {what}: {err}")),
+        None => unavailable(what, err),
     }
+}
+
+/// SQLSTATE classes and codes that say "try again later": 08 connection exception, 53
+/// insufficient resources, 57 operator intervention (admin or crash shutdown, cannot connect
+/// now), 40001 serialization failure, 40P01 deadlock.
+fn retryable(code: &str) -> bool {
+    matches!(code.get(..2), Some("08" | "53" | "57")) || matches!(code, "40001" | "40P01")
 }
 
 fn timed_out(what: &str) -> SeqError {
@@ -961,7 +972,19 @@ async fn on_notification(store: &PgShared, payload: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{redact, retryable};
+
+    #[test]
+    fn shutdowns_and_lost_connections_are_retryable_statement_errors_are_not() {
+        for code in [
+            "57P01", "57P02", "57P03", "08006", "53300", "40001", "40P01",
+        ] {
+            assert!(retryable(code), "{code}");
+        }
+        for code in ["23505", "42P01", "22P02", "XX000"] {
+            assert!(!retryable(code), "{code}");
+        }
+    }
 
     #[test]
     fn urls_in_messages_lose_their_password() {

@@ -230,7 +230,8 @@ fn a_session_and_its_patterns_are_served_by_every_node() {
 struct Acknowledged {
     names: Mutex<BTreeMap<String, usize>>,
     failures: AtomicUsize,
-    refusals: Mutex<Vec<(u16, Option<String>)>>,
+    /// (status, Retry-After, body) of every answer that was not 200.
+    refusals: Mutex<Vec<(u16, Option<String>, String)>>,
 }
 
 /// Learns distinct patterns, each from a fresh session, on nodes `nodes` in turn until `stop`.
@@ -255,10 +256,11 @@ fn learner(
                 Some(reply) if reply.status == 200 => return Some(reply),
                 Some(reply) => {
                     let retry_after = header(&reply, "retry-after").map(str::to_owned);
+                    let text = String::from_utf8_lossy(&reply.body).into_owned();
                     seen.refusals
                         .lock()
                         .unwrap()
-                        .push((reply.status, retry_after));
+                        .push((reply.status, retry_after, text));
                     thread::sleep(Duration::from_millis(50));
                 }
                 None => {
