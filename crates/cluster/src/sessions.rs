@@ -75,10 +75,11 @@ if v == ARGV[3] then return {1, tonumber(v), tonumber(e)} end
 return {1, tonumber(v), tonumber(e), redis.call('HGET', KEYS[1], 'd')}
 ";
 
-/// Saves under the lock: the new version, 0 when the lock is no longer this request's, -1
-/// when the session was deleted meanwhile.
+/// Saves under the lock and releases it (a save ends its request): the new version, 0 when
+/// the lock is no longer this request's, -1 when the session was deleted meanwhile.
 const SAVE: &str = r"
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local v = redis.call('HINCRBY', KEYS[1], 'v', 1)
 redis.call('HSET', KEYS[1], 'd', ARGV[2], 'e', ARGV[3])
@@ -416,6 +417,15 @@ impl SessionStore for RedisSessions {
         self.ping().err()
     }
 
+    fn slot_for_request(&self, id: &str) -> Option<Arc<dyn SessionSlot>> {
+        // The lock script tells a missing session and returns the expiry: no lookup first.
+        Some(Arc::new(Slot {
+            inner: self.inner.clone(),
+            id: id.to_owned(),
+            expires_ms: 0,
+        }))
+    }
+
     fn shared_last_call(&self, kb_id: &str, known: Option<u64>) -> StoreResult<SharedLastCall> {
         let mut conn = self.inner.conn.clone();
         let mut invocation = self.inner.scripts.last_call.prepare_invoke();
@@ -518,6 +528,7 @@ impl SessionSlot for Slot {
                         live: None,
                         removed: false,
                         saved: false,
+                        unlocked: false,
                     };
                     let held = self.inner.cache().remove(&self.id);
                     lease.live = Some(match (data, held) {
@@ -555,6 +566,7 @@ impl SessionSlot for Slot {
                         live: Some(LiveSession::new(placeholder(&self.id))),
                         removed: true,
                         saved: false,
+                        unlocked: true,
                     }));
                 }
                 _ => {
@@ -597,6 +609,8 @@ struct Lease<'a> {
     /// Whether this request saved the session: one that did not may have changed it in
     /// memory only (a write that failed half-way), so its copy is not trusted again.
     saved: bool,
+    /// Whether the lock is released already (the save released it).
+    unlocked: bool,
 }
 
 impl SessionLease for Lease<'_> {
@@ -646,12 +660,14 @@ impl SessionLease for Lease<'_> {
             }
             -1 => {
                 self.removed = true;
+                self.unlocked = true;
                 Ok(())
             }
             version => {
                 self.version = version as u64;
                 self.expires_ms = expires_ms;
                 self.saved = true;
+                self.unlocked = true;
                 Ok(())
             }
         }
@@ -674,6 +690,9 @@ impl Drop for Lease<'_> {
                     live,
                 },
             );
+        }
+        if self.unlocked {
+            return;
         }
         let mut conn = self.inner.conn.clone();
         let mut invocation = self.inner.scripts.unlock.prepare_invoke();

@@ -556,7 +556,10 @@ impl Sessions {
         write: bool,
         work: impl FnOnce(&mut Held<'_>) -> Result<T>,
     ) -> Result<T> {
-        let slot = self.find(id)?;
+        let slot = match self.store.slot_for_request(id) {
+            Some(slot) => slot,
+            None => self.find(id)?,
+        };
         let mut lease = slot.lock()?;
         // Deleted, swept, or expired while this request waited for the session (the request
         // it waited for outlived the lifetime).

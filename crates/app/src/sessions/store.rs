@@ -114,6 +114,14 @@ pub trait SessionStore: Send + Sync {
         false
     }
 
+    /// A slot for a request that locks the session at once, where the store's lock tells a
+    /// missing session by itself (a remote store saves its lookup's round trip); `None`: look
+    /// it up with [`SessionStore::find`] first.
+    fn slot_for_request(&self, id: &str) -> Option<Arc<dyn SessionSlot>> {
+        let _ = id;
+        None
+    }
+
     /// Why the store cannot be reached now, or `None` while it answers (for `/health`).
     fn outage(&self) -> Option<String> {
         None
