@@ -594,15 +594,18 @@ impl Sessions {
         let Some(node) = node.as_ref() else {
             unreachable!("the node was resolved above")
         };
-        let remote = self.store.is_remote();
-        let generation = node.node.last_call_generation();
+        // A store shared with other processes: the node's last call as this request found it.
+        let generation = self
+            .store
+            .is_remote()
+            .then(|| node.node.last_call_generation());
         let mut held = Held {
             record,
             memo,
             node: &node.node,
         };
         let result = work(&mut held)?;
-        if remote {
+        if let Some(generation) = generation {
             // Another process may serve the session next, and the node may change before
             // anything reads the observe-time predictions: they travel computed.
             let state = &mut held.record.state;

@@ -628,12 +628,7 @@ impl Node {
 
     /// The future potentials of the node's last full-path prediction.
     pub(crate) fn last_future_potentials(&self) -> Vec<FuturePotential> {
-        let pending = match &*self.last_call.lock().unwrap_or_else(|p| p.into_inner()) {
-            LastCall::Computed(potentials) => return potentials.to_vec(),
-            LastCall::Pending(deferred) => deferred.clone(),
-        };
-        let st = self.read();
-        pending.settle_on(&st).1.clone()
+        self.shared_last_call().to_vec()
     }
 }
 

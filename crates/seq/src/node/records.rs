@@ -49,6 +49,31 @@ struct FinalizedRecord {
     tf: Vec<(String, f64)>,
 }
 
+/// Restores the finalize-training figures of pattern `name` as stored (entropy, normalized
+/// and global normalized entropy; term frequencies by symbol), unless the pattern is gone.
+pub(super) fn restore_finalized(
+    state: &mut NodeState,
+    name: &[u8; 20],
+    [entropy, normalized_entropy, global_normalized_entropy]: [f64; 3],
+    tf: &[(String, f64)],
+) {
+    if let Some(&id) = state.by_name.get(name) {
+        let tf = tf
+            .iter()
+            .map(|(s, tf)| (state.symbols.intern(s), *tf))
+            .collect();
+        state.finalized.insert(
+            id,
+            Finalized {
+                entropy,
+                normalized_entropy,
+                global_normalized_entropy,
+                tf,
+            },
+        );
+    }
+}
+
 pub(crate) fn node_prefix(kb_id: &str) -> Vec<u8> {
     format!("kato/{kb_id}/").into_bytes()
 }
@@ -214,24 +239,16 @@ pub(crate) fn load_state(prefix: &[u8], snapshot: &dyn KvSnapshot) -> Result<Nod
                 return Ok(());
             };
             match decode::<FinalizedRecord>(v, "finalize record") {
-                Ok(record) => {
-                    if let Some(&id) = state.by_name.get(&name) {
-                        let tf = record
-                            .tf
-                            .iter()
-                            .map(|(s, tf)| (state.symbols.intern(s), *tf))
-                            .collect();
-                        state.finalized.insert(
-                            id,
-                            Finalized {
-                                entropy: record.entropy,
-                                normalized_entropy: record.normalized_entropy,
-                                global_normalized_entropy: record.global_normalized_entropy,
-                                tf,
-                            },
-                        );
-                    }
-                }
+                Ok(record) => restore_finalized(
+                    &mut state,
+                    &name,
+                    [
+                        record.entropy,
+                        record.normalized_entropy,
+                        record.global_normalized_entropy,
+                    ],
+                    &record.tf,
+                ),
                 Err(err) => failure = Some(err),
             }
             Ok(())

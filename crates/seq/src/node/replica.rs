@@ -16,7 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::state::{Finalized, NodeState};
+use super::state::NodeState;
 use crate::error::Result;
 use crate::types::{Emotives, MetaDict, PatternMetadata};
 
@@ -244,22 +244,16 @@ impl NodeState {
             let Some(name) = super::records::parse_hash(&row.name) else {
                 continue;
             };
-            if let Some(&id) = state.by_name.get(&name) {
-                let tf = row
-                    .tf
-                    .iter()
-                    .map(|(s, tf)| (state.symbols.intern(s), *tf))
-                    .collect();
-                state.finalized.insert(
-                    id,
-                    Finalized {
-                        entropy: row.entropy,
-                        normalized_entropy: row.normalized_entropy,
-                        global_normalized_entropy: row.global_normalized_entropy,
-                        tf,
-                    },
-                );
-            }
+            super::records::restore_finalized(
+                &mut state,
+                &name,
+                [
+                    row.entropy,
+                    row.normalized_entropy,
+                    row.global_normalized_entropy,
+                ],
+                &row.tf,
+            );
         }
         state.postings.resize(state.symbols.len(), Vec::new());
         state.symbol_freq.resize(state.symbols.len(), 0);

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::support::Reply;
 use crate::support::cluster::{Cluster, mneme_bin};
-use crate::support::{Reply, try_http};
 
 fn create(cluster: &Cluster, node: usize, node_id: &str, config: Value) -> String {
     let created = cluster.json(
@@ -65,25 +65,6 @@ fn predicted_names(cluster: &Cluster, node: usize, sid: &str) -> Vec<String> {
         .iter()
         .map(|p| format!("PTRN|{}", p["name"].as_str().unwrap()))
         .collect()
-}
-
-/// One call that may fail to connect or be cut off (a node killed, a store restarting).
-fn try_call(
-    cluster: &Cluster,
-    node: usize,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> Option<Reply> {
-    let payload = body.map_or_else(Vec::new, |b| b.to_string().into_bytes());
-    try_http(
-        cluster.nodes[node % cluster.nodes.len()],
-        method,
-        path,
-        &[("content-type", "application/json")],
-        &payload,
-    )
-    .ok()
 }
 
 fn header<'r>(reply: &'r Reply, name: &str) -> Option<&'r str> {
@@ -252,7 +233,10 @@ fn learner(
     let mut step = |method: &str, path: &str, body: Option<&Value>| -> Option<Reply> {
         while !stop.load(Ordering::Relaxed) {
             turn += 1;
-            match try_call(cluster, nodes[turn % nodes.len()], method, path, body) {
+            match cluster
+                .try_call(nodes[turn % nodes.len()], method, path, body)
+                .ok()
+            {
                 Some(reply) if reply.status == 200 => return Some(reply),
                 Some(reply) => {
                     let retry_after = header(&reply, "retry-after").map(str::to_owned);

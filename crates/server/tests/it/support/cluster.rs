@@ -8,7 +8,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use super::{Reply, http};
+use super::{Reply, try_http};
 
 pub struct Cluster {
     dir: tempfile::TempDir,
@@ -35,18 +35,24 @@ pub fn mneme_bin() -> PathBuf {
     bin
 }
 
+/// `scripts/cluster ACTION DIR` with this build's binary and KATO's recorded settings.
+fn script_command(action: &str, dir: &Path) -> Command {
+    let mut command = Command::new(root().join("scripts/cluster"));
+    command
+        .arg(action)
+        .arg(dir)
+        .env("MNEME_BIN", mneme_bin())
+        .env("MNEME_SEQ_VECTOR_NEIGHBOURS", "0")
+        .env("RUST_LOG", "warn");
+    command
+}
+
 impl Cluster {
     /// `n` nodes with KATO's recorded settings plus `env`.
     pub fn up(n: usize, env: &[(&str, &str)]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let mut command = Command::new(root().join("scripts/cluster"));
-        command
-            .arg("up")
-            .arg(dir.path())
-            .arg(n.to_string())
-            .env("MNEME_BIN", mneme_bin())
-            .env("MNEME_SEQ_VECTOR_NEIGHBOURS", "0")
-            .env("RUST_LOG", "warn");
+        let mut command = script_command("up", dir.path());
+        command.arg(n.to_string());
         for (key, value) in env {
             command.env(key, value);
         }
@@ -76,13 +82,8 @@ impl Cluster {
 
     /// Runs `scripts/cluster ACTION DIR [ARGS]`, failing the test with its stderr.
     pub fn script(&self, action: &str, args: &[&str]) {
-        let output = Command::new(root().join("scripts/cluster"))
-            .arg(action)
-            .arg(self.dir())
+        let output = script_command(action, self.dir())
             .args(args)
-            .env("MNEME_BIN", mneme_bin())
-            .env("MNEME_SEQ_VECTOR_NEIGHBOURS", "0")
-            .env("RUST_LOG", "warn")
             .output()
             .unwrap();
         assert!(
@@ -113,8 +114,20 @@ impl Cluster {
     }
 
     pub fn call(&self, node: usize, method: &str, path: &str, body: Option<&Value>) -> Reply {
+        self.try_call(node, method, path, body)
+            .unwrap_or_else(|err| panic!("{method} {path} on node {node}: {err}"))
+    }
+
+    /// [`Cluster::call`], with a node that is gone (killed) or a reply cut off as an error.
+    pub fn try_call(
+        &self,
+        node: usize,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> std::io::Result<Reply> {
         let payload = body.map_or_else(Vec::new, |b| b.to_string().into_bytes());
-        http(
+        try_http(
             self.nodes[node % self.nodes.len()],
             method,
             path,
