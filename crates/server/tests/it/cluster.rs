@@ -211,15 +211,18 @@ fn a_session_and_its_patterns_are_served_by_every_node() {
 struct Acknowledged {
     names: Mutex<BTreeMap<String, usize>>,
     failures: AtomicUsize,
+    /// Learns cut off after they committed (their retry found the STM empty).
+    committed_unacknowledged: AtomicUsize,
     /// (status, Retry-After, body) of every answer that was not 200.
     refusals: Mutex<Vec<(u16, Option<String>, String)>>,
 }
 
 /// Learns distinct patterns, each from a fresh session, on nodes `nodes` in turn until `stop`.
 /// A call that finds its node gone (killed) or is cut off is tried again on the next node; a
-/// learn cut off is tried again too: the session's version names the request, so a learn
-/// that did commit before its node died is not counted twice. A refusal (503) is retried
-/// after a pause.
+/// learn cut off is tried again too: a learn that did commit before its node died cleared
+/// the session's STM, so its retry answers 400 "Cannot learn from empty STM" and the pattern
+/// is not learned twice (its name was never acknowledged, so it is not counted). A refusal
+/// (503) is retried after a pause.
 fn learner(
     cluster: &Cluster,
     client: usize,
@@ -230,7 +233,13 @@ fn learner(
     let mut turn = client;
     let mut round = 0;
     // One step, tried on the next node until some node answers 200 (None: the drill ended).
-    let mut step = |method: &str, path: &str, body: Option<&Value>| -> Option<Reply> {
+    // After a cut-off try, `committed` is the answer that says the cut-off try took effect.
+    let mut step = |method: &str,
+                    path: &str,
+                    body: Option<&Value>,
+                    committed: Option<(u16, &str)>|
+     -> Option<Reply> {
+        let mut cut_off = false;
         while !stop.load(Ordering::Relaxed) {
             turn += 1;
             match cluster
@@ -238,6 +247,15 @@ fn learner(
                 .ok()
             {
                 Some(reply) if reply.status == 200 => return Some(reply),
+                Some(reply)
+                    if cut_off
+                        && committed.is_some_and(|(status, text)| {
+                            reply.status == status
+                                && String::from_utf8_lossy(&reply.body).contains(text)
+                        }) =>
+                {
+                    return Some(reply);
+                }
                 Some(reply) => {
                     let retry_after = header(&reply, "retry-after").map(str::to_owned);
                     let text = String::from_utf8_lossy(&reply.body).into_owned();
@@ -248,6 +266,7 @@ fn learner(
                     thread::sleep(Duration::from_millis(50));
                 }
                 None => {
+                    cut_off = true;
                     seen.failures.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -256,20 +275,26 @@ fn learner(
     };
     while !stop.load(Ordering::Relaxed) {
         round += 1;
-        let Some(created) = step("POST", "/sessions", Some(&json!({"node_id": "drill"}))) else {
+        let Some(created) = step("POST", "/sessions", Some(&json!({"node_id": "drill"})), None) else {
             return;
         };
         let sid = created.json()["session_id"].as_str().unwrap().to_owned();
         // Two symbols of this round only: every pattern of the drill is its own.
         for symbol in [format!("l{client}r{round}a"), format!("l{client}r{round}b")] {
             let body = json!({ "strings": [symbol] });
-            if step("POST", &format!("/sessions/{sid}/observe"), Some(&body)).is_none() {
+            if step("POST", &format!("/sessions/{sid}/observe"), Some(&body), None).is_none() {
                 return;
             }
         }
-        let Some(reply) = step("POST", &format!("/sessions/{sid}/learn"), None) else {
+        let learn = format!("/sessions/{sid}/learn");
+        let empty = (400, "Cannot learn from empty STM");
+        let Some(reply) = step("POST", &learn, None, Some(empty)) else {
             return;
         };
+        if reply.status != 200 {
+            seen.committed_unacknowledged.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         let name = reply.json()["pattern_name"].as_str().unwrap().to_owned();
         if !name.is_empty() {
             *seen.names.lock().unwrap().entry(name).or_default() += 1;
