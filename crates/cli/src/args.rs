@@ -106,6 +106,17 @@ pub enum Command {
     /// read). With KB_API_KEY set, /api routes need an X-API-Key header. SIGINT or SIGTERM
     /// stop the server after the requests in flight finish.
     Serve(ServeArgs),
+    /// Serve the MCP tools (Model Context Protocol) on stdin/stdout, for MCP clients.
+    ///
+    /// KnowledgeBeast's 11 kb_* tools on the projects of /api/v2 (search, ingest, list,
+    /// create, delete, info, analytics, export and import in zip, json or yaml, health) and the
+    /// pattern engine's kato_* tools (sessions, observe, learn, predictions). stdout carries
+    /// only JSON-RPC; logs go to stderr. `mcp-server` (KnowledgeBeast's name) is an alias, so an
+    /// MCP client configuration only changes its command, e.g.
+    /// {"command": "mneme", "args": ["mcp", "--data-dir", "/srv/mneme"]}.
+    /// `mneme serve` offers the same tools over Streamable HTTP at /mcp.
+    #[command(alias = "mcp-server")]
+    Mcp(crate::mcp::McpArgs),
     /// Print the version.
     Version,
 }

@@ -6,6 +6,7 @@ mod args;
 mod bench;
 mod health;
 mod ingest;
+mod mcp;
 mod output;
 mod query;
 mod seq;
@@ -78,6 +79,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
         }
     }
+    if let Command::Mcp(args) = &cli.command {
+        extra.extend(args.flags());
+    }
     let config = cli.global.load_config(&extra)?;
     init_logging(config.log_level);
     let open = || {
@@ -102,6 +106,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Health(args) => health::health(&config, args)?,
         Command::Seq(args) => seq::run(&config, args)?,
         Command::Serve(args) => serve::run(&config, args)?,
+        Command::Mcp(args) => mcp::run(&config, args)?,
         Command::Bench(args) => bench::run(&config, args)?,
         Command::Version => unreachable!("handled above"),
     };

@@ -68,7 +68,7 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
 
 /// The server's engines: on the data directory, or (cluster mode) with the pattern engine in
 /// PostgreSQL and the sessions in Redis.
-fn open_state(config: &Config) -> anyhow::Result<ServerState> {
+pub(crate) fn open_state(config: &Config) -> anyhow::Result<ServerState> {
     let cluster = &config.cluster;
     if !cluster.enabled() {
         return Ok(ServerState::open(config)?);
@@ -96,7 +96,7 @@ fn open_state(config: &Config) -> anyhow::Result<ServerState> {
 }
 
 /// `err`, with who holds the data directory when another `mneme serve` does.
-fn held_by(config: &Config, err: anyhow::Error) -> anyhow::Error {
+pub(crate) fn held_by(config: &Config, err: anyhow::Error) -> anyhow::Error {
     match mneme_app::running::find(&config.data_dir) {
         Some(server) => anyhow::anyhow!(
             "{err:#}\nhint: mneme serve (pid {}) at {} already serves the data directory {}; stop it first, or give this server another --data-dir",

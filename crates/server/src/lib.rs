@@ -6,3 +6,4 @@ pub mod error;
 pub mod http;
 pub mod kato;
 pub mod lax;
+pub mod mcp;

@@ -312,7 +312,8 @@ pub async fn guard(
     next: Next,
 ) -> Response {
     let path = request.uri().path();
-    if !path.starts_with("/api/") {
+    let mcp = path == super::MCP_PATH || path.starts_with("/mcp/");
+    if !path.starts_with("/api/") && !mcp {
         if auth::is_kato_route(path) {
             if let Err(response) = auth::authenticate_kato(&state, request.headers()) {
                 return response;

@@ -13,7 +13,7 @@ mod common;
 mod crosssite;
 mod docs;
 mod kato_routes;
-mod kb_request;
+pub(crate) mod kb_request;
 mod kb_v1;
 mod kb_v2;
 pub mod metrics;
@@ -67,6 +67,8 @@ pub struct ServerState {
     pub closing: tokio::sync::watch::Sender<bool>,
     /// Admission to the blocking threads for pattern-engine work.
     pub blocking_slots: tokio::sync::Semaphore,
+    /// Cancelled at shutdown: ends the MCP sessions of `/mcp` (their event streams).
+    pub mcp_shutdown: tokio_util::sync::CancellationToken,
 }
 
 /// Why the server could not start.
@@ -147,6 +149,7 @@ impl ServerState {
             events,
             closing: tokio::sync::watch::channel(false).0,
             blocking_slots: tokio::sync::Semaphore::new(2 * system::cores()),
+            mcp_shutdown: tokio_util::sync::CancellationToken::new(),
         }
     }
 
@@ -266,6 +269,9 @@ fn import_body_limit(limits: &mneme_app::projects::archive::ArchiveLimits) -> u6
 }
 
 /// The whole application.
+/// Where the MCP Streamable HTTP transport is mounted.
+pub const MCP_PATH: &str = "/mcp";
+
 pub fn router(state: Arc<ServerState>) -> Router {
     router_with(state, Router::new())
 }
@@ -280,6 +286,7 @@ pub fn router_with(state: Arc<ServerState>, extra: Router<Arc<ServerState>>) -> 
     }
     let max_body = usize::try_from(state.config.max_request_size).unwrap_or(usize::MAX);
     app.merge(extra)
+        .nest_service(MCP_PATH, crate::mcp::http_service(state.clone()))
         .fallback(common::not_found)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             middleware::panic_response,
@@ -356,9 +363,11 @@ pub async fn serve_app(
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
     let closing = state.closing.clone();
+    let mcp_shutdown = state.mcp_shutdown.clone();
     let graceful = async move {
         shutdown.await;
         let _ = closing.send(true);
+        mcp_shutdown.cancel();
         let _ = signalled_tx.send(());
     };
     let server = axum::serve(listener, app).with_graceful_shutdown(graceful);

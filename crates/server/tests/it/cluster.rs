@@ -275,14 +275,26 @@ fn learner(
     };
     while !stop.load(Ordering::Relaxed) {
         round += 1;
-        let Some(created) = step("POST", "/sessions", Some(&json!({"node_id": "drill"})), None) else {
+        let Some(created) = step(
+            "POST",
+            "/sessions",
+            Some(&json!({"node_id": "drill"})),
+            None,
+        ) else {
             return;
         };
         let sid = created.json()["session_id"].as_str().unwrap().to_owned();
         // Two symbols of this round only: every pattern of the drill is its own.
         for symbol in [format!("l{client}r{round}a"), format!("l{client}r{round}b")] {
             let body = json!({ "strings": [symbol] });
-            if step("POST", &format!("/sessions/{sid}/observe"), Some(&body), None).is_none() {
+            if step(
+                "POST",
+                &format!("/sessions/{sid}/observe"),
+                Some(&body),
+                None,
+            )
+            .is_none()
+            {
                 return;
             }
         }
@@ -292,7 +304,8 @@ fn learner(
             return;
         };
         if reply.status != 200 {
-            seen.committed_unacknowledged.fetch_add(1, Ordering::Relaxed);
+            seen.committed_unacknowledged
+                .fetch_add(1, Ordering::Relaxed);
             continue;
         }
         let name = reply.json()["pattern_name"].as_str().unwrap().to_owned();
