@@ -155,10 +155,7 @@ impl Portable {
 
     /// mneme's JSON archive of this export, the name the new project takes (`new_name`, or
     /// `"<name> (imported)"`) and the exported project's id.
-    pub fn into_archive(
-        self,
-        new_name: Option<String>,
-    ) -> Result<Converted, Failure> {
+    pub fn into_archive(self, new_name: Option<String>) -> Result<Converted, Failure> {
         let text = |key: &str| {
             self.project
                 .get(key)
