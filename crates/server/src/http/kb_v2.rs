@@ -405,6 +405,59 @@ fn unix_ms() -> u128 {
 }
 
 /// `POST /api/v2/projects/{id}/ingest`: a file (inside the knowledge dirs) or inline content.
+/// A file's document: its path names it (a second ingest replaces it).
+pub(crate) fn file_document(path: &std::path::Path, bytes: Vec<u8>) -> NewDocument {
+    let shown = path.display().to_string();
+    NewDocument {
+        doc_id: shown.clone(),
+        path: shown,
+        kb_dir: path
+            .parent()
+            .map_or_else(String::new, |p| p.display().to_string()),
+        name: path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        format: Format::of_path(path).unwrap_or(Format::Text),
+        bytes,
+    }
+}
+
+/// A document of sent text (markdown), named `doc_<unix ms>` as KnowledgeBeast names it (with
+/// a suffix when that id is taken), titled by the metadata's `name`.
+pub(crate) fn content_document(
+    kb: &mneme_kb::KnowledgeBase,
+    metadata: &Map<String, Value>,
+    content: String,
+) -> NewDocument {
+    let mut doc_id = format!("doc_{}", unix_ms());
+    let mut n = 1;
+    while kb.document(&doc_id).is_some() {
+        n += 1;
+        doc_id = format!("doc_{}_{n}", unix_ms());
+    }
+    let name = metadata
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or("Unknown")
+        .to_owned();
+    NewDocument {
+        doc_id,
+        path: String::new(),
+        kb_dir: String::new(),
+        name,
+        format: Format::Markdown,
+        bytes: content.into_bytes(),
+    }
+}
+
+/// What an ingest records with every document besides the sender's metadata.
+pub(crate) fn stamp_metadata(metadata: &mut Map<String, Value>, doc: &NewDocument) {
+    metadata.insert("name".into(), json!(doc.name));
+    metadata.insert("path".into(), json!(doc.path));
+    metadata.insert("kb_dir".into(), json!(doc.kb_dir));
+    metadata.insert("ingested_at".into(), json!(iso_now()));
+}
+
 pub async fn ingest(
     State(state): State<Arc<ServerState>>,
     UrlPath(id): UrlPath<String>,
@@ -424,43 +477,13 @@ pub async fn ingest(
                     format!("Failed to read file: {err}"),
                 )
             })?;
-            let format = Format::of_path(&path).unwrap_or(Format::Text);
-            let shown = path.display().to_string();
-            let doc = NewDocument {
-                doc_id: shown.clone(),
-                path: shown.clone(),
-                kb_dir: path
-                    .parent()
-                    .map_or_else(String::new, |p| p.display().to_string()),
-                name: path
-                    .file_name()
-                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
-                format,
-                bytes,
-            };
+            let doc = file_document(&path, bytes);
+            let shown = doc.path.clone();
             (doc, shown)
         }
         (None, Some(content)) => {
             let kb = state.projects.index(&id).map_err(|e| failed(&e))?;
-            let mut doc_id = format!("doc_{}", unix_ms());
-            let mut n = 1;
-            while kb.document(&doc_id).is_some() {
-                n += 1;
-                doc_id = format!("doc_{}_{n}", unix_ms());
-            }
-            let name = user_metadata
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("Unknown")
-                .to_owned();
-            let doc = NewDocument {
-                doc_id,
-                path: String::new(),
-                kb_dir: String::new(),
-                name,
-                format: Format::Markdown,
-                bytes: content.into_bytes(),
-            };
+            let doc = content_document(&kb, &user_metadata, content);
             (doc, "inline_content".to_owned())
         }
         (None, None) => {
@@ -471,10 +494,7 @@ pub async fn ingest(
         }
     };
     let mut metadata = user_metadata;
-    metadata.insert("name".into(), json!(doc.name));
-    metadata.insert("path".into(), json!(doc.path));
-    metadata.insert("kb_dir".into(), json!(doc.kb_dir));
-    metadata.insert("ingested_at".into(), json!(iso_now()));
+    stamp_metadata(&mut metadata, &doc);
     let doc_id = doc.doc_id.clone();
     let target = id.clone();
     let result = work::run(&state, Lane::Io, move |s| {

@@ -15,7 +15,7 @@ mod docs;
 mod kato_routes;
 pub(crate) mod kb_request;
 mod kb_v1;
-mod kb_v2;
+pub(crate) mod kb_v2;
 pub mod metrics;
 mod middleware;
 mod ratelimit;

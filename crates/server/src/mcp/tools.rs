@@ -4,12 +4,10 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use mneme_app::projects::ProjectError;
 use mneme_app::projects::archive::{self, ArchiveError, ArchiveFormat, ImportConfig};
-use mneme_kb::convert::Format;
-use mneme_kb::{NewDocument, SearchRequest};
+use mneme_kb::SearchRequest;
 use rmcp::schemars;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -18,6 +16,7 @@ use super::portable::{self, Portable};
 use super::{Failure, Files, Outcome};
 use crate::http::ServerState;
 use crate::http::kb_request::{Mode, ranking};
+use crate::http::kb_v2::{content_document, file_document, stamp_metadata};
 use crate::kato::Request;
 use crate::lax::kb::Choice;
 
@@ -244,16 +243,6 @@ pub fn search(state: &ServerState, args: &SearchArgs) -> Result<Vec<Value>, Fail
         .collect())
 }
 
-fn unix_ms() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis())
-}
-
-fn iso_now() -> String {
-    mneme_app::time::iso(SystemTime::now())
-}
-
 pub fn ingest(state: &ServerState, files: &Files, args: IngestArgs) -> Outcome {
     let project = state
         .projects
@@ -267,49 +256,17 @@ pub fn ingest(state: &ServerState, files: &Files, args: IngestArgs) -> Outcome {
     let content = args.content.filter(|c| !c.is_empty());
     let (doc, file_path) = match (content, args.file_path) {
         (Some(content), _) => {
-            let mut doc_id = format!("doc_{}", unix_ms());
-            let mut n = 1;
-            while kb.document(&doc_id).is_some() {
-                n += 1;
-                doc_id = format!("doc_{}_{n}", unix_ms());
-            }
-            let name = metadata
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("Unknown")
-                .to_owned();
             metadata.insert("source".into(), json!("direct"));
-            let doc = NewDocument {
-                doc_id,
-                path: String::new(),
-                kb_dir: String::new(),
-                name,
-                format: Format::Markdown,
-                bytes: content.into_bytes(),
-            };
-            (doc, None)
+            (content_document(&kb, &metadata, content), None)
         }
         (None, Some(raw)) => {
             let path = files.readable(state, &raw)?;
             let bytes = std::fs::read(&path)
                 .map_err(|err| Failure::new("IngestError", format!("cannot read {raw}: {err}")))?;
-            let shown = path.display().to_string();
-            let name = path
-                .file_name()
-                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            let doc = file_document(&path, bytes);
             metadata.insert("source".into(), json!("file"));
             metadata.insert("file_path".into(), json!(raw));
-            metadata.insert("file_name".into(), json!(name));
-            let doc = NewDocument {
-                doc_id: shown.clone(),
-                path: shown,
-                kb_dir: path
-                    .parent()
-                    .map_or_else(String::new, |p| p.display().to_string()),
-                name,
-                format: Format::of_path(&path).unwrap_or(Format::Text),
-                bytes,
-            };
+            metadata.insert("file_name".into(), json!(doc.name));
             (doc, Some(raw))
         }
         (None, None) => {
@@ -319,10 +276,7 @@ pub fn ingest(state: &ServerState, files: &Files, args: IngestArgs) -> Outcome {
         }
     };
     metadata.insert("project_id".into(), json!(args.project_id));
-    metadata.insert("name".into(), json!(doc.name));
-    metadata.insert("path".into(), json!(doc.path));
-    metadata.insert("kb_dir".into(), json!(doc.kb_dir));
-    metadata.insert("ingested_at".into(), json!(iso_now()));
+    stamp_metadata(&mut metadata, &doc);
     let doc_id = doc.doc_id.clone();
     let report = state
         .projects
