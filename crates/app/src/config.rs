@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use crate::projects::archive::ArchiveLimits;
 
+pub mod environment;
+
 /// The resolved configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -300,7 +302,7 @@ const SETTINGS: &[Spec] = &[
     },
     Spec {
         key: "log_level",
-        env: &["KB_LOG_LEVEL", "MNEME_LOG_LEVEL"],
+        env: &["LOG_LEVEL", "KB_LOG_LEVEL", "MNEME_LOG_LEVEL"],
         kind: Kind::Level,
     },
     Spec {
@@ -463,6 +465,11 @@ const SETTINGS: &[Spec] = &[
         kind: Kind::Bool,
     },
     Spec {
+        key: "seq.fast_matching",
+        env: &["USE_FAST_MATCHING", "KATO_USE_FAST_MATCHING"],
+        kind: Kind::Bool,
+    },
+    Spec {
         key: "cluster.postgres_url",
         env: &["MNEME_POSTGRES_URL"],
         kind: Kind::Text,
@@ -540,7 +547,7 @@ const SETTINGS: &[Spec] = &[
     },
     Spec {
         key: "server.projects_dir",
-        env: &["MNEME_PROJECTS_DIR"],
+        env: &["KB_CHROMA_PATH", "MNEME_PROJECTS_DIR"],
         kind: Kind::Path,
     },
     Spec {
@@ -627,6 +634,15 @@ pub fn load(
             ),
         })?;
         layers.insert(spec.key, (value, flag.flag.to_owned()));
+    }
+    if let Some((Value::Bool(false), origin)) = layers.get("seq.fast_matching") {
+        return Err(ConfigError {
+            message: format!(
+                "{origin}=false asks for KATO's difflib matcher, whose similarities (and so \
+                 every prediction's numbers) differ from its default matcher's; mneme implements \
+                 only the default, so unset {origin} or set it to true"
+            ),
+        });
     }
     resolve(layers)
 }
@@ -874,6 +890,8 @@ fn resolve(mut layers: BTreeMap<&'static str, (Value, String)>) -> Result<Config
         session_ttl: int(take("seq.session_ttl"), 3600),
         session_auto_extend: boolean(take("seq.session_auto_extend"), true),
     };
+    // Checked in `load`, where the origin is at hand: only `true` gets here.
+    take("seq.fast_matching");
     let strings = |v: Option<Value>| match v {
         Some(Value::Strings(list)) => Some(list),
         _ => None,

@@ -10,7 +10,10 @@ Configuration, lowest to highest precedence: built-in defaults, the TOML file gi
 --config (or MNEME_CONFIG), environment variables, then flags. KnowledgeBeast's variables
 work: KB_KNOWLEDGE_DIRS (comma list), KB_CACHE_FILE (index directory), KB_MAX_CACHE_SIZE,
 KB_MAX_WORKERS, KB_AUTO_WARM, KB_HEARTBEAT_INTERVAL, KB_CHUNK_SIZE, KB_CHUNK_OVERLAP,
-KB_LOG_LEVEL; mneme adds MNEME_DATA_DIR, MNEME_KB_MAX_FILE_SIZE and MNEME_KB_STEMMING.
+KB_LOG_LEVEL (or LOG_LEVEL, as KATO's compose files set it); mneme adds MNEME_DATA_DIR,
+MNEME_KB_MAX_FILE_SIZE and MNEME_KB_STEMMING. A .env file in the working directory is read
+first, as KATO's settings read it (variables already in the environment win); a variable of
+KATO or KnowledgeBeast that mneme does not read is named in a warning at start.
 
 Exit status: 0 success, 1 error, 2 bad usage, 3 partial success (some files or queries
 were skipped; each is reported on stderr with its path and reason), 4 a benchmark
@@ -99,6 +102,9 @@ pub enum Command {
     /// On the configured knowledge base, or on a generated corpus with --synthetic N; with
     /// --url, also a running server on this machine. --baseline compares with an earlier JSON
     /// report and exits with status 4 on a regression beyond --max-regression percent.
+    /// `benchmark` (KnowledgeBeast's name) is an alias; the format follows --output's
+    /// extension (.html, .json) unless --format says otherwise.
+    #[command(alias = "benchmark")]
     Bench(crate::bench::BenchArgs),
     /// Serve KnowledgeBeast's and KATO's REST APIs on one port (default 127.0.0.1:8000).
     ///

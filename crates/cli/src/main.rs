@@ -30,13 +30,14 @@ pub const EXIT_PARTIAL: u8 = 3;
 
 fn main() -> ExitCode {
     restore_sigpipe();
+    let dotenv = load_dotenv();
     let cli = Cli::parse();
     if let Command::Query(args) = &cli.command
         && args.top.is_some()
     {
         refuse_top();
     }
-    match run(cli) {
+    match run(cli, dotenv) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -45,7 +46,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+fn run(cli: Cli, dotenv: Vec<String>) -> anyhow::Result<ExitCode> {
     if let Command::Version = cli.command {
         output::print_version();
         return Ok(ExitCode::SUCCESS);
@@ -84,6 +85,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let config = cli.global.load_config(&extra)?;
     init_logging(config.log_level);
+    for message in dotenv {
+        tracing::warn!("{message}");
+    }
+    let names: Vec<String> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .collect();
+    for warning in
+        mneme_app::config::environment::ignored_variables(names.iter().map(String::as_str))
+    {
+        tracing::warn!("{warning}");
+    }
     let open = || {
         Knowledge::open(&config.kb)
             .with_context(|| format!("opening the index at {}", config.kb.index_dir.display()))
@@ -128,6 +140,29 @@ fn refuse_top() -> ! {
             "unexpected argument '--top': the number of documents is -n/--limit, e.g. `-n 5`",
         )
         .exit()
+}
+
+/// Reads `.env` in the working directory, as KATO's settings do: each variable it assigns that
+/// the environment does not already hold is set (the environment wins). Returns what to warn
+/// about once logging is up (lines that are not assignments, a file that cannot be read).
+#[allow(unsafe_code)]
+fn load_dotenv() -> Vec<String> {
+    let path = std::path::Path::new(".env");
+    let (assignments, mut messages) = match mneme_app::config::environment::read_dotenv(path) {
+        Ok(read) => read,
+        Err(err) => return vec![format!("cannot read .env in the working directory: {err}")],
+    };
+    for assignment in assignments {
+        if std::env::var_os(&assignment.key).is_none() {
+            // SAFETY: called first thing in main, before any thread exists, so no other code
+            // reads the environment concurrently.
+            unsafe { std::env::set_var(&assignment.key, &assignment.value) };
+        }
+    }
+    if !messages.is_empty() {
+        messages.push("the other lines of .env were applied".into());
+    }
+    messages
 }
 
 /// Rust ignores SIGPIPE, so `mneme query … | head` would end in a "broken pipe" panic; with

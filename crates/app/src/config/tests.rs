@@ -204,3 +204,38 @@ fn yes_no_reads_pydantics_words_and_nothing_else() {
         assert_eq!(super::yes_no(word), None, "{word:?}");
     }
 }
+
+#[test]
+fn log_level_reads_the_guides_variable_and_the_more_specific_ones_win() {
+    let config = check(None, &[("LOG_LEVEL", "DEBUG")], &[]).unwrap();
+    assert_eq!(config.log_level, LogLevel::Debug);
+    assert_eq!(config.origins["log_level"], "LOG_LEVEL");
+    let config = check(
+        None,
+        &[("LOG_LEVEL", "DEBUG"), ("KB_LOG_LEVEL", "ERROR")],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(config.log_level, LogLevel::Error);
+    let config = check(
+        None,
+        &[("LOG_LEVEL", "DEBUG"), ("MNEME_LOG_LEVEL", "warn")],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(config.log_level, LogLevel::Warn);
+    let config = check(None, &[("KB_CHROMA_PATH", "/srv/chroma")], &[]).unwrap();
+    assert_eq!(config.server.projects_dir, PathBuf::from("/srv/chroma"));
+}
+
+#[test]
+fn fast_matching_off_is_refused_with_the_variable_named() {
+    assert!(check(None, &[("KATO_USE_FAST_MATCHING", "true")], &[]).is_ok());
+    let err = check(None, &[("KATO_USE_FAST_MATCHING", "false")], &[]).unwrap_err();
+    assert!(err.contains("KATO_USE_FAST_MATCHING=false"), "{err}");
+    assert!(err.contains("difflib"), "{err}");
+    let err = check(None, &[("USE_FAST_MATCHING", "no")], &[]).unwrap_err();
+    assert!(err.contains("USE_FAST_MATCHING=false"), "{err}");
+    let err = check(None, &[("USE_FAST_MATCHING", "maybe")], &[]).unwrap_err();
+    assert!(err.contains("USE_FAST_MATCHING"), "{err}");
+}

@@ -36,11 +36,33 @@ pub enum BenchMode {
     Hybrid,
 }
 
+impl BenchArgs {
+    /// `--format` when given, else what the output file's extension says (KnowledgeBeast's
+    /// guide runs `benchmark --output report.html` and expects a page), else text.
+    pub fn resolved_format(&self) -> Format {
+        if let Some(format) = self.format {
+            return format;
+        }
+        let extension = self
+            .output
+            .as_deref()
+            .and_then(|path| path.extension())
+            .and_then(|ext| ext.to_str())
+            .map(str::to_ascii_lowercase);
+        match extension.as_deref() {
+            Some("html" | "htm") => Format::Html,
+            Some("json") => Format::Json,
+            _ => Format::Text,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Report format.
-    #[arg(long, short = 'f', value_enum, default_value = "text")]
-    pub format: Format,
+    /// Report format [default: from the --output file's extension (.html, .htm, .json),
+    /// else text].
+    #[arg(long, short = 'f', value_enum)]
+    pub format: Option<Format>,
     /// Write the report here instead of standard output.
     #[arg(long, short = 'o', value_name = "PATH")]
     pub output: Option<PathBuf>,
@@ -232,7 +254,7 @@ pub fn run(config: &Config, args: &BenchArgs) -> anyhow::Result<ExitCode> {
     }
     bar.0.finish_and_clear();
 
-    let rendered = match args.format {
+    let rendered = match args.resolved_format() {
         Format::Json => serde_json::to_string_pretty(&report)? + "\n",
         Format::Text => text::render(&report),
         Format::Html => html::render(&report),

@@ -97,6 +97,36 @@ fn text_and_html_reports() {
         page.starts_with("<!doctype html>") && page.contains("<svg") && !page.contains("<script")
     );
     assert!(stdout(&output).is_empty(), "the report went to the file");
+
+    // KnowledgeBeast's guide: `benchmark --output report.html`, no --format. The extension
+    // picks the format; an explicit --format still wins.
+    let mut args = SMALL.to_vec();
+    args[0] = "benchmark";
+    let guide = work.path().join("guide.html");
+    let output = run(mneme(work.path()).args(&args).arg("--output").arg(&guide));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        std::fs::read_to_string(&guide)
+            .unwrap()
+            .starts_with("<!doctype html>")
+    );
+    let json_file = work.path().join("report.json");
+    let output = run(mneme(work.path()).args(&args).arg("-o").arg(&json_file));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json_file).unwrap()).unwrap();
+    assert!(report["query_latency"].is_object());
+    let forced = work.path().join("forced.html");
+    let output = run(mneme(work.path())
+        .args(&args)
+        .args(["--format", "text", "--output"])
+        .arg(&forced));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        std::fs::read_to_string(&forced)
+            .unwrap()
+            .contains("END OF REPORT")
+    );
 }
 
 #[test]

@@ -238,3 +238,59 @@ fn stats_warm_clear_cache_and_health() {
     let version = stdout(&run(mneme(work.path()).arg("version")));
     assert!(version.starts_with(&format!("mneme {}", env!("CARGO_PKG_VERSION"))));
 }
+
+#[test]
+fn dotenv_in_the_working_directory_is_read_and_ignored_variables_are_named() {
+    let work = tempfile::tempdir().unwrap();
+    sample(work.path());
+    std::fs::write(
+        work.path().join(".env"),
+        "# KATO's compose file\nCLICKHOUSE_HOST=clickhouse\nexport KB_KNOWLEDGE_DIRS=\"docs\"\nnot an assignment\n",
+    )
+    .unwrap();
+    let output = run(mneme(work.path())
+        .env_remove("KB_KNOWLEDGE_DIRS")
+        .args(["ingest", "--json"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(json(&output)["documents"].as_u64(), Some(2));
+    let err = stderr(&output);
+    assert!(
+        err.contains("CLICKHOUSE_HOST is set but mneme ignores it: mneme keeps patterns"),
+        "{err}"
+    );
+    assert!(
+        err.contains(".env:4: not a KEY=value line, skipped"),
+        "{err}"
+    );
+
+    // LOG_LEVEL (from .env, as KATO's guide sets it) silences the warnings; the environment
+    // wins over the file.
+    std::fs::write(
+        work.path().join(".env"),
+        "LOG_LEVEL=ERROR\nCLICKHOUSE_HOST=clickhouse\n",
+    )
+    .unwrap();
+    let output = run(mneme(work.path()).arg("stats"));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        !stderr(&output).contains("CLICKHOUSE_HOST"),
+        "{}",
+        stderr(&output)
+    );
+    let output = run(mneme(work.path()).env("LOG_LEVEL", "WARNING").arg("stats"));
+    assert!(
+        stderr(&output).contains("CLICKHOUSE_HOST"),
+        "{}",
+        stderr(&output)
+    );
+
+    std::fs::write(work.path().join(".env"), "KATO_USE_FAST_MATCHING=false\n").unwrap();
+    let output = run(mneme(work.path()).arg("stats"));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output)
+            .contains("error: KATO_USE_FAST_MATCHING=false asks for KATO's difflib matcher"),
+        "{}",
+        stderr(&output)
+    );
+}
