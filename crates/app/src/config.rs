@@ -168,6 +168,9 @@ pub struct ServerSettings {
     pub projects_dir: PathBuf,
     /// Bounds of a project import (`KB_IMPORT_*`): the upload, and what it decompresses to.
     pub import: ArchiveLimits,
+    /// Requests in flight that KATO's `/concurrency` reports against
+    /// (`KATO_LIMIT_CONCURRENCY`); mneme queues past it instead of dropping requests.
+    pub concurrency_limit: u64,
 }
 
 /// KnowledgeBeast's default CORS origins.
@@ -544,6 +547,11 @@ const SETTINGS: &[Spec] = &[
         key: "server.rate_limits",
         env: &["MNEME_RATE_LIMITS"],
         kind: Kind::StringList,
+    },
+    Spec {
+        key: "server.concurrency_limit",
+        env: &["UVICORN_LIMIT_CONCURRENCY", "KATO_LIMIT_CONCURRENCY"],
+        kind: Kind::Int { min: 1 },
     },
     Spec {
         key: "server.projects_dir",
@@ -940,6 +948,7 @@ fn resolve(mut layers: BTreeMap<&'static str, (Value, String)>) -> Result<Config
         projects_dir: path(take("server.projects_dir"))
             .unwrap_or_else(|| data_dir.join("projects")),
         import,
+        concurrency_limit: int(take("server.concurrency_limit"), 100),
     };
     if kb.chunk_overlap >= kb.chunk_size {
         return Err(ConfigError {

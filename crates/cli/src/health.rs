@@ -25,7 +25,7 @@ pub fn stats(knowledge: &Knowledge, config: &Config, args: &StatsArgs) -> anyhow
         .iter()
         .map(|d| d.display().to_string())
         .collect();
-    let index_bytes = dir_size(&config.kb.index_dir);
+    let index_bytes = mneme_server::http::system::dir_size(&config.kb.index_dir);
     if args.json {
         let json = serde_json::json!({
             "queries": cache.queries,
@@ -303,20 +303,6 @@ fn existing_ancestor(path: &Path) -> std::path::PathBuf {
         }
     }
     current
-}
-
-fn dir_size(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|entry| match entry.metadata() {
-            Ok(meta) if meta.is_dir() => dir_size(&entry.path()),
-            Ok(meta) => meta.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 /// Bytes available to unprivileged users on the file system holding `path`.

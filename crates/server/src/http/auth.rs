@@ -162,6 +162,10 @@ pub fn is_kato_route(path: &str) -> bool {
             | "cognition-data"
             | "ws"
             | "mneme"
+            | "concurrency"
+            | "cache"
+            | "distributed-stm"
+            | "connection-pools"
     ) || path.starts_with("/metrics/")
 }
 

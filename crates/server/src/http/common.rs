@@ -390,15 +390,23 @@ fn wants_prometheus(headers: &HeaderMap) -> bool {
 /// `GET /metrics`: Prometheus text for scrapers, KATO's JSON for everyone else.
 pub async fn metrics(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Response {
     if wants_prometheus(&headers) {
-        let text = prometheus_text(&state);
-        let mut response = (StatusCode::OK, text).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        );
-        return response;
+        return prometheus_response(&state);
     }
     to_json(&kato_metrics(&state))
+}
+
+/// `GET /metrics-prom`: Prometheus text, whatever the `Accept` header says.
+pub async fn metrics_prometheus(State(state): State<Arc<ServerState>>) -> Response {
+    prometheus_response(&state)
+}
+
+fn prometheus_response(state: &ServerState) -> Response {
+    let mut response = (StatusCode::OK, prometheus_text(state)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
 }
 
 fn prometheus_text(state: &ServerState) -> String {
@@ -409,6 +417,7 @@ fn prometheus_text(state: &ServerState) -> String {
         help,
         labels: Vec::new(),
         value,
+        counter: false,
     };
     let mut gauges = vec![
         gauge(
@@ -486,13 +495,34 @@ fn prometheus_text(state: &ServerState) -> String {
             "Seconds since start",
             state.started.elapsed().as_secs_f64(),
         ),
+        // The names of KnowledgeBeast's tuning guide.
+        gauge(
+            "knowledgebeast_documents_total",
+            "Documents in the knowledge base",
+            stats.documents as f64,
+        ),
+        gauge(
+            "knowledgebeast_index_size_bytes",
+            "Bytes of the knowledge base's index directory",
+            system::dir_size(state.knowledge.kb.dir()) as f64,
+        ),
+        Gauge {
+            counter: true,
+            ..gauge(
+                "process_cpu_seconds_total",
+                "CPU time used by the process",
+                system::cpu_time().as_secs_f64(),
+            )
+        },
     ];
+    // KATO's tuning guide names the node `processor_id` (KATO's word for a kb_id).
     for node in state.kato.patterns().loaded() {
         gauges.push(Gauge {
             name: "kato_patterns_total",
             help: "Learned patterns per node",
-            labels: vec![("node", node.node.kb_id().to_owned())],
+            labels: vec![("processor_id", node.node.kb_id().to_owned())],
             value: node.node.stats().patterns as f64,
+            counter: false,
         });
     }
     state.metrics.render(&gauges)
@@ -712,6 +742,15 @@ pub fn sample(state: &ServerState, previous_requests: &mut (u64, std::time::Inst
     values.insert("kb_documents", stats.documents as f64);
     values.insert("kb_queries", (stats.cache.hits + stats.cache.misses) as f64);
     values.insert("loaded_nodes", state.kato.patterns().loaded().len() as f64);
+    values.insert("load_average_1m", system::load_average_1m());
+    values.insert(
+        "memory_used_mb",
+        system::rss_bytes() as f64 / (1024.0 * 1024.0),
+    );
+    values.insert(
+        "session_operations",
+        state.metrics.total("kato_session_operations_total"),
+    );
     state.series.record(values);
 }
 
@@ -782,13 +821,58 @@ pub struct Point {
     /// Seconds since the epoch.
     pub timestamp: f64,
     pub value: f64,
+    /// Always empty (KATO's points carry the labels of the request they measured).
+    pub labels: BTreeMap<String, String>,
 }
 
+impl Point {
+    fn of(sample: &system::Sample, source: &str) -> Option<Point> {
+        sample.values.get(source).map(|value| Point {
+            timestamp: sample.unix,
+            value: *value,
+            labels: BTreeMap::new(),
+        })
+    }
+}
+
+/// The figures KATO's health rules read.
+#[derive(Serialize, ToSchema)]
+pub struct StatusFigures {
+    pub cpu_percent: Option<f64>,
+    pub memory_percent: Option<f64>,
+    pub error_rate_per_min: Option<f64>,
+}
+
+/// KATO's `current_status`: its health rules over the latest sample.
 #[derive(Serialize, ToSchema)]
 pub struct CurrentStatus {
+    /// `healthy`, `degraded` or `unhealthy`.
     #[schema(value_type = String)]
     pub status: &'static str,
+    pub issues: Vec<String>,
+    pub metrics: StatusFigures,
+    /// ISO 8601 with the UTC offset.
+    pub timestamp: String,
     pub uptime_seconds: f64,
+}
+
+fn current_status(state: &ServerState) -> CurrentStatus {
+    let latest = state.series.latest();
+    let sampled = |name| latest.as_ref().and_then(|s| s.values.get(name).copied());
+    let errors_per_second = error_rate(state);
+    let (cpu, memory) = (sampled("cpu_percent"), sampled("memory_percent"));
+    let (status, issues) = resource_health(cpu, memory, errors_per_second);
+    CurrentStatus {
+        status,
+        issues,
+        metrics: StatusFigures {
+            cpu_percent: cpu,
+            memory_percent: memory,
+            error_rate_per_min: errors_per_second.map(|rate| rate * 60.0),
+        },
+        timestamp: iso_utc_offset(SystemTime::now()),
+        uptime_seconds: state.started.elapsed().as_secs_f64(),
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -806,9 +890,12 @@ pub struct Stats {
     pub timestamp: f64,
     pub processor_manager: ProcessorManager,
     pub current_status: CurrentStatus,
-    /// One list of points per series (`cpu_percent`, `active_sessions`, ...).
+    /// One list of points per series: mneme's names (`cpu_percent`, `active_sessions`, ...)
+    /// and KATO's (`response_time`, `kato_cpu_usage_percent`, ...).
     pub time_series: BTreeMap<String, Vec<Point>>,
     pub summary: StatsSummary,
+    /// Always null (KATO's error text when its collector failed).
+    pub error: Option<String>,
 }
 
 /// `GET /stats?minutes=10`
@@ -818,19 +905,13 @@ pub async fn stats(
 ) -> Result<Response, ApiError> {
     let minutes = minutes(query.as_deref())?;
     let samples = state.series.since(minutes as f64);
-    let time_series = system::SERIES
-        .iter()
-        .map(|name| {
+    let time_series = system::series_names()
+        .map(|(name, source)| {
             let points = samples
                 .iter()
-                .filter_map(|s| {
-                    s.values.get(name).map(|v| Point {
-                        timestamp: s.unix,
-                        value: *v,
-                    })
-                })
+                .filter_map(|s| Point::of(s, source))
                 .collect();
-            ((*name).to_owned(), points)
+            (name.to_owned(), points)
         })
         .collect();
     let current = kato_metrics(&state);
@@ -838,10 +919,7 @@ pub async fn stats(
         time_range_minutes: minutes,
         timestamp: unix_now(),
         processor_manager: processor_manager(&state),
-        current_status: CurrentStatus {
-            status: "healthy",
-            uptime_seconds: state.started.elapsed().as_secs_f64(),
-        },
+        current_status: current_status(&state),
         time_series,
         summary: StatsSummary {
             sessions: current.sessions,
@@ -849,6 +927,7 @@ pub async fn stats(
             resources: current.resources,
             databases: current.databases,
         },
+        error: None,
     }))
 }
 
@@ -877,17 +956,15 @@ pub async fn metric(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let minutes = minutes(query.as_deref())?;
-    let points: Vec<Point> = state
-        .series
-        .since(minutes as f64)
-        .iter()
-        .filter_map(|s| {
-            s.values.get(name.as_str()).map(|v| Point {
-                timestamp: s.unix,
-                value: *v,
-            })
-        })
-        .collect();
+    let points: Vec<Point> = match system::series_source(&name) {
+        Some(source) => state
+            .series
+            .since(minutes as f64)
+            .iter()
+            .filter_map(|s| Point::of(s, source))
+            .collect(),
+        None => Vec::new(),
+    };
     if points.is_empty() {
         return Err(ApiError::detail(
             StatusCode::NOT_FOUND,

@@ -12,18 +12,34 @@ pub const BUCKETS: [f64; 16] = [
     5.0, 10.0,
 ];
 
-#[derive(Clone, Debug, Default)]
+/// KATO's tuning guide's buckets for `kato_request_duration_seconds`.
+pub const KATO_REQUEST_BUCKETS: [f64; 10] =
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+/// The guide's buckets for `kato_observation_duration_seconds`.
+pub const KATO_OBSERVATION_BUCKETS: [f64; 6] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1];
+/// The guide's buckets for `kato_prediction_duration_seconds`.
+pub const KATO_PREDICTION_BUCKETS: [f64; 7] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0];
+
+#[derive(Clone, Debug)]
 struct Histogram {
-    counts: [u64; BUCKETS.len()],
+    counts: Vec<u64>,
     count: u64,
     sum: f64,
 }
 
 impl Histogram {
-    fn observe(&mut self, seconds: f64) {
-        for (i, bound) in BUCKETS.iter().enumerate() {
+    fn new(bounds: &[f64]) -> Histogram {
+        Histogram {
+            counts: vec![0; bounds.len()],
+            count: 0,
+            sum: 0.0,
+        }
+    }
+
+    fn observe(&mut self, bounds: &[f64], seconds: f64) {
+        for (count, bound) in self.counts.iter_mut().zip(bounds) {
             if seconds <= *bound {
-                self.counts[i] += 1;
+                *count += 1;
             }
         }
         self.count += 1;
@@ -31,12 +47,15 @@ impl Histogram {
     }
 }
 
+/// A histogram family: its help text, its bucket bounds and one histogram per label set.
+type HistogramFamily = (&'static str, &'static [f64], BTreeMap<Labels, Histogram>);
+
 type Labels = Vec<(&'static str, String)>;
 
 #[derive(Debug, Default)]
 struct Families {
     counters: BTreeMap<&'static str, (&'static str, BTreeMap<Labels, f64>)>,
-    histograms: BTreeMap<&'static str, (&'static str, BTreeMap<Labels, Histogram>)>,
+    histograms: BTreeMap<&'static str, HistogramFamily>,
 }
 
 #[derive(Debug, Default)]
@@ -44,12 +63,14 @@ pub struct Metrics {
     families: Mutex<Families>,
 }
 
-/// A gauge value read at scrape time.
+/// A value read at scrape time: a gauge, or a counter kept by an engine (its cache hits).
 pub struct Gauge {
     pub name: &'static str,
     pub help: &'static str,
     pub labels: Labels,
     pub value: f64,
+    /// Declared `counter` (`rate()` applies) instead of `gauge`.
+    pub counter: bool,
 }
 
 impl Metrics {
@@ -62,13 +83,64 @@ impl Metrics {
         *family.1.entry(labels).or_insert(0.0) += by;
     }
 
+    /// Observes `seconds` in a histogram with the default [`BUCKETS`].
     pub fn observe(&self, name: &'static str, help: &'static str, labels: Labels, seconds: f64) {
+        self.observe_in(name, help, &BUCKETS, labels, seconds);
+    }
+
+    /// Observes `seconds` in a histogram with its own bucket bounds (those of its first
+    /// observation).
+    pub fn observe_in(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        bounds: &'static [f64],
+        labels: Labels,
+        seconds: f64,
+    ) {
         let mut families = self.families.lock().unwrap_or_else(|p| p.into_inner());
         let family = families
             .histograms
             .entry(name)
-            .or_insert_with(|| (help, BTreeMap::new()));
-        family.1.entry(labels).or_default().observe(seconds);
+            .or_insert_with(|| (help, bounds, BTreeMap::new()));
+        let bounds = family.1;
+        family
+            .2
+            .entry(labels)
+            .or_insert_with(|| Histogram::new(bounds))
+            .observe(bounds, seconds);
+    }
+
+    /// The names of KnowledgeBeast's tuning guide for one query (either API): its count and
+    /// latency and, when it reached the cache, whether the cache answered.
+    pub fn knowledgebeast_query(&self, seconds: f64, cached: Option<bool>) {
+        self.add(
+            "knowledgebeast_queries_total",
+            "Knowledge-base queries (v1 and v2)",
+            Vec::new(),
+            1.0,
+        );
+        self.observe(
+            "knowledgebeast_query_duration_seconds",
+            "Knowledge-base query latency (v1 and v2)",
+            Vec::new(),
+            seconds,
+        );
+        match cached {
+            Some(true) => self.add(
+                "knowledgebeast_cache_hits_total",
+                "Queries the result cache answered",
+                Vec::new(),
+                1.0,
+            ),
+            Some(false) => self.add(
+                "knowledgebeast_cache_misses_total",
+                "Queries the result cache did not answer",
+                Vec::new(),
+                1.0,
+            ),
+            None => {}
+        }
     }
 
     /// A counter's total over all label sets.
@@ -86,7 +158,7 @@ impl Metrics {
         families
             .histograms
             .get(name)
-            .map_or((0, 0.0), |(_, values)| {
+            .map_or((0, 0.0), |(_, _, values)| {
                 values
                     .values()
                     .fold((0, 0.0), |(c, s), h| (c + h.count, s + h.sum))
@@ -103,15 +175,14 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{} {value}", render_labels(labels, None));
             }
         }
-        for (name, (help, values)) in &families.histograms {
+        for (name, (help, bounds, values)) in &families.histograms {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
             for (labels, histogram) in values {
-                for (i, bound) in BUCKETS.iter().enumerate() {
+                for (bound, count) in bounds.iter().zip(&histogram.counts) {
                     let _ = writeln!(
                         out,
-                        "{name}_bucket{} {}",
+                        "{name}_bucket{} {count}",
                         render_labels(labels, Some(&bound.to_string())),
-                        histogram.counts[i]
                     );
                 }
                 let _ = writeln!(
@@ -137,9 +208,10 @@ impl Metrics {
         let mut described = std::collections::BTreeSet::new();
         for gauge in gauges {
             if described.insert(gauge.name) {
+                let kind = if gauge.counter { "counter" } else { "gauge" };
                 let _ = writeln!(
                     out,
-                    "# HELP {} {}\n# TYPE {} gauge",
+                    "# HELP {} {}\n# TYPE {} {kind}",
                     gauge.name, gauge.help, gauge.name
                 );
             }

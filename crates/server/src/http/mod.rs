@@ -18,9 +18,10 @@ mod kb_v1;
 pub(crate) mod kb_v2;
 pub mod metrics;
 mod middleware;
+pub mod operations;
 mod ratelimit;
 pub mod routes;
-mod system;
+pub mod system;
 mod ui;
 pub mod work;
 
@@ -69,6 +70,8 @@ pub struct ServerState {
     pub blocking_slots: tokio::sync::Semaphore,
     /// Cancelled at shutdown: ends the MCP sessions of `/mcp` (their event streams).
     pub mcp_shutdown: tokio_util::sync::CancellationToken,
+    /// Requests being answered (KATO's `/concurrency`).
+    pub in_flight: operations::InFlight,
 }
 
 /// Why the server could not start.
@@ -150,6 +153,7 @@ impl ServerState {
             closing: tokio::sync::watch::channel(false).0,
             blocking_slots: tokio::sync::Semaphore::new(2 * system::cores()),
             mcp_shutdown: tokio_util::sync::CancellationToken::new(),
+            in_flight: operations::InFlight::default(),
         }
     }
 

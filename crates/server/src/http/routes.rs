@@ -17,7 +17,7 @@ use super::kb_request::{
     ProjectCreate, ProjectIngestRequest, ProjectQueryRequest, ProjectUpdate, QueryRequest,
     WarmRequest,
 };
-use super::{ServerSettings, ServerState, common, docs, kato_routes, kb_v1, kb_v2, ui};
+use super::{ServerSettings, ServerState, common, docs, kato_routes, kb_v1, kb_v2, operations, ui};
 use crate::kato::request::{
     ConfigUpdate, CreateSession, ExtendQuery, NodeQuery, ObservationData, ObserveSequence,
 };
@@ -136,6 +136,12 @@ pub fn table(config: &ServerSettings) -> Vec<Route> {
         route("/status", SERVICE, get(common::status), vec![op("get", "Sessions and loaded pattern nodes")]),
         route("/stats", SERVICE, get(common::stats), vec![op("get", "Sampled time series of the last `minutes` (default 10)")]),
         route("/metrics/{name}", SERVICE, get(common::metric), vec![op("get", "One sampled series with count, min, max and average")]),
+        route("/metrics-prom", SERVICE, get(common::metrics_prometheus), vec![op("get", "Prometheus text whatever the Accept header (KATO's scrape path)")]),
+        route("/concurrency", SERVICE, get(operations::concurrency), vec![op("get", "Requests in flight and their peak against KATO_LIMIT_CONCURRENCY")]),
+        route("/cache/stats", SERVICE, get(operations::cache_stats), vec![op("get", "KATO's pattern-cache figures (disabled: patterns live in memory)")]),
+        route("/cache/invalidate", SERVICE, post(operations::cache_invalidate), vec![op("post", "KATO's pattern-cache invalidation (disabled: nothing to drop)").query(|| named::<operations::InvalidateQuery>("InvalidateQuery"))]),
+        route("/distributed-stm/stats", SERVICE, get(operations::distributed_stm_stats), vec![op("get", "KATO's distributed-STM figures (disabled)")]),
+        route("/connection-pools", SERVICE, get(operations::connection_pools), vec![op("get", "Health of the stores this node uses (embedded, or PostgreSQL and Redis)")]),
         route("/openapi.json", SERVICE, get(docs::openapi), vec![op("get", "This document")]),
         route("/docs", SERVICE, get(docs::swagger), vec![op("get", "The endpoints as a web page (rendered on the server)")]),
         route("/redoc", SERVICE, get(docs::swagger), vec![op("get", "The same page as /docs")]),

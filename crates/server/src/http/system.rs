@@ -110,7 +110,66 @@ pub const SERIES: &[&str] = &[
     "kb_documents",
     "kb_queries",
     "loaded_nodes",
+    "load_average_1m",
 ];
+
+/// KATO's names for the sampled series, each with the mneme series it reads. Both
+/// generations of KATO's names are here: its own `/stats` test asks for the older ones
+/// (`response_time`), its collector records the newer `kato_*` ones.
+pub const KATO_SERIES: &[(&str, &str)] = &[
+    ("response_time", "average_response_time"),
+    ("memory_used_mb", "memory_used_mb"),
+    ("kato_cpu_usage_percent", "cpu_percent"),
+    ("kato_memory_usage_percent", "memory_percent"),
+    ("kato_memory_usage_bytes", "memory_rss_bytes"),
+    ("kato_disk_usage_percent", "disk_percent"),
+    ("kato_requests_total", "requests_total"),
+    ("kato_request_duration_seconds", "average_response_time"),
+    ("kato_errors_total", "errors_total"),
+    ("kato_sessions_active", "active_sessions"),
+    ("session_operations", "session_operations"),
+];
+
+/// The mneme series a name (mneme's or KATO's) reads, if it is one.
+pub fn series_source(name: &str) -> Option<&'static str> {
+    SERIES.iter().find(|s| **s == name).copied().or_else(|| {
+        KATO_SERIES
+            .iter()
+            .find(|(kato, _)| *kato == name)
+            .map(|(_, source)| *source)
+    })
+}
+
+/// Every series name `/stats` lists: mneme's, then KATO's.
+pub fn series_names() -> impl Iterator<Item = (&'static str, &'static str)> {
+    SERIES
+        .iter()
+        .map(|s| (*s, *s))
+        .chain(KATO_SERIES.iter().copied())
+}
+
+/// The one-minute load average of the machine (`/proc/loadavg`).
+pub fn load_average_1m() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Bytes of the files under `dir`, recursively (0 when it cannot be read).
+pub fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => dir_size(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
 
 impl Series {
     /// Process CPU use since the previous call, in percent of the machine (0..100, like

@@ -405,7 +405,54 @@ fn monitoring_endpoints_and_trace_ids() {
     for key in ["sessions", "performance", "resources", "databases"] {
         assert!(stats["summary"][key].is_object(), "{key}");
     }
-    assert_eq!(server.get("/stats").json()["time_range_minutes"], json!(10));
+    // KATO's own `test_stats_endpoint_default`, assertion by assertion.
+    let data = server.get("/stats").json();
+    for key in ["time_range_minutes", "timestamp", "processor_manager"] {
+        assert!(data.get(key).is_some(), "{key}");
+    }
+    assert_eq!(data["time_range_minutes"], json!(10));
+    for metric in [
+        "cpu_percent",
+        "memory_percent",
+        "requests_total",
+        "response_time",
+    ] {
+        assert!(
+            data["time_series"][metric].is_array(),
+            "Missing time series metric: {metric}"
+        );
+    }
+    for section in ["sessions", "performance", "resources", "databases"] {
+        assert!(
+            data["summary"].get(section).is_some(),
+            "Missing summary section: {section}"
+        );
+    }
+    // KATO's newer names read the same samples; points carry KATO's (empty) labels.
+    assert_eq!(
+        data["time_series"]["kato_cpu_usage_percent"][0]["value"],
+        data["time_series"]["cpu_percent"][0]["value"]
+    );
+    assert_eq!(data["time_series"]["kato_sessions_active"][0]["value"], 1.0);
+    assert_eq!(
+        data["time_series"]["active_sessions"][0]["labels"],
+        json!({})
+    );
+    assert!(data["time_series"]["load_average_1m"][0]["value"].is_f64());
+    assert_eq!(data["error"], Value::Null);
+    let current = &data["current_status"];
+    assert_eq!(current["status"], "healthy");
+    assert_eq!(current["issues"], json!([]));
+    assert!(current["metrics"]["cpu_percent"].is_f64());
+    assert!(current["metrics"]["memory_percent"].is_f64());
+    assert!(is_utc_iso(&current["timestamp"]), "{current}");
+    let response_time = server.get("/metrics/response_time").json();
+    assert_eq!(response_time["metric_name"], "response_time");
+    assert_eq!(response_time["statistics"]["count"], 1);
+    assert_eq!(
+        server.get("/metrics/kato_memory_usage_percent").json()["statistics"]["count"],
+        1
+    );
     let metric = server.get("/metrics/active_sessions").json();
     assert_eq!(metric["metric_name"], "active_sessions");
     assert_eq!(metric["time_range_minutes"], json!(10));
@@ -424,6 +471,73 @@ fn monitoring_endpoints_and_trace_ids() {
     let percept = server.get("/percept-data?node_id=monitor").json();
     assert_eq!(percept["node_id"], "monitor_kato");
     assert!(percept["warning"].is_string());
+}
+
+#[test]
+fn katos_operational_endpoints_answer_in_its_shapes() {
+    let server = TestServer::new(&[]);
+    // KATO's middleware counts the /concurrency request itself.
+    let concurrency = server.get("/concurrency").json();
+    assert_eq!(concurrency["status"], "healthy");
+    assert!(concurrency["current"]["concurrent_requests"].as_u64() >= Some(1));
+    assert!(concurrency["peak"]["concurrent_requests"].as_u64() >= Some(1));
+    assert_eq!(
+        concurrency["limits"],
+        json!({"per_worker": 100, "warning_threshold": 80, "critical_threshold": 95, "total_capacity": 100})
+    );
+    assert_eq!(concurrency["configuration"]["max_requests"], "unlimited");
+    assert_eq!(concurrency["recommendations"][0]["level"], "info");
+    assert!(is_utc_iso(&concurrency["timestamp"]));
+
+    let cache = server.get("/cache/stats").json();
+    assert_eq!(cache["cache_performance"]["status"], "disabled");
+    assert!(
+        cache["cache_performance"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("Cache manager not available")
+    );
+    assert_eq!(cache["cache_health"], json!({"status": "disabled"}));
+
+    // `session_id` is a query parameter; the answer's keys are KATO's, nulls included.
+    let invalidated = server.post("/cache/invalidate?session_id=abc", &json!({}));
+    assert_eq!(invalidated.status, 200);
+    let invalidated = invalidated.json();
+    let mut keys: Vec<&str> = invalidated
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "patterns_invalidated",
+            "reason",
+            "session_id",
+            "status",
+            "symbols_invalidated",
+            "timestamp"
+        ]
+    );
+    assert_eq!(invalidated["status"], "disabled");
+    assert_eq!(invalidated["patterns_invalidated"], Value::Null);
+    assert_eq!(server.get("/cache/invalidate").status, 405);
+
+    session(&server, json!({"node_id": "ops"}));
+    let stm = server.get("/distributed-stm/stats").json();
+    assert_eq!(stm["status"], "disabled");
+    assert_eq!(stm["distributed_stm_enabled"], false);
+    assert_eq!(stm["processor_info"]["total_active_processors"], 1);
+    assert_eq!(stm["error"], Value::Null);
+
+    let pools = server.get("/connection-pools").json();
+    assert_eq!(pools["status"], "healthy");
+    assert_eq!(pools["health"]["embedded"]["healthy"], true);
+    assert_eq!(pools["health"]["embedded"]["error_count"], 0);
+    assert_eq!(pools["pool_statistics"]["embedded"]["status"], "connected");
+    assert_eq!(pools["error"], Value::Null);
 }
 
 /// KATO's `datetime.isoformat()` of a UTC time: `2025-10-25T12:34:56.123456+00:00`.

@@ -871,3 +871,131 @@ impl std::io::Write for LogWriter {
         Ok(())
     }
 }
+
+/// The metric families of a Prometheus text exposition: name → type.
+fn metric_types(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| {
+            let (name, kind) = rest.split_once(' ')?;
+            Some((name.to_owned(), kind.to_owned()))
+        })
+        .collect()
+}
+
+/// The metric names a PromQL expression reads (those of mneme's and the originals' families).
+fn promql_metrics(expr: &str) -> Vec<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .filter(|token| {
+            ["kato_", "knowledgebeast_", "mneme_", "process_", "kb_"]
+                .iter()
+                .any(|prefix| token.starts_with(prefix))
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_grafana_dashboard_reads_only_metrics_mneme_exports() {
+    let server = TestServer::new(&docs());
+    // One of each kind of work the dashboard watches: a cache miss and a hit, a session that
+    // observes, learns and predicts.
+    query(&server, json!({"query": "audio"}));
+    query(&server, json!({"query": "audio"}));
+    let id = server.post("/sessions", &json!({"node_id": "dash"})).json()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for symbols in [["a"], ["b"]] {
+        let reply = server.post(
+            &format!("/sessions/{id}/observe"),
+            &json!({"strings": symbols}),
+        );
+        assert_eq!(reply.status, 200);
+    }
+    assert_eq!(
+        server
+            .post(&format!("/sessions/{id}/learn"), &json!({}))
+            .status,
+        200
+    );
+    assert_eq!(
+        server.get(&format!("/sessions/{id}/predictions")).status,
+        200
+    );
+
+    let scraped = server.get("/metrics-prom");
+    assert!(
+        scraped
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = scraped.text();
+    let types = metric_types(&text);
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/grafana/mneme.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut checked = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for name in promql_metrics(expr) {
+                let family = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| {
+                        let base = name.strip_suffix(suffix)?;
+                        (types.get(base).map(String::as_str) == Some("histogram")).then_some(base)
+                    })
+                    .unwrap_or(&name);
+                let kind = types.get(family).unwrap_or_else(|| {
+                    panic!(
+                        "panel {:?} reads {name}, which /metrics does not export",
+                        panel["title"]
+                    )
+                });
+                if expr.contains(&format!("rate({name}")) && kind != "histogram" {
+                    // rate() of a gauge is the guide's pattern-growth query; every other rate is
+                    // of a counter.
+                    assert!(
+                        kind == "counter" || family == "kato_patterns_total",
+                        "{name} is a {kind}"
+                    );
+                }
+                let sampled = text.lines().any(|line| {
+                    !line.starts_with('#')
+                        && line.starts_with(name.as_str())
+                        && line[name.len()..].starts_with([' ', '{'])
+                });
+                assert!(sampled, "{name} has no sample after the work above\n{text}");
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 20, "only {checked} metric references found");
+    for needle in [
+        "knowledgebeast_queries_total 2",
+        "knowledgebeast_cache_hits_total 1",
+        "knowledgebeast_cache_misses_total 1",
+        "knowledgebeast_documents_total 4",
+        "knowledgebeast_query_duration_seconds_count 2",
+        "kato_observation_duration_seconds_count 2",
+        "kato_observation_duration_seconds_bucket{le=\"0.001\"}",
+        "kato_prediction_duration_seconds_count 1",
+        "kato_prediction_duration_seconds_bucket{le=\"2\"} 1",
+        "kato_patterns_total{processor_id=\"dash_kato\"} 1",
+        "kato_requests_total{method=\"POST\",endpoint=\"/sessions/{session_id}/observe\",status=\"200\"} 2",
+        "kato_request_duration_seconds_bucket{endpoint=\"/sessions/{session_id}/learn\",method=\"POST\",le=\"0.005\"}",
+        "kato_request_duration_seconds_bucket{endpoint=\"/sessions/{session_id}/learn\",method=\"POST\",le=\"5\"} 1",
+        "# TYPE process_cpu_seconds_total counter",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+    // The KnowledgeBeast query is not a KATO route.
+    assert!(!text.contains("endpoint=\"/api/v1/query\""));
+}
