@@ -291,3 +291,38 @@ fn a_refused_vector_batch_leaves_the_node_as_it_was() {
     assert_eq!(node.stats().vectors, 1, "nor adds its good vectors");
     assert_eq!(node.nearest_vectors(&[0.0, 1.0, 0.0], 3), ["VCTR|a"]);
 }
+
+/// Confluence's product `10 ** Σ log10 P(s)` is summed in KATO's order: the present's symbols
+/// as they stand in the pattern (here `d, c, b, a`), not sorted. With these symbol
+/// probabilities (pmf 4, 2, 2, 1 of 6 patterns) the two orders differ in the last bit; the
+/// expected values were computed with Python's `math.log10` and `**`, as KATO does.
+#[test]
+fn confluence_sums_the_logs_in_katos_order_to_the_last_bit() {
+    let node = Node::in_memory("confluence_kato");
+    let target = learn(&node, &[&["d"], &["c"], &["b"], &["a"]]);
+    for filler in [
+        &[&["b"][..], &["f1"]][..],
+        &[&["c"], &["f2"]],
+        &[&["d"], &["f3"]],
+        &[&["d"], &["f4"]],
+        &[&["d"], &["f5"]],
+    ] {
+        learn(&node, filler);
+    }
+    let set = node.predict(
+        &events(&[&["d"], &["c"], &["b"], &["a"]]),
+        &Defaults::kato().predict_config(),
+    );
+    let p = full(set.predictions.iter().find(|p| p.name() == target).unwrap());
+    assert_eq!(ev(&p.present), events(&[&["d"], &["c"], &["b"], &["a"]]));
+    // Python: (1/6) * (1 - 10 ** (log10(4/6) + log10(2/6) + log10(2/6) + log10(1/6)))
+    let katos = 0.16460905349794236_f64;
+    // The same sum over the sorted symbols (a, b, c, d) would give 0.1646090534979424.
+    assert_ne!(katos.to_bits(), 0.1646090534979424_f64.to_bits());
+    assert_eq!(
+        p.metrics.confluence.to_bits(),
+        katos.to_bits(),
+        "{}",
+        p.metrics.confluence
+    );
+}
