@@ -104,7 +104,7 @@ pub enum Command {
     /// report and exits with status 4 on a regression beyond --max-regression percent.
     /// `benchmark` (KnowledgeBeast's name) is an alias; the format follows --output's
     /// extension (.html, .json) unless --format says otherwise.
-    #[command(alias = "benchmark")]
+    #[command(visible_alias = "benchmark")]
     Bench(crate::bench::BenchArgs),
     /// Serve KnowledgeBeast's and KATO's REST APIs on one port (default 127.0.0.1:8000).
     ///
@@ -121,10 +121,36 @@ pub enum Command {
     /// MCP client configuration only changes its command, e.g.
     /// {"command": "mneme", "args": ["mcp", "--data-dir", "/srv/mneme"]}.
     /// `mneme serve` offers the same tools over Streamable HTTP at /mcp.
-    #[command(alias = "mcp-server")]
+    #[command(visible_alias = "mcp-server")]
     Mcp(crate::mcp::McpArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell).
+    ///
+    /// bash: mneme completions bash > ~/.local/share/bash-completion/completions/mneme;
+    /// zsh: mneme completions zsh > ~/.zfunc/_mneme (with ~/.zfunc in fpath);
+    /// fish: mneme completions fish > ~/.config/fish/completions/mneme.fish.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), or write one page per command into a directory.
+    ///
+    /// mneme man | man -l -   reads it now; mneme man --dir /usr/local/share/man/man1 installs
+    /// mneme.1 and mneme-<command>.1 for every command.
+    Man(ManArgs),
     /// Print the version.
     Version,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write mneme.1 and one mneme-<command>.1 per command into DIR instead of printing
+    /// mneme.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ mod output;
 mod query;
 mod seq;
 mod serve;
+mod shell;
 
 use std::process::ExitCode;
 
@@ -47,9 +48,20 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli, dotenv: Vec<String>) -> anyhow::Result<ExitCode> {
-    if let Command::Version = cli.command {
-        output::print_version();
-        return Ok(ExitCode::SUCCESS);
+    match &cli.command {
+        Command::Version => {
+            output::print_version();
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Completions(args) => {
+            shell::completions(args.shell, &mut std::io::stdout().lock())?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Man(args) => {
+            shell::man(args.dir.as_deref())?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
     }
     let mut extra = Vec::new();
     let max_workers = match &cli.command {
@@ -120,7 +132,9 @@ fn run(cli: Cli, dotenv: Vec<String>) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(&config, args)?,
         Command::Mcp(args) => mcp::run(&config, args)?,
         Command::Bench(args) => bench::run(&config, args)?,
-        Command::Version => unreachable!("handled above"),
+        Command::Version | Command::Completions(_) | Command::Man(_) => {
+            unreachable!("handled above")
+        }
     };
     Ok(code)
 }

@@ -294,3 +294,67 @@ fn dotenv_in_the_working_directory_is_read_and_ignored_variables_are_named() {
         stderr(&output)
     );
 }
+
+#[test]
+fn completions_and_manual_pages_are_generated_from_the_commands() {
+    let work = tempfile::tempdir().unwrap();
+    let bash = run(mneme(work.path()).args(["completions", "bash"]));
+    assert!(bash.status.success(), "{}", stderr(&bash));
+    let script = stdout(&bash);
+    for word in [
+        "serve",
+        "ingest",
+        "benchmark",
+        "mcp-server",
+        "--data-dir",
+        "--log-level",
+    ] {
+        assert!(script.contains(word), "bash completion lacks {word}");
+    }
+    // bash accepts it and registers the completion.
+    let path = work.path().join("mneme.bash");
+    std::fs::write(&path, &script).unwrap();
+    let registered = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("source {} && complete -p mneme", path.display()))
+        .output()
+        .unwrap();
+    assert!(
+        registered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&registered.stderr)
+    );
+    assert!(String::from_utf8_lossy(&registered.stdout).contains("mneme"));
+    for (shell, marker) in [("zsh", "#compdef mneme"), ("fish", "complete -c mneme")] {
+        let output = run(mneme(work.path()).args(["completions", shell]));
+        assert!(stdout(&output).contains(marker), "{shell}");
+    }
+    let bad = run(mneme(work.path()).args(["completions", "tcsh"]));
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("possible values: bash"),
+        "{}",
+        stderr(&bad)
+    );
+
+    let page = stdout(&run(mneme(work.path()).arg("man")));
+    assert!(page.contains(".TH mneme 1"), "{page}");
+    assert!(
+        page.contains("knowledge base"),
+        "the description is the binary's"
+    );
+    let dir = work.path().join("man1");
+    let output = run(mneme(work.path()).arg("man").arg("--dir").arg(&dir));
+    assert!(output.status.success(), "{}", stderr(&output));
+    for page in [
+        "mneme.1",
+        "mneme-serve.1",
+        "mneme-query.1",
+        "mneme-seq-observe.1",
+    ] {
+        let text = std::fs::read_to_string(dir.join(page)).unwrap();
+        assert!(text.starts_with(".ie"), "{page}");
+    }
+    let serve = std::fs::read_to_string(dir.join("mneme-serve.1")).unwrap();
+    assert!(serve.contains("\\-\\-port"), "{serve}");
+}
