@@ -111,6 +111,17 @@ impl Knowledge {
         self.kb.ingest(files, options, progress)
     }
 
+    /// Removes every document from the index (an ingest of nothing that drops everything
+    /// else); the files stay where they are.
+    pub fn clear(&self) -> mneme_kb::Result<IngestReport> {
+        let options = IngestOptions {
+            rebuild: true,
+            knowledge_dirs: self.knowledge_dirs(),
+            links: self.link_policy(),
+        };
+        self.kb.ingest(&[], options, &mneme_kb::NoProgress)
+    }
+
     /// Which symbolic links ingests follow (`kb.follow_external_links`).
     fn link_policy(&self) -> mneme_kb::LinkPolicy {
         if self.settings.follow_external_links {

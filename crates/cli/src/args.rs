@@ -93,6 +93,9 @@ pub enum Command {
     Warm,
     /// Empty the query-result cache.
     ClearCache,
+    /// Remove every document from the index (the files themselves stay; `ingest` brings them
+    /// back). Asks first on a terminal; --yes skips the question, and is needed in scripts.
+    Clear(ClearArgs),
     /// Check that the configuration, knowledge dirs, index and disk are usable.
     Health(HealthArgs),
     /// The pattern engine (KATO's observe / learn / predict) on the embedded store.
@@ -136,6 +139,13 @@ pub enum Command {
     Man(ManArgs),
     /// Print the version.
     Version,
+}
+
+#[derive(Debug, Args)]
+pub struct ClearArgs {
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

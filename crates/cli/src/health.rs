@@ -152,6 +152,35 @@ pub fn clear_cache(knowledge: &Knowledge) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `mneme clear`: empties the index after a confirmation (or `--yes`).
+pub fn clear(knowledge: &Knowledge, args: &crate::args::ClearArgs) -> anyhow::Result<ExitCode> {
+    let documents = knowledge.kb.stats().documents;
+    let question = format!(
+        "Remove all {documents} documents from the index at {}?",
+        knowledge.kb.dir().display()
+    );
+    if !args.yes && !confirm(&question)? {
+        eprintln!("Nothing removed.");
+        return Ok(ExitCode::from(1));
+    }
+    knowledge.clear()?;
+    println!("Knowledge base cleared: {documents} documents removed");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Asks `question` on the terminal; refuses (with how to go on) when stdin is not one.
+pub fn confirm(question: &str) -> anyhow::Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("{question} Not asked: stdin is not a terminal; pass --yes to confirm");
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes" | "YES"))
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Level {
     Ok,

@@ -6,6 +6,7 @@ mod args;
 mod bench;
 mod health;
 mod ingest;
+mod kbcompat;
 mod mcp;
 mod output;
 mod query;
@@ -32,7 +33,11 @@ pub const EXIT_PARTIAL: u8 = 3;
 fn main() -> ExitCode {
     restore_sigpipe();
     let dotenv = load_dotenv();
-    let cli = Cli::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if kbcompat::invoked_as_knowledgebeast(argv.first()) {
+        return kbcompat::main(argv, dotenv);
+    }
+    let cli = Cli::parse_from(argv);
     if let Command::Query(args) = &cli.command
         && args.top.is_some()
     {
@@ -127,6 +132,7 @@ fn run(cli: Cli, dotenv: Vec<String>) -> anyhow::Result<ExitCode> {
         Command::Stats(args) => health::stats(&open()?, &config, args)?,
         Command::Warm => health::warm(&open()?)?,
         Command::ClearCache => health::clear_cache(&open()?)?,
+        Command::Clear(args) => health::clear(&open()?, args)?,
         Command::Health(args) => health::health(&config, args)?,
         Command::Seq(args) => seq::run(&config, args)?,
         Command::Serve(args) => serve::run(&config, args)?,

@@ -5,6 +5,7 @@ mod bench;
 mod commands;
 mod crash;
 mod first_hour;
+mod kbcompat;
 mod seq;
 mod serve;
 
