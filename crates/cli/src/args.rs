@@ -98,6 +98,11 @@ pub enum Command {
     Clear(ClearArgs),
     /// Check that the configuration, knowledge dirs, index and disk are usable.
     Health(HealthArgs),
+    /// Verify every store of the data directory, byte for byte: the index (its checksums),
+    /// the pattern store (each record against its last commit), the project registry and each
+    /// project's index. Says what is damaged and what to do; exit 1 when something is, 3 when
+    /// a running mneme holds a store.
+    Check(CheckArgs),
     /// The pattern engine (KATO's observe / learn / predict) on the embedded store.
     Seq(crate::seq::SeqArgs),
     /// Measure both engines and write a performance report (text, JSON or HTML).
@@ -139,6 +144,13 @@ pub enum Command {
     Man(ManArgs),
     /// Print the version.
     Version,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Print the findings as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mneme_app::{Config, Knowledge};
 use mneme_kb::convert::Problem;
@@ -295,4 +296,34 @@ fn report_json(report: &IngestReport, elapsed: Duration) -> serde_json::Value {
         "partial": report.is_partial(),
         "elapsed_seconds": elapsed.as_secs_f64(),
     })
+}
+
+/// Opens the index for `ingest --rebuild`: an index too damaged to open is moved aside
+/// (`<index>.damaged-<unix seconds>`, kept for inspection) and a new one built in its place,
+/// since the knowledge dirs hold every document it had.
+pub fn open_for_rebuild(settings: &mneme_app::KbSettings) -> anyhow::Result<Knowledge> {
+    let dir = &settings.index_dir;
+    match Knowledge::open(settings) {
+        Ok(knowledge) => Ok(knowledge),
+        Err(err) if err.kind() == ErrorKind::Corrupt && dir.is_dir() => {
+            let stamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let mut aside = dir.as_os_str().to_owned();
+            aside.push(format!(".damaged-{stamp}"));
+            let aside = std::path::PathBuf::from(aside);
+            std::fs::rename(dir, &aside)
+                .with_context(|| format!("moving the damaged index {} aside", dir.display()))?;
+            eprintln!(
+                "the index could not be opened ({err}); moved it to {} and rebuilding it from \
+                 the knowledge dirs",
+                aside.display()
+            );
+            Knowledge::open(settings)
+                .with_context(|| format!("opening a new index at {}", dir.display()))
+        }
+        Err(err) => {
+            Err(anyhow::Error::new(err).context(format!("opening the index at {}", dir.display())))
+        }
+    }
 }

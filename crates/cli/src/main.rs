@@ -4,6 +4,7 @@
 
 mod args;
 mod bench;
+mod check;
 mod health;
 mod ingest;
 mod kbcompat;
@@ -120,7 +121,12 @@ fn run(cli: Cli, dotenv: Vec<String>) -> anyhow::Result<ExitCode> {
     let code = match &cli.command {
         Command::Ingest(args) => {
             ingest::check_roots(&config, &args.paths, "nothing to ingest")?;
-            ingest::run(&open()?, args)?
+            let knowledge = if args.rebuild {
+                ingest::open_for_rebuild(&config.kb)?
+            } else {
+                open()?
+            };
+            ingest::run(&knowledge, args)?
         }
         Command::Query(args) => {
             // Before the first ingest: refuse before opening, which creates the index dir.
@@ -134,6 +140,7 @@ fn run(cli: Cli, dotenv: Vec<String>) -> anyhow::Result<ExitCode> {
         Command::ClearCache => health::clear_cache(&open()?)?,
         Command::Clear(args) => health::clear(&open()?, args)?,
         Command::Health(args) => health::health(&config, args)?,
+        Command::Check(args) => check::run(&config, args)?,
         Command::Seq(args) => seq::run(&config, args)?,
         Command::Serve(args) => serve::run(&config, args)?,
         Command::Mcp(args) => mcp::run(&config, args)?,

@@ -106,6 +106,25 @@ pub(crate) fn open(dir: &Path) -> Result<(Index, IndexReader, Fields)> {
                 dir.display()
             ))
         })?;
+    // Every file of the committed segments against the checksum in its footer: a damaged
+    // file would otherwise give wrong counts or fail queries later.
+    let mut damaged: Vec<String> = index
+        .validate_checksum()
+        .map_err(|err| {
+            Error::Corrupt(format!("cannot read the index in {}: {err}", dir.display()))
+        })?
+        .into_iter()
+        .map(|path| path.display().to_string())
+        .collect();
+    if !damaged.is_empty() {
+        damaged.sort();
+        return Err(Error::Corrupt(format!(
+            "the index in {} is damaged: {} fail their checksums; run `mneme ingest --rebuild` \
+             (it moves the damaged index aside)",
+            dir.display(),
+            damaged.join(", ")
+        )));
+    }
     index
         .tokenizers()
         .register(PLAIN_TOKENIZER, analyzer(false));

@@ -31,7 +31,7 @@ mod redb_store;
 pub use any::{AnySnapshot, AnyStore};
 pub use group::{CommitMode, GroupCommit};
 pub use memory::{MemorySnapshot, MemoryStore};
-pub use redb_store::{RedbSnapshot, RedbStore};
+pub use redb_store::{RedbSnapshot, RedbStore, Summary};
 
 /// Errors of a store operation.
 #[derive(Clone, Debug, thiserror::Error)]

@@ -358,3 +358,104 @@ fn completions_and_manual_pages_are_generated_from_the_commands() {
     let serve = std::fs::read_to_string(dir.join("mneme-serve.1")).unwrap();
     assert!(serve.contains("\\-\\-port"), "{serve}");
 }
+
+/// The largest file of the index's committed segments with this extension.
+fn segment_file(index: &std::path::Path, extension: &str) -> std::path::PathBuf {
+    std::fs::read_dir(index)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == extension))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+        .unwrap_or_else(|| panic!("no .{extension} file in {}", index.display()))
+}
+
+#[test]
+fn check_finds_damage_and_ingest_rebuild_recovers_the_index() {
+    let work = tempfile::tempdir().unwrap();
+    sample(work.path());
+    assert!(run(mneme(work.path()).arg("ingest")).status.success());
+    for symbol in ["a", "b"] {
+        let output = run(mneme(work.path()).args(["seq", "observe", "-n", "demo", "-s", symbol]));
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    assert!(
+        run(mneme(work.path()).args(["seq", "learn", "-n", "demo"]))
+            .status
+            .success()
+    );
+    let output = run(mneme(work.path()).args(["check", "--json"]));
+    assert!(output.status.success(), "{}", stdout(&output));
+    let report = json(&output);
+    assert_eq!(report["ok"], true);
+    let states: Vec<&str> = report["stores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["ok", "ok", "missing"]);
+
+    // Bytes flipped in the middle of a segment file: the checksum says so, at open and in
+    // `check`, and `ingest --rebuild` moves the index aside and builds it again.
+    let index = work.path().join("data/kb");
+    let store = segment_file(&index, "store");
+    let mut bytes = std::fs::read(&store).unwrap();
+    let middle = bytes.len() / 2;
+    for byte in &mut bytes[middle..middle + 8] {
+        *byte ^= 0x5a;
+    }
+    std::fs::write(&store, bytes).unwrap();
+    let output = run(mneme(work.path()).arg("check"));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout(&output).contains("DAMAGED  knowledge-base index"),
+        "{}",
+        stdout(&output)
+    );
+    assert!(
+        stdout(&output).contains("fail their checksums"),
+        "{}",
+        stdout(&output)
+    );
+    let output = run(mneme(work.path()).args(["query", "cache"]));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("run `mneme ingest --rebuild`"),
+        "{}",
+        stderr(&output)
+    );
+    let output = run(mneme(work.path()).args(["ingest", "--rebuild"]));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("moved it to"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        run(mneme(work.path()).args(["query", "cache"]))
+            .status
+            .success()
+    );
+
+    // A pattern store truncated to nothing is damaged, not a new empty store.
+    let patterns = work.path().join("data/seq/patterns.redb");
+    std::fs::write(&patterns, b"").unwrap();
+    let output = run(mneme(work.path()).args(["check", "--json"]));
+    assert_eq!(output.status.code(), Some(1));
+    let report = json(&output);
+    assert_eq!(report["stores"][1]["state"], "damaged");
+    assert!(
+        report["stores"][1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("truncated")
+    );
+    let output = run(mneme(work.path()).args(["seq", "predict", "-n", "demo"]));
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("is damaged"),
+        "{}",
+        stderr(&output)
+    );
+}
