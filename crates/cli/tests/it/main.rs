@@ -4,6 +4,7 @@
 mod bench;
 mod commands;
 mod crash;
+mod disk_full;
 mod first_hour;
 mod kbcompat;
 mod seq;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::{Served, mneme, run, stderr, stdout, write_files};
 
-fn request(addr: &str, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+pub fn request(addr: &str, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
