@@ -9,6 +9,9 @@ use super::Block;
 
 /// Above this symbol id, slots are looked up in a hash map instead of a dense table.
 const DENSE_LIMIT: u32 = 1 << 20;
+/// Above this many mask words (distinct symbols × words of the state), the masks are kept
+/// sparse: a state of n distinct symbols would otherwise hold n²/64 words (1.25 GB at 100,000).
+const DENSE_MASK_WORDS: usize = 1 << 20;
 
 enum Lookup {
     Dense(Vec<u32>),
@@ -22,8 +25,11 @@ pub struct StateIndex {
     lookup: Lookup,
     /// Per slot: the positions of that symbol in the state (ascending).
     positions: Vec<Vec<u32>>,
-    /// Per slot: `words` words of position bits.
+    /// Per slot: `words` words of position bits (empty when the masks are sparse).
     masks: Vec<u64>,
+    /// Per slot: its non-zero mask words as (word index, bits), ascending (only when the dense
+    /// masks would be too big).
+    sparse: Vec<Vec<(u32, u64)>>,
 }
 
 /// Reusable buffers of `StateIndex::blocks`.
@@ -42,16 +48,37 @@ impl StateIndex {
         let max = state.iter().copied().max().unwrap_or(0);
         let mut slots: HashMap<u32, u32> = HashMap::new();
         let mut positions: Vec<Vec<u32>> = Vec::new();
-        let mut masks: Vec<u64> = Vec::new();
         for (pos, &symbol) in state.iter().enumerate() {
             let next = slots.len() as u32;
             let slot = *slots.entry(symbol).or_insert(next);
             if slot == next {
                 positions.push(Vec::new());
-                masks.resize(masks.len() + words, 0);
             }
             positions[slot as usize].push(pos as u32);
-            masks[slot as usize * words + pos / 64] |= 1 << (pos % 64);
+        }
+        let (mut masks, mut sparse) = (Vec::new(), Vec::new());
+        if positions.len().saturating_mul(words) <= DENSE_MASK_WORDS {
+            masks = vec![0u64; positions.len() * words];
+            for (slot, at) in positions.iter().enumerate() {
+                for &pos in at {
+                    masks[slot * words + pos as usize / 64] |= 1 << (pos % 64);
+                }
+            }
+        } else {
+            sparse = positions
+                .iter()
+                .map(|at| {
+                    let mut row: Vec<(u32, u64)> = Vec::new();
+                    for &pos in at {
+                        let word = pos / 64;
+                        match row.last_mut() {
+                            Some((w, bits)) if *w == word => *bits |= 1 << (pos % 64),
+                            _ => row.push((word, 1 << (pos % 64))),
+                        }
+                    }
+                    row
+                })
+                .collect();
         }
         let lookup = if max < DENSE_LIMIT {
             let mut dense = vec![0u32; max as usize + 1];
@@ -68,11 +95,31 @@ impl StateIndex {
             lookup,
             positions,
             masks,
+            sparse,
         }
+    }
+
+    /// The mask words of `slot` (1-based), dense or expanded from the sparse rows into `row`.
+    fn mask_row<'s>(&'s self, slot: u32, row: &'s mut Vec<u64>) -> &'s [u64] {
+        let slot = slot as usize - 1;
+        if self.sparse.is_empty() {
+            return &self.masks[slot * self.words..(slot + 1) * self.words];
+        }
+        row.clear();
+        row.resize(self.words, 0);
+        for &(word, bits) in &self.sparse[slot] {
+            row[word as usize] = bits;
+        }
+        row
     }
 
     pub fn len(&self) -> usize {
         self.state.len()
+    }
+
+    /// Whether the masks are kept sparse (a state of many distinct symbols).
+    pub fn masks_are_sparse(&self) -> bool {
+        !self.sparse.is_empty()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -100,10 +147,11 @@ impl StateIndex {
         }
         if self.words == 1 {
             let mut v = u64::MAX;
+            let mut row = Vec::new();
             for &symbol in pattern {
                 let slot = self.slot(symbol);
                 if slot != 0 {
-                    let m = self.masks[slot as usize - 1];
+                    let m = self.mask_row(slot, &mut row)[0];
                     let u = v & m;
                     v = v.wrapping_add(u) | (v & !m);
                 }
@@ -112,12 +160,13 @@ impl StateIndex {
             return (!v & valid).count_ones() as usize;
         }
         let mut v = vec![u64::MAX; self.words];
+        let mut row = Vec::new();
         for &symbol in pattern {
             let slot = self.slot(symbol);
             if slot == 0 {
                 continue;
             }
-            let mask = &self.masks[(slot as usize - 1) * self.words..slot as usize * self.words];
+            let mask = self.mask_row(slot, &mut row);
             let mut carry = 0u64;
             for (word, &m) in v.iter_mut().zip(mask) {
                 let u = *word & m;

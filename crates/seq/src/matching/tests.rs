@@ -88,3 +88,26 @@ proptest! {
         prop_assert_eq!(&out, &MatchingBlocks::new(&b).blocks(&a));
     }
 }
+
+#[test]
+fn a_state_of_many_distinct_symbols_keeps_its_masks_sparse_and_agrees() {
+    // 10,000 distinct symbols: dense masks would be 10,000 × 157 words; the sparse rows give
+    // the same LCS as the plain matcher.
+    let b: Vec<u32> = (0..10_000u32).map(|i| i * 7 % 10_007).collect();
+    let index = StateIndex::new(&b);
+    assert!(index.masks_are_sparse());
+    let mut seed = 12345u64;
+    for len in [1usize, 5, 64, 65, 300] {
+        let a: Vec<u32> = (0..len)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (seed >> 33) as u32 % 10_007
+            })
+            .collect();
+        assert_eq!(index.lcs(&a), lcs_len_reference(&a, &b), "pattern of {len}");
+    }
+    let ordered: Vec<u32> = b.iter().step_by(3).copied().collect();
+    assert_eq!(index.lcs(&ordered), ordered.len());
+}

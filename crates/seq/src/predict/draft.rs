@@ -5,6 +5,8 @@
 
 use std::ops::Range;
 
+use rustc_hash::FxHashMap;
+
 use super::prediction::{Anomaly, Metrics};
 use crate::node::{Interner, NodeState};
 use crate::types::Symbol;
@@ -75,15 +77,15 @@ pub(super) struct State<'a> {
 impl<'a> State<'a> {
     pub(super) fn new(node: &NodeState, stm: &'a [Vec<String>]) -> State<'a> {
         let mut unknown: Vec<&'a str> = Vec::new();
+        // Looked up by hash: a state of 100,000 new symbols would otherwise cost a search of
+        // every earlier one each.
+        let mut unknown_index: FxHashMap<&'a str, usize> = FxHashMap::default();
         let mut id_of = |symbol: &'a str| {
             node.symbols.get(symbol).unwrap_or_else(|| {
-                let i = match unknown.iter().position(|&u| u == symbol) {
-                    Some(i) => i,
-                    None => {
-                        unknown.push(symbol);
-                        unknown.len() - 1
-                    }
-                };
+                let i = *unknown_index.entry(symbol).or_insert_with(|| {
+                    unknown.push(symbol);
+                    unknown.len() - 1
+                });
                 u32::MAX - i as u32
             })
         };

@@ -109,8 +109,13 @@ async fn run(
         .unwrap_or_else(Reply::from)
 }
 
+/// `POST /sessions` takes a blocking thread of its own (it may load its node from disk), not
+/// one of the engines' lane: creating a session never queues behind long requests of other
+/// sessions that hold every engine thread.
 pub(super) async fn create(State(state): State<Arc<ServerState>>, parts: Parts) -> Response {
-    let reply = run(state, false, move |s| s.kato.create(&parts.request())).await;
+    let reply = work::run(&state, Lane::Io, move |s| s.kato.create(&parts.request()))
+        .await
+        .unwrap_or_else(Reply::from);
     respond(reply, None)
 }
 

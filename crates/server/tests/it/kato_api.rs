@@ -1184,3 +1184,28 @@ fn metrics_name_each_kato_route_by_its_template() {
         assert!(text.contains(needle), "missing {needle} in\n{text}");
     }
 }
+
+#[test]
+fn sessions_are_created_while_long_requests_hold_every_engine_thread() {
+    let server = TestServer::new(&[]);
+    let id = session(&server, json!({"node_id": "busy"}));
+    // Every engine thread taken (as by long observe-sequence requests): creating a session,
+    // and the quick reads of another session, still answer.
+    let slots = server.state.blocking_slots.available_permits() as u32;
+    let held = server.state.blocking_slots.try_acquire_many(slots).unwrap();
+    let (done, answered) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let created = server.post("/sessions", &json!({"node_id": "busy"}));
+            let stm = server.get(&format!("/sessions/{id}/stm"));
+            done.send((created.status, stm.status)).unwrap();
+        });
+        let statuses = answered.recv_timeout(std::time::Duration::from_secs(60));
+        drop(held);
+        assert_eq!(
+            statuses,
+            Ok((200, 200)),
+            "session creation queued behind the engine threads"
+        );
+    });
+}
