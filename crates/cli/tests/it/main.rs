@@ -7,6 +7,7 @@ mod crash;
 mod disk_full;
 mod first_hour;
 mod kbcompat;
+mod kill_loop;
 mod seq;
 mod serve;
 

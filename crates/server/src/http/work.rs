@@ -3,7 +3,8 @@
 //! cheaper than a thread handoff); work that scores, embeds or waits for a commit takes one of
 //! at most 2 × cores blocking threads (a semaphore: a burst queues in order instead of
 //! time-slicing dozens of threads); work that mostly waits for the disk (ingests, the project
-//! registry, archives, the resource sampler) gets a blocking thread of its own.
+//! registry, archives, the resource sampler, session creation, which may load a node) gets a
+//! blocking thread of its own.
 
 use std::sync::Arc;
 
