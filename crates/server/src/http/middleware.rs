@@ -327,10 +327,29 @@ pub async fn limits(
 async fn in_api_shape(path: &str, encoding: Option<&str>, response: Response) -> Response {
     let status = response.status();
     let (parts, body) = response.into_parts();
-    let text = axum::body::to_bytes(body, 64 * 1024)
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
         .await
-        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
         .unwrap_or_default();
+    // The compression layer below may have gzipped the text already: read it decoded (the
+    // answer built here goes out uncompressed).
+    let gzipped = parts
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"));
+    let bytes = if gzipped {
+        let mut decoded = Vec::new();
+        use std::io::Read as _;
+        match flate2::read::GzDecoder::new(&bytes[..])
+            .take(64 * 1024)
+            .read_to_end(&mut decoded)
+        {
+            Ok(_) => decoded,
+            Err(_) => Vec::new(),
+        }
+    } else {
+        bytes.to_vec()
+    };
+    let text = String::from_utf8_lossy(&bytes).trim().to_owned();
     let detail = if status == StatusCode::UNSUPPORTED_MEDIA_TYPE && text.is_empty() {
         format!(
             "Content-Encoding {:?} is not supported; send the body uncompressed or gzip-compressed once",
@@ -358,7 +377,10 @@ async fn in_api_shape(path: &str, encoding: Option<&str>, response: Response) ->
     let mut answer = ApiError::for_path(path, status, &error, message, &detail).into_response();
     // Keep what the layer said besides the body (`Accept-Encoding` of a 415, `Allow`).
     for (name, value) in &parts.headers {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+        if name != header::CONTENT_TYPE
+            && name != header::CONTENT_LENGTH
+            && name != header::CONTENT_ENCODING
+        {
             answer.headers_mut().entry(name).or_insert(value.clone());
         }
     }

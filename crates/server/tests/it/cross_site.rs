@@ -404,3 +404,35 @@ fn the_scan_does_not_follow_links_out_of_the_knowledge_dirs() {
     let reply = server.post("/api/v1/query", &json!({"query": "alpha"}));
     assert_eq!(reply.json()["count"], 1);
 }
+
+/// A plain-text error of a layer below the compression layer (the websocket upgrade's 400, a
+/// multipart rejection), asked for with `Accept-Encoding: gzip`, is rewritten into the API's
+/// JSON shape from its decoded text, and goes out as plain JSON (it was gzip bytes inside a
+/// JSON string labelled gzip, which no client could decode: schemathesis found it).
+#[test]
+fn plain_text_errors_under_compression_come_out_as_readable_json() {
+    let server = TestServer::new(&[]);
+    let spawned = server.spawn();
+    let reply = http(
+        spawned.addr,
+        "GET",
+        "/ws/events",
+        &[("accept-encoding", "gzip")],
+        b"",
+    );
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert!(
+        reply.header("content-encoding").is_none(),
+        "{:?}",
+        reply.headers
+    );
+    let detail = reply.json()["detail"].as_str().unwrap().to_owned();
+    assert!(
+        detail.contains("upgrade") || detail.contains("Connection"),
+        "{detail}"
+    );
+    assert!(
+        !detail.contains('\u{1f}'),
+        "gzip bytes in the message: {detail:?}"
+    );
+}
