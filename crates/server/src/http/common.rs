@@ -17,7 +17,10 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::ServerState;
-use super::metrics::Gauge;
+use super::metrics::{
+    BUCKETS, Derived, Gauge, KATO_OBSERVATION_BUCKETS, KATO_PREDICTION_BUCKETS,
+    KATO_REQUEST_BUCKETS, Labels,
+};
 use super::system;
 use crate::error::ApiError;
 use crate::kato;
@@ -525,7 +528,136 @@ fn prometheus_text(state: &ServerState) -> String {
             counter: false,
         });
     }
-    state.metrics.render(&gauges)
+    let mut text = state.metrics.render(&gauges);
+    text.push_str(&state.metrics.render_derived(&guide_families()));
+    text
+}
+
+fn label<'l>(labels: &'l Labels, name: &str) -> Option<&'l str> {
+    labels
+        .iter()
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.as_str())
+}
+
+/// The names of KATO's and KnowledgeBeast's tuning guides, derived at scrape time from what
+/// the middleware and the query handlers record (so they cost the requests nothing): the
+/// KATO families from the request series of KATO's routes (their bounds are a subset of the
+/// recorded ones), the knowledgebeast families from the v1 and v2 query series.
+fn guide_families() -> Vec<Derived<'static>> {
+    fn kato_request(_: &str, labels: &Labels) -> Option<Labels> {
+        let route = label(labels, "route")?;
+        super::auth::is_kato_route(route).then(|| {
+            vec![
+                ("method", label(labels, "method").unwrap_or("").to_owned()),
+                ("endpoint", route.to_owned()),
+                ("status", label(labels, "status").unwrap_or("").to_owned()),
+            ]
+        })
+    }
+    fn kato_latency(_: &str, labels: &Labels) -> Option<Labels> {
+        let route = label(labels, "route")?;
+        super::auth::is_kato_route(route).then(|| {
+            vec![
+                ("endpoint", route.to_owned()),
+                ("method", label(labels, "method").unwrap_or("").to_owned()),
+            ]
+        })
+    }
+    fn successful(labels: &Labels, routes: &[&str]) -> Option<Labels> {
+        let ok = label(labels, "status").is_some_and(|s| s.starts_with('2'));
+        (ok && routes.contains(&label(labels, "route")?)).then(Vec::new)
+    }
+    fn observation(_: &str, labels: &Labels) -> Option<Labels> {
+        successful(
+            labels,
+            &[
+                "/sessions/{session_id}/observe",
+                "/sessions/{session_id}/observe-sequence",
+            ],
+        )
+    }
+    fn prediction(_: &str, labels: &Labels) -> Option<Labels> {
+        successful(labels, &["/sessions/{session_id}/predictions"])
+    }
+    fn every(_: &str, _: &Labels) -> Option<Labels> {
+        Some(Vec::new())
+    }
+    fn cache(outcome: &str, source: &str, labels: &Labels) -> Option<Labels> {
+        match source {
+            // v1 counts both outcomes in one family; v2 has one family each.
+            "kb_cache_operations_total" => {
+                (label(labels, "operation") == Some(outcome)).then(Vec::new)
+            }
+            _ => Some(Vec::new()),
+        }
+    }
+    fn hit(source: &str, labels: &Labels) -> Option<Labels> {
+        cache("hit", source, labels)
+    }
+    fn miss(source: &str, labels: &Labels) -> Option<Labels> {
+        cache("miss", source, labels)
+    }
+    const REQUESTS: &[&str] = &["mneme_http_requests_total"];
+    const LATENCY: &[&str] = &["mneme_http_request_duration_seconds"];
+    const QUERIES: &[&str] = &[
+        "kb_query_duration_seconds",
+        "kb_project_query_duration_seconds",
+    ];
+    vec![
+        Derived::Counter {
+            name: "kato_requests_total",
+            help: "Requests on KATO's routes by method, endpoint and status",
+            from: REQUESTS,
+            select: &kato_request,
+        },
+        Derived::Histogram {
+            name: "kato_request_duration_seconds",
+            help: "Request duration on KATO's routes",
+            bounds: &KATO_REQUEST_BUCKETS,
+            from: LATENCY,
+            select: &kato_latency,
+        },
+        Derived::Histogram {
+            name: "kato_observation_duration_seconds",
+            help: "Observation processing time",
+            bounds: &KATO_OBSERVATION_BUCKETS,
+            from: LATENCY,
+            select: &observation,
+        },
+        Derived::Histogram {
+            name: "kato_prediction_duration_seconds",
+            help: "Prediction generation time",
+            bounds: &KATO_PREDICTION_BUCKETS,
+            from: LATENCY,
+            select: &prediction,
+        },
+        Derived::Counter {
+            name: "knowledgebeast_queries_total",
+            help: "Knowledge-base queries (v1 and v2)",
+            from: QUERIES,
+            select: &every,
+        },
+        Derived::Histogram {
+            name: "knowledgebeast_query_duration_seconds",
+            help: "Knowledge-base query latency (v1 and v2)",
+            bounds: &BUCKETS,
+            from: QUERIES,
+            select: &every,
+        },
+        Derived::Counter {
+            name: "knowledgebeast_cache_hits_total",
+            help: "Queries the result cache answered (v1 and v2)",
+            from: &["kb_cache_operations_total", "kb_project_cache_hits_total"],
+            select: &hit,
+        },
+        Derived::Counter {
+            name: "knowledgebeast_cache_misses_total",
+            help: "Queries the result cache did not answer (v1 and v2)",
+            from: &["kb_cache_operations_total", "kb_project_cache_misses_total"],
+            select: &miss,
+        },
+    ]
 }
 
 /// One loaded pattern node, as KATO lists its processors.

@@ -251,9 +251,6 @@ pub(super) fn query_lane(ranking: mneme_kb::Ranking) -> Lane {
 
 fn record_query(state: &ServerState, started: Instant, cached: bool, ok: bool) {
     let status = if ok { "success" } else { "error" };
-    state
-        .metrics
-        .knowledgebeast_query(started.elapsed().as_secs_f64(), ok.then_some(cached));
     state.metrics.observe(
         "kb_query_duration_seconds",
         "Knowledge-base query latency",

@@ -310,10 +310,6 @@ pub async fn query(
     let started = Instant::now();
     let outcome = run_query(&state, kb, &request).await?;
     let status = if outcome.is_ok() { "success" } else { "error" };
-    state.metrics.knowledgebeast_query(
-        started.elapsed().as_secs_f64(),
-        outcome.as_ref().ok().map(|answer| answer.cached),
-    );
     state.metrics.add(
         "kb_project_queries_total",
         "Project queries",

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
-/// Latency buckets in seconds, from 100 µs to 10 s.
-pub const BUCKETS: [f64; 16] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
+/// Latency buckets in seconds, from 100 µs to 10 s. They include every bound of the KATO
+/// guide's histograms, which are derived from them at scrape time (see [`Derived`]).
+pub const BUCKETS: [f64; 17] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0,
+    2.5, 5.0, 10.0,
 ];
 
 /// KATO's tuning guide's buckets for `kato_request_duration_seconds`.
@@ -50,7 +51,7 @@ impl Histogram {
 /// A histogram family: its help text, its bucket bounds and one histogram per label set.
 type HistogramFamily = (&'static str, &'static [f64], BTreeMap<Labels, Histogram>);
 
-type Labels = Vec<(&'static str, String)>;
+pub type Labels = Vec<(&'static str, String)>;
 
 #[derive(Debug, Default)]
 struct Families {
@@ -71,6 +72,30 @@ pub struct Gauge {
     pub value: f64,
     /// Declared `counter` (`rate()` applies) instead of `gauge`.
     pub counter: bool,
+}
+
+/// Picks a recorded series for a derived family and gives its labels there (`None`: not
+/// part of it). Called with the source family's name.
+pub type Select<'a> = &'a dyn Fn(&str, &Labels) -> Option<Labels>;
+
+/// A family computed at scrape time from recorded ones, summed over the series `select` maps
+/// to the same labels.
+pub enum Derived<'a> {
+    /// Summed from counters, or from the counts of histograms.
+    Counter {
+        name: &'static str,
+        help: &'static str,
+        from: &'a [&'static str],
+        select: Select<'a>,
+    },
+    Histogram {
+        name: &'static str,
+        help: &'static str,
+        /// A subset of the sources' bounds.
+        bounds: &'static [f64],
+        from: &'a [&'static str],
+        select: Select<'a>,
+    },
 }
 
 impl Metrics {
@@ -111,36 +136,105 @@ impl Metrics {
             .observe(bounds, seconds);
     }
 
-    /// The names of KnowledgeBeast's tuning guide for one query (either API): its count and
-    /// latency and, when it reached the cache, whether the cache answered.
-    pub fn knowledgebeast_query(&self, seconds: f64, cached: Option<bool>) {
-        self.add(
-            "knowledgebeast_queries_total",
-            "Knowledge-base queries (v1 and v2)",
-            Vec::new(),
-            1.0,
-        );
-        self.observe(
-            "knowledgebeast_query_duration_seconds",
-            "Knowledge-base query latency (v1 and v2)",
-            Vec::new(),
-            seconds,
-        );
-        match cached {
-            Some(true) => self.add(
-                "knowledgebeast_cache_hits_total",
-                "Queries the result cache answered",
-                Vec::new(),
-                1.0,
-            ),
-            Some(false) => self.add(
-                "knowledgebeast_cache_misses_total",
-                "Queries the result cache did not answer",
-                Vec::new(),
-                1.0,
-            ),
-            None => {}
+    /// Renders `derived`: families computed from the recorded ones at scrape time, so that
+    /// the names the guides query cost the requests nothing.
+    pub fn render_derived(&self, derived: &[Derived<'_>]) -> String {
+        let families = self.families.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = String::new();
+        for family in derived {
+            match family {
+                Derived::Counter {
+                    name,
+                    help,
+                    from,
+                    select,
+                } => {
+                    let mut merged: BTreeMap<Labels, f64> = BTreeMap::new();
+                    for source in *from {
+                        // A source is a counter, or a histogram whose count is the counter.
+                        let counted =
+                            families
+                                .counters
+                                .get(source)
+                                .into_iter()
+                                .flat_map(|(_, values)| {
+                                    values.iter().map(|(labels, value)| (labels, *value))
+                                });
+                        let observed = families.histograms.get(source).into_iter().flat_map(
+                            |(_, _, values)| {
+                                values.iter().map(|(labels, h)| (labels, h.count as f64))
+                            },
+                        );
+                        for (labels, value) in counted.chain(observed) {
+                            if let Some(labels) = select(source, labels) {
+                                *merged.entry(labels).or_insert(0.0) += value;
+                            }
+                        }
+                    }
+                    if merged.is_empty() {
+                        continue;
+                    }
+                    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+                    for (labels, value) in merged {
+                        let _ = writeln!(out, "{name}{} {value}", render_labels(&labels, None));
+                    }
+                }
+                Derived::Histogram {
+                    name,
+                    help,
+                    bounds,
+                    from,
+                    select,
+                } => {
+                    let mut merged: BTreeMap<Labels, (Vec<u64>, u64, f64)> = BTreeMap::new();
+                    for source in *from {
+                        let Some((_, source_bounds, values)) = families.histograms.get(source)
+                        else {
+                            continue;
+                        };
+                        for (labels, histogram) in values {
+                            let Some(labels) = select(source, labels) else {
+                                continue;
+                            };
+                            let entry = merged
+                                .entry(labels)
+                                .or_insert_with(|| (vec![0; bounds.len()], 0, 0.0));
+                            for (i, bound) in bounds.iter().enumerate() {
+                                // Every derived bound is one of the source's.
+                                if let Some(at) = source_bounds.iter().position(|b| b == bound) {
+                                    entry.0[i] += histogram.counts[at];
+                                }
+                            }
+                            entry.1 += histogram.count;
+                            entry.2 += histogram.sum;
+                        }
+                    }
+                    if merged.is_empty() {
+                        continue;
+                    }
+                    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+                    for (labels, (counts, count, sum)) in merged {
+                        for (bound, n) in bounds.iter().zip(&counts) {
+                            let le = bound.to_string();
+                            let _ = writeln!(
+                                out,
+                                "{name}_bucket{} {n}",
+                                render_labels(&labels, Some(&le))
+                            );
+                        }
+                        let _ = writeln!(
+                            out,
+                            "{name}_bucket{} {count}",
+                            render_labels(&labels, Some("+Inf"))
+                        );
+                        let _ = writeln!(out, "{name}_sum{} {sum}", render_labels(&labels, None));
+                        let _ =
+                            writeln!(out, "{name}_count{} {count}", render_labels(&labels, None));
+                    }
+                }
+            }
         }
+        out
     }
 
     /// A counter's total over all label sets.

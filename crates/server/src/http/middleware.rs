@@ -11,12 +11,12 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::ServerState;
 use super::auth::{self, Access};
-use super::{ServerState, metrics};
 use crate::error::{ApiError, is_kb_path};
 
 const SECURITY_HEADERS: &[(&str, &str)] = &[
@@ -163,9 +163,6 @@ pub async fn observe(
             1.0,
         );
     }
-    if auth::is_kato_route(&route) {
-        record_kato(&state, &method, &route, status, elapsed.as_secs_f64());
-    }
     tracing::info!(
         target: "mneme::access",
         "{client} \"{method} {path_and_query}\" {} {:.2}ms request_id={request_id}",
@@ -173,62 +170,6 @@ pub async fn observe(
         elapsed.as_secs_f64() * 1000.0,
     );
     response
-}
-
-/// The names of KATO's tuning guide for a request on one of KATO's routes: its count by
-/// method, endpoint and status, its latency by endpoint and method (the guide's buckets), and
-/// the observation and prediction latencies of the routes that compute them.
-fn record_kato(
-    state: &ServerState,
-    method: &Method,
-    route: &str,
-    status: StatusCode,
-    seconds: f64,
-) {
-    state.metrics.add(
-        "kato_requests_total",
-        "Requests on KATO's routes by method, endpoint and status",
-        vec![
-            ("method", method.to_string()),
-            ("endpoint", route.to_owned()),
-            ("status", status.as_u16().to_string()),
-        ],
-        1.0,
-    );
-    state.metrics.observe_in(
-        "kato_request_duration_seconds",
-        "Request duration on KATO's routes",
-        &metrics::KATO_REQUEST_BUCKETS,
-        vec![
-            ("endpoint", route.to_owned()),
-            ("method", method.to_string()),
-        ],
-        seconds,
-    );
-    if !status.is_success() {
-        return;
-    }
-    match route {
-        "/sessions/{session_id}/observe" | "/sessions/{session_id}/observe-sequence" => {
-            state.metrics.observe_in(
-                "kato_observation_duration_seconds",
-                "Observation processing time",
-                &metrics::KATO_OBSERVATION_BUCKETS,
-                Vec::new(),
-                seconds,
-            );
-        }
-        "/sessions/{session_id}/predictions" => {
-            state.metrics.observe_in(
-                "kato_prediction_duration_seconds",
-                "Prediction generation time",
-                &metrics::KATO_PREDICTION_BUCKETS,
-                Vec::new(),
-                seconds,
-            );
-        }
-        _ => {}
-    }
 }
 
 /// The 413 answer: KnowledgeBeast's body under `/api`, FastAPI's `detail` elsewhere (KATO has
