@@ -75,3 +75,35 @@ pub use query::{
 pub use ranked::Ranked;
 pub use vectors::Embedder;
 pub use walk::LinkPolicy;
+
+/// Entry points of the fuzz targets in `fuzz/` (not part of the API): the loaders of the
+/// files mneme writes, fed a file whose header and checksum are valid around fuzzed contents,
+/// so that the decoding behind the checksum is what gets exercised.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::path::Path;
+
+    /// Writes `body` as the catalog of generation 1 in `dir` (valid header and checksum) and
+    /// loads it; a load must answer, never panic.
+    pub fn load_catalog(dir: &Path, body: &[u8]) -> bool {
+        let mut bytes = b"MNEMECAT".to_vec();
+        bytes.extend_from_slice(&crate::catalog::CATALOG_FORMAT.to_le_bytes());
+        bytes.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(body);
+        bytes.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(body).to_le_bytes());
+        std::fs::write(crate::catalog::catalog_path(dir, 1), bytes).expect("writing the catalog");
+        crate::catalog::Catalog::load(dir, 1).is_ok()
+    }
+
+    /// Writes `contents` (everything after the magic and format) as the vector table of
+    /// generation 1 in `dir`, with a valid checksum, and loads it.
+    pub fn load_vectors(dir: &Path, contents: &[u8]) -> bool {
+        let mut bytes = b"MNEMEVEC".to_vec();
+        bytes.extend_from_slice(&1u32.to_le_bytes());
+        bytes.extend_from_slice(contents);
+        let sum = xxhash_rust::xxh3::xxh3_64(bytes.get(20..).unwrap_or(&[]));
+        bytes.extend_from_slice(&sum.to_le_bytes());
+        std::fs::write(crate::vectors::vectors_path(dir, 1), bytes).expect("writing the vectors");
+        crate::vectors::VectorTable::load(dir, 1).is_ok()
+    }
+}

@@ -1,0 +1,10 @@
+//! KnowledgeBeast's query validation on any text.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = mneme_kb::validate_query(text);
+    }
+});
