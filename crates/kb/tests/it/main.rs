@@ -1,6 +1,7 @@
 //! Integration tests of the knowledge-base engine, through its public API only.
 
 mod concurrency;
+mod fuzz_smoke;
 mod golden;
 mod ingest;
 mod search;
