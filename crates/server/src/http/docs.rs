@@ -32,10 +32,19 @@ pub fn document(routes: &[Route]) -> Value {
     for route in routes.iter().filter(|r| !r.ops.is_empty()) {
         let entry = paths.entry(route.path).or_insert_with(|| json!({}));
         for op in &route.ops {
+            let answer = match op.answer {
+                Some(answer) => {
+                    let named = answer();
+                    let name = named.name.clone();
+                    add(named, &mut schemas);
+                    json!({"schema": {"$ref": format!("#/components/schemas/{name}")}})
+                }
+                None => json!({}),
+            };
             let mut operation = json!({
                 "tags": [route.tag],
                 "summary": op.summary,
-                "responses": {op.status: {"description": "Success", "content": {"application/json": {}}}},
+                "responses": {op.status: {"description": "Success", "content": {"application/json": answer}}},
             });
             let mut params: Vec<Value> = route
                 .path

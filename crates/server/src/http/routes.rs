@@ -59,6 +59,8 @@ pub struct Op {
     pub query: Option<fn() -> Named>,
     /// A multipart form instead of a JSON body (the import).
     pub multipart: bool,
+    /// The success answer's type, where the answer is a typed one.
+    pub answer: Option<fn() -> Named>,
 }
 
 const fn op(method: &'static str, summary: &'static str) -> Op {
@@ -69,6 +71,7 @@ const fn op(method: &'static str, summary: &'static str) -> Op {
         body: None,
         query: None,
         multipart: false,
+        answer: None,
     }
 }
 
@@ -80,6 +83,11 @@ impl Op {
 
     fn query(mut self, schema: fn() -> Named) -> Op {
         self.query = Some(schema);
+        self
+    }
+
+    fn answer(mut self, schema: fn() -> Named) -> Op {
+        self.answer = Some(schema);
         self
     }
 
@@ -130,14 +138,14 @@ pub fn table(config: &ServerSettings) -> Vec<Route> {
     let node = || named::<NodeQuery>("NodeQuery");
     vec![
         // The service: both originals' shared routes.
-        route("/", SERVICE, get(common::root), vec![op("get", "Service description (KnowledgeBeast and KATO fields)")]),
-        route("/health", SERVICE, get(common::health), vec![op("get", "Health of the knowledge base, pattern engine and disk")]),
+        route("/", SERVICE, get(common::root), vec![op("get", "Service description (KnowledgeBeast and KATO fields)").answer(|| named::<common::Root>("Root"))]),
+        route("/health", SERVICE, get(common::health), vec![op("get", "Health of the knowledge base, pattern engine and disk").answer(|| named::<common::Health>("Health"))]),
         route("/metrics", SERVICE, get(common::metrics), vec![op("get", "Prometheus text (Accept: text/plain) or KATO's JSON metrics")]),
-        route("/status", SERVICE, get(common::status), vec![op("get", "Sessions and loaded pattern nodes")]),
-        route("/stats", SERVICE, get(common::stats), vec![op("get", "Sampled time series of the last `minutes` (default 10)")]),
-        route("/metrics/{name}", SERVICE, get(common::metric), vec![op("get", "One sampled series with count, min, max and average")]),
+        route("/status", SERVICE, get(common::status), vec![op("get", "Sessions and loaded pattern nodes").answer(|| named::<common::Status>("Status"))]),
+        route("/stats", SERVICE, get(common::stats), vec![op("get", "Sampled time series of the last `minutes` (default 10)").answer(|| named::<common::Stats>("Stats"))]),
+        route("/metrics/{name}", SERVICE, get(common::metric), vec![op("get", "One sampled series with count, min, max and average").answer(|| named::<common::Metric>("Metric"))]),
         route("/metrics-prom", SERVICE, get(common::metrics_prometheus), vec![op("get", "Prometheus text whatever the Accept header (KATO's scrape path)")]),
-        route("/concurrency", SERVICE, get(operations::concurrency), vec![op("get", "Requests in flight and their peak against KATO_LIMIT_CONCURRENCY")]),
+        route("/concurrency", SERVICE, get(operations::concurrency), vec![op("get", "Requests in flight and their peak against KATO_LIMIT_CONCURRENCY").answer(|| named::<operations::Concurrency>("Concurrency"))]),
         route("/cache/stats", SERVICE, get(operations::cache_stats), vec![op("get", "KATO's pattern-cache figures (disabled: patterns live in memory)")]),
         route("/cache/invalidate", SERVICE, post(operations::cache_invalidate), vec![op("post", "KATO's pattern-cache invalidation (disabled: nothing to drop)").query(|| named::<operations::InvalidateQuery>("InvalidateQuery"))]),
         route("/distributed-stm/stats", SERVICE, get(operations::distributed_stm_stats), vec![op("get", "KATO's distributed-STM figures (disabled)")]),
@@ -190,17 +198,17 @@ pub fn table(config: &ServerSettings) -> Vec<Route> {
         ]),
         route("/api/v2/projects/{project_id}/api-keys/{key_id}", KB2, delete(kb_v2::revoke_key), vec![op("delete", "Revoke an API key")]),
         // KATO's API: every method reaches its handler (KATO checks the session first).
-        route("/sessions", KATO, any(kato_routes::create), vec![op("post", "Create a session on a node").body(|| named::<CreateSession>("CreateSessionRequest"))]),
-        route("/sessions/count", KATO, any(kato_routes::count), vec![op("get", "Number of active sessions")]),
-        route("/sessions/{session_id}", KATO, any(kato_routes::session), vec![op("get", "Session details"), op("delete", "Delete a session")]),
-        route("/sessions/{session_id}/exists", KATO, any(kato_routes::exists), vec![op("get", "Whether a session exists")]),
-        action("/sessions/{session_id}/observe", "observe", vec![op("post", "Observe one event").body(|| named::<ObservationData>("ObservationData"))]),
-        action("/sessions/{session_id}/observe-sequence", "observe-sequence", vec![op("post", "Observe several events").body(|| named::<ObserveSequence>("ObserveSequenceRequest"))]),
-        action("/sessions/{session_id}/learn", "learn", vec![op("post", "Learn the short-term memory as a pattern")]),
+        route("/sessions", KATO, any(kato_routes::create), vec![op("post", "Create a session on a node").body(|| named::<CreateSession>("CreateSessionRequest")).answer(|| named::<crate::kato::answers::SessionAnswer>("SessionAnswer"))]),
+        route("/sessions/count", KATO, any(kato_routes::count), vec![op("get", "Number of active sessions").answer(|| named::<crate::kato::answers::Count>("SessionCount"))]),
+        route("/sessions/{session_id}", KATO, any(kato_routes::session), vec![op("get", "Session details").answer(|| named::<crate::kato::answers::SessionAnswer>("SessionAnswer")), op("delete", "Delete a session")]),
+        route("/sessions/{session_id}/exists", KATO, any(kato_routes::exists), vec![op("get", "Whether a session exists").answer(|| named::<crate::kato::answers::Exists>("SessionExists"))]),
+        action("/sessions/{session_id}/observe", "observe", vec![op("post", "Observe one event").body(|| named::<ObservationData>("ObservationData")).answer(|| named::<crate::kato::answers::ObservedAnswer>("ObservedAnswer"))]),
+        action("/sessions/{session_id}/observe-sequence", "observe-sequence", vec![op("post", "Observe several events").body(|| named::<ObserveSequence>("ObserveSequenceRequest")).answer(|| named::<crate::kato::answers::SequenceAnswer>("SequenceAnswer"))]),
+        action("/sessions/{session_id}/learn", "learn", vec![op("post", "Learn the short-term memory as a pattern").answer(|| named::<crate::kato::answers::LearnedAnswer>("LearnedAnswer"))]),
         action("/sessions/{session_id}/predictions", "predictions", vec![op("get", "Predictions for the short-term memory (`Cache-Control: no-cache` computes them anew)")]),
-        action("/sessions/{session_id}/stm", "stm", vec![op("get", "Short-term memory")]),
+        action("/sessions/{session_id}/stm", "stm", vec![op("get", "Short-term memory").answer(|| named::<crate::kato::answers::Stm>("StmAnswer"))]),
         action("/sessions/{session_id}/clear-stm", "clear-stm", vec![op("post", "Clear short-term memory")]),
-        action("/sessions/{session_id}/clear-all", "clear-all", vec![op("post", "Clear the node's patterns and the session")]),
+        action("/sessions/{session_id}/clear-all", "clear-all", vec![op("post", "Clear the node's patterns and the session").answer(|| named::<crate::kato::answers::ClearedAll>("ClearedAll"))]),
         action("/sessions/{session_id}/config", "config", vec![
             op("get", "Effective session configuration"),
             op("post", "Update session configuration").body(|| named::<ConfigUpdate>("SessionConfigUpdate")),
