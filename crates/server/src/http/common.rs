@@ -852,7 +852,8 @@ pub fn sample(state: &ServerState, previous_requests: &mut (u64, std::time::Inst
     let mut values = BTreeMap::new();
     values.insert("cpu_percent", state.series.cpu_percent());
     values.insert("memory_percent", memory_percent());
-    values.insert("memory_rss_bytes", system::rss_bytes() as f64);
+    let rss = system::rss_bytes() as f64;
+    values.insert("memory_rss_bytes", rss);
     values.insert("disk_percent", system::disk_percent(&state.data_dir));
     values.insert("active_sessions", sessions.active as f64);
     values.insert("requests_total", requests as f64);
@@ -875,10 +876,7 @@ pub fn sample(state: &ServerState, previous_requests: &mut (u64, std::time::Inst
     values.insert("kb_queries", (stats.cache.hits + stats.cache.misses) as f64);
     values.insert("loaded_nodes", state.kato.patterns().loaded().len() as f64);
     values.insert("load_average_1m", system::load_average_1m());
-    values.insert(
-        "memory_used_mb",
-        system::rss_bytes() as f64 / (1024.0 * 1024.0),
-    );
+    values.insert("memory_used_mb", rss / (1024.0 * 1024.0));
     values.insert(
         "session_operations",
         state.metrics.total("kato_session_operations_total"),

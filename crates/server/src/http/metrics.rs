@@ -21,26 +21,18 @@ pub const KATO_OBSERVATION_BUCKETS: [f64; 6] = [0.001, 0.005, 0.01, 0.025, 0.05,
 /// The guide's buckets for `kato_prediction_duration_seconds`.
 pub const KATO_PREDICTION_BUCKETS: [f64; 7] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0];
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 struct Histogram {
-    counts: Vec<u64>,
+    counts: [u64; BUCKETS.len()],
     count: u64,
     sum: f64,
 }
 
 impl Histogram {
-    fn new(bounds: &[f64]) -> Histogram {
-        Histogram {
-            counts: vec![0; bounds.len()],
-            count: 0,
-            sum: 0.0,
-        }
-    }
-
-    fn observe(&mut self, bounds: &[f64], seconds: f64) {
-        for (count, bound) in self.counts.iter_mut().zip(bounds) {
+    fn observe(&mut self, seconds: f64) {
+        for (i, bound) in BUCKETS.iter().enumerate() {
             if seconds <= *bound {
-                *count += 1;
+                self.counts[i] += 1;
             }
         }
         self.count += 1;
@@ -48,15 +40,12 @@ impl Histogram {
     }
 }
 
-/// A histogram family: its help text, its bucket bounds and one histogram per label set.
-type HistogramFamily = (&'static str, &'static [f64], BTreeMap<Labels, Histogram>);
-
 pub type Labels = Vec<(&'static str, String)>;
 
 #[derive(Debug, Default)]
 struct Families {
     counters: BTreeMap<&'static str, (&'static str, BTreeMap<Labels, f64>)>,
-    histograms: BTreeMap<&'static str, HistogramFamily>,
+    histograms: BTreeMap<&'static str, (&'static str, BTreeMap<Labels, Histogram>)>,
 }
 
 #[derive(Debug, Default)]
@@ -91,7 +80,7 @@ pub enum Derived<'a> {
     Histogram {
         name: &'static str,
         help: &'static str,
-        /// A subset of the sources' bounds.
+        /// A subset of [`BUCKETS`].
         bounds: &'static [f64],
         from: &'a [&'static str],
         select: Select<'a>,
@@ -108,32 +97,13 @@ impl Metrics {
         *family.1.entry(labels).or_insert(0.0) += by;
     }
 
-    /// Observes `seconds` in a histogram with the default [`BUCKETS`].
     pub fn observe(&self, name: &'static str, help: &'static str, labels: Labels, seconds: f64) {
-        self.observe_in(name, help, &BUCKETS, labels, seconds);
-    }
-
-    /// Observes `seconds` in a histogram with its own bucket bounds (those of its first
-    /// observation).
-    pub fn observe_in(
-        &self,
-        name: &'static str,
-        help: &'static str,
-        bounds: &'static [f64],
-        labels: Labels,
-        seconds: f64,
-    ) {
         let mut families = self.families.lock().unwrap_or_else(|p| p.into_inner());
         let family = families
             .histograms
             .entry(name)
-            .or_insert_with(|| (help, bounds, BTreeMap::new()));
-        let bounds = family.1;
-        family
-            .2
-            .entry(labels)
-            .or_insert_with(|| Histogram::new(bounds))
-            .observe(bounds, seconds);
+            .or_insert_with(|| (help, BTreeMap::new()));
+        family.1.entry(labels).or_default().observe(seconds);
     }
 
     /// Renders `derived`: families computed from the recorded ones at scrape time, so that
@@ -160,11 +130,14 @@ impl Metrics {
                                 .flat_map(|(_, values)| {
                                     values.iter().map(|(labels, value)| (labels, *value))
                                 });
-                        let observed = families.histograms.get(source).into_iter().flat_map(
-                            |(_, _, values)| {
-                                values.iter().map(|(labels, h)| (labels, h.count as f64))
-                            },
-                        );
+                        let observed =
+                            families
+                                .histograms
+                                .get(source)
+                                .into_iter()
+                                .flat_map(|(_, values)| {
+                                    values.iter().map(|(labels, h)| (labels, h.count as f64))
+                                });
                         for (labels, value) in counted.chain(observed) {
                             if let Some(labels) = select(source, labels) {
                                 *merged.entry(labels).or_insert(0.0) += value;
@@ -188,8 +161,7 @@ impl Metrics {
                 } => {
                     let mut merged: BTreeMap<Labels, (Vec<u64>, u64, f64)> = BTreeMap::new();
                     for source in *from {
-                        let Some((_, source_bounds, values)) = families.histograms.get(source)
-                        else {
+                        let Some((_, values)) = families.histograms.get(source) else {
                             continue;
                         };
                         for (labels, histogram) in values {
@@ -200,8 +172,8 @@ impl Metrics {
                                 .entry(labels)
                                 .or_insert_with(|| (vec![0; bounds.len()], 0, 0.0));
                             for (i, bound) in bounds.iter().enumerate() {
-                                // Every derived bound is one of the source's.
-                                if let Some(at) = source_bounds.iter().position(|b| b == bound) {
+                                // Every derived bound is one of the recorded ones.
+                                if let Some(at) = BUCKETS.iter().position(|b| b == bound) {
                                     entry.0[i] += histogram.counts[at];
                                 }
                             }
@@ -252,7 +224,7 @@ impl Metrics {
         families
             .histograms
             .get(name)
-            .map_or((0, 0.0), |(_, _, values)| {
+            .map_or((0, 0.0), |(_, values)| {
                 values
                     .values()
                     .fold((0, 0.0), |(c, s), h| (c + h.count, s + h.sum))
@@ -269,10 +241,10 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{} {value}", render_labels(labels, None));
             }
         }
-        for (name, (help, bounds, values)) in &families.histograms {
+        for (name, (help, values)) in &families.histograms {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
             for (labels, histogram) in values {
-                for (bound, count) in bounds.iter().zip(&histogram.counts) {
+                for (bound, count) in BUCKETS.iter().zip(&histogram.counts) {
                     let _ = writeln!(
                         out,
                         "{name}_bucket{} {count}",
