@@ -8,6 +8,7 @@
 //! of presenting what is left of it as the whole.
 
 use std::path::Path;
+use std::sync::Mutex;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -75,6 +76,9 @@ fn summarise(table: &impl ReadableTable<&'static [u8], &'static [u8]>) -> Result
 pub struct RedbStore {
     db: Database,
     path: String,
+    /// The summary of the last commit (verified at open), kept by the writers: a commit
+    /// computes the next one from it instead of reading it back.
+    summary: Mutex<Summary>,
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -128,39 +132,40 @@ impl RedbStore {
             other => Error::Io(format!("{shown}: {other}")),
         })?;
         let txn = db.begin_write().map_err(storage)?;
-        {
+        let found = {
             let table = txn.open_table(KV).map_err(storage)?;
             let mut meta = txn.open_table(META).map_err(storage)?;
             let found = summarise(&table).map_err(|err| damaged(&shown, &err.to_string()))?;
             let recorded = meta
                 .get(SUMMARY)
                 .map_err(storage)?
-                .map(|value| Summary::decode(value.value()));
+                .map(|v| Summary::decode(v.value()));
             match recorded {
                 // A store written before summaries were kept (or a new one): record it now.
                 None => {
                     meta.insert(SUMMARY, found.encode().as_slice())
                         .map_err(storage)?;
                 }
-                Some(Some(recorded)) if recorded == found => {}
-                Some(Some(recorded)) => {
-                    return Err(damaged(
-                        &shown,
-                        &format!(
-                            "it holds {} records where its last commit left {}, or other bytes",
-                            found.records, recorded.records
-                        ),
-                    ));
-                }
-                Some(None) => return Err(damaged(&shown, "its summary record is unreadable")),
+                Some(recorded) => compare(&shown, found, recorded)?,
             }
-        }
+            found
+        };
         txn.commit().map_err(storage)?;
-        Ok(RedbStore { db, path: shown })
+        Ok(RedbStore {
+            db,
+            path: shown,
+            summary: Mutex::new(found),
+        })
     }
 
-    /// Reads every record and compares them with the summary of the last commit (what
-    /// opening the store does; `mneme check` calls it on demand).
+    /// The summary of the last commit: what opening the store verified, plus what was
+    /// written since.
+    pub fn summary(&self) -> Summary {
+        *self.summary.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads every record and compares them with the summary of the last commit, as opening
+    /// the store does.
     pub fn verify(&self) -> Result<Summary> {
         let txn = self.db.begin_read().map_err(storage)?;
         let table = txn.open_table(KV).map_err(storage)?;
@@ -169,18 +174,29 @@ impl RedbStore {
         let recorded = meta
             .get(SUMMARY)
             .map_err(storage)?
-            .and_then(|value| Summary::decode(value.value()));
-        if recorded != Some(found) {
-            return Err(damaged(
-                &self.path,
-                &format!(
-                    "it holds {} records where its last commit left {}, or other bytes",
-                    found.records,
-                    recorded.map_or(0, |r| r.records)
-                ),
-            ));
-        }
+            .map(|v| Summary::decode(v.value()));
+        compare(
+            &self.path,
+            found,
+            recorded.unwrap_or(Some(Summary::default())),
+        )?;
         Ok(found)
+    }
+}
+
+/// Whether the records `found` are those the last commit `recorded` (`None`: its summary
+/// record is unreadable).
+fn compare(shown: &str, found: Summary, recorded: Option<Summary>) -> Result<()> {
+    match recorded {
+        Some(recorded) if recorded == found => Ok(()),
+        Some(recorded) => Err(damaged(
+            shown,
+            &format!(
+                "it holds {} records where its last commit left {}, or other bytes",
+                found.records, recorded.records
+            ),
+        )),
+        None => Err(damaged(shown, "its summary record is unreadable")),
     }
 }
 
@@ -227,14 +243,15 @@ impl KvStore for RedbStore {
             Durability::Deferred => redb::Durability::None,
         })
         .map_err(storage)?;
-        if !batch.ops.is_empty() {
+        if batch.ops.is_empty() {
+            return txn.commit().map_err(storage);
+        }
+        // Held through the commit: the next writer starts from this one's summary.
+        let mut held = self.summary.lock().unwrap_or_else(|p| p.into_inner());
+        let mut summary = *held;
+        {
             let mut table = txn.open_table(KV).map_err(storage)?;
             let mut meta = txn.open_table(META).map_err(storage)?;
-            let mut summary = meta
-                .get(SUMMARY)
-                .map_err(storage)?
-                .and_then(|value| Summary::decode(value.value()))
-                .unwrap_or_default();
             for op in &batch.ops {
                 match op {
                     Op::Put(key, value) => {
@@ -256,7 +273,9 @@ impl KvStore for RedbStore {
             meta.insert(SUMMARY, summary.encode().as_slice())
                 .map_err(storage)?;
         }
-        txn.commit().map_err(storage)
+        txn.commit().map_err(storage)?;
+        *held = summary;
+        Ok(())
     }
 
     fn flush(&self) -> Result<()> {

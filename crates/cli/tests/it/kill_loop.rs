@@ -3,42 +3,13 @@
 //! After each kill the store checks whole and every learn the server acknowledged is served
 //! by the restarted server; a learn cut off by the kill may or may not be there.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::serve::request;
+use crate::serve::{request, try_request};
 use crate::{Served, json, mneme, run};
-
-/// One request; `None` when the connection fails or is cut (the server was killed).
-fn try_request(
-    addr: &str,
-    method: &str,
-    path: &str,
-    body: &str,
-) -> Option<(u16, serde_json::Value)> {
-    let mut stream = TcpStream::connect(addr).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .ok()?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).ok()?;
-    let status = raw.split(' ').nth(1)?.parse().ok()?;
-    let body = raw.split_once("\r\n\r\n")?.1;
-    Some((
-        status,
-        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
-    ))
-}
 
 /// Learns distinct two-event patterns on its own session until the server goes away; every
 /// acknowledged pattern name goes into `acknowledged`.

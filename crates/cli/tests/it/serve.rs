@@ -9,24 +9,35 @@ use std::time::{Duration, Instant};
 use crate::{Served, mneme, run, stderr, stdout, write_files};
 
 pub fn request(addr: &str, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
-    let mut stream = TcpStream::connect(addr).unwrap();
+    try_request(addr, method, path, body)
+        .unwrap_or_else(|| panic!("{method} {path}: no answer from {addr}"))
+}
+
+/// One request; `None` when the connection fails or is cut (a server killed mid-request).
+pub fn try_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Option<(u16, serde_json::Value)> {
+    let mut stream = TcpStream::connect(addr).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+        .ok()?;
     write!(
         stream,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
-    .unwrap();
+    .ok()?;
     let mut raw = String::new();
-    stream.read_to_string(&mut raw).unwrap();
-    let status = raw.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = raw.split_once("\r\n\r\n").unwrap().1;
-    (
+    stream.read_to_string(&mut raw).ok()?;
+    let status = raw.split(' ').nth(1)?.parse().ok()?;
+    let body = raw.split_once("\r\n\r\n")?.1;
+    Some((
         status,
         serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
-    )
+    ))
 }
 
 #[test]
