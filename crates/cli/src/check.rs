@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use mneme_app::{Config, Knowledge};
+use mneme_app::Config;
 use mneme_store::{ErrorKind, RedbStore};
 use serde::Serialize;
 
@@ -50,9 +50,10 @@ fn knowledge_base(config: &Config) -> Item {
             "not created yet: `mneme ingest` builds it",
         );
     }
-    match Knowledge::open(&config.kb) {
-        Ok(knowledge) => {
-            let stats = knowledge.kb.stats();
+    // The index alone (its checksums, catalog and vectors): the embedding model is not needed.
+    match mneme_kb::KnowledgeBase::open(dir, mneme_app::kb_config(&config.kb)) {
+        Ok(kb) => {
+            let stats = kb.stats();
             item(
                 WHAT,
                 dir,

@@ -383,7 +383,6 @@ pub fn plan(cli: KbCli) -> Plan {
 }
 
 fn mneme_cli(args: Vec<OsString>) -> crate::args::Cli {
-    use clap::Parser as _;
     let mut argv = vec![OsString::from("mneme")];
     argv.extend(args);
     crate::args::Cli::parse_from(argv)
