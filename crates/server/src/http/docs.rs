@@ -41,10 +41,23 @@ pub fn document(routes: &[Route]) -> Value {
                 }
                 None => json!({}),
             };
+            // The typed answer is the JSON one; other media types are named without a schema.
+            let content: serde_json::Map<String, Value> = op
+                .media
+                .iter()
+                .map(|&media| {
+                    let schema = if media == "application/json" {
+                        answer.clone()
+                    } else {
+                        json!({})
+                    };
+                    (media.to_owned(), schema)
+                })
+                .collect();
             let mut operation = json!({
                 "tags": [route.tag],
                 "summary": op.summary,
-                "responses": {op.status: {"description": "Success", "content": {"application/json": answer}}},
+                "responses": {op.status: {"description": "Success", "content": content}},
             });
             let mut params: Vec<Value> = route
                 .path

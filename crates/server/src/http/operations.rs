@@ -195,13 +195,37 @@ pub async fn concurrency(State(state): State<Arc<ServerState>>) -> Response {
 const NO_PATTERN_CACHE: &str = "Cache manager not available: mneme holds every pattern of a \
     loaded node in memory, so there is no separate pattern cache";
 
+/// A component mneme does not have, as KATO reports it.
+#[derive(Serialize, ToSchema)]
+pub struct Disabled {
+    #[schema(value_type = String)]
+    pub status: &'static str,
+    #[schema(value_type = Option<String>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+}
+
+/// `GET /cache/stats`.
+#[derive(Serialize, ToSchema)]
+pub struct CacheStats {
+    pub cache_performance: Disabled,
+    pub cache_health: Disabled,
+    pub timestamp: String,
+}
+
 /// `GET /cache/stats`: KATO's `disabled` answer (mneme has no Redis pattern cache).
 pub async fn cache_stats() -> Response {
-    to_json(&json!({
-        "cache_performance": {"status": "disabled", "reason": NO_PATTERN_CACHE},
-        "cache_health": {"status": "disabled"},
-        "timestamp": timestamp(),
-    }))
+    to_json(&CacheStats {
+        cache_performance: Disabled {
+            status: "disabled",
+            reason: Some(NO_PATTERN_CACHE),
+        },
+        cache_health: Disabled {
+            status: "disabled",
+            reason: None,
+        },
+        timestamp: timestamp(),
+    })
 }
 
 lax::request! {
@@ -212,18 +236,53 @@ lax::request! {
     }
 }
 
+/// `POST /cache/invalidate`: the counts are null (nothing is cached).
+#[derive(Serialize, ToSchema)]
+pub struct CacheInvalidated {
+    #[schema(value_type = String)]
+    pub status: &'static str,
+    pub patterns_invalidated: Option<u64>,
+    pub symbols_invalidated: Option<u64>,
+    pub session_id: Option<String>,
+    #[schema(value_type = String)]
+    pub reason: &'static str,
+    pub timestamp: String,
+}
+
 /// `POST /cache/invalidate?session_id=`: nothing to drop; KATO's `disabled` answer.
 pub async fn cache_invalidate(RawQuery(query): RawQuery) -> Result<Response, ApiError> {
     lax::query::<InvalidateQuery>(query.as_deref().unwrap_or(""))
         .map_err(|problems| ApiError::invalid(Dialect::Kato, &problems))?;
-    Ok(to_json(&json!({
-        "status": "disabled",
-        "patterns_invalidated": null,
-        "symbols_invalidated": null,
-        "session_id": null,
-        "reason": NO_PATTERN_CACHE,
-        "timestamp": timestamp(),
-    })))
+    Ok(to_json(&CacheInvalidated {
+        status: "disabled",
+        patterns_invalidated: None,
+        symbols_invalidated: None,
+        session_id: None,
+        reason: NO_PATTERN_CACHE,
+        timestamp: timestamp(),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProcessorInfo {
+    /// Pattern nodes loaded on this server.
+    pub total_active_processors: usize,
+}
+
+/// `GET /distributed-stm/stats`: the null fields are KATO's figures of a component mneme
+/// does not have.
+#[derive(Serialize, ToSchema)]
+pub struct DistributedStmStats {
+    #[schema(value_type = String)]
+    pub status: &'static str,
+    pub distributed_stm_enabled: bool,
+    pub performance_stats: Option<Value>,
+    pub processor_info: ProcessorInfo,
+    pub expected_improvements: Option<Value>,
+    #[schema(value_type = String)]
+    pub reason: &'static str,
+    pub error: Option<String>,
+    pub timestamp: String,
 }
 
 /// `GET /distributed-stm/stats`: KATO's `disabled` answer; in cluster mode the reason says
@@ -235,16 +294,58 @@ pub async fn distributed_stm_stats(State(state): State<Arc<ServerState>>) -> Res
     } else {
         "No processors with distributed STM available"
     };
-    to_json(&json!({
-        "status": "disabled",
-        "distributed_stm_enabled": false,
-        "performance_stats": null,
-        "processor_info": {"total_active_processors": state.kato.patterns().loaded().len()},
-        "expected_improvements": null,
-        "reason": reason,
-        "error": null,
-        "timestamp": timestamp(),
-    }))
+    to_json(&DistributedStmStats {
+        status: "disabled",
+        distributed_stm_enabled: false,
+        performance_stats: None,
+        processor_info: ProcessorInfo {
+            total_active_processors: state.kato.patterns().loaded().len(),
+        },
+        expected_improvements: None,
+        reason,
+        error: None,
+        timestamp: timestamp(),
+    })
+}
+
+/// The health of one store.
+#[derive(Serialize, ToSchema)]
+pub struct StoreHealth {
+    pub healthy: bool,
+    /// Seconds since the Unix epoch.
+    pub last_check: f64,
+    pub error_count: u64,
+    pub last_error: Option<String>,
+    /// Always null (not measured).
+    pub response_time_ms: Option<f64>,
+}
+
+/// One store's connection, as KATO's pool statistics name it.
+#[derive(Serialize, ToSchema)]
+pub struct PoolState {
+    /// `redb`, `postgres` or `redis`.
+    #[serde(rename = "type")]
+    #[schema(value_type = String)]
+    pub kind: &'static str,
+    /// `connected` or `error`.
+    #[schema(value_type = String)]
+    pub status: &'static str,
+}
+
+/// `GET /connection-pools`: keyed by store (`embedded`, or `postgres` and `redis`).
+#[derive(Serialize, ToSchema)]
+pub struct ConnectionPools {
+    /// `healthy`, or `degraded` when a store is not.
+    #[schema(value_type = String)]
+    pub status: &'static str,
+    pub health: std::collections::BTreeMap<String, StoreHealth>,
+    pub pool_statistics: std::collections::BTreeMap<String, PoolState>,
+    /// Always empty.
+    pub connection_optimization: Value,
+    /// Always empty.
+    pub performance_improvements: Value,
+    pub error: Option<String>,
+    pub timestamp: String,
 }
 
 /// `GET /connection-pools`: the health of the stores this node uses, in KATO's shape: the
@@ -253,46 +354,41 @@ pub async fn connection_pools(State(state): State<Arc<ServerState>>) -> Response
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
-    let entry = |error: Option<String>| {
-        json!({
-            "healthy": error.is_none(),
-            "last_check": now,
-            "error_count": u64::from(error.is_some()),
-            "last_error": error,
-            "response_time_ms": null,
-        })
+    let entry = |error: Option<String>| StoreHealth {
+        healthy: error.is_none(),
+        last_check: now,
+        error_count: u64::from(error.is_some()),
+        last_error: error,
+        response_time_ms: None,
     };
-    let pool = |kind: &str, healthy: bool| json!({"type": kind, "status": if healthy { "connected" } else { "error" }});
-    let (health, pools) = match state.kato.patterns().shared_status() {
-        Some(shared) => {
-            let redis = state.kato.sessions().store_outage();
-            let (pg_ok, redis_ok) = (shared.degraded.is_none(), redis.is_none());
-            (
-                json!({"postgres": entry(shared.degraded), "redis": entry(redis)}),
-                json!({"postgres": pool("postgres", pg_ok), "redis": pool("redis", redis_ok)}),
-            )
-        }
-        None => {
-            let failure = state.kato.patterns().failure();
-            let ok = failure.is_none();
-            (
-                json!({"embedded": entry(failure)}),
-                json!({"embedded": pool("redb", ok)}),
-            )
-        }
+    let pool = |kind: &'static str, healthy: bool| PoolState {
+        kind,
+        status: if healthy { "connected" } else { "error" },
     };
-    let healthy = health
-        .as_object()
-        .is_some_and(|all| all.values().all(|h| h["healthy"] == Value::Bool(true)));
-    to_json(&json!({
-        "status": if healthy { "healthy" } else { "degraded" },
-        "health": health,
-        "pool_statistics": pools,
-        "connection_optimization": {},
-        "performance_improvements": {},
-        "error": null,
-        "timestamp": timestamp(),
-    }))
+    let stores: Vec<(&str, &'static str, Option<String>)> =
+        match state.kato.patterns().shared_status() {
+            Some(shared) => vec![
+                ("postgres", "postgres", shared.degraded),
+                ("redis", "redis", state.kato.sessions().store_outage()),
+            ],
+            None => vec![("embedded", "redb", state.kato.patterns().failure())],
+        };
+    let healthy = stores.iter().all(|(_, _, error)| error.is_none());
+    let mut health = std::collections::BTreeMap::new();
+    let mut pools = std::collections::BTreeMap::new();
+    for (name, kind, error) in stores {
+        pools.insert(name.to_owned(), pool(kind, error.is_none()));
+        health.insert(name.to_owned(), entry(error));
+    }
+    to_json(&ConnectionPools {
+        status: if healthy { "healthy" } else { "degraded" },
+        health,
+        pool_statistics: pools,
+        connection_optimization: json!({}),
+        performance_improvements: json!({}),
+        error: None,
+        timestamp: timestamp(),
+    })
 }
 
 #[cfg(test)]

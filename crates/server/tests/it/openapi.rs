@@ -134,3 +134,51 @@ fn the_document_describes_the_request_types() {
         );
     }
 }
+
+#[test]
+fn every_json_answer_has_its_schema() {
+    let server = TestServer::new(&[]);
+    let doc = server.get("/openapi.json").json();
+    let mut untyped = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            assert_eq!(responses.len(), 1, "{method} {path}: one success answer");
+            let (_, success) = responses.iter().next().unwrap();
+            let content = success["content"].as_object().unwrap();
+            assert!(!content.is_empty(), "{method} {path}: a media type");
+            if let Some(json) = content.get("application/json") {
+                match json["schema"]["$ref"].as_str() {
+                    Some(reference) => {
+                        let name = reference.trim_start_matches("#/components/schemas/");
+                        assert!(
+                            doc["components"]["schemas"][name]["properties"].is_object(),
+                            "{method} {path}: {name} describes its fields"
+                        );
+                    }
+                    None => {
+                        untyped.insert(format!("{method} {path}"));
+                    }
+                }
+            }
+        }
+    }
+    // The JSON answers without a schema of their own, each for a reason: the document itself,
+    // KATO's free-form metrics object, an export (its own archive format, versioned in
+    // docs/compatibility.md), a WebSocket upgrade and the CLI's private command route.
+    let expected: BTreeSet<String> = [
+        "get /openapi.json",
+        "get /metrics",
+        "get /api/v2/projects/{project_id}/export",
+        "get /ws/events",
+        "post /mneme/seq",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    assert_eq!(untyped, expected);
+    // A non-JSON answer is named by its media type.
+    let stream = &doc["paths"]["/api/v2/projects/{project_id}/query/stream"]["post"]["responses"]["200"]["content"];
+    assert!(stream["text/event-stream"].is_object(), "{stream}");
+    assert!(stream.get("application/json").is_none(), "{stream}");
+}
