@@ -66,8 +66,8 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The server's engines: on the data directory, or (cluster mode) with the pattern engine in
-/// PostgreSQL and the sessions in Redis.
+/// The server's engines: on the data directory, or (cluster mode) with the pattern engine and
+/// the projects in PostgreSQL and the sessions in Redis.
 pub(crate) fn open_state(config: &Config) -> anyhow::Result<ServerState> {
     let cluster = &config.cluster;
     if !cluster.enabled() {
@@ -91,8 +91,12 @@ pub(crate) fn open_state(config: &Config) -> anyhow::Result<ServerState> {
     })
     .map_err(|err| anyhow::anyhow!("cluster mode: {err}"))?;
     let patterns = joined.patterns(mneme_app::patterns::seq_defaults(&config.seq));
-    let sessions: Arc<dyn mneme_app::sessions::store::SessionStore> = joined.sessions();
-    Ok(ServerState::open_with(config, Some((patterns, sessions)))?)
+    let shared = mneme_server::http::Shared {
+        patterns,
+        sessions: joined.sessions(),
+        projects: joined.projects(),
+    };
+    Ok(ServerState::open_with(config, Some(shared))?)
 }
 
 /// `err`, with who holds the data directory when another `mneme serve` does.

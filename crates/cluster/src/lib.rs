@@ -4,14 +4,18 @@
 //!   affinity, vectors, finalize figures and totals per node (kb_id), and the ordered change
 //!   log. Each process keeps an in-memory replica of every node it serves, kept current from
 //!   the log, and checks the node's version before answering (or within a bounded staleness).
+//! - PostgreSQL also holds the knowledge base's projects ([`PgRegistry`]): projects, API keys,
+//!   document metadata and each project's documents as an ordered log that every node's
+//!   replica of the project index follows.
 //! - Redis holds KATO's sessions ([`sessions`]), locked per request across processes and saved
 //!   with compare-and-set.
 //!
-//! [`Cluster::connect`] connects both, migrates the schema, and hands out the two ports the
-//! service layer takes: [`Cluster::patterns`] and [`Cluster::sessions`].
+//! [`Cluster::connect`] connects both, migrates the schema, and hands out the ports the
+//! service layer takes: [`Cluster::patterns`], [`Cluster::sessions`] and [`Cluster::projects`].
 
 mod bridge;
 mod pg;
+mod registry;
 mod schema;
 mod sessions;
 
@@ -22,6 +26,7 @@ use mneme_app::patterns::{Patterns, SharedNodes};
 use mneme_seq::Defaults;
 
 pub use pg::PgNodes;
+pub use registry::PgRegistry;
 pub use sessions::RedisSessions;
 
 /// What a node needs to join a cluster.
@@ -43,6 +48,7 @@ pub struct ClusterConfig {
 pub struct Cluster {
     patterns: Arc<PgNodes>,
     sessions: Arc<RedisSessions>,
+    registry: Arc<PgRegistry>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -64,10 +70,12 @@ impl Cluster {
             config.postgres_pool_size,
             config.max_staleness,
         )?;
+        let registry = Arc::new(PgRegistry::new(bridge.clone(), shared.pool()));
         let sessions = RedisSessions::connect(bridge, &config.redis_url)?;
         Ok(Cluster {
             patterns: Arc::new(PgNodes { shared }),
             sessions: Arc::new(sessions),
+            registry,
         })
     }
 
@@ -75,6 +83,11 @@ impl Cluster {
     pub fn patterns(&self, defaults: Defaults) -> Patterns {
         let shared: Arc<dyn SharedNodes> = self.patterns.clone();
         Patterns::shared(shared, defaults)
+    }
+
+    /// The knowledge base's project registry and document log.
+    pub fn projects(&self) -> Arc<PgRegistry> {
+        self.registry.clone()
     }
 
     /// The session store.

@@ -78,7 +78,7 @@ fn pg_error(what: &str, err: tokio_postgres::Error) -> SeqError {
 /// SQLSTATE classes and codes that say "try again later": 08 connection exception, 53
 /// insufficient resources, 57 operator intervention (admin or crash shutdown, cannot connect
 /// now), 40001 serialization failure, 40P01 deadlock.
-fn retryable(code: &str) -> bool {
+pub(crate) fn retryable(code: &str) -> bool {
     matches!(code.get(..2), Some("08" | "53" | "57")) || matches!(code, "40001" | "40P01")
 }
 
@@ -142,6 +142,10 @@ impl PgShared {
         let weak = Arc::downgrade(&shared);
         shared.bridge.handle().spawn(listen(weak));
         Ok(shared)
+    }
+
+    pub(crate) fn pool(&self) -> Pool {
+        self.pool.clone()
     }
 
     fn mark_current(&self) {

@@ -74,6 +74,31 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX mneme_changes_request ON mneme_changes (kb_id, request_key)
         WHERE request_key IS NOT NULL;
     "#,
+    // 2: the knowledge base's projects: the registry (projects, API keys, document metadata)
+    // and each project's documents as an ordered log.
+    r#"
+    CREATE TABLE mneme_registry (
+        key bytea PRIMARY KEY,
+        value bytea NOT NULL
+    );
+    CREATE TABLE mneme_kb_generation (
+        project_id text PRIMARY KEY,
+        generation bigint NOT NULL
+    );
+    CREATE TABLE mneme_kb_documents (
+        project_id text NOT NULL,
+        generation bigint NOT NULL,
+        position integer NOT NULL,
+        doc_id text NOT NULL,
+        path text NOT NULL,
+        kb_dir text NOT NULL,
+        name text NOT NULL,
+        -- mneme_kb::convert::Format as JSON ("Markdown", ...).
+        format text NOT NULL,
+        content bytea NOT NULL,
+        PRIMARY KEY (project_id, generation, position)
+    );
+    "#,
 ];
 
 /// The advisory lock key that serialises migrations (any fixed number unlikely to clash).

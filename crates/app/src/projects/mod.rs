@@ -119,6 +119,9 @@ pub enum ProjectError {
     Kb(#[from] mneme_kb::Error),
     #[error("project registry is corrupt: {0}")]
     Corrupt(String),
+    /// Cluster mode: the shared registry (PostgreSQL) is out of reach; try again later.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 pub type Result<T, E = ProjectError> = std::result::Result<T, E>;
@@ -134,9 +137,94 @@ const KEY_HASH: &[u8] = b"h/";
 const DOC_META: &[u8] = b"d/";
 const SEQUENCE: &[u8] = b"seq";
 
+/// A change to the shared document log, written in the same transaction as a registry batch.
+pub enum LogOp {
+    /// Documents added or replaced in a project: its next generation.
+    Append {
+        project_id: String,
+        documents: Vec<NewDocument>,
+    },
+    /// A project removed: its log and generation go.
+    Drop { project_id: String },
+}
+
+/// The registry where several nodes share it (cluster mode): the keys and values of the
+/// embedded registry, plus an ordered log of each project's documents, which every node's
+/// replica of the project index follows (one generation per ingest).
+pub trait SharedRegistry: Send + Sync {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// Every pair whose key starts with `prefix`, in key order.
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// Applies `batch` and `log` in one transaction.
+    fn write(&self, batch: WriteBatch, log: Vec<LogOp>) -> Result<()>;
+    /// Serialises registry writers that read before they write (name checks, sequence)
+    /// across every node, until the guard is dropped.
+    fn lock(&self) -> Result<Box<dyn Send>>;
+    /// The project's last generation in the log (0: none).
+    fn generation(&self, project_id: &str) -> Result<u64>;
+    /// The documents of the generations after `after`, in log order, and the last generation.
+    fn documents_since(&self, project_id: &str, after: u64) -> Result<(Vec<NewDocument>, u64)>;
+}
+
+/// Where the registry lives.
+enum Registry {
+    Local(RedbStore),
+    Shared(Arc<dyn SharedRegistry>),
+}
+
+impl Registry {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self {
+            Registry::Local(store) => Ok(store.snapshot()?.get(key)?),
+            Registry::Shared(shared) => shared.get(key),
+        }
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        match self {
+            Registry::Local(store) => Ok(store.snapshot()?.scan_prefix(prefix)?),
+            Registry::Shared(shared) => shared.scan_prefix(prefix),
+        }
+    }
+
+    fn write(&self, batch: WriteBatch) -> Result<()> {
+        self.write_with_log(batch, Vec::new())
+    }
+
+    fn write_with_log(&self, batch: WriteBatch, log: Vec<LogOp>) -> Result<()> {
+        match self {
+            Registry::Local(store) => Ok(store.write(batch)?),
+            Registry::Shared(shared) => shared.write(batch, log),
+        }
+    }
+
+    /// A write that may be lost in a crash (the last use of a key).
+    fn write_deferred(&self, batch: WriteBatch) -> Result<()> {
+        match self {
+            Registry::Local(store) => {
+                Ok(store.write_with(batch, mneme_store::Durability::Deferred)?)
+            }
+            Registry::Shared(shared) => shared.write(batch, Vec::new()),
+        }
+    }
+}
+
+/// The registry held for a read-then-write (dropped in field order: the cluster's lock, then
+/// this process's).
+struct Exclusive<'a> {
+    _shared: Option<Box<dyn Send>>,
+    _local: std::sync::MutexGuard<'a, ()>,
+}
+
+/// A project index followed by this node in cluster mode: the generation of the shared log
+/// it holds, behind the lock that applies the log to it.
+type Replica = Arc<Mutex<u64>>;
+
 pub struct Projects {
     dir: PathBuf,
-    store: RedbStore,
+    store: Registry,
+    /// Cluster mode: per project, the generation of the log this node's index holds.
+    replicas: Mutex<HashMap<String, Replica>>,
     settings: KbSettings,
     indexes: Mutex<HashMap<String, Arc<KnowledgeBase>>>,
     /// The embedding model every project shares (loaded once, on first use).
@@ -212,15 +300,61 @@ impl Projects {
     pub fn open(dir: &Path, settings: &KbSettings) -> Result<Projects> {
         std::fs::create_dir_all(dir)
             .map_err(|err| mneme_store::Error::Io(format!("creating {}: {err}", dir.display())))?;
-        let store = RedbStore::open(&dir.join(REGISTRY))?;
+        let store = Registry::Local(RedbStore::open(&dir.join(REGISTRY))?);
         remove_staging_dirs(dir);
         Ok(Projects {
             dir: dir.to_path_buf(),
             store,
+            replicas: Mutex::new(HashMap::new()),
             settings: settings.clone(),
             indexes: Mutex::new(HashMap::new()),
             embedder: Mutex::new(None),
             writing: Mutex::new(()),
+        })
+    }
+
+    /// Cluster mode: the registry and the documents live in `shared`; `dir` holds this node's
+    /// replicas of the project indexes, which are rebuilt from the shared log (whatever a
+    /// previous run left there is removed).
+    pub fn open_shared(
+        dir: &Path,
+        settings: &KbSettings,
+        shared: Arc<dyn SharedRegistry>,
+    ) -> Result<Projects> {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|err| {
+                mneme_store::Error::Io(format!("clearing the replicas in {}: {err}", dir.display()))
+            })?;
+        }
+        std::fs::create_dir_all(dir)
+            .map_err(|err| mneme_store::Error::Io(format!("creating {}: {err}", dir.display())))?;
+        Ok(Projects {
+            dir: dir.to_path_buf(),
+            store: Registry::Shared(shared),
+            replicas: Mutex::new(HashMap::new()),
+            settings: settings.clone(),
+            indexes: Mutex::new(HashMap::new()),
+            embedder: Mutex::new(None),
+            writing: Mutex::new(()),
+        })
+    }
+
+    /// Whether the registry is shared with other nodes (cluster mode).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.store, Registry::Shared(_))
+    }
+
+    /// Holds the registry for a read-then-write: this process's lock and, in cluster mode,
+    /// the cluster's.
+    fn exclusive(&self) -> Result<Exclusive<'_>> {
+        let local = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let shared = match &self.store {
+            Registry::Local(_) => None,
+            Registry::Shared(shared) => Some(shared.lock()?),
+        };
+        Ok(Exclusive {
+            _shared: shared,
+            _local: local,
         })
     }
 
@@ -229,7 +363,7 @@ impl Projects {
     }
 
     fn next_sequence(&self, batch: &mut WriteBatch) -> Result<u64> {
-        let current = match self.store.snapshot()?.get(SEQUENCE)? {
+        let current = match self.store.get(SEQUENCE)? {
             Some(bytes) => decode::<u64>(&bytes, "sequence")?,
             None => 0,
         };
@@ -240,7 +374,7 @@ impl Projects {
     /// Every project, newest first.
     pub fn list(&self) -> Result<Vec<Project>> {
         let mut out = Vec::new();
-        for (_, value) in self.store.snapshot()?.scan_prefix(PROJECT)? {
+        for (_, value) in self.store.scan_prefix(PROJECT)? {
             out.push(decode::<Project>(&value, "project")?);
         }
         out.sort_by_key(|p| std::cmp::Reverse(p.sequence));
@@ -252,7 +386,7 @@ impl Projects {
     }
 
     pub fn get(&self, project_id: &str) -> Result<Project> {
-        match self.store.snapshot()?.get(&key(PROJECT, project_id))? {
+        match self.store.get(&key(PROJECT, project_id))? {
             Some(bytes) => decode(&bytes, "project"),
             None => Err(ProjectError::NotFound(project_id.to_owned())),
         }
@@ -272,7 +406,7 @@ impl Projects {
         embedding_model: &str,
         metadata: &str,
     ) -> Result<Project> {
-        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let _writing = self.exclusive()?;
         if self.name_taken(name, None)? {
             return Err(ProjectError::NameTaken(name.to_owned()));
         }
@@ -294,7 +428,7 @@ impl Projects {
     }
 
     pub fn update(&self, project_id: &str, update: ProjectUpdate) -> Result<Project> {
-        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let _writing = self.exclusive()?;
         let mut project = self.get(project_id)?;
         if let Some(name) = update.name {
             if self.name_taken(&name, Some(project_id))? {
@@ -320,24 +454,26 @@ impl Projects {
 
     /// Deletes the project, its keys, its document metadata and its index.
     pub fn delete(&self, project_id: &str) -> Result<()> {
-        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let _writing = self.exclusive()?;
         self.get(project_id)?;
         let mut batch = WriteBatch::default();
         self.delete_records(project_id, &mut batch)?;
         // The record goes first: a crash after it leaves an orphaned directory, never a
         // project without its index.
-        self.store.write(batch)?;
+        let log = vec![LogOp::Drop {
+            project_id: project_id.to_owned(),
+        }];
+        self.store.write_with_log(batch, log)?;
         self.forget_index(project_id)
     }
 
     /// Adds the removal of a project's records (project, document metadata, keys) to `batch`.
     fn delete_records(&self, project_id: &str, batch: &mut WriteBatch) -> Result<()> {
-        let snapshot = self.store.snapshot()?;
         batch.delete(key(PROJECT, project_id));
-        for (k, _) in snapshot.scan_prefix(&doc_prefix(project_id))? {
+        for (k, _) in self.store.scan_prefix(&doc_prefix(project_id))? {
             batch.delete(k);
         }
-        for (k, value) in snapshot.scan_prefix(KEY)? {
+        for (k, value) in self.store.scan_prefix(KEY)? {
             let api_key: ApiKey = decode(&value, "api key")?;
             if api_key.project_id == project_id {
                 batch.delete(k);
@@ -350,6 +486,10 @@ impl Projects {
     /// Closes a removed project's index and deletes its directory.
     fn forget_index(&self, project_id: &str) -> Result<()> {
         self.indexes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(project_id);
+        self.replicas
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(project_id);
@@ -375,6 +515,61 @@ impl Projects {
         })
     }
 
+    /// Cluster mode's import: one transaction adds the project, its document metadata and
+    /// its documents as the first generation of its log and, with `overwrite`, removes the
+    /// project of the same name; every node's replica then indexes the documents.
+    fn install_shared(
+        &self,
+        fields: NewProject,
+        documents: Vec<NewDocument>,
+        doc_metadata: Vec<(String, String)>,
+        overwrite: bool,
+    ) -> Result<Project> {
+        let project = {
+            let _writing = self.exclusive()?;
+            let replaced = self.list()?.into_iter().find(|p| p.name == fields.name);
+            if replaced.is_some() && !overwrite {
+                return Err(ProjectError::NameTaken(fields.name));
+            }
+            let now = iso_naive(SystemTime::now());
+            let mut batch = WriteBatch::default();
+            let project = Project {
+                project_id: uuid_v4(),
+                name: fields.name,
+                description: fields.description,
+                embedding_model: fields.embedding_model,
+                created_at: now.clone(),
+                updated_at: now,
+                metadata: fields.metadata,
+                sequence: self.next_sequence(&mut batch)?,
+            };
+            batch.put(key(PROJECT, &project.project_id), encode(&project));
+            for (doc_id, metadata) in doc_metadata {
+                let mut k = doc_prefix(&project.project_id);
+                k.extend_from_slice(doc_id.as_bytes());
+                batch.put(k, metadata.into_bytes());
+            }
+            let mut log = vec![LogOp::Append {
+                project_id: project.project_id.clone(),
+                documents,
+            }];
+            if let Some(old) = &replaced {
+                self.delete_records(&old.project_id, &mut batch)?;
+                log.push(LogOp::Drop {
+                    project_id: old.project_id.clone(),
+                });
+            }
+            self.store.write_with_log(batch, log)?;
+            if let Some(old) = replaced {
+                let _ = self.forget_index(&old.project_id);
+            }
+            project
+        };
+        // This node's replica indexes the import before the import is answered.
+        self.index(&project.project_id)?;
+        Ok(project)
+    }
+
     /// Swaps a staged project in: its directory moves to its place, then one registry
     /// transaction adds it (with its document metadata) and, with `overwrite`, removes the
     /// project of the same name; that project's directory is deleted last.
@@ -385,7 +580,7 @@ impl Projects {
         doc_metadata: Vec<(String, String)>,
         overwrite: bool,
     ) -> Result<Project> {
-        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let _writing = self.exclusive()?;
         let replaced = self.list()?.into_iter().find(|p| p.name == fields.name);
         if replaced.is_some() && !overwrite {
             return Err(ProjectError::NameTaken(fields.name));
@@ -453,16 +648,114 @@ impl Projects {
         self.dir.join(project_id)
     }
 
-    /// The project's index, opened on first use.
+    /// The project's index, opened on first use. In cluster mode it is first brought up to
+    /// the shared log's last generation, so that it answers with every ingest acknowledged
+    /// before this call, on any node.
     pub fn index(&self, project_id: &str) -> Result<Arc<KnowledgeBase>> {
-        self.get(project_id)?;
-        let mut indexes = self.indexes.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(kb) = indexes.get(project_id) {
-            return Ok(kb.clone());
+        self.index_with_report(project_id).map(|(kb, _)| kb)
+    }
+
+    /// [`Projects::index`], with the report of the log entries it applied (cluster mode).
+    fn index_with_report(
+        &self,
+        project_id: &str,
+    ) -> Result<(Arc<KnowledgeBase>, Option<IngestReport>)> {
+        if let Err(err) = self.get(project_id) {
+            if matches!(err, ProjectError::NotFound(_)) && self.is_shared() {
+                // Removed through another node: drop this node's replica.
+                let _ = self.forget_index(project_id);
+            }
+            return match (err, self.replica_held(project_id)) {
+                // The shared registry is out of reach: the replica answers as it is.
+                (ProjectError::Unavailable(why), Some(kb)) => {
+                    tracing::warn!("cluster: {why}; project {project_id} answers from its replica");
+                    Ok((kb, None))
+                }
+                (err, _) => Err(err),
+            };
         }
-        let kb = Arc::new(self.open_index(&self.index_dir(project_id))?);
-        indexes.insert(project_id.to_owned(), kb.clone());
-        Ok(kb)
+        let kb = {
+            let mut indexes = self.indexes.lock().unwrap_or_else(|p| p.into_inner());
+            match indexes.get(project_id) {
+                Some(kb) => kb.clone(),
+                None => {
+                    let kb = Arc::new(self.open_index(&self.index_dir(project_id))?);
+                    indexes.insert(project_id.to_owned(), kb.clone());
+                    kb
+                }
+            }
+        };
+        let report = match &self.store {
+            Registry::Local(_) => None,
+            Registry::Shared(shared) => match self.catch_up(shared.as_ref(), project_id, &kb) {
+                Ok(report) => report,
+                Err(ProjectError::Unavailable(why)) if self.replica_held(project_id).is_some() => {
+                    tracing::warn!("cluster: {why}; project {project_id} answers from its replica");
+                    None
+                }
+                Err(err) => return Err(err),
+            },
+        };
+        Ok((kb, report))
+    }
+
+    /// The index of a project this node already follows (cluster mode), whatever its lag.
+    fn replica_held(&self, project_id: &str) -> Option<Arc<KnowledgeBase>> {
+        let followed = self
+            .replicas
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(project_id)
+            .is_some_and(|applied| *applied.lock().unwrap_or_else(|p| p.into_inner()) > 0);
+        if !followed {
+            return None;
+        }
+        self.indexes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(project_id)
+            .cloned()
+    }
+
+    /// Applies the generations of the shared log this node's replica lacks; the report of
+    /// what it applied, if anything.
+    fn catch_up(
+        &self,
+        shared: &dyn SharedRegistry,
+        project_id: &str,
+        kb: &KnowledgeBase,
+    ) -> Result<Option<IngestReport>> {
+        let replica = self
+            .replicas
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(project_id.to_owned())
+            .or_default()
+            .clone();
+        let latest = shared.generation(project_id)?;
+        let mut applied = replica.lock().unwrap_or_else(|p| p.into_inner());
+        if *applied >= latest {
+            return Ok(None);
+        }
+        let (documents, last) = shared.documents_since(project_id, *applied)?;
+        // A document replaced by a later generation is indexed once, as it ends up.
+        let mut latest_of: HashMap<String, usize> = HashMap::new();
+        for (i, doc) in documents.iter().enumerate() {
+            latest_of.insert(doc.doc_id.clone(), i);
+        }
+        let documents: Vec<NewDocument> = documents
+            .into_iter()
+            .enumerate()
+            .filter(|(i, doc)| latest_of.get(&doc.doc_id) == Some(i))
+            .map(|(_, doc)| doc)
+            .collect();
+        let report = if documents.is_empty() {
+            None
+        } else {
+            Some(kb.put(documents, &NoProgress)?)
+        };
+        *applied = last;
+        Ok(report)
     }
 
     /// Adds (or replaces) documents and records their metadata (JSON text per document).
@@ -480,6 +773,17 @@ impl Projects {
             batch.put(k, metadata.into_bytes());
             docs.push(doc);
         }
+        if self.is_shared() {
+            // The log is the record: once it commits, every node's replica indexes the
+            // documents (this one at once, below).
+            let log = vec![LogOp::Append {
+                project_id: project_id.to_owned(),
+                documents: docs,
+            }];
+            self.store.write_with_log(batch, log)?;
+            let (_, report) = self.index_with_report(project_id)?;
+            return Ok(report.unwrap_or_default());
+        }
         let report = kb.put(docs, &NoProgress)?;
         // Metadata of a document that failed to convert is kept: it names what was sent.
         self.store.write(batch)?;
@@ -490,7 +794,7 @@ impl Projects {
     pub fn document_metadata(&self, project_id: &str) -> Result<HashMap<String, String>> {
         let prefix = doc_prefix(project_id);
         let mut out = HashMap::new();
-        for (k, v) in self.store.snapshot()?.scan_prefix(&prefix)? {
+        for (k, v) in self.store.scan_prefix(&prefix)? {
             let id = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
             out.insert(id, String::from_utf8_lossy(&v).into_owned());
         }
@@ -506,7 +810,7 @@ impl Projects {
         expires_days: Option<u64>,
         created_by: Option<String>,
     ) -> Result<(ApiKey, String)> {
-        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let _writing = self.exclusive()?;
         self.get(project_id)?;
         let raw = format!("kb_{}", token_urlsafe(32));
         let now = SystemTime::now();
@@ -543,7 +847,7 @@ impl Projects {
     pub fn keys(&self, project_id: &str) -> Result<Vec<ApiKey>> {
         self.get(project_id)?;
         let mut out = Vec::new();
-        for (_, value) in self.store.snapshot()?.scan_prefix(KEY)? {
+        for (_, value) in self.store.scan_prefix(KEY)? {
             let record: ApiKey = decode(&value, "api key")?;
             if record.project_id == project_id {
                 out.push(record);
@@ -555,9 +859,9 @@ impl Projects {
 
     /// Revokes a key (any project's, as KnowledgeBeast does).
     pub fn revoke_key(&self, key_id: &str) -> Result<()> {
-        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let _writing = self.exclusive()?;
         let k = key(KEY, key_id);
-        let Some(bytes) = self.store.snapshot()?.get(&k)? else {
+        let Some(bytes) = self.store.get(&k)? else {
             return Err(ProjectError::KeyNotFound(key_id.to_owned()));
         };
         let mut record: ApiKey = decode(&bytes, "api key")?;
@@ -571,12 +875,11 @@ impl Projects {
     /// The live (not revoked, not expired) key record for a raw key; notes its use (at most
     /// once a minute, so that checking a key is not a disk write per request).
     pub fn verify_key(&self, raw: &str) -> Result<Option<ApiKey>> {
-        let snapshot = self.store.snapshot()?;
-        let Some(key_id) = snapshot.get(&key(KEY_HASH, &hash_key(raw)))? else {
+        let Some(key_id) = self.store.get(&key(KEY_HASH, &hash_key(raw)))? else {
             return Ok(None);
         };
         let key_id = String::from_utf8_lossy(&key_id).into_owned();
-        let Some(bytes) = snapshot.get(&key(KEY, &key_id))? else {
+        let Some(bytes) = self.store.get(&key(KEY, &key_id))? else {
             return Ok(None);
         };
         let mut record: ApiKey = decode(&bytes, "api key")?;
@@ -589,8 +892,7 @@ impl Projects {
             record.last_used_unix = Some(unix(now));
             let mut batch = WriteBatch::default();
             batch.put(key(KEY, &key_id), encode(&record));
-            self.store
-                .write_with(batch, mneme_store::Durability::Deferred)?;
+            self.store.write_deferred(batch)?;
         }
         Ok(Some(record))
     }

@@ -193,7 +193,16 @@ impl ApiError {
 
     /// A project failure during `operation` (`Failed to create project`).
     pub fn from_project(operation: &str, err: &ProjectError) -> ApiError {
-        ApiError::kb_handler(status::project(err), operation, err)
+        let status = status::project(err);
+        let answer = ApiError::kb_handler(status, operation, err);
+        if matches!(err, ProjectError::Unavailable(_)) {
+            answer.with_header(
+                header::RETRY_AFTER,
+                HeaderValue::from(status::RETRY_AFTER_SECONDS),
+            )
+        } else {
+            answer
+        }
     }
 
     /// A failed import: over a limit (413, KnowledgeBeast's too-large shape with the limit

@@ -57,6 +57,8 @@ pub fn project(err: &ProjectError) -> StatusCode {
         ProjectError::Kb(err) => kb(err.kind()),
         ProjectError::Store(err) => store(err.kind()),
         ProjectError::Corrupt(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        // Cluster mode: the shared registry (PostgreSQL) is out of reach; retry later.
+        ProjectError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 

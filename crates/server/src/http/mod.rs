@@ -123,6 +123,16 @@ fn session_events(
     }
 }
 
+/// The stores a cluster node shares with the others (cluster mode).
+pub struct Shared {
+    /// The pattern engine on PostgreSQL.
+    pub patterns: Patterns,
+    /// KATO's sessions in Redis.
+    pub sessions: Arc<dyn mneme_app::sessions::store::SessionStore>,
+    /// The projects' registry and document log on PostgreSQL.
+    pub projects: Arc<dyn mneme_app::projects::SharedRegistry>,
+}
+
 impl ServerState {
     pub fn new(
         kato: kato::Api,
@@ -166,14 +176,18 @@ impl ServerState {
     /// stores shared with other nodes (cluster mode) instead of the data directory.
     pub fn open_with(
         config: &mneme_app::Config,
-        shared: Option<(Patterns, Arc<dyn mneme_app::sessions::store::SessionStore>)>,
+        shared: Option<Shared>,
     ) -> Result<ServerState, StartError> {
         let knowledge = Knowledge::open(&config.kb).map_err(|source| StartError::Knowledge {
             path: config.kb.index_dir.display().to_string(),
             source,
         })?;
-        let (patterns, sessions) = match shared {
-            Some((patterns, sessions)) => (patterns, Some(sessions)),
+        let (patterns, sessions, registry) = match shared {
+            Some(shared) => (
+                shared.patterns,
+                Some(shared.sessions),
+                Some(shared.projects),
+            ),
             None => {
                 let patterns =
                     mneme_app::patterns::open_patterns(&config.seq).map_err(|source| {
@@ -182,16 +196,18 @@ impl ServerState {
                             source,
                         }
                     })?;
-                (patterns, None)
+                (patterns, None, None)
             }
         };
-        let projects =
-            Projects::open(&config.server.projects_dir, &config.kb).map_err(|source| {
-                StartError::Projects {
-                    path: config.server.projects_dir.display().to_string(),
-                    source,
-                }
-            })?;
+        let dir = &config.server.projects_dir;
+        let projects = match registry {
+            Some(registry) => Projects::open_shared(dir, &config.kb, registry),
+            None => Projects::open(dir, &config.kb),
+        }
+        .map_err(|source| StartError::Projects {
+            path: dir.display().to_string(),
+            source,
+        })?;
         let options = kato::Options {
             session_ttl: config.seq.session_ttl,
             auto_extend: config.seq.session_auto_extend,

@@ -152,6 +152,7 @@ fn project_failure(err: &ProjectError) -> Failure {
         ProjectError::KeyNotFound(_) => "KeyNotFound",
         ProjectError::Store(_) | ProjectError::Corrupt(_) => "StorageError",
         ProjectError::Kb(_) => "KnowledgeBaseError",
+        ProjectError::Unavailable(_) => "Unavailable",
     };
     Failure::new(kind, err.to_string())
 }

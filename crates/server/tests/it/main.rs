@@ -9,6 +9,7 @@ mod kato_api;
 mod kato_golden;
 mod kato_sessions;
 mod kb_api;
+mod kb_cluster;
 mod kb_concurrency;
 mod kb_projects;
 mod kb_vectors;

@@ -178,7 +178,8 @@ fn every_json_answer_has_its_schema() {
     .collect();
     assert_eq!(untyped, expected);
     // A non-JSON answer is named by its media type.
-    let stream = &doc["paths"]["/api/v2/projects/{project_id}/query/stream"]["post"]["responses"]["200"]["content"];
+    let stream = &doc["paths"]["/api/v2/projects/{project_id}/query/stream"]["post"]["responses"]["200"]
+        ["content"];
     assert!(stream["text/event-stream"].is_object(), "{stream}");
     assert!(stream.get("application/json").is_none(), "{stream}");
 }

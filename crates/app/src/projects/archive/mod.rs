@@ -500,17 +500,9 @@ fn build(
     if !config.overwrite && projects.name_taken(&name, None)? {
         return Err(ProjectError::NameTaken(name).into());
     }
-    let staged = projects.stage()?;
     let documents = documents()?;
     let (batch, metadata) = new_documents(documents)?;
     let document_count = batch.len();
-    {
-        let kb = projects.open_index(staged.dir())?;
-        if document_count > 0 {
-            kb.put(batch, progress).map_err(ProjectError::from)?;
-        }
-        // Dropped here: the index is closed before its directory moves.
-    }
     let fields = super::NewProject {
         name,
         description: project.description.0.unwrap_or_default(),
@@ -520,6 +512,21 @@ fn build(
             .unwrap_or_else(|| "all-MiniLM-L6-v2".to_owned()),
         metadata: project.metadata.0.unwrap_or_else(|| "{}".to_owned()),
     };
+    if projects.is_shared() {
+        let project = projects.install_shared(fields, batch, metadata, config.overwrite)?;
+        return Ok(Imported {
+            project,
+            document_count,
+        });
+    }
+    let staged = projects.stage()?;
+    {
+        let kb = projects.open_index(staged.dir())?;
+        if document_count > 0 {
+            kb.put(batch, progress).map_err(ProjectError::from)?;
+        }
+        // Dropped here: the index is closed before its directory moves.
+    }
     let project = projects.install(staged, fields, metadata, config.overwrite)?;
     Ok(Imported {
         project,
