@@ -8,6 +8,7 @@ pub mod bench;
 pub mod config;
 pub mod embedding;
 mod knowledge;
+pub mod limits;
 pub mod patterns;
 pub mod projects;
 pub mod running;

@@ -95,6 +95,7 @@ pub(crate) fn open_state(config: &Config) -> anyhow::Result<ServerState> {
         patterns,
         sessions: joined.sessions(),
         projects: joined.projects(),
+        windows: joined.sessions(),
     };
     Ok(ServerState::open_with(config, Some(shared))?)
 }

@@ -123,7 +123,36 @@ end
 return n
 ";
 
+/// The rate limits' fixed windows (`SharedWindows::hit`): KEYS are the windows, ARGV[1] their
+/// length in ms, ARGV[1 + i] the limit of window i. Counts in none of them when one is full;
+/// answers `[counted, count_1, ms_left_1, count_2, ms_left_2, ...]`.
+const WINDOWS: &str = r"
+local out = {0}
+local full = false
+for i, key in ipairs(KEYS) do
+  local count = tonumber(redis.call('GET', key) or '0')
+  local left = redis.call('PTTL', key)
+  if left < 0 then left = tonumber(ARGV[1]) end
+  if count >= tonumber(ARGV[i + 1]) then full = true end
+  out[2 * i] = count
+  out[2 * i + 1] = left
+end
+if not full then
+  out[1] = 1
+  for i, key in ipairs(KEYS) do
+    local count = redis.call('INCR', key)
+    if count == 1 then
+      redis.call('PEXPIRE', key, ARGV[1])
+      out[2 * i + 1] = tonumber(ARGV[1])
+    end
+    out[2 * i] = count
+  end
+end
+return out
+";
+
 struct Scripts {
+    windows: redis::Script,
     find: redis::Script,
     lock: redis::Script,
     save: redis::Script,
@@ -218,6 +247,7 @@ impl RedisSessions {
                 bridge,
                 conn,
                 scripts: Scripts {
+                    windows: redis::Script::new(WINDOWS),
                     find: redis::Script::new(FIND),
                     lock: redis::Script::new(LOCK),
                     save: redis::Script::new(SAVE),
@@ -709,4 +739,39 @@ fn random_token() -> String {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).expect("the system has a random source");
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl mneme_app::limits::SharedWindows for RedisSessions {
+    fn hit(
+        &self,
+        windows: &[(String, u64)],
+        window_ms: u64,
+    ) -> Result<mneme_app::limits::Hit, String> {
+        let mut conn = self.inner.conn.clone();
+        let mut invocation = self.inner.scripts.windows.prepare_invoke();
+        invocation.arg(window_ms);
+        for (key, limit) in windows {
+            invocation.key(key).arg(*limit);
+        }
+        let answer: Vec<i64> = self
+            .inner
+            .call("rate-limit windows", async move {
+                invocation.invoke_async(&mut conn).await
+            })
+            .map_err(|err| err.to_string())?;
+        if answer.len() != 1 + 2 * windows.len() {
+            return Err(format!(
+                "Redis: the rate-limit script answered {} numbers for {} windows",
+                answer.len(),
+                windows.len()
+            ));
+        }
+        Ok(mneme_app::limits::Hit {
+            counted: answer[0] == 1,
+            windows: answer[1..]
+                .chunks(2)
+                .map(|pair| (pair[0].max(0) as u64, pair[1].max(0) as u64))
+                .collect(),
+        })
+    }
 }

@@ -131,6 +131,8 @@ pub struct Shared {
     pub sessions: Arc<dyn mneme_app::sessions::store::SessionStore>,
     /// The projects' registry and document log on PostgreSQL.
     pub projects: Arc<dyn mneme_app::projects::SharedRegistry>,
+    /// The rate limits' counters in Redis.
+    pub windows: Arc<dyn mneme_app::limits::SharedWindows>,
 }
 
 impl ServerState {
@@ -182,11 +184,12 @@ impl ServerState {
             path: config.kb.index_dir.display().to_string(),
             source,
         })?;
-        let (patterns, sessions, registry) = match shared {
+        let (patterns, sessions, registry, windows) = match shared {
             Some(shared) => (
                 shared.patterns,
                 Some(shared.sessions),
                 Some(shared.projects),
+                Some(shared.windows),
             ),
             None => {
                 let patterns =
@@ -196,7 +199,7 @@ impl ServerState {
                             source,
                         }
                     })?;
-                (patterns, None, None)
+                (patterns, None, None, None)
             }
         };
         let dir = &config.server.projects_dir;
@@ -223,13 +226,17 @@ impl ServerState {
             ))),
             None => kato::Api::new(patterns, options),
         };
-        Ok(ServerState::new(
+        let mut state = ServerState::new(
             kato,
             Arc::new(knowledge),
             Arc::new(projects),
             config.server.clone(),
             config.data_dir.clone(),
-        ))
+        );
+        if let Some(windows) = windows {
+            state.limiter = state.limiter.with_shared(windows);
+        }
+        Ok(state)
     }
 
     /// Makes everything acknowledged durable: pattern learns of the periodic mode and the

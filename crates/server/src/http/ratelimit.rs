@@ -1,13 +1,18 @@
 //! Rate limits, off by default: a per-client limit (per API key, or per address on an open
 //! server) over 60-second windows, and per-route limits per client per minute. Answers 429
 //! with `X-RateLimit-*` headers in KnowledgeBeast's two body shapes.
+//!
+//! In cluster mode the windows are counted in Redis ([`SharedWindows`]), so a client's limit
+//! holds across every node; while Redis cannot be reached each node counts on its own.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use mneme_app::limits::SharedWindows;
 
 use crate::error::ApiError;
 
@@ -49,11 +54,30 @@ struct Counter {
     count: u64,
 }
 
-#[derive(Debug)]
 pub struct RateLimiter {
     per_client: u64,
     routes: Vec<(String, u64)>,
     counters: Mutex<HashMap<(String, String), Counter>>,
+    /// Cluster mode: the windows every node counts in.
+    shared: Option<Arc<dyn SharedWindows>>,
+    /// Whether the shared windows failed last time (the warning is logged once per outage).
+    shared_down: AtomicBool,
+    /// After a failure, the shared windows are not asked again before this instant (so that
+    /// an outage does not slow every request by a connection attempt).
+    retry_shared_at: Mutex<Option<Instant>>,
+}
+
+/// How long each node counts on its own after the shared windows failed.
+const SHARED_RETRY: Duration = Duration::from_secs(2);
+
+impl std::fmt::Debug for RateLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimiter")
+            .field("per_client", &self.per_client)
+            .field("routes", &self.routes)
+            .field("shared", &self.shared.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl RateLimiter {
@@ -62,11 +86,36 @@ impl RateLimiter {
             per_client,
             routes,
             counters: Mutex::new(HashMap::new()),
+            shared: None,
+            shared_down: AtomicBool::new(false),
+            retry_shared_at: Mutex::new(None),
         }
+    }
+
+    /// The same limits, counted in `shared` by every node.
+    pub fn with_shared(mut self, shared: Arc<dyn SharedWindows>) -> RateLimiter {
+        self.shared = Some(shared);
+        self
     }
 
     pub fn enabled(&self) -> bool {
         self.per_client > 0 || !self.routes.is_empty()
+    }
+
+    /// The windows a request of `client` on `route` counts in: (limit, scope, per route).
+    fn windows(&self, route: &str) -> Vec<(u64, String, bool)> {
+        let route_limit = self
+            .routes
+            .iter()
+            .find(|(r, _)| r == route)
+            .map(|(_, n)| *n);
+        [
+            (self.per_client, String::new(), false),
+            (route_limit.unwrap_or(0), route.to_owned(), true),
+        ]
+        .into_iter()
+        .filter(|(limit, _, _)| *limit > 0)
+        .collect()
     }
 
     /// Counts one request of `client` on `route`; the tightest window is reported.
@@ -75,26 +124,88 @@ impl RateLimiter {
             return Ok(None);
         }
         let now = Instant::now();
+        let shared = self.shared.as_ref().filter(|_| {
+            let retry = self
+                .retry_shared_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            retry.is_none_or(|at| now >= at)
+        });
+        if let Some(shared) = shared {
+            match self.check_shared(shared.as_ref(), client, route) {
+                Ok(decided) => {
+                    if self.shared_down.swap(false, Ordering::Relaxed) {
+                        tracing::info!("rate limits: counting across the cluster again");
+                    }
+                    return decided;
+                }
+                Err(why) => {
+                    *self
+                        .retry_shared_at
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some(now + SHARED_RETRY);
+                    if !self.shared_down.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            "rate limits: the shared counters are out of reach ({why}); each node counts on its own until they are back"
+                        );
+                    }
+                }
+            }
+        }
+        self.check_local(client, route)
+    }
+
+    /// [`RateLimiter::check`] on the cluster's windows; an error when they cannot be reached.
+    fn check_shared(
+        &self,
+        shared: &dyn SharedWindows,
+        client: &str,
+        route: &str,
+    ) -> Result<Result<Option<Window>, Rejection>, String> {
+        let windows = self.windows(route);
+        let keys: Vec<(String, u64)> = windows
+            .iter()
+            .map(|(limit, scope, _)| {
+                // One hash tag per client: its windows live in one Redis Cluster slot.
+                (format!("mneme:rl:{{{client}}}:{scope}"), *limit)
+            })
+            .collect();
+        let hit = shared.hit(&keys, WINDOW.as_millis() as u64)?;
+        let now = SystemTime::now();
+        let mut reported: Option<Window> = None;
+        for ((limit, _, per_route), (count, left_ms)) in windows.iter().zip(&hit.windows) {
+            let reset = now + Duration::from_millis(*left_ms);
+            let window = Window {
+                limit: *limit,
+                remaining: limit.saturating_sub(*count),
+                reset_unix: reset.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            };
+            if !hit.counted && count >= limit {
+                return Ok(Err(Rejection {
+                    window: Some(Window {
+                        remaining: 0,
+                        ..window
+                    }),
+                    per_route: *per_route,
+                }));
+            }
+            if reported.is_none_or(|r| window.remaining < r.remaining) {
+                reported = Some(window);
+            }
+        }
+        Ok(Ok(reported))
+    }
+
+    fn check_local(&self, client: &str, route: &str) -> Result<Option<Window>, Rejection> {
+        let now = Instant::now();
         let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
         if counters.len() > 100_000 {
             counters.retain(|_, c| now.duration_since(c.started) < WINDOW);
         }
         let mut reported: Option<Window> = None;
-        let route_limit = self
-            .routes
-            .iter()
-            .find(|(r, _)| r == route)
-            .map(|(_, n)| *n);
-        let checks = [
-            (self.per_client, String::new(), false),
-            (route_limit.unwrap_or(0), route.to_owned(), true),
-        ];
         // Check every applicable window before counting, so a rejected request uses no quota.
         let mut windows = Vec::new();
-        for (limit, scope, per_route) in checks {
-            if limit == 0 {
-                continue;
-            }
+        for (limit, scope, per_route) in self.windows(route) {
             let counter = counters
                 .entry((client.to_owned(), scope.clone()))
                 .or_insert(Counter {

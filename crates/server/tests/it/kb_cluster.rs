@@ -408,3 +408,61 @@ fn with_postgres_down_queries_answer_from_the_replica_and_writes_are_refused_wit
     );
     assert_eq!(listed["count"], 1, "{listed}");
 }
+
+fn header<'r>(reply: &'r Reply, name: &str) -> Option<&'r str> {
+    reply
+        .headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn a_rate_limit_counts_a_keys_requests_to_every_node() {
+    let cluster = Cluster::up(
+        3,
+        &[("KB_API_KEY", GLOBAL), ("MNEME_RATE_LIMIT_PER_KEY", "5")],
+    );
+    let mut seen = Vec::new();
+    for i in 0..6 {
+        let reply = json_call(&cluster, i % 3, "GET", "/api/v1/stats", GLOBAL, None);
+        seen.push((
+            reply.status,
+            header(&reply, "x-ratelimit-remaining").map(str::to_owned),
+        ));
+    }
+    let remaining = |n: &str| Some(n.to_owned());
+    assert_eq!(
+        seen,
+        [
+            (200, remaining("4")),
+            (200, remaining("3")),
+            (200, remaining("2")),
+            (200, remaining("1")),
+            (200, remaining("0")),
+            (429, remaining("0")),
+        ],
+        "five requests a minute for the key, whichever node they reach"
+    );
+    // A wrong key is refused before it is counted.
+    let other = json_call(&cluster, 0, "GET", "/api/v1/stats", "no-such-key", None);
+    assert_eq!(
+        other.status,
+        401,
+        "{}",
+        String::from_utf8_lossy(&other.body)
+    );
+
+    // Without Redis each node counts on its own: requests are served, never failed.
+    cluster.script("redis-stop", &[]);
+    for node in 0..3 {
+        let reply = json_call(&cluster, node, "GET", "/api/v1/stats", GLOBAL, None);
+        assert_eq!(
+            reply.status,
+            200,
+            "node {node}: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+    }
+    cluster.script("redis-start", &[]);
+}
