@@ -202,6 +202,23 @@ impl KnowledgeBase {
         ingest::run(self, roots, options, progress)
     }
 
+    /// Walks `roots` as [`KnowledgeBase::ingest`] would and reads the files this index does not
+    /// hold as they are, without changing the index: what a replica replays
+    /// ([`KnowledgeBase::apply_scan`]) to reach the state that ingest would give (cluster mode).
+    pub fn scan(&self, roots: &[PathBuf], options: IngestOptions) -> Result<ingest::Scan> {
+        ingest::scan(self, roots, options)
+    }
+
+    /// Replays a [`ingest::Scan`] made against this index's generation (one commit when it
+    /// changes anything).
+    pub fn apply_scan(
+        &self,
+        scan: ingest::Scan,
+        progress: &dyn IngestProgress,
+    ) -> Result<IngestReport> {
+        ingest::apply_scan(self, scan, progress)
+    }
+
     /// Adds or replaces documents given as bytes (one commit); the rest of the index is kept.
     pub fn put(
         &self,

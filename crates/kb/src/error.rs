@@ -33,6 +33,9 @@ pub enum Error {
     /// The embedding model failed.
     #[error("embedding failed: {0}")]
     Embedding(String),
+    /// A store the index is shared through (cluster mode) is out of reach; retry later.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// What went wrong, without the details: the part callers branch on.
@@ -46,6 +49,7 @@ pub enum ErrorKind {
     Index,
     NoVectors,
     Embedding,
+    Unavailable,
 }
 
 impl Error {
@@ -59,6 +63,7 @@ impl Error {
             Error::Index(_) => ErrorKind::Index,
             Error::NoVectors(_) => ErrorKind::NoVectors,
             Error::Embedding(_) => ErrorKind::Embedding,
+            Error::Unavailable(_) => ErrorKind::Unavailable,
         }
     }
 

@@ -165,6 +165,160 @@ pub(crate) fn run(
     run_walked(kb, walked, options, progress)
 }
 
+/// One file of a [`Scan`].
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct ScanFile {
+    path: PathBuf,
+    kb_dir: String,
+    doc_id: String,
+    format: crate::convert::Format,
+    size: u64,
+    mtime_ns: u64,
+    /// The file's bytes, when the scanning index did not hold it as it is.
+    bytes: Option<Vec<u8>>,
+}
+
+/// A walk of files and directories with the bytes of every file that changed: what an index
+/// replays ([`crate::KnowledgeBase::apply_scan`]) to reach the state an ingest of the same
+/// walk gives, reading no file. In cluster mode the node that scans the knowledge dirs sends
+/// it to every replica. A scan is made against an index's current generation and replays
+/// onto an index at that generation.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Scan {
+    files: Vec<ScanFile>,
+    dir_roots: Vec<String>,
+    rebuild: bool,
+    /// Whether replaying it can change the index it was made against.
+    changes: bool,
+    /// The scanning node's own report of what the walk skipped (not replayed).
+    #[serde(skip)]
+    problems: Vec<(PathBuf, Problem)>,
+    #[serde(skip)]
+    ignored: usize,
+}
+
+/// The format version of [`Scan::to_bytes`].
+const SCAN_FORMAT: u8 = 1;
+
+impl Scan {
+    /// Whether replaying the scan can change the index it was made against (a file added,
+    /// changed or touched, a file gone, a rebuild).
+    pub fn changes(&self) -> bool {
+        self.changes
+    }
+
+    /// Files the walk found.
+    pub fn files(&self) -> usize {
+        self.files.len()
+    }
+
+    /// What the walk skipped, with the reason, and the files of kinds mneme does not ingest.
+    pub fn skipped(&self) -> (&[(PathBuf, Problem)], usize) {
+        (&self.problems, self.ignored)
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = vec![SCAN_FORMAT];
+        out.extend(postcard::to_allocvec(self).unwrap_or_default());
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Scan> {
+        match bytes.split_first() {
+            Some((&SCAN_FORMAT, body)) => postcard::from_bytes(body)
+                .map_err(|err| Error::Corrupt(format!("a shared scan does not decode: {err}"))),
+            Some((format, _)) => Err(Error::Corrupt(format!(
+                "a shared scan has format {format}, this binary reads {SCAN_FORMAT}: upgrade this node"
+            ))),
+            None => Err(Error::Corrupt("a shared scan is empty".to_owned())),
+        }
+    }
+}
+
+/// Walks `roots` as [`run`] does and reads every file the current generation does not hold
+/// as it is (by size and modification time).
+pub(crate) fn scan(kb: &KnowledgeBase, roots: &[PathBuf], options: IngestOptions) -> Result<Scan> {
+    let walked = walk::walk(roots, &options.knowledge_dirs, options.links)?;
+    let current = kb.snapshot();
+    let settings = IndexSettings {
+        chunk: kb.config.chunk,
+        stemming: kb.config.stemming,
+        converter_version: CONVERTER_VERSION,
+    };
+    let rebuild = options.rebuild || current.catalog.settings() != settings;
+    let mut changes = rebuild;
+    let mut files = Vec::with_capacity(walked.candidates.len());
+    for candidate in walked.candidates {
+        let previous = current.catalog.get(&candidate.doc_id);
+        let unchanged = !rebuild
+            && previous.is_some_and(|e| e.size == candidate.size && e.mtime_ns == candidate.mtime_ns);
+        // A file over the size limit is refused by the replay without its bytes; one that
+        // cannot be read now is read (or refused) by each replica itself.
+        let bytes = if unchanged || candidate.size > kb.config.max_file_size {
+            None
+        } else {
+            std::fs::read(&candidate.path).ok()
+        };
+        changes |= !unchanged;
+        files.push(ScanFile {
+            path: candidate.path,
+            kb_dir: candidate.kb_dir.to_string(),
+            doc_id: candidate.doc_id,
+            format: candidate.format,
+            size: candidate.size,
+            mtime_ns: candidate.mtime_ns,
+            bytes,
+        });
+    }
+    if !changes {
+        // A document under a walked directory whose file is gone.
+        let seen: std::collections::HashSet<&str> = files.iter().map(|f| f.doc_id.as_str()).collect();
+        changes = current.catalog.documents().any(|e| {
+            walked.dir_roots.iter().any(|root| **root == *e.kb_dir) && !seen.contains(e.doc_id.as_str())
+        });
+    }
+    Ok(Scan {
+        files,
+        dir_roots: walked.dir_roots.iter().map(|r| r.to_string()).collect(),
+        rebuild,
+        changes,
+        problems: walked.problems,
+        ignored: walked.ignored,
+    })
+}
+
+/// Replays a [`Scan`]: the ingest of its walk, with its bytes instead of the files.
+pub(crate) fn apply_scan(
+    kb: &KnowledgeBase,
+    scan: Scan,
+    progress: &dyn IngestProgress,
+) -> Result<IngestReport> {
+    let _writing = kb.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+    let mut walked = walk::Walk {
+        dir_roots: scan.dir_roots.iter().map(|r| Arc::from(r.as_str())).collect(),
+        problems: scan.problems,
+        ignored: scan.ignored,
+        ..walk::Walk::default()
+    };
+    for file in scan.files {
+        walked.candidates.push(Candidate {
+            path: file.path,
+            kb_dir: file.kb_dir.as_str().into(),
+            doc_id: file.doc_id,
+            format: file.format,
+            size: file.size,
+            mtime_ns: file.mtime_ns,
+            inline: file.bytes.map(Arc::from),
+            name: None,
+        });
+    }
+    let options = IngestOptions {
+        rebuild: scan.rebuild,
+        ..IngestOptions::default()
+    };
+    run_walked(kb, walked, options, progress)
+}
+
 /// Adds or replaces `documents` (same doc_id: replaced); nothing else changes.
 pub(crate) fn put(
     kb: &KnowledgeBase,

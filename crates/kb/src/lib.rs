@@ -67,7 +67,7 @@ pub use catalog::{DocEntry, IndexSettings};
 pub use chunk::{ChunkConfig, ChunkSpan, chunk_text};
 pub use engine::{KbConfig, KbStats, KnowledgeBase, SearchOutcome};
 pub use error::{Error, ErrorKind, Result};
-pub use ingest::{IngestOptions, IngestProgress, IngestReport, NewDocument, NoProgress};
+pub use ingest::{IngestOptions, IngestProgress, IngestReport, NewDocument, NoProgress, Scan};
 pub use query::{
     Alpha, DEFAULT_ALPHA, FORBIDDEN_QUERY_CHARS, Fusion, Hit, MAX_QUERY_CHARS, Ranking,
     SearchRequest, SearchResults, Snippet, validate_query,

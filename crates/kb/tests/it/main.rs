@@ -4,6 +4,7 @@ mod concurrency;
 mod fuzz_smoke;
 mod golden;
 mod ingest;
+mod scan;
 mod search;
 
 use std::num::NonZeroUsize;

@@ -188,7 +188,15 @@ impl ApiError {
 
     /// A knowledge-base failure during `operation` (`Query failed`), with the table's status.
     pub fn from_kb(operation: &str, err: &mneme_kb::Error) -> ApiError {
-        ApiError::kb_handler(status::kb(err.kind()), operation, err)
+        let answer = ApiError::kb_handler(status::kb(err.kind()), operation, err);
+        if err.kind() == mneme_kb::ErrorKind::Unavailable {
+            answer.with_header(
+                header::RETRY_AFTER,
+                HeaderValue::from(status::RETRY_AFTER_SECONDS),
+            )
+        } else {
+            answer
+        }
     }
 
     /// A project failure during `operation` (`Failed to create project`).

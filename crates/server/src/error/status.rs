@@ -25,6 +25,8 @@ pub fn kb(kind: KbKind) -> StatusCode {
         KbKind::Corrupt | KbKind::Io | KbKind::Index | KbKind::Embedding => {
             StatusCode::INTERNAL_SERVER_ERROR
         }
+        // Cluster mode: the shared index log (PostgreSQL) is out of reach; retry later.
+        KbKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 
