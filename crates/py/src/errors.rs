@@ -24,7 +24,8 @@ pub fn kb(err: mneme_kb::Error) -> PyErr {
         | ErrorKind::Corrupt
         | ErrorKind::Index
         | ErrorKind::NoVectors
-        | ErrorKind::Embedding => PyRuntimeError::new_err(message),
+        | ErrorKind::Embedding
+        | ErrorKind::Unavailable => PyRuntimeError::new_err(message),
     }
 }
 
