@@ -40,9 +40,38 @@ pub fn kb_config(settings: &KbSettings) -> KbConfig {
     }
 }
 
+/// The knowledge base's index where several nodes share it (cluster mode): an ordered log of
+/// scans ([`mneme_kb::Scan`], one generation each) that every node's index replays, and the
+/// lease that lets one node at a time scan and append.
+pub trait SharedIndex: Send + Sync {
+    /// Waits up to `wait` for the cluster's ingest lease, held until the guard is dropped
+    /// (or the node dies).
+    fn lease(&self, wait: Duration) -> mneme_kb::Result<Box<dyn Send>>;
+    /// Appends a scan as the next generation; returns that generation.
+    fn append(&self, scan: Vec<u8>) -> mneme_kb::Result<u64>;
+    /// The last generation (0: none).
+    fn generation(&self) -> mneme_kb::Result<u64>;
+    /// The scans after generation `after`, in order, with their generations.
+    fn since(&self, after: u64) -> mneme_kb::Result<Vec<(u64, Vec<u8>)>>;
+}
+
+/// How long an ingest waits for another node's scan to finish before it answers unavailable.
+const LEASE_WAIT: Duration = Duration::from_secs(300);
+
+struct SharedLog {
+    log: Arc<dyn SharedIndex>,
+    /// The last generation of the log this node's index holds.
+    applied: std::sync::Mutex<u64>,
+    /// Whether the log was out of reach at the last catch-up (warned once per outage).
+    down: std::sync::atomic::AtomicBool,
+}
+
 pub struct Knowledge {
+    /// This node's index (in cluster mode a replica of the shared log: read it through
+    /// [`Knowledge::current`] to see every acknowledged ingest).
     pub kb: KnowledgeBase,
     pub settings: KbSettings,
+    shared: Option<SharedLog>,
 }
 
 impl Knowledge {
@@ -62,7 +91,117 @@ impl Knowledge {
         Ok(Knowledge {
             kb,
             settings: settings.clone(),
+            shared: None,
         })
+    }
+
+    /// Cluster mode: the index is a replica of `log`, rebuilt from it (whatever a previous run
+    /// left in the index directory is removed) and brought up to date before each query.
+    pub fn open_shared(
+        settings: &KbSettings,
+        log: Arc<dyn SharedIndex>,
+    ) -> mneme_kb::Result<Knowledge> {
+        let dir = &settings.index_dir;
+        if dir.is_dir() {
+            std::fs::remove_dir_all(dir).map_err(|err| mneme_kb::Error::Io {
+                context: format!("clearing the replica in {}", dir.display()),
+                source: err,
+            })?;
+        }
+        let mut knowledge = Knowledge::open(settings)?;
+        knowledge.shared = Some(SharedLog {
+            log,
+            applied: std::sync::Mutex::new(0),
+            down: std::sync::atomic::AtomicBool::new(false),
+        });
+        Ok(knowledge)
+    }
+
+    /// Whether the index is a replica of a log shared with other nodes (cluster mode).
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// The index, brought up to the shared log's last generation first (cluster mode), so that
+    /// it holds every ingest acknowledged before this call, on any node; while the log is out
+    /// of reach, the index as it is.
+    pub fn current(&self) -> &KnowledgeBase {
+        use std::sync::atomic::Ordering;
+        if let Some(shared) = &self.shared {
+            match self.catch_up(&mneme_kb::NoProgress) {
+                Ok(_) => {
+                    if shared.down.swap(false, Ordering::Relaxed) {
+                        tracing::info!("cluster: the knowledge base follows the shared log again");
+                    }
+                }
+                Err(err) => {
+                    if !shared.down.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            "cluster: {err}; the knowledge base answers from its replica"
+                        );
+                    }
+                }
+            }
+        }
+        &self.kb
+    }
+
+    /// Replays the scans of the shared log this node's index lacks; the report of the last.
+    fn catch_up(&self, progress: &dyn IngestProgress) -> mneme_kb::Result<Option<IngestReport>> {
+        let Some(shared) = &self.shared else {
+            return Ok(None);
+        };
+        let latest = shared.log.generation()?;
+        let mut applied = shared.applied.lock().unwrap_or_else(|p| p.into_inner());
+        if *applied >= latest {
+            return Ok(None);
+        }
+        let mut report = None;
+        for (generation, bytes) in shared.log.since(*applied)? {
+            let scan = mneme_kb::Scan::from_bytes(&bytes)?;
+            report = Some(self.kb.apply_scan(scan, progress)?);
+            *applied = generation;
+        }
+        Ok(report)
+    }
+
+    /// Cluster mode's ingest: under the cluster's lease, the index caught up, a scan of
+    /// `roots` against it appended to the log when it changes anything, and replayed here.
+    fn ingest_shared(
+        &self,
+        shared: &SharedLog,
+        roots: &[PathBuf],
+        options: IngestOptions,
+        progress: &dyn IngestProgress,
+    ) -> mneme_kb::Result<IngestReport> {
+        let _lease = shared.log.lease(LEASE_WAIT)?;
+        self.catch_up(progress)?;
+        let scan = self.kb.scan(roots, options)?;
+        if !scan.changes() {
+            let (problems, ignored) = scan.skipped();
+            let stats = self.kb.stats();
+            return Ok(IngestReport {
+                files: scan.files(),
+                unchanged: scan.files(),
+                ignored,
+                problems: problems.to_vec(),
+                documents: stats.documents,
+                chunks: stats.chunks,
+                generation: stats.generation,
+                vectors: stats.vectors,
+                ..IngestReport::default()
+            });
+        }
+        let generation = shared.log.append(scan.to_bytes())?;
+        let mut applied = shared.applied.lock().unwrap_or_else(|p| p.into_inner());
+        if generation == *applied + 1 {
+            // The lease kept the log still since the catch-up: the scan is the next entry.
+            let report = self.kb.apply_scan(scan, progress)?;
+            *applied = generation;
+            return Ok(report);
+        }
+        drop(applied);
+        Ok(self.catch_up(progress)?.unwrap_or_default())
     }
 
     /// The configured knowledge directories.
@@ -88,7 +227,10 @@ impl Knowledge {
             links: self.link_policy(),
             ..options
         };
-        let report = self.kb.ingest(&roots, options, progress)?;
+        let report = match &self.shared {
+            Some(shared) => self.ingest_shared(shared, &roots, options, progress)?,
+            None => self.kb.ingest(&roots, options, progress)?,
+        };
         if report.committed && self.settings.auto_warm {
             self.warm()?;
         }
@@ -108,7 +250,10 @@ impl Knowledge {
             knowledge_dirs: self.knowledge_dirs(),
             links: self.link_policy(),
         };
-        self.kb.ingest(files, options, progress)
+        match &self.shared {
+            Some(shared) => self.ingest_shared(shared, files, options, progress),
+            None => self.kb.ingest(files, options, progress),
+        }
     }
 
     /// Removes every document from the index (an ingest of nothing that drops everything
@@ -119,7 +264,10 @@ impl Knowledge {
             knowledge_dirs: self.knowledge_dirs(),
             links: self.link_policy(),
         };
-        self.kb.ingest(&[], options, &mneme_kb::NoProgress)
+        match &self.shared {
+            Some(shared) => self.ingest_shared(shared, &[], options, &mneme_kb::NoProgress),
+            None => self.kb.ingest(&[], options, &mneme_kb::NoProgress),
+        }
     }
 
     /// Which symbolic links ingests follow (`kb.follow_external_links`).
@@ -133,8 +281,9 @@ impl Knowledge {
 
     /// Answers a query and notes the access time.
     pub fn search(&self, request: &SearchRequest<'_>) -> mneme_kb::Result<SearchOutcome> {
-        self.kb.record_access(unix_ms(SystemTime::now()));
-        self.kb.search(request)
+        let kb = self.current();
+        kb.record_access(unix_ms(SystemTime::now()));
+        kb.search(request)
     }
 
     /// Runs the configured warming queries; returns how many ran and how long it took.

@@ -16,4 +16,4 @@ pub mod sessions;
 pub mod time;
 
 pub use config::{Config, ConfigError, EmbeddingModel, FlagValue, KbSettings, LogLevel};
-pub use knowledge::{Knowledge, QueryStats, default_ranking, embedder, kb_config};
+pub use knowledge::{Knowledge, QueryStats, SharedIndex, default_ranking, embedder, kb_config};

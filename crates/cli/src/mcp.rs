@@ -51,7 +51,7 @@ pub fn run(config: &Config, args: &McpArgs) -> anyhow::Result<ExitCode> {
         .thread_name("mneme-mcp")
         .build()
         .context("starting the async runtime")?;
-    let state = match crate::serve::open_state(config) {
+    let state = match crate::serve::open_state(config, "mneme mcp") {
         Ok(state) => Arc::new(state),
         Err(err) => return Err(crate::serve::held_by(config, err)),
     };

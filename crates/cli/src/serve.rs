@@ -27,7 +27,7 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
             )
         })?;
     let local: SocketAddr = listener.local_addr()?;
-    let state = match open_state(config) {
+    let state = match open_state(config, &format!("mneme {local}")) {
         Ok(state) => Arc::new(state),
         Err(err) => return Err(held_by(config, err)),
     };
@@ -68,7 +68,7 @@ pub fn run(config: &Config, args: &ServeArgs) -> anyhow::Result<ExitCode> {
 
 /// The server's engines: on the data directory, or (cluster mode) with the pattern engine and
 /// the projects in PostgreSQL and the sessions in Redis.
-pub(crate) fn open_state(config: &Config) -> anyhow::Result<ServerState> {
+pub(crate) fn open_state(config: &Config, node_name: &str) -> anyhow::Result<ServerState> {
     let cluster = &config.cluster;
     if !cluster.enabled() {
         return Ok(ServerState::open(config)?);
@@ -88,6 +88,7 @@ pub(crate) fn open_state(config: &Config) -> anyhow::Result<ServerState> {
         redis_url: redis_url.clone(),
         postgres_pool_size: cluster.postgres_pool_size,
         max_staleness: Duration::from_millis(cluster.max_staleness_ms),
+        node_name: node_name.to_owned(),
     })
     .map_err(|err| anyhow::anyhow!("cluster mode: {err}"))?;
     let patterns = joined.patterns(mneme_app::patterns::seq_defaults(&config.seq));
@@ -96,6 +97,7 @@ pub(crate) fn open_state(config: &Config) -> anyhow::Result<ServerState> {
         sessions: joined.sessions(),
         projects: joined.projects(),
         windows: joined.sessions(),
+        index: joined.index(),
     };
     Ok(ServerState::open_with(config, Some(shared))?)
 }

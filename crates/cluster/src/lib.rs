@@ -7,13 +7,16 @@
 //! - PostgreSQL also holds the knowledge base's projects ([`PgRegistry`]): projects, API keys,
 //!   document metadata and each project's documents as an ordered log that every node's
 //!   replica of the project index follows.
+//! - PostgreSQL also holds API v1's knowledge base as a log of scans ([`PgIndex`]) that every
+//!   node's index replays, with the lease that lets one node at a time scan.
 //! - Redis holds KATO's sessions ([`sessions`]), locked per request across processes and saved
 //!   with compare-and-set.
 //!
 //! [`Cluster::connect`] connects both, migrates the schema, and hands out the ports the
-//! service layer takes: [`Cluster::patterns`], [`Cluster::sessions`] and [`Cluster::projects`].
+//! service layer takes: [`Cluster::patterns`], [`Cluster::sessions`], [`Cluster::projects`] and [`Cluster::index`].
 
 mod bridge;
+mod index_log;
 mod pg;
 mod registry;
 mod schema;
@@ -25,6 +28,7 @@ use std::time::Duration;
 use mneme_app::patterns::{Patterns, SharedNodes};
 use mneme_seq::Defaults;
 
+pub use index_log::PgIndex;
 pub use pg::PgNodes;
 pub use registry::PgRegistry;
 pub use sessions::RedisSessions;
@@ -42,6 +46,9 @@ pub struct ClusterConfig {
     /// checks before every request, so that a request sees every write acknowledged before it
     /// was sent, on any node.
     pub max_staleness: Duration,
+    /// How this node's PostgreSQL connections name it (`application_name`, shown in
+    /// `pg_stat_activity`) unless the URL names one.
+    pub node_name: String,
 }
 
 /// A node's connections to the cluster's stores.
@@ -49,6 +56,7 @@ pub struct Cluster {
     patterns: Arc<PgNodes>,
     sessions: Arc<RedisSessions>,
     registry: Arc<PgRegistry>,
+    index: Arc<PgIndex>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -69,13 +77,16 @@ impl Cluster {
             &config.postgres_url,
             config.postgres_pool_size,
             config.max_staleness,
+            &config.node_name,
         )?;
         let registry = Arc::new(PgRegistry::new(bridge.clone(), shared.pool()));
+        let index = Arc::new(PgIndex::new(bridge.clone(), shared.pool()));
         let sessions = RedisSessions::connect(bridge, &config.redis_url)?;
         Ok(Cluster {
             patterns: Arc::new(PgNodes { shared }),
             sessions: Arc::new(sessions),
             registry,
+            index,
         })
     }
 
@@ -88,6 +99,11 @@ impl Cluster {
     /// The knowledge base's project registry and document log.
     pub fn projects(&self) -> Arc<PgRegistry> {
         self.registry.clone()
+    }
+
+    /// API v1's knowledge base: the log of scans and the ingest lease.
+    pub fn index(&self) -> Arc<PgIndex> {
+        self.index.clone()
     }
 
     /// The session store.

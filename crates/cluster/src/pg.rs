@@ -95,10 +95,15 @@ impl PgShared {
         url: &str,
         pool_size: usize,
         max_staleness: Duration,
+        node_name: &str,
     ) -> Result<Arc<PgShared>, String> {
-        let config: tokio_postgres::Config = url
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| format!("MNEME_POSTGRES_URL {url:?} is not a PostgreSQL URL: {e}"))?;
+        if config.get_application_name().is_none() {
+            // pg_stat_activity names the node of each connection.
+            config.application_name(node_name);
+        }
         let manager = Manager::from_config(
             config,
             NoTls,

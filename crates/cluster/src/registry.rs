@@ -75,30 +75,6 @@ impl PgRegistry {
     }
 }
 
-/// The registry lock, held on a connection of its own until dropped.
-struct RegistryGuard {
-    bridge: Arc<Bridge>,
-    client: Option<deadpool_postgres::Object>,
-}
-
-impl Drop for RegistryGuard {
-    fn drop(&mut self) {
-        let Some(client) = self.client.take() else {
-            return;
-        };
-        let unlocked = self.bridge.wait_for(OP_TIMEOUT, async {
-            client
-                .execute("SELECT pg_advisory_unlock($1)", &[&REGISTRY_LOCK])
-                .await
-                .is_ok()
-        });
-        if unlocked != Some(true) {
-            // Closing the connection releases the lock; it must not go back to the pool.
-            drop(deadpool_postgres::Object::take(client));
-        }
-    }
-}
-
 fn format_name(format: Format) -> String {
     serde_json::to_string(&format).expect("formats serialise")
 }
@@ -245,9 +221,10 @@ impl SharedRegistry for PgRegistry {
                 .map_err(|e| pg_error("registry lock", e))?;
             Ok(client)
         })?;
-        Ok(Box::new(RegistryGuard {
+        Ok(Box::new(crate::index_log::AdvisoryGuard {
             bridge: self.bridge.clone(),
             client: Some(client),
+            key: REGISTRY_LOCK,
         }))
     }
 

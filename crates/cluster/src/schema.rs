@@ -99,6 +99,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (project_id, generation, position)
     );
     "#,
+    // 3: API v1's knowledge base: the ordered log of scans every node's index replays.
+    r#"
+    CREATE TABLE mneme_kb_scans (
+        generation bigint PRIMARY KEY,
+        -- mneme_kb::Scan::to_bytes: the walk and the bytes of every changed file.
+        scan bytea NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    "#,
 ];
 
 /// The advisory lock key that serialises migrations (any fixed number unlikely to clash).

@@ -251,7 +251,8 @@ pub(crate) fn scan(kb: &KnowledgeBase, roots: &[PathBuf], options: IngestOptions
     for candidate in walked.candidates {
         let previous = current.catalog.get(&candidate.doc_id);
         let unchanged = !rebuild
-            && previous.is_some_and(|e| e.size == candidate.size && e.mtime_ns == candidate.mtime_ns);
+            && previous
+                .is_some_and(|e| e.size == candidate.size && e.mtime_ns == candidate.mtime_ns);
         // A file over the size limit is refused by the replay without its bytes; one that
         // cannot be read now is read (or refused) by each replica itself.
         let bytes = if unchanged || candidate.size > kb.config.max_file_size {
@@ -272,9 +273,11 @@ pub(crate) fn scan(kb: &KnowledgeBase, roots: &[PathBuf], options: IngestOptions
     }
     if !changes {
         // A document under a walked directory whose file is gone.
-        let seen: std::collections::HashSet<&str> = files.iter().map(|f| f.doc_id.as_str()).collect();
+        let seen: std::collections::HashSet<&str> =
+            files.iter().map(|f| f.doc_id.as_str()).collect();
         changes = current.catalog.documents().any(|e| {
-            walked.dir_roots.iter().any(|root| **root == *e.kb_dir) && !seen.contains(e.doc_id.as_str())
+            walked.dir_roots.iter().any(|root| **root == *e.kb_dir)
+                && !seen.contains(e.doc_id.as_str())
         });
     }
     Ok(Scan {
@@ -295,7 +298,11 @@ pub(crate) fn apply_scan(
 ) -> Result<IngestReport> {
     let _writing = kb.write_lock.lock().unwrap_or_else(|p| p.into_inner());
     let mut walked = walk::Walk {
-        dir_roots: scan.dir_roots.iter().map(|r| Arc::from(r.as_str())).collect(),
+        dir_roots: scan
+            .dir_roots
+            .iter()
+            .map(|r| Arc::from(r.as_str()))
+            .collect(),
         problems: scan.problems,
         ignored: scan.ignored,
         ..walk::Walk::default()

@@ -36,7 +36,10 @@ fn a_replayed_scan_gives_what_an_ingest_gives_without_reading_the_files() {
     write_files(
         &docs,
         &[
-            ("audio.md", b"# Audio\n\nFast Fourier transforms for audio processing.\n"),
+            (
+                "audio.md",
+                b"# Audio\n\nFast Fourier transforms for audio processing.\n",
+            ),
             ("video.md", b"# Video\n\nMotion vectors and codecs.\n"),
             ("notes/todo.txt", b"Remember the Fourier series.\n"),
         ],
@@ -53,7 +56,9 @@ fn a_replayed_scan_gives_what_an_ingest_gives_without_reading_the_files() {
     assert_eq!(state(&scanner, "fourier"), state(&reference, "fourier"));
 
     // Nothing changed: the next scan would change nothing and carries no bytes.
-    let idle = scanner.scan(&[docs.clone()], IngestOptions::default()).unwrap();
+    let idle = scanner
+        .scan(std::slice::from_ref(&docs), IngestOptions::default())
+        .unwrap();
     assert!(!idle.changes());
     assert!(idle.to_bytes().len() < first.to_bytes().len());
 
@@ -67,24 +72,39 @@ fn a_replayed_scan_gives_what_an_ingest_gives_without_reading_the_files() {
         ],
     );
     std::fs::remove_file(docs.join("video.md")).unwrap();
-    let scan = scanner.scan(&[docs.clone()], IngestOptions::default()).unwrap();
+    let scan = scanner
+        .scan(std::slice::from_ref(&docs), IngestOptions::default())
+        .unwrap();
     assert!(scan.changes());
     let shipped = Scan::from_bytes(&scan.to_bytes()).unwrap();
     // The replica replays the bytes of the scan, not what the files hold by then.
-    write_files(&docs, &[("extra.md", b"# Extra\n\nChanged after the scan.\n")]);
+    write_files(
+        &docs,
+        &[("extra.md", b"# Extra\n\nChanged after the scan.\n")],
+    );
     scanner.apply_scan(scan, &NoProgress).unwrap();
     replica.apply_scan(shipped, &NoProgress).unwrap();
     let (ids, _) = state(&replica, "spectrograms");
     assert_eq!(ids, ["kb/audio.md", "kb/extra.md", "kb/notes/todo.txt"]);
-    assert_eq!(doc_ids(&search(&replica, "spectrograms", Ranking::Bm25, 10)), ["kb/extra.md"]);
+    assert_eq!(
+        doc_ids(&search(&replica, "spectrograms", Ranking::Bm25, 10)),
+        ["kb/extra.md"]
+    );
     assert_eq!(state(&replica, "wavelets"), state(&scanner, "wavelets"));
     assert!(doc_ids(&search(&replica, "motion", Ranking::Bm25, 10)).is_empty());
 
     // The scanner's next scan sees only the change made after the scan.
-    let next = scanner.scan(&[docs.clone()], IngestOptions::default()).unwrap();
+    let next = scanner
+        .scan(std::slice::from_ref(&docs), IngestOptions::default())
+        .unwrap();
     assert!(next.changes());
-    replica.apply_scan(Scan::from_bytes(&next.to_bytes()).unwrap(), &NoProgress).unwrap();
-    assert_eq!(doc_ids(&search(&replica, "changed", Ranking::Bm25, 10)), ["kb/extra.md"]);
+    replica
+        .apply_scan(Scan::from_bytes(&next.to_bytes()).unwrap(), &NoProgress)
+        .unwrap();
+    assert_eq!(
+        doc_ids(&search(&replica, "changed", Ranking::Bm25, 10)),
+        ["kb/extra.md"]
+    );
 }
 
 #[test]

@@ -667,7 +667,7 @@ fn age(age: Option<Duration>) -> String {
 
 /// `GET /api/v1/stats`
 pub async fn stats(State(state): State<Arc<ServerState>>) -> Response {
-    let stats = state.knowledge.kb.stats();
+    let stats = state.knowledge.current().stats();
     let process = state.knowledge.query_stats();
     let cache = stats.cache;
     let dirs: Vec<String> = state
@@ -758,7 +758,7 @@ pub async fn heartbeat_stop(State(state): State<Arc<ServerState>>) -> Response {
 }
 
 fn collection(state: &ServerState) -> CollectionInfo {
-    let stats = state.knowledge.kb.stats();
+    let stats = state.knowledge.current().stats();
     CollectionInfo {
         name: "default",
         document_count: stats.documents,

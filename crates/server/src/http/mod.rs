@@ -133,6 +133,8 @@ pub struct Shared {
     pub projects: Arc<dyn mneme_app::projects::SharedRegistry>,
     /// The rate limits' counters in Redis.
     pub windows: Arc<dyn mneme_app::limits::SharedWindows>,
+    /// API v1's knowledge base: the log of scans on PostgreSQL.
+    pub index: Arc<dyn mneme_app::SharedIndex>,
 }
 
 impl ServerState {
@@ -180,7 +182,11 @@ impl ServerState {
         config: &mneme_app::Config,
         shared: Option<Shared>,
     ) -> Result<ServerState, StartError> {
-        let knowledge = Knowledge::open(&config.kb).map_err(|source| StartError::Knowledge {
+        let knowledge = match shared.as_ref().map(|s| s.index.clone()) {
+            Some(log) => Knowledge::open_shared(&config.kb, log),
+            None => Knowledge::open(&config.kb),
+        }
+        .map_err(|source| StartError::Knowledge {
             path: config.kb.index_dir.display().to_string(),
             source,
         })?;

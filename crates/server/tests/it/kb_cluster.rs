@@ -466,3 +466,206 @@ fn a_rate_limit_counts_a_keys_requests_to_every_node() {
     }
     cluster.script("redis-start", &[]);
 }
+
+/// `n` markdown files under `dir`, each with a word of its own (`uniqueN`) and about `size`
+/// bytes of text.
+fn write_corpus(dir: &std::path::Path, n: usize, size: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    let filler = "knowledge base replicas follow the shared log of scans. ".repeat(size / 56 + 1);
+    for i in 0..n {
+        std::fs::write(
+            dir.join(format!("doc{i:05}.md")),
+            format!("# Document {i}\n\nunique{i} {}\n", &filler[..size]),
+        )
+        .unwrap();
+    }
+}
+
+fn v1_query(cluster: &Cluster, node: usize, text: &str) -> Vec<String> {
+    let answer = expect(
+        json_call(
+            cluster,
+            node,
+            "POST",
+            "/api/v1/query",
+            GLOBAL,
+            Some(&json!({"query": text, "use_cache": false})),
+        ),
+        200,
+        &format!("v1 query {text:?} on node {node}"),
+    );
+    answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["doc_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn v1_documents(cluster: &Cluster, node: usize) -> u64 {
+    let stats = expect(
+        json_call(cluster, node, "GET", "/api/v1/stats", GLOBAL, None),
+        200,
+        "v1 stats",
+    );
+    stats["total_documents"].as_u64().unwrap()
+}
+
+/// Polls `check` every 50 ms until it holds; fails after `limit` saying `what`.
+fn eventually(limit: std::time::Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !check() {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_shared_knowledge_dirs_are_scanned_once_and_an_api_ingest_on_one_node_is_found_on_every_node()
+{
+    let shared = tempfile::tempdir().unwrap();
+    let kb = shared.path().join("kb");
+    write_corpus(&kb, 40, 200);
+    let dirs = kb.display().to_string();
+    let cluster = Cluster::up(3, &[("KB_API_KEY", GLOBAL), ("KB_KNOWLEDGE_DIRS", &dirs)]);
+
+    // Each node's start-up scan takes the lease in turn: the first scan is appended, the
+    // others find nothing new.
+    eventually(
+        std::time::Duration::from_secs(60),
+        "every node holds the 40 documents",
+        || (0..3).all(|node| v1_documents(&cluster, node) == 40),
+    );
+    assert_eq!(v1_query(&cluster, 2, "unique7"), ["kb/doc00007.md"]);
+    eventually(
+        std::time::Duration::from_secs(60),
+        "the start-up scans are done",
+        || {
+            cluster
+                .sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+                .trim()
+                == "0"
+        },
+    );
+    assert_eq!(
+        cluster.sql("SELECT count(*) FROM mneme_kb_scans").trim(),
+        "1"
+    );
+
+    // A file added to the shared dir and ingested through node 2 is found on node 3 at once.
+    std::fs::write(
+        kb.join("added.md"),
+        "# Added\n\nSpectrograms of birdsong.\n",
+    )
+    .unwrap();
+    let path = kb.join("added.md").display().to_string();
+    let ingested = expect(
+        json_call(
+            &cluster,
+            1,
+            "POST",
+            "/api/v1/ingest",
+            GLOBAL,
+            Some(&json!({"file_path": path})),
+        ),
+        200,
+        "ingest through node 2",
+    );
+    assert_eq!(ingested["doc_id"], "kb/added.md", "{ingested}");
+    assert_eq!(v1_query(&cluster, 2, "birdsong"), ["kb/added.md"]);
+    assert_eq!(v1_query(&cluster, 0, "birdsong"), ["kb/added.md"]);
+    assert_eq!(v1_documents(&cluster, 2), 41);
+
+    // A file changed and one removed: the heartbeat's re-scan (here a warm-up, which scans
+    // the knowledge dirs) on node 1 reaches node 3.
+    std::fs::remove_file(kb.join("doc00003.md")).unwrap();
+    std::fs::write(
+        kb.join("doc00004.md"),
+        "# Document 4\n\nRewritten about tidal pools.\n",
+    )
+    .unwrap();
+    expect(
+        json_call(
+            &cluster,
+            0,
+            "POST",
+            "/api/v1/warm",
+            GLOBAL,
+            Some(&json!({})),
+        ),
+        200,
+        "warm on node 1",
+    );
+    assert_eq!(v1_documents(&cluster, 2), 40);
+    assert_eq!(v1_query(&cluster, 2, "tidal"), ["kb/doc00004.md"]);
+    assert!(v1_query(&cluster, 1, "unique3").is_empty());
+    assert_eq!(
+        cluster.sql("SELECT count(*) FROM mneme_kb_scans").trim(),
+        "3"
+    );
+}
+
+#[test]
+fn a_node_killed_mid_scan_leaves_nothing_half_done_and_another_node_scans() {
+    let shared = tempfile::tempdir().unwrap();
+    let kb = shared.path().join("kb");
+    write_corpus(&kb, 4000, 8000);
+    let dirs = kb.display().to_string();
+    let cluster = Cluster::up(2, &[("KB_API_KEY", GLOBAL), ("KB_KNOWLEDGE_DIRS", &dirs)]);
+
+    // The node holding the ingest lease, by the name its connections carry.
+    let holder = || {
+        cluster
+            .sql(
+                "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
+                 WHERE l.locktype = 'advisory' AND l.objid = 1701668099 AND l.granted",
+            )
+            .trim()
+            .to_owned()
+    };
+    let mut scanning = String::new();
+    eventually(
+        std::time::Duration::from_secs(60),
+        "a node takes the ingest lease",
+        || {
+            scanning = holder();
+            !scanning.is_empty()
+        },
+    );
+    let killed = cluster
+        .nodes
+        .iter()
+        .position(|addr| scanning == format!("mneme {addr}"))
+        .unwrap_or_else(|| {
+            panic!(
+                "the lease holder {scanning:?} is one of {:?}",
+                cluster.nodes
+            )
+        });
+    let appended_before = cluster
+        .sql("SELECT count(*) FROM mneme_kb_scans")
+        .trim()
+        .to_owned();
+    // scripts/cluster numbers its nodes from 1.
+    cluster.script("node-kill", &[&(killed + 1).to_string()]);
+    let survivor = 1 - killed;
+    eprintln!(
+        "killed node {killed} holding the lease; scans appended before the kill: {appended_before}"
+    );
+
+    // The survivor takes the lease, scans (or finds the scan done) and holds every document.
+    eventually(
+        std::time::Duration::from_secs(120),
+        "the survivor holds every document",
+        || v1_documents(&cluster, survivor) == 4000,
+    );
+    assert_eq!(
+        v1_query(&cluster, survivor, "unique3999"),
+        ["kb/doc03999.md"]
+    );
+    // One whole scan in the log, never a part of one.
+    assert_eq!(
+        cluster.sql("SELECT count(*) FROM mneme_kb_scans").trim(),
+        "1"
+    );
+}
