@@ -125,10 +125,13 @@ impl Knowledge {
     /// The index, brought up to the shared log's last generation first (cluster mode), so that
     /// it holds every ingest acknowledged before this call, on any node; while the log is out
     /// of reach, the index as it is.
+    ///
+    /// While this node is already replaying (a large ingest), the index answers as it is, the
+    /// way an embedded index answers from its previous generation during an ingest.
     pub fn current(&self) -> &KnowledgeBase {
         use std::sync::atomic::Ordering;
         if let Some(shared) = &self.shared {
-            match self.catch_up(&mneme_kb::NoProgress) {
+            match self.catch_up_unless_busy() {
                 Ok(_) => {
                     if shared.down.swap(false, Ordering::Relaxed) {
                         tracing::info!("cluster: the knowledge base follows the shared log again");
@@ -146,13 +149,38 @@ impl Knowledge {
         &self.kb
     }
 
+    /// [`Knowledge::catch_up`], unless another thread of this node is replaying already.
+    fn catch_up_unless_busy(&self) -> mneme_kb::Result<()> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        let latest = shared.log.generation()?;
+        let applied = match shared.applied.try_lock() {
+            Ok(applied) => applied,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
+        };
+        self.replay(shared, applied, latest, &mneme_kb::NoProgress)
+            .map(|_| ())
+    }
+
     /// Replays the scans of the shared log this node's index lacks; the report of the last.
     fn catch_up(&self, progress: &dyn IngestProgress) -> mneme_kb::Result<Option<IngestReport>> {
         let Some(shared) = &self.shared else {
             return Ok(None);
         };
         let latest = shared.log.generation()?;
-        let mut applied = shared.applied.lock().unwrap_or_else(|p| p.into_inner());
+        let applied = shared.applied.lock().unwrap_or_else(|p| p.into_inner());
+        self.replay(shared, applied, latest, progress)
+    }
+
+    fn replay(
+        &self,
+        shared: &SharedLog,
+        mut applied: std::sync::MutexGuard<'_, u64>,
+        latest: u64,
+        progress: &dyn IngestProgress,
+    ) -> mneme_kb::Result<Option<IngestReport>> {
         if *applied >= latest {
             return Ok(None);
         }

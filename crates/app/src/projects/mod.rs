@@ -566,7 +566,7 @@ impl Projects {
             project
         };
         // This node's replica indexes the import before the import is answered.
-        self.index(&project.project_id)?;
+        self.index_with_report(&project.project_id, true)?;
         Ok(project)
     }
 
@@ -651,14 +651,20 @@ impl Projects {
     /// The project's index, opened on first use. In cluster mode it is first brought up to
     /// the shared log's last generation, so that it answers with every ingest acknowledged
     /// before this call, on any node.
+    ///
+    /// While this node is already applying the log to the project (a large ingest), the
+    /// index answers as it is, the way an embedded index answers from its previous generation
+    /// during an ingest.
     pub fn index(&self, project_id: &str) -> Result<Arc<KnowledgeBase>> {
-        self.index_with_report(project_id).map(|(kb, _)| kb)
+        self.index_with_report(project_id, false).map(|(kb, _)| kb)
     }
 
-    /// [`Projects::index`], with the report of the log entries it applied (cluster mode).
+    /// [`Projects::index`], with the report of the log entries it applied (cluster mode);
+    /// `wait`: wait for another thread's catch-up instead of answering without it.
     fn index_with_report(
         &self,
         project_id: &str,
+        wait: bool,
     ) -> Result<(Arc<KnowledgeBase>, Option<IngestReport>)> {
         if let Err(err) = self.get(project_id) {
             if matches!(err, ProjectError::NotFound(_)) && self.is_shared() {
@@ -687,7 +693,8 @@ impl Projects {
         };
         let report = match &self.store {
             Registry::Local(_) => None,
-            Registry::Shared(shared) => match self.catch_up(shared.as_ref(), project_id, &kb) {
+            Registry::Shared(shared) => match self.catch_up(shared.as_ref(), project_id, &kb, wait)
+            {
                 Ok(report) => report,
                 Err(ProjectError::Unavailable(why)) if self.replica_held(project_id).is_some() => {
                     tracing::warn!("cluster: {why}; project {project_id} answers from its replica");
@@ -724,6 +731,7 @@ impl Projects {
         shared: &dyn SharedRegistry,
         project_id: &str,
         kb: &KnowledgeBase,
+        wait: bool,
     ) -> Result<Option<IngestReport>> {
         let replica = self
             .replicas
@@ -733,7 +741,15 @@ impl Projects {
             .or_default()
             .clone();
         let latest = shared.generation(project_id)?;
-        let mut applied = replica.lock().unwrap_or_else(|p| p.into_inner());
+        let mut applied = if wait {
+            replica.lock().unwrap_or_else(|p| p.into_inner())
+        } else {
+            match replica.try_lock() {
+                Ok(applied) => applied,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
+            }
+        };
         if *applied >= latest {
             return Ok(None);
         }
@@ -781,7 +797,7 @@ impl Projects {
                 documents: docs,
             }];
             self.store.write_with_log(batch, log)?;
-            let (_, report) = self.index_with_report(project_id)?;
+            let (_, report) = self.index_with_report(project_id, true)?;
             return Ok(report.unwrap_or_default());
         }
         let report = kb.put(docs, &NoProgress)?;
