@@ -64,6 +64,10 @@ struct SharedLog {
     applied: std::sync::Mutex<u64>,
     /// Whether the log was out of reach at the last catch-up (warned once per outage).
     down: std::sync::atomic::AtomicBool,
+    /// How long a query may answer without reading the log's generation (0: always reads).
+    max_staleness: Duration,
+    /// When the index was last known to hold the log's last generation.
+    confirmed: std::sync::Mutex<Option<Instant>>,
 }
 
 pub struct Knowledge {
@@ -97,9 +101,13 @@ impl Knowledge {
 
     /// Cluster mode: the index is a replica of `log`, rebuilt from it (whatever a previous run
     /// left in the index directory is removed) and brought up to date before each query.
+    ///
+    /// `max_staleness` above zero lets a query answer without reading the log's generation
+    /// when the index was known current that recently (`MNEME_MAX_STALENESS_MS`).
     pub fn open_shared(
         settings: &KbSettings,
         log: Arc<dyn SharedIndex>,
+        max_staleness: Duration,
     ) -> mneme_kb::Result<Knowledge> {
         let dir = &settings.index_dir;
         if dir.is_dir() {
@@ -113,6 +121,8 @@ impl Knowledge {
             log,
             applied: std::sync::Mutex::new(0),
             down: std::sync::atomic::AtomicBool::new(false),
+            max_staleness,
+            confirmed: std::sync::Mutex::new(None),
         });
         Ok(knowledge)
     }
@@ -154,14 +164,22 @@ impl Knowledge {
         let Some(shared) = &self.shared else {
             return Ok(());
         };
+        let asked = Instant::now();
+        if !shared.max_staleness.is_zero() {
+            let confirmed = *shared.confirmed.lock().unwrap_or_else(|p| p.into_inner());
+            if confirmed.is_some_and(|at| asked.duration_since(at) < shared.max_staleness) {
+                return Ok(());
+            }
+        }
         let latest = shared.log.generation()?;
         let applied = match shared.applied.try_lock() {
             Ok(applied) => applied,
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
         };
-        self.replay(shared, applied, latest, &mneme_kb::NoProgress)
-            .map(|_| ())
+        self.replay(shared, applied, latest, &mneme_kb::NoProgress)?;
+        *shared.confirmed.lock().unwrap_or_else(|p| p.into_inner()) = Some(asked);
+        Ok(())
     }
 
     /// Replays the scans of the shared log this node's index lacks; the report of the last.

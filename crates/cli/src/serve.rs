@@ -98,6 +98,7 @@ pub(crate) fn open_state(config: &Config, node_name: &str) -> anyhow::Result<Ser
         projects: joined.projects(),
         windows: joined.sessions(),
         index: joined.index(),
+        max_staleness: Duration::from_millis(cluster.max_staleness_ms),
     };
     Ok(ServerState::open_with(config, Some(shared))?)
 }

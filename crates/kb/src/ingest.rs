@@ -246,12 +246,11 @@ pub(crate) fn scan(kb: &KnowledgeBase, roots: &[PathBuf], options: IngestOptions
         converter_version: CONVERTER_VERSION,
     };
     let rebuild = options.rebuild || current.catalog.settings() != settings;
-    let mut changes = rebuild;
-    let mut files = Vec::with_capacity(walked.candidates.len());
-    for candidate in walked.candidates {
-        let previous = current.catalog.get(&candidate.doc_id);
+    let catalog = &current.catalog;
+    let read = |candidate: Candidate| {
         let unchanged = !rebuild
-            && previous
+            && catalog
+                .get(&candidate.doc_id)
                 .is_some_and(|e| e.size == candidate.size && e.mtime_ns == candidate.mtime_ns);
         // A file over the size limit is refused by the replay without its bytes; one that
         // cannot be read now is read (or refused) by each replica itself.
@@ -260,8 +259,7 @@ pub(crate) fn scan(kb: &KnowledgeBase, roots: &[PathBuf], options: IngestOptions
         } else {
             std::fs::read(&candidate.path).ok()
         };
-        changes |= !unchanged;
-        files.push(ScanFile {
+        let file = ScanFile {
             path: candidate.path,
             kb_dir: candidate.kb_dir.to_string(),
             doc_id: candidate.doc_id,
@@ -269,8 +267,19 @@ pub(crate) fn scan(kb: &KnowledgeBase, roots: &[PathBuf], options: IngestOptions
             size: candidate.size,
             mtime_ns: candidate.mtime_ns,
             bytes,
-        });
-    }
+        };
+        (file, !unchanged)
+    };
+    // The files are read on the ingest's threads, in the walk's order.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(kb.config.max_workers.max(1))
+        .thread_name(|i| format!("mneme-scan-{i}"))
+        .build()
+        .map_err(|err| Error::io("starting scan workers", std::io::Error::other(err)))?;
+    let read: Vec<(ScanFile, bool)> =
+        pool.install(|| walked.candidates.into_par_iter().map(read).collect());
+    let mut changes = rebuild || read.iter().any(|(_, changed)| *changed);
+    let files: Vec<ScanFile> = read.into_iter().map(|(file, _)| file).collect();
     if !changes {
         // A document under a walked directory whose file is gone.
         let seen: std::collections::HashSet<&str> =

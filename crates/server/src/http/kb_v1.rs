@@ -240,9 +240,10 @@ pub struct Collections {
 }
 
 /// The lane of a query: a vector or hybrid query may embed its text (milliseconds of CPU),
-/// which must not stall the other connections served by an async thread.
-pub(super) fn query_lane(ranking: mneme_kb::Ranking) -> Lane {
-    if ranking.uses_vectors() {
+/// and in cluster mode a query first reads the shared log's generation from PostgreSQL; neither
+/// may stall the other connections served by an async thread.
+pub(super) fn query_lane(ranking: mneme_kb::Ranking, shared: bool) -> Lane {
+    if ranking.uses_vectors() || shared {
         Lane::Cpu
     } else {
         Lane::Inline
@@ -288,7 +289,7 @@ async fn search(
     search: Search,
 ) -> Result<(mneme_kb::SearchOutcome, String), ApiError> {
     let started = Instant::now();
-    let lane = query_lane(search.ranking);
+    let lane = query_lane(search.ranking, state.knowledge.is_shared());
     let outcome = work::run(state, lane, move |s| {
         let request = SearchRequest {
             query: &search.query,

@@ -281,7 +281,8 @@ async fn run_query(
         request.limit,
         request.use_cache,
     );
-    work::run(state, query_lane(ranking), move |_| {
+    // The project's replica was brought up to date when it was opened.
+    work::run(state, query_lane(ranking, false), move |_| {
         kb.search(&SearchRequest {
             query: &query,
             ranking,

@@ -135,6 +135,8 @@ pub struct Shared {
     pub windows: Arc<dyn mneme_app::limits::SharedWindows>,
     /// API v1's knowledge base: the log of scans on PostgreSQL.
     pub index: Arc<dyn mneme_app::SharedIndex>,
+    /// How long a knowledge-base query may answer without reading the log's generation.
+    pub max_staleness: std::time::Duration,
 }
 
 impl ServerState {
@@ -182,8 +184,8 @@ impl ServerState {
         config: &mneme_app::Config,
         shared: Option<Shared>,
     ) -> Result<ServerState, StartError> {
-        let knowledge = match shared.as_ref().map(|s| s.index.clone()) {
-            Some(log) => Knowledge::open_shared(&config.kb, log),
+        let knowledge = match shared.as_ref().map(|s| (s.index.clone(), s.max_staleness)) {
+            Some((log, max_staleness)) => Knowledge::open_shared(&config.kb, log, max_staleness),
             None => Knowledge::open(&config.kb),
         }
         .map_err(|source| StartError::Knowledge {
