@@ -47,11 +47,13 @@ pub trait SharedIndex: Send + Sync {
     /// Waits up to `wait` for the cluster's ingest lease, held until the guard is dropped
     /// (or the node dies).
     fn lease(&self, wait: Duration) -> mneme_kb::Result<Box<dyn Send>>;
-    /// Appends a scan as the next generation; returns that generation.
-    fn append(&self, scan: Vec<u8>) -> mneme_kb::Result<u64>;
+    /// Appends a scan as generation `after + 1`, and returns it; fails (unavailable) when that
+    /// generation exists already (another node appended: this node's lease was lost).
+    fn append(&self, after: u64, scan: Vec<u8>) -> mneme_kb::Result<u64>;
     /// The last generation (0: none).
     fn generation(&self) -> mneme_kb::Result<u64>;
-    /// The scans after generation `after`, in order, with their generations.
+    /// Scans after generation `after`, in order, with their generations: the next page of
+    /// them (at least one when there are any).
     fn since(&self, after: u64) -> mneme_kb::Result<Vec<(u64, Vec<u8>)>>;
 }
 
@@ -159,7 +161,8 @@ impl Knowledge {
         &self.kb
     }
 
-    /// [`Knowledge::catch_up`], unless another thread of this node is replaying already.
+    /// Brings the index up to the log, unless another thread of this node is replaying
+    /// already (then the index answers as it is).
     fn catch_up_unless_busy(&self) -> mneme_kb::Result<()> {
         let Some(shared) = &self.shared else {
             return Ok(());
@@ -172,47 +175,44 @@ impl Knowledge {
             }
         }
         let latest = shared.log.generation()?;
-        let applied = match shared.applied.try_lock() {
+        let mut applied = match shared.applied.try_lock() {
             Ok(applied) => applied,
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
         };
-        self.replay(shared, applied, latest, &mneme_kb::NoProgress)?;
+        self.replay(shared, &mut applied, latest, &mneme_kb::NoProgress)?;
         *shared.confirmed.lock().unwrap_or_else(|p| p.into_inner()) = Some(asked);
         Ok(())
     }
 
-    /// Replays the scans of the shared log this node's index lacks; the report of the last.
-    fn catch_up(&self, progress: &dyn IngestProgress) -> mneme_kb::Result<Option<IngestReport>> {
-        let Some(shared) = &self.shared else {
-            return Ok(None);
-        };
-        let latest = shared.log.generation()?;
-        let applied = shared.applied.lock().unwrap_or_else(|p| p.into_inner());
-        self.replay(shared, applied, latest, progress)
-    }
-
+    /// Replays the scans after `*applied` up to `latest`, page by page (each scan advances
+    /// `applied` as it commits); the report of the last.
     fn replay(
         &self,
         shared: &SharedLog,
-        mut applied: std::sync::MutexGuard<'_, u64>,
+        applied: &mut u64,
         latest: u64,
         progress: &dyn IngestProgress,
     ) -> mneme_kb::Result<Option<IngestReport>> {
-        if *applied >= latest {
-            return Ok(None);
-        }
         let mut report = None;
-        for (generation, bytes) in shared.log.since(*applied)? {
-            let scan = mneme_kb::Scan::from_bytes(&bytes)?;
-            report = Some(self.kb.apply_scan(scan, progress)?);
-            *applied = generation;
+        while *applied < latest {
+            let page = shared.log.since(*applied)?;
+            if page.is_empty() {
+                break;
+            }
+            for (generation, bytes) in page {
+                let scan = mneme_kb::Scan::from_bytes(&bytes)?;
+                report = Some(self.kb.apply_scan(scan, progress)?);
+                *applied = generation;
+            }
         }
         Ok(report)
     }
 
     /// Cluster mode's ingest: under the cluster's lease, the index caught up, a scan of
     /// `roots` against it appended to the log when it changes anything, and replayed here.
+    /// This node's replay lock is held throughout, so that the scan this ingest appends is the
+    /// one it replays and reports (a query meanwhile answers from the index as it is).
     fn ingest_shared(
         &self,
         shared: &SharedLog,
@@ -221,7 +221,9 @@ impl Knowledge {
         progress: &dyn IngestProgress,
     ) -> mneme_kb::Result<IngestReport> {
         let _lease = shared.log.lease(LEASE_WAIT)?;
-        self.catch_up(progress)?;
+        let mut applied = shared.applied.lock().unwrap_or_else(|p| p.into_inner());
+        let latest = shared.log.generation()?;
+        self.replay(shared, &mut applied, latest, progress)?;
         let scan = self.kb.scan(roots, options)?;
         if !scan.changes() {
             let (problems, ignored) = scan.skipped();
@@ -238,16 +240,10 @@ impl Knowledge {
                 ..IngestReport::default()
             });
         }
-        let generation = shared.log.append(scan.to_bytes())?;
-        let mut applied = shared.applied.lock().unwrap_or_else(|p| p.into_inner());
-        if generation == *applied + 1 {
-            // The lease kept the log still since the catch-up: the scan is the next entry.
-            let report = self.kb.apply_scan(scan, progress)?;
-            *applied = generation;
-            return Ok(report);
-        }
-        drop(applied);
-        Ok(self.catch_up(progress)?.unwrap_or_default())
+        let generation = shared.log.append(*applied, scan.to_bytes()?)?;
+        let report = self.kb.apply_scan(scan, progress)?;
+        *applied = generation;
+        Ok(report)
     }
 
     /// The configured knowledge directories.

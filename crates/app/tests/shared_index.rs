@@ -39,8 +39,14 @@ impl SharedIndex for MemoryLog {
         Ok(Box::new(Held(self.leased.clone())))
     }
 
-    fn append(&self, scan: Vec<u8>) -> mneme_kb::Result<u64> {
+    fn append(&self, after: u64, scan: Vec<u8>) -> mneme_kb::Result<u64> {
         let mut scans = self.scans.lock().unwrap();
+        if scans.len() as u64 != after {
+            return Err(mneme_kb::Error::Unavailable(format!(
+                "generation {} exists",
+                after + 1
+            )));
+        }
         scans.push(scan);
         Ok(scans.len() as u64)
     }
@@ -51,11 +57,13 @@ impl SharedIndex for MemoryLog {
     }
 
     fn since(&self, after: u64) -> mneme_kb::Result<Vec<(u64, Vec<u8>)>> {
+        // Pages of two, so that a catch-up takes several reads.
         let scans = self.scans.lock().unwrap();
         Ok(scans
             .iter()
             .enumerate()
             .skip(after as usize)
+            .take(2)
             .map(|(i, s)| (i as u64 + 1, s.clone()))
             .collect())
     }

@@ -17,6 +17,12 @@ use crate::bridge::Bridge;
 
 /// How long one statement may wait for PostgreSQL.
 const OP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the append of a scan (the bytes of every changed file) or a read of a page of
+/// scans may take.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The most scans one catch-up read returns; the replica advances page by page.
+const PAGE: i64 = 8;
 
 /// The advisory lock of the ingest lease.
 pub(crate) const INGEST_LEASE: i64 = 0x6d6e_656d_6503;
@@ -94,49 +100,95 @@ impl Drop for AdvisoryGuard {
     }
 }
 
-impl SharedIndex for PgIndex {
-    fn lease(&self, wait: Duration) -> Result<Box<dyn Send>> {
-        let client = self.run("ingest lease", self.client())?;
-        let started = Instant::now();
-        loop {
-            let taken = self.run("ingest lease", async {
-                let row = client
-                    .query_one("SELECT pg_try_advisory_lock($1)", &[&INGEST_LEASE])
-                    .await
-                    .map_err(|e| pg_error("ingest lease", e))?;
-                Ok(row.get::<_, bool>(0))
-            })?;
-            if taken {
-                return Ok(Box::new(AdvisoryGuard {
-                    bridge: self.bridge.clone(),
+/// Takes the advisory lock `key` on a connection of its own, trying every 100 ms until `wait`
+/// has passed; `None` when another session holds it all that time. A connection whose try
+/// did not answer (the lock may have been granted after all) is closed, never pooled, so a lock
+/// cannot stay behind on an idle pooled connection.
+pub(crate) fn advisory_lock(
+    bridge: &Arc<Bridge>,
+    pool: &Pool,
+    key: i64,
+    wait: Duration,
+) -> std::result::Result<Option<AdvisoryGuard>, String> {
+    let client = bridge
+        .wait_for(OP_TIMEOUT, pool.get())
+        .ok_or_else(|| format!("no connection within {} s", OP_TIMEOUT.as_secs()))?
+        .map_err(|e| format!("connection: {e}"))?;
+    let started = Instant::now();
+    loop {
+        let tried = bridge.wait_for(OP_TIMEOUT, async {
+            client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+                .await
+                .map(|row| row.get::<_, bool>(0))
+        });
+        match tried {
+            Some(Ok(true)) => {
+                return Ok(Some(AdvisoryGuard {
+                    bridge: bridge.clone(),
                     client: Some(client),
-                    key: INGEST_LEASE,
+                    key,
                 }));
             }
-            if started.elapsed() >= wait {
-                return Err(Error::Unavailable(format!(
-                    "another node has been ingesting into the shared knowledge base for over {} s; try again when it is done",
-                    wait.as_secs()
-                )));
+            Some(Ok(false)) => {}
+            Some(Err(err)) => {
+                drop(deadpool_postgres::Object::take(client));
+                return Err(err.to_string());
             }
-            std::thread::sleep(Duration::from_millis(100));
+            None => {
+                drop(deadpool_postgres::Object::take(client));
+                return Err(format!("no answer within {} s", OP_TIMEOUT.as_secs()));
+            }
+        }
+        if started.elapsed() >= wait {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+impl SharedIndex for PgIndex {
+    fn lease(&self, wait: Duration) -> Result<Box<dyn Send>> {
+        match advisory_lock(&self.bridge, &self.pool, INGEST_LEASE, wait) {
+            Ok(Some(guard)) => Ok(Box::new(guard)),
+            Ok(None) => Err(Error::Unavailable(format!(
+                "another node has been ingesting into the shared knowledge base for over {} s; try again when it is done",
+                wait.as_secs()
+            ))),
+            Err(why) => Err(Error::Unavailable(format!(
+                "PostgreSQL ingest lease: {why}"
+            ))),
         }
     }
 
-    fn append(&self, scan: Vec<u8>) -> Result<u64> {
-        self.run("scan append", async {
+    fn append(&self, after: u64, scan: Vec<u8>) -> Result<u64> {
+        let generation = after + 1;
+        let appended = self.bridge.wait_for(WRITE_TIMEOUT, async {
             let client = self.client().await?;
-            let row = client
-                .query_one(
-                    "INSERT INTO mneme_kb_scans (generation, scan) \
-                     SELECT coalesce(max(generation), 0) + 1, $1 FROM mneme_kb_scans \
-                     RETURNING generation",
-                    &[&scan],
+            client
+                .execute(
+                    "INSERT INTO mneme_kb_scans (generation, scan) VALUES ($1, $2)",
+                    &[&(generation as i64), &scan],
                 )
                 .await
-                .map_err(|e| pg_error("scan append", e))?;
-            Ok(row.get::<_, i64>(0) as u64)
-        })
+                .map_err(|e| {
+                    if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+                        Error::Unavailable(format!(
+                            "another node appended generation {generation} of the shared knowledge base meanwhile (this node's ingest lease was lost); try again"
+                        ))
+                    } else {
+                        pg_error("scan append", e)
+                    }
+                })
+        });
+        match appended {
+            Some(Ok(_)) => Ok(generation),
+            Some(Err(err)) => Err(err),
+            None => Err(Error::Unavailable(format!(
+                "PostgreSQL scan append: no answer within {} s",
+                WRITE_TIMEOUT.as_secs()
+            ))),
+        }
     }
 
     fn generation(&self) -> Result<u64> {
@@ -155,20 +207,26 @@ impl SharedIndex for PgIndex {
     }
 
     fn since(&self, after: u64) -> Result<Vec<(u64, Vec<u8>)>> {
-        self.run("scan log read", async {
+        let read = self.bridge.wait_for(WRITE_TIMEOUT, async {
             let client = self.client().await?;
             let rows = client
                 .query(
                     "SELECT generation, scan FROM mneme_kb_scans WHERE generation > $1 \
-                     ORDER BY generation",
-                    &[&(after as i64)],
+                     ORDER BY generation LIMIT $2",
+                    &[&(after as i64), &PAGE],
                 )
                 .await
                 .map_err(|e| pg_error("scan log read", e))?;
             Ok(rows
                 .into_iter()
                 .map(|row| (row.get::<_, i64>(0) as u64, row.get::<_, Vec<u8>>(1)))
-                .collect())
+                .collect::<Vec<_>>())
+        });
+        read.unwrap_or_else(|| {
+            Err(Error::Unavailable(format!(
+                "PostgreSQL scan log read: no answer within {} s",
+                WRITE_TIMEOUT.as_secs()
+            )))
         })
     }
 }

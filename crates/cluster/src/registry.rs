@@ -19,9 +19,17 @@ use crate::bridge::Bridge;
 
 /// How long a registry operation may wait for PostgreSQL.
 const OP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a write (an ingest's or an import's documents) or a read of a page of the log
+/// may take.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(120);
+/// The most generations of a project's log one catch-up read covers.
+const PAGE: u64 = 16;
 
 /// The advisory lock that serialises registry writers across nodes.
 const REGISTRY_LOCK: i64 = 0x6d6e_656d_6502;
+
+/// How long a registry writer waits for another node's (a large import's write).
+const LOCK_WAIT: Duration = Duration::from_secs(60);
 
 pub struct PgRegistry {
     bridge: Arc<Bridge>,
@@ -46,13 +54,6 @@ fn pg_error(what: &str, err: tokio_postgres::Error) -> ProjectError {
     }
 }
 
-fn timed_out(what: &str) -> ProjectError {
-    ProjectError::Unavailable(format!(
-        "PostgreSQL {what}: no answer within {} s",
-        OP_TIMEOUT.as_secs()
-    ))
-}
-
 impl PgRegistry {
     pub(crate) fn new(bridge: Arc<Bridge>, pool: Pool) -> PgRegistry {
         PgRegistry { bridge, pool }
@@ -62,9 +63,19 @@ impl PgRegistry {
     where
         F: std::future::Future<Output = Result<T>>,
     {
-        self.bridge
-            .wait_for(OP_TIMEOUT, future)
-            .unwrap_or_else(|| Err(timed_out(what)))
+        self.run_for(OP_TIMEOUT, what, future)
+    }
+
+    fn run_for<T, F>(&self, limit: Duration, what: &str, future: F) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T>>,
+    {
+        self.bridge.wait_for(limit, future).unwrap_or_else(|| {
+            Err(ProjectError::Unavailable(format!(
+                "PostgreSQL {what}: no answer within {} s",
+                limit.as_secs()
+            )))
+        })
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
@@ -123,7 +134,7 @@ impl SharedRegistry for PgRegistry {
     }
 
     fn write(&self, batch: WriteBatch, log: Vec<LogOp>) -> Result<()> {
-        self.run("registry write", async {
+        self.run_for(WRITE_TIMEOUT, "registry write", async {
             let mut client = self.client().await?;
             let tx = client
                 .transaction()
@@ -152,8 +163,21 @@ impl SharedRegistry for PgRegistry {
                 match op {
                     LogOp::Append {
                         project_id,
+                        requires,
                         documents,
                     } => {
+                        // The project's record, share-locked: a delete waits for this
+                        // transaction, or has removed the record and the append fails.
+                        let present = tx
+                            .query_opt(
+                                "SELECT 1 FROM mneme_registry WHERE key = $1 FOR SHARE",
+                                &[requires],
+                            )
+                            .await
+                            .map_err(err)?;
+                        if present.is_none() {
+                            return Err(ProjectError::NotFound(project_id.clone()));
+                        }
                         let row = tx
                             .query_one(
                                 "INSERT INTO mneme_kb_generation (project_id, generation) \
@@ -213,19 +237,16 @@ impl SharedRegistry for PgRegistry {
     }
 
     fn lock(&self) -> Result<Box<dyn Send>> {
-        let client = self.run("registry lock", async {
-            let client = self.client().await?;
-            client
-                .execute("SELECT pg_advisory_lock($1)", &[&REGISTRY_LOCK])
-                .await
-                .map_err(|e| pg_error("registry lock", e))?;
-            Ok(client)
-        })?;
-        Ok(Box::new(crate::index_log::AdvisoryGuard {
-            bridge: self.bridge.clone(),
-            client: Some(client),
-            key: REGISTRY_LOCK,
-        }))
+        match crate::index_log::advisory_lock(&self.bridge, &self.pool, REGISTRY_LOCK, LOCK_WAIT) {
+            Ok(Some(guard)) => Ok(Box::new(guard)),
+            Ok(None) => Err(ProjectError::Unavailable(format!(
+                "another node has held the project registry for over {} s; try again",
+                LOCK_WAIT.as_secs()
+            ))),
+            Err(why) => Err(ProjectError::Unavailable(format!(
+                "PostgreSQL registry lock: {why}"
+            ))),
+        }
     }
 
     fn generation(&self, project_id: &str) -> Result<u64> {
@@ -243,9 +264,14 @@ impl SharedRegistry for PgRegistry {
         })
     }
 
-    fn documents_since(&self, project_id: &str, after: u64) -> Result<(Vec<NewDocument>, u64)> {
-        let last = self.generation(project_id)?;
-        self.run("document log read", async {
+    fn documents_since(
+        &self,
+        project_id: &str,
+        after: u64,
+        latest: u64,
+    ) -> Result<(Vec<NewDocument>, u64)> {
+        let last = latest.min(after + PAGE);
+        self.run_for(WRITE_TIMEOUT, "document log read", async {
             let client = self.client().await?;
             let rows = client
                 .query(

@@ -217,10 +217,13 @@ impl Scan {
         (&self.problems, self.ignored)
     }
 
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = vec![SCAN_FORMAT];
-        out.extend(postcard::to_allocvec(self).unwrap_or_default());
-        out
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let body = postcard::to_allocvec(self)
+            .map_err(|err| Error::Corrupt(format!("a scan does not encode: {err}")))?;
+        let mut out = Vec::with_capacity(1 + body.len());
+        out.push(SCAN_FORMAT);
+        out.extend(body);
+        Ok(out)
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Scan> {
@@ -238,7 +241,22 @@ impl Scan {
 /// Walks `roots` as [`run`] does and reads every file the current generation does not hold
 /// as it is (by size and modification time).
 pub(crate) fn scan(kb: &KnowledgeBase, roots: &[PathBuf], options: IngestOptions) -> Result<Scan> {
-    let walked = walk::walk(roots, &options.knowledge_dirs, options.links)?;
+    let mut walked = walk::walk(roots, &options.knowledge_dirs, options.links)?;
+    // A scan travels as text paths: a file whose path is not UTF-8 cannot be shared.
+    let (shareable, foreign): (Vec<Candidate>, Vec<Candidate>) = walked
+        .candidates
+        .into_iter()
+        .partition(|c| c.path.to_str().is_some());
+    walked.candidates = shareable;
+    for candidate in foreign {
+        walked.problems.push((
+            candidate.path,
+            Problem::new(
+                ProblemKind::Unreadable,
+                "its path is not UTF-8, which cluster mode cannot share between nodes; rename it",
+            ),
+        ));
+    }
     let current = kb.snapshot();
     let settings = IndexSettings {
         chunk: kb.config.chunk,

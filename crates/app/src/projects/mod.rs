@@ -135,6 +135,8 @@ const PROJECT: &[u8] = b"p/";
 const KEY: &[u8] = b"k/";
 const KEY_HASH: &[u8] = b"h/";
 const DOC_META: &[u8] = b"d/";
+/// A key's last use: (ISO time, Unix seconds), apart from its record.
+const LAST_USED: &[u8] = b"u/";
 const SEQUENCE: &[u8] = b"seq";
 
 /// A change to the shared document log, written in the same transaction as a registry batch.
@@ -142,6 +144,9 @@ pub enum LogOp {
     /// Documents added or replaced in a project: its next generation.
     Append {
         project_id: String,
+        /// A registry key that must exist when the append commits (the project's record,
+        /// share-locked, so that a delete cannot pass in between).
+        requires: Vec<u8>,
         documents: Vec<NewDocument>,
     },
     /// A project removed: its log and generation go.
@@ -162,8 +167,14 @@ pub trait SharedRegistry: Send + Sync {
     fn lock(&self) -> Result<Box<dyn Send>>;
     /// The project's last generation in the log (0: none).
     fn generation(&self, project_id: &str) -> Result<u64>;
-    /// The documents of the generations after `after`, in log order, and the last generation.
-    fn documents_since(&self, project_id: &str, after: u64) -> Result<(Vec<NewDocument>, u64)>;
+    /// The documents of a page of the generations after `after` (up to `latest`), in log
+    /// order, and the last generation the page covers.
+    fn documents_since(
+        &self,
+        project_id: &str,
+        after: u64,
+        latest: u64,
+    ) -> Result<(Vec<NewDocument>, u64)>;
 }
 
 /// Where the registry lives.
@@ -478,6 +489,7 @@ impl Projects {
             if api_key.project_id == project_id {
                 batch.delete(k);
                 batch.delete(key(KEY_HASH, &api_key.key_hash));
+                batch.delete(key(LAST_USED, &api_key.key_id));
             }
         }
         Ok(())
@@ -551,6 +563,7 @@ impl Projects {
             }
             let mut log = vec![LogOp::Append {
                 project_id: project.project_id.clone(),
+                requires: key(PROJECT, &project.project_id),
                 documents,
             }];
             if let Some(old) = &replaced {
@@ -733,13 +746,7 @@ impl Projects {
         kb: &KnowledgeBase,
         wait: bool,
     ) -> Result<Option<IngestReport>> {
-        let replica = self
-            .replicas
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(project_id.to_owned())
-            .or_default()
-            .clone();
+        let replica = self.replica(project_id);
         let latest = shared.generation(project_id)?;
         let mut applied = if wait {
             replica.lock().unwrap_or_else(|p| p.into_inner())
@@ -750,28 +757,17 @@ impl Projects {
                 Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
             }
         };
-        if *applied >= latest {
-            return Ok(None);
-        }
-        let (documents, last) = shared.documents_since(project_id, *applied)?;
-        // A document replaced by a later generation is indexed once, as it ends up.
-        let mut latest_of: HashMap<String, usize> = HashMap::new();
-        for (i, doc) in documents.iter().enumerate() {
-            latest_of.insert(doc.doc_id.clone(), i);
-        }
-        let documents: Vec<NewDocument> = documents
-            .into_iter()
-            .enumerate()
-            .filter(|(i, doc)| latest_of.get(&doc.doc_id) == Some(i))
-            .map(|(_, doc)| doc)
-            .collect();
-        let report = if documents.is_empty() {
-            None
-        } else {
-            Some(kb.put(documents, &NoProgress)?)
-        };
-        *applied = last;
-        Ok(report)
+        apply_log(shared, project_id, kb, &mut applied, latest)
+    }
+
+    /// The replay lock and applied generation of this node's replica of a project.
+    fn replica(&self, project_id: &str) -> Replica {
+        self.replicas
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(project_id.to_owned())
+            .or_default()
+            .clone()
     }
 
     /// Adds (or replaces) documents and records their metadata (JSON text per document).
@@ -789,16 +785,26 @@ impl Projects {
             batch.put(k, metadata.into_bytes());
             docs.push(doc);
         }
-        if self.is_shared() {
+        if let Registry::Shared(shared) = &self.store {
             // The log is the record: once it commits, every node's replica indexes the
-            // documents (this one at once, below).
+            // documents. This one does at once, holding its replay lock from before the write,
+            // so that it reports on this request's documents (a query meanwhile answers from
+            // the replica as it is).
+            let paths: std::collections::HashSet<PathBuf> =
+                docs.iter().map(|d| PathBuf::from(&d.path)).collect();
+            let replica = self.replica(project_id);
+            let mut applied = replica.lock().unwrap_or_else(|p| p.into_inner());
             let log = vec![LogOp::Append {
                 project_id: project_id.to_owned(),
+                requires: key(PROJECT, project_id),
                 documents: docs,
             }];
             self.store.write_with_log(batch, log)?;
-            let (_, report) = self.index_with_report(project_id, true)?;
-            return Ok(report.unwrap_or_default());
+            let latest = shared.generation(project_id)?;
+            let mut report = apply_log(shared.as_ref(), project_id, &kb, &mut applied, latest)?
+                .unwrap_or_default();
+            report.problems.retain(|(path, _)| paths.contains(path));
+            return Ok(report);
         }
         let report = kb.put(docs, &NoProgress)?;
         // Metadata of a document that failed to convert is kept: it names what was sent.
@@ -864,13 +870,25 @@ impl Projects {
         self.get(project_id)?;
         let mut out = Vec::new();
         for (_, value) in self.store.scan_prefix(KEY)? {
-            let record: ApiKey = decode(&value, "api key")?;
+            let mut record: ApiKey = decode(&value, "api key")?;
             if record.project_id == project_id {
+                self.overlay_last_use(&mut record)?;
                 out.push(record);
             }
         }
         out.sort_by_key(|p| std::cmp::Reverse(p.sequence));
         Ok(out)
+    }
+
+    /// The key's last use, kept under its own registry key (so that noting a use never
+    /// rewrites the record, and cannot undo a revocation written meanwhile by another node).
+    fn overlay_last_use(&self, record: &mut ApiKey) -> Result<()> {
+        if let Some(bytes) = self.store.get(&key(LAST_USED, &record.key_id))? {
+            let (at, unix): (String, u64) = decode(&bytes, "api key use")?;
+            record.last_used_at = Some(at);
+            record.last_used_unix = Some(unix);
+        }
+        Ok(())
     }
 
     /// Revokes a key (any project's, as KnowledgeBeast does).
@@ -903,15 +921,53 @@ impl Projects {
         if record.revoked || record.expires_unix.is_some_and(|at| unix(now) >= at) {
             return Ok(None);
         }
+        self.overlay_last_use(&mut record)?;
         if record.last_used_unix.is_none_or(|at| unix(now) >= at + 60) {
             record.last_used_at = Some(iso_naive(now));
             record.last_used_unix = Some(unix(now));
             let mut batch = WriteBatch::default();
-            batch.put(key(KEY, &key_id), encode(&record));
+            batch.put(
+                key(LAST_USED, &key_id),
+                encode(&(iso_naive(now), unix(now))),
+            );
             self.store.write_deferred(batch)?;
         }
         Ok(Some(record))
     }
+}
+
+/// Indexes the documents of a project's log after `*applied` up to `latest` into `kb`, page
+/// by page (a document replaced by a later generation of the page is indexed once, as it ends
+/// up); the report of the last page.
+fn apply_log(
+    shared: &dyn SharedRegistry,
+    project_id: &str,
+    kb: &KnowledgeBase,
+    applied: &mut u64,
+    latest: u64,
+) -> Result<Option<IngestReport>> {
+    let mut report = None;
+    while *applied < latest {
+        let (documents, last) = shared.documents_since(project_id, *applied, latest)?;
+        if last <= *applied {
+            break;
+        }
+        let mut latest_of: HashMap<String, usize> = HashMap::new();
+        for (i, doc) in documents.iter().enumerate() {
+            latest_of.insert(doc.doc_id.clone(), i);
+        }
+        let documents: Vec<NewDocument> = documents
+            .into_iter()
+            .enumerate()
+            .filter(|(i, doc)| latest_of.get(&doc.doc_id) == Some(i))
+            .map(|(_, doc)| doc)
+            .collect();
+        if !documents.is_empty() {
+            report = Some(kb.put(documents, &NoProgress)?);
+        }
+        *applied = last;
+    }
+    Ok(report)
 }
 
 /// The fields of a project about to be created.

@@ -13,7 +13,7 @@ fn replicate(scanner: &KnowledgeBase, replica: &KnowledgeBase, dir: &Path) -> Sc
     let scan = scanner
         .scan(&[dir.to_path_buf()], IngestOptions::default())
         .unwrap();
-    let shipped = Scan::from_bytes(&scan.to_bytes()).unwrap();
+    let shipped = Scan::from_bytes(&scan.to_bytes().unwrap()).unwrap();
     scanner.apply_scan(scan.clone(), &NoProgress).unwrap();
     replica.apply_scan(shipped, &NoProgress).unwrap();
     scan
@@ -60,7 +60,7 @@ fn a_replayed_scan_gives_what_an_ingest_gives_without_reading_the_files() {
         .scan(std::slice::from_ref(&docs), IngestOptions::default())
         .unwrap();
     assert!(!idle.changes());
-    assert!(idle.to_bytes().len() < first.to_bytes().len());
+    assert!(idle.to_bytes().unwrap().len() < first.to_bytes().unwrap().len());
 
     // A change, an addition and a removal.
     std::thread::sleep(std::time::Duration::from_millis(20));
@@ -76,7 +76,7 @@ fn a_replayed_scan_gives_what_an_ingest_gives_without_reading_the_files() {
         .scan(std::slice::from_ref(&docs), IngestOptions::default())
         .unwrap();
     assert!(scan.changes());
-    let shipped = Scan::from_bytes(&scan.to_bytes()).unwrap();
+    let shipped = Scan::from_bytes(&scan.to_bytes().unwrap()).unwrap();
     // The replica replays the bytes of the scan, not what the files hold by then.
     write_files(
         &docs,
@@ -99,7 +99,10 @@ fn a_replayed_scan_gives_what_an_ingest_gives_without_reading_the_files() {
         .unwrap();
     assert!(next.changes());
     replica
-        .apply_scan(Scan::from_bytes(&next.to_bytes()).unwrap(), &NoProgress)
+        .apply_scan(
+            Scan::from_bytes(&next.to_bytes().unwrap()).unwrap(),
+            &NoProgress,
+        )
         .unwrap();
     assert_eq!(
         doc_ids(&search(&replica, "changed", Ranking::Bm25, 10)),
@@ -109,9 +112,35 @@ fn a_replayed_scan_gives_what_an_ingest_gives_without_reading_the_files() {
 
 #[test]
 fn a_scan_of_another_format_version_is_refused() {
-    let mut bytes = Scan::default().to_bytes();
+    let mut bytes = Scan::default().to_bytes().unwrap();
     bytes[0] = 99;
     let err = Scan::from_bytes(&bytes).unwrap_err();
     assert!(err.to_string().contains("upgrade this node"), "{err}");
     assert!(Scan::from_bytes(&[]).is_err());
+}
+
+#[test]
+fn a_file_whose_path_is_not_utf8_is_reported_and_the_rest_is_shared() {
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("kb");
+    write_files(&docs, &[("fine.md", b"# Fine\n\nShared across nodes.\n")]);
+    let odd = docs.join(std::ffi::OsStr::from_bytes(b"odd-\xff.md"));
+    std::fs::write(&odd, b"# Odd\n\nA name in Latin-1.\n").unwrap();
+    let scanner = open(&tmp.path().join("scanner"));
+    let replica = open(&tmp.path().join("replica"));
+    let scan = scanner
+        .scan(std::slice::from_ref(&docs), IngestOptions::default())
+        .unwrap();
+    let (problems, _) = scan.skipped();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].0, odd);
+    assert!(
+        problems[0].1.detail.contains("not UTF-8"),
+        "{:?}",
+        problems[0].1
+    );
+    let shipped = Scan::from_bytes(&scan.to_bytes().unwrap()).unwrap();
+    replica.apply_scan(shipped, &NoProgress).unwrap();
+    assert_eq!(replica.doc_ids(), ["kb/fine.md"]);
 }

@@ -203,7 +203,12 @@ impl ApiError {
     pub fn from_project(operation: &str, err: &ProjectError) -> ApiError {
         let status = status::project(err);
         let answer = ApiError::kb_handler(status, operation, err);
-        if matches!(err, ProjectError::Unavailable(_)) {
+        let passes = match err {
+            ProjectError::Unavailable(_) => true,
+            ProjectError::Kb(err) => err.kind() == mneme_kb::ErrorKind::Unavailable,
+            _ => false,
+        };
+        if passes {
             answer.with_header(
                 header::RETRY_AFTER,
                 HeaderValue::from(status::RETRY_AFTER_SECONDS),

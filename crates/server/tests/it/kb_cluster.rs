@@ -302,6 +302,16 @@ fn projects_keys_and_documents_are_served_by_every_node() {
         Some(&json!({"query": "fourier"})),
     );
     assert_eq!(gone.status, 404, "{}", String::from_utf8_lossy(&gone.body));
+    // An ingest into the deleted project is refused and leaves nothing behind.
+    let late = json_call(
+        &cluster,
+        0,
+        "POST",
+        &format!("/api/v2/projects/{project}/ingest"),
+        GLOBAL,
+        Some(&json!({"content": "too late", "metadata": {"name": "late"}})),
+    );
+    assert_eq!(late.status, 404, "{}", String::from_utf8_lossy(&late.body));
     assert_eq!(
         cluster
             .sql(&format!(
