@@ -1,5 +1,6 @@
-//! The loaders of the files mneme writes (the catalog and the vector table of an index), fed
-//! valid headers and checksums around fuzzed contents: they answer, never panic.
+//! The loaders of the files and records mneme writes (the catalog, the vector table and the
+//! pending vectors of an index, cluster mode's scans), fed valid headers and checksums around
+//! fuzzed contents where they have them: they answer, never panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -9,9 +10,18 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let dir = tempfile::tempdir().expect("a temporary directory");
-    if selector % 2 == 0 {
-        mneme_kb::fuzzing::load_catalog(dir.path(), contents);
-    } else {
-        mneme_kb::fuzzing::load_vectors(dir.path(), contents);
+    match selector % 4 {
+        0 => {
+            mneme_kb::fuzzing::load_catalog(dir.path(), contents);
+        }
+        1 => {
+            mneme_kb::fuzzing::load_vectors(dir.path(), contents);
+        }
+        2 => {
+            mneme_kb::fuzzing::load_pending(dir.path(), contents);
+        }
+        _ => {
+            mneme_kb::fuzzing::decode_scan(contents);
+        }
     }
 });

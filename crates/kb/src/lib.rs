@@ -106,4 +106,18 @@ pub mod fuzzing {
         std::fs::write(crate::vectors::vectors_path(dir, 1), bytes).expect("writing the vectors");
         crate::vectors::VectorTable::load(dir, 1).is_ok()
     }
+
+    /// Writes `records` behind a valid header as `pending-vectors.bin` in `dir` (4-dimensional
+    /// vectors of the model `fuzz`) and loads it; how many vectors it holds.
+    pub fn load_pending(dir: &Path, records: &[u8]) -> usize {
+        let mut bytes = crate::pending::header("fuzz", 4);
+        bytes.extend_from_slice(records);
+        std::fs::write(dir.join("pending-vectors.bin"), bytes).expect("writing the file");
+        crate::pending::load(dir, "fuzz", 4).map_or(0, |v| v.len())
+    }
+
+    /// Decodes `bytes` as a scan (cluster mode's log entry); whether it decoded.
+    pub fn decode_scan(bytes: &[u8]) -> bool {
+        crate::Scan::from_bytes(bytes).is_ok()
+    }
 }

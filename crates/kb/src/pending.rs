@@ -26,7 +26,7 @@ fn path(dir: &Path) -> PathBuf {
     dir.join(FILE)
 }
 
-fn header(fingerprint: &str, dim: usize) -> Vec<u8> {
+pub(crate) fn header(fingerprint: &str, dim: usize) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(20 + fingerprint.len());
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&FORMAT.to_le_bytes());

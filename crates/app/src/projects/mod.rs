@@ -970,6 +970,26 @@ fn apply_log(
     Ok(report)
 }
 
+/// The loaders of the registry's records, for the fuzz targets.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::{ApiKey, Project, decode};
+
+    /// Decodes `bytes` as each kind of registry record (project, key, key use, sequence); how
+    /// many kinds accepted them. A decode answers, never panics.
+    pub fn decode_records(bytes: &[u8]) -> usize {
+        [
+            decode::<Project>(bytes, "project").is_ok(),
+            decode::<ApiKey>(bytes, "api key").is_ok(),
+            decode::<(String, u64)>(bytes, "api key use").is_ok(),
+            decode::<u64>(bytes, "sequence").is_ok(),
+        ]
+        .into_iter()
+        .filter(|ok| *ok)
+        .count()
+    }
+}
+
 /// The fields of a project about to be created.
 struct NewProject {
     name: String,

@@ -46,14 +46,26 @@ proptest! {
 
     #[test]
     fn the_loaders_answer_any_contents_behind_a_valid_checksum(
-        catalog in any::<bool>(),
+        loader in 0usize..4,
         contents in prop::collection::vec(any::<u8>(), 0..4096),
     ) {
         let dir = tempfile::tempdir().unwrap();
-        if catalog {
-            mneme_kb::fuzzing::load_catalog(dir.path(), &contents);
-        } else {
-            mneme_kb::fuzzing::load_vectors(dir.path(), &contents);
+        match loader {
+            0 => {
+                mneme_kb::fuzzing::load_catalog(dir.path(), &contents);
+            }
+            1 => {
+                mneme_kb::fuzzing::load_vectors(dir.path(), &contents);
+            }
+            2 => {
+                mneme_kb::fuzzing::load_pending(dir.path(), &contents);
+            }
+            _ => {
+                // A scan's format byte, then anything.
+                let mut scan = vec![1];
+                scan.extend_from_slice(&contents);
+                mneme_kb::fuzzing::decode_scan(&scan);
+            }
         }
     }
 
