@@ -397,8 +397,13 @@ impl Kb {
         }
         let (generation, list) = match plan {
             Plan::All(ranking) => {
-                let ranked: Ranked = py
-                    .detach(|| self.kb().rank_all(search_terms, ranking))
+                // Held, not released: ranking every match of a keyword query takes tens of
+                // microseconds on a small index, less than a thread waits to take the GIL back
+                // while another runs Python (CPython's 5 ms switch interval), so releasing it
+                // made threads of queries 3-4 times slower than one (docs/benchmarks.md).
+                let ranked: Ranked = self
+                    .kb()
+                    .rank_all(search_terms, ranking)
                     .map_err(errors::kb)?;
                 let entries: Vec<&DocEntry> = ranked.iter().map(|(_, e)| e).collect();
                 let text = |e: &DocEntry| ranked.text(e).ok();

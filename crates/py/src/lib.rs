@@ -6,7 +6,8 @@
 //! behind `mneme.KATOClient` when it has no `base_url`.
 //!
 //! Every call that does real work runs with the GIL released (`Python::detach`), so Python
-//! threads run it in parallel; engine errors become the Python exceptions KnowledgeBeast and
+//! threads run it in parallel, except the ranking of a keyword query, which takes less time
+//! than taking the GIL back costs under contention; engine errors become the Python exceptions KnowledgeBeast and
 //! KATO raise (`ValueError` for a bad query, `FileNotFoundError` for a missing path, ...).
 //! Nothing here panics across the boundary: pyo3 turns a panic into `PanicException`, and the
 //! engines return errors rather than panic.
