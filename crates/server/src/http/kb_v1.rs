@@ -240,10 +240,12 @@ pub struct Collections {
 }
 
 /// The lane of a query: a vector or hybrid query may embed its text (milliseconds of CPU),
-/// and in cluster mode a query first reads the shared log's generation from PostgreSQL; neither
-/// may stall the other connections served by an async thread.
-pub(super) fn query_lane(ranking: mneme_kb::Ranking, shared: bool) -> Lane {
-    if ranking.uses_vectors() || shared {
+/// which must not stall the other connections served by an async thread. A keyword query
+/// stays inline in cluster mode too: its read of the shared log's generation (a primary-key
+/// read of a fraction of a millisecond) lends the thread to the cluster's runtime
+/// (`block_in_place`), which measured faster than a hand-off to a blocking thread.
+pub(super) fn query_lane(ranking: mneme_kb::Ranking) -> Lane {
+    if ranking.uses_vectors() {
         Lane::Cpu
     } else {
         Lane::Inline
@@ -289,7 +291,7 @@ async fn search(
     search: Search,
 ) -> Result<(mneme_kb::SearchOutcome, String), ApiError> {
     let started = Instant::now();
-    let lane = query_lane(search.ranking, state.knowledge.is_shared());
+    let lane = query_lane(search.ranking);
     let outcome = work::run(state, lane, move |s| {
         let request = SearchRequest {
             query: &search.query,

@@ -281,8 +281,7 @@ async fn run_query(
         request.limit,
         request.use_cache,
     );
-    // The project's replica was brought up to date when it was opened.
-    work::run(state, query_lane(ranking, false), move |_| {
+    work::run(state, query_lane(ranking), move |_| {
         kb.search(&SearchRequest {
             query: &query,
             ranking,
