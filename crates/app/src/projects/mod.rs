@@ -10,7 +10,7 @@ pub mod archive;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mneme_kb::{IngestReport, KnowledgeBase, NewDocument, NoProgress};
 use mneme_store::{KvSnapshot, KvStore, RedbStore, WriteBatch};
@@ -236,6 +236,10 @@ pub struct Projects {
     store: Registry,
     /// Cluster mode: per project, the generation of the log this node's index holds.
     replicas: Mutex<HashMap<String, Replica>>,
+    /// Cluster mode: how long a project's replica may answer without reading the registry
+    /// (0: it reads before every use), and when each was last known current.
+    max_staleness: Duration,
+    confirmed: Mutex<HashMap<String, Instant>>,
     settings: KbSettings,
     indexes: Mutex<HashMap<String, Arc<KnowledgeBase>>>,
     /// The embedding model every project shares (loaded once, on first use).
@@ -317,6 +321,8 @@ impl Projects {
             dir: dir.to_path_buf(),
             store,
             replicas: Mutex::new(HashMap::new()),
+            max_staleness: Duration::ZERO,
+            confirmed: Mutex::new(HashMap::new()),
             settings: settings.clone(),
             indexes: Mutex::new(HashMap::new()),
             embedder: Mutex::new(None),
@@ -327,10 +333,14 @@ impl Projects {
     /// Cluster mode: the registry and the documents live in `shared`; `dir` holds this node's
     /// replicas of the project indexes, which are rebuilt from the shared log (whatever a
     /// previous run left there is removed).
+    ///
+    /// `max_staleness` above zero lets a project's replica answer without reading the
+    /// registry when it was known current that recently (`MNEME_MAX_STALENESS_MS`).
     pub fn open_shared(
         dir: &Path,
         settings: &KbSettings,
         shared: Arc<dyn SharedRegistry>,
+        max_staleness: Duration,
     ) -> Result<Projects> {
         if dir.exists() {
             std::fs::remove_dir_all(dir).map_err(|err| {
@@ -343,6 +353,8 @@ impl Projects {
             dir: dir.to_path_buf(),
             store: Registry::Shared(shared),
             replicas: Mutex::new(HashMap::new()),
+            max_staleness,
+            confirmed: Mutex::new(HashMap::new()),
             settings: settings.clone(),
             indexes: Mutex::new(HashMap::new()),
             embedder: Mutex::new(None),
@@ -502,6 +514,10 @@ impl Projects {
             .unwrap_or_else(|p| p.into_inner())
             .remove(project_id);
         self.replicas
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(project_id);
+        self.confirmed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(project_id);
@@ -679,6 +695,20 @@ impl Projects {
         project_id: &str,
         wait: bool,
     ) -> Result<(Arc<KnowledgeBase>, Option<IngestReport>)> {
+        let asked = Instant::now();
+        if !wait && !self.max_staleness.is_zero() {
+            let recent = self
+                .confirmed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(project_id)
+                .is_some_and(|at| asked.duration_since(*at) < self.max_staleness);
+            if recent {
+                if let Some(kb) = self.replica_held(project_id) {
+                    return Ok((kb, None));
+                }
+            }
+        }
         if let Err(err) = self.get(project_id) {
             if matches!(err, ProjectError::NotFound(_)) && self.is_shared() {
                 // Removed through another node: drop this node's replica.
@@ -708,7 +738,13 @@ impl Projects {
             Registry::Local(_) => None,
             Registry::Shared(shared) => match self.catch_up(shared.as_ref(), project_id, &kb, wait)
             {
-                Ok(report) => report,
+                Ok(report) => {
+                    self.confirmed
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(project_id.to_owned(), asked);
+                    report
+                }
                 Err(ProjectError::Unavailable(why)) if self.replica_held(project_id).is_some() => {
                     tracing::warn!("cluster: {why}; project {project_id} answers from its replica");
                     None

@@ -135,7 +135,8 @@ pub struct Shared {
     pub windows: Arc<dyn mneme_app::limits::SharedWindows>,
     /// API v1's knowledge base: the log of scans on PostgreSQL.
     pub index: Arc<dyn mneme_app::SharedIndex>,
-    /// How long a knowledge-base query may answer without reading the log's generation.
+    /// How long a knowledge-base query (API v1, or a project's) may answer without reading
+    /// the shared store.
     pub max_staleness: std::time::Duration,
 }
 
@@ -196,7 +197,7 @@ impl ServerState {
             Some(shared) => (
                 shared.patterns,
                 Some(shared.sessions),
-                Some(shared.projects),
+                Some((shared.projects, shared.max_staleness)),
                 Some(shared.windows),
             ),
             None => {
@@ -212,7 +213,9 @@ impl ServerState {
         };
         let dir = &config.server.projects_dir;
         let projects = match registry {
-            Some(registry) => Projects::open_shared(dir, &config.kb, registry),
+            Some((registry, max_staleness)) => {
+                Projects::open_shared(dir, &config.kb, registry, max_staleness)
+            }
             None => Projects::open(dir, &config.kb),
         }
         .map_err(|source| StartError::Projects {

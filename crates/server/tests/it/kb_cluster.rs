@@ -679,3 +679,50 @@ fn a_node_killed_mid_scan_leaves_nothing_half_done_and_another_node_scans() {
         "1"
     );
 }
+
+#[test]
+fn a_staleness_bound_lets_a_project_replica_answer_without_reading_the_registry() {
+    let cluster = Cluster::up(
+        2,
+        &[("KB_API_KEY", GLOBAL), ("MNEME_MAX_STALENESS_MS", "600000")],
+    );
+    let created = expect(
+        json_call(
+            &cluster,
+            0,
+            "POST",
+            "/api/v2/projects",
+            GLOBAL,
+            Some(&json!({"name": "stale"})),
+        ),
+        201,
+        "create",
+    );
+    let project = created["project_id"].as_str().unwrap().to_owned();
+    let first = ingest(
+        &cluster,
+        0,
+        &project,
+        "audio",
+        "Audio processing with fast Fourier transforms.",
+    );
+    // Node 2's first use reads the registry and catches up.
+    assert_eq!(
+        query_ids(&cluster, 1, &project, GLOBAL, "fourier"),
+        [first.as_str()]
+    );
+    // Within the bound it answers from its replica: a later ingest through node 1 is not
+    // there yet, while node 1 has it.
+    let second = ingest(
+        &cluster,
+        0,
+        &project,
+        "video",
+        "Video codecs and motion vectors.",
+    );
+    assert_eq!(
+        query_ids(&cluster, 0, &project, GLOBAL, "motion"),
+        [second.as_str()]
+    );
+    assert!(query_ids(&cluster, 1, &project, GLOBAL, "motion").is_empty());
+}
