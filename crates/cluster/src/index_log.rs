@@ -14,6 +14,7 @@ use mneme_app::SharedIndex;
 use mneme_kb::{Error, Result};
 
 use crate::bridge::Bridge;
+use crate::port::PgPort;
 
 /// How long one statement may wait for PostgreSQL.
 const OP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,8 +29,12 @@ const PAGE: i64 = 8;
 pub(crate) const INGEST_LEASE: i64 = 0x6d6e_656d_6503;
 
 pub struct PgIndex {
-    bridge: Arc<Bridge>,
-    pool: Pool,
+    port: PgPort,
+}
+
+/// A PostgreSQL failure as this port reports it ([`crate::port::pg_error`]).
+fn pg_error(what: &str, err: tokio_postgres::Error) -> Error {
+    crate::port::pg_error(what, err)
 }
 
 impl std::fmt::Debug for PgIndex {
@@ -38,39 +43,11 @@ impl std::fmt::Debug for PgIndex {
     }
 }
 
-fn pg_error(what: &str, err: tokio_postgres::Error) -> Error {
-    match err.as_db_error() {
-        Some(db) if !crate::pg::retryable(db.code().code()) => Error::Io {
-            context: format!("PostgreSQL {what}"),
-            source: std::io::Error::other(err.to_string()),
-        },
-        _ => Error::Unavailable(format!("PostgreSQL {what}: {err}")),
-    }
-}
-
 impl PgIndex {
     pub(crate) fn new(bridge: Arc<Bridge>, pool: Pool) -> PgIndex {
-        PgIndex { bridge, pool }
-    }
-
-    fn run<T>(
-        &self,
-        what: &str,
-        future: impl std::future::Future<Output = Result<T>>,
-    ) -> Result<T> {
-        self.bridge.wait_for(OP_TIMEOUT, future).unwrap_or_else(|| {
-            Err(Error::Unavailable(format!(
-                "PostgreSQL {what}: no answer within {} s",
-                OP_TIMEOUT.as_secs()
-            )))
-        })
-    }
-
-    async fn client(&self) -> Result<deadpool_postgres::Object> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| Error::Unavailable(format!("PostgreSQL connection: {e}")))
+        PgIndex {
+            port: PgPort { bridge, pool },
+        }
     }
 }
 
@@ -105,13 +82,13 @@ impl Drop for AdvisoryGuard {
 /// did not answer (the lock may have been granted after all) is closed, never pooled, so a lock
 /// cannot stay behind on an idle pooled connection.
 pub(crate) fn advisory_lock(
-    bridge: &Arc<Bridge>,
-    pool: &Pool,
+    port: &PgPort,
     key: i64,
     wait: Duration,
 ) -> std::result::Result<Option<AdvisoryGuard>, String> {
+    let bridge = &port.bridge;
     let client = bridge
-        .wait_for(OP_TIMEOUT, pool.get())
+        .wait_for(OP_TIMEOUT, port.pool.get())
         .ok_or_else(|| format!("no connection within {} s", OP_TIMEOUT.as_secs()))?
         .map_err(|e| format!("connection: {e}"))?;
     let started = Instant::now();
@@ -149,7 +126,7 @@ pub(crate) fn advisory_lock(
 
 impl SharedIndex for PgIndex {
     fn lease(&self, wait: Duration) -> Result<Box<dyn Send>> {
-        match advisory_lock(&self.bridge, &self.pool, INGEST_LEASE, wait) {
+        match advisory_lock(&self.port, INGEST_LEASE, wait) {
             Ok(Some(guard)) => Ok(Box::new(guard)),
             Ok(None) => Err(Error::Unavailable(format!(
                 "another node has been ingesting into the shared knowledge base for over {} s; try again when it is done",
@@ -163,8 +140,8 @@ impl SharedIndex for PgIndex {
 
     fn append(&self, after: u64, scan: Vec<u8>) -> Result<u64> {
         let generation = after + 1;
-        let appended = self.bridge.wait_for(WRITE_TIMEOUT, async {
-            let client = self.client().await?;
+        self.port.run(WRITE_TIMEOUT, "scan append", async {
+            let client = self.port.client::<Error>().await?;
             client
                 .execute(
                     "INSERT INTO mneme_kb_scans (generation, scan) VALUES ($1, $2)",
@@ -179,21 +156,14 @@ impl SharedIndex for PgIndex {
                     } else {
                         pg_error("scan append", e)
                     }
-                })
-        });
-        match appended {
-            Some(Ok(_)) => Ok(generation),
-            Some(Err(err)) => Err(err),
-            None => Err(Error::Unavailable(format!(
-                "PostgreSQL scan append: no answer within {} s",
-                WRITE_TIMEOUT.as_secs()
-            ))),
-        }
+                })?;
+            Ok(generation)
+        })
     }
 
     fn generation(&self) -> Result<u64> {
-        self.run("generation read", async {
-            let client = self.client().await?;
+        self.port.run(OP_TIMEOUT, "generation read", async {
+            let client = self.port.client::<Error>().await?;
             let stmt = client
                 .prepare_cached("SELECT coalesce(max(generation), 0) FROM mneme_kb_scans")
                 .await
@@ -207,8 +177,8 @@ impl SharedIndex for PgIndex {
     }
 
     fn since(&self, after: u64) -> Result<Vec<(u64, Vec<u8>)>> {
-        let read = self.bridge.wait_for(WRITE_TIMEOUT, async {
-            let client = self.client().await?;
+        self.port.run(WRITE_TIMEOUT, "scan log read", async {
+            let client = self.port.client::<Error>().await?;
             let rows = client
                 .query(
                     "SELECT generation, scan FROM mneme_kb_scans WHERE generation > $1 \
@@ -220,13 +190,7 @@ impl SharedIndex for PgIndex {
             Ok(rows
                 .into_iter()
                 .map(|row| (row.get::<_, i64>(0) as u64, row.get::<_, Vec<u8>>(1)))
-                .collect::<Vec<_>>())
-        });
-        read.unwrap_or_else(|| {
-            Err(Error::Unavailable(format!(
-                "PostgreSQL scan log read: no answer within {} s",
-                WRITE_TIMEOUT.as_secs()
-            )))
+                .collect())
         })
     }
 }

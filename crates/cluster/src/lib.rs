@@ -18,6 +18,7 @@
 mod bridge;
 mod index_log;
 mod pg;
+mod port;
 mod registry;
 mod schema;
 mod sessions;

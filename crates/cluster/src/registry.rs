@@ -16,6 +16,7 @@ use mneme_kb::convert::Format;
 use mneme_store::{Op, WriteBatch};
 
 use crate::bridge::Bridge;
+use crate::port::PgPort;
 
 /// How long a registry operation may wait for PostgreSQL.
 const OP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,8 +33,12 @@ const REGISTRY_LOCK: i64 = 0x6d6e_656d_6502;
 const LOCK_WAIT: Duration = Duration::from_secs(60);
 
 pub struct PgRegistry {
-    bridge: Arc<Bridge>,
-    pool: Pool,
+    port: PgPort,
+}
+
+/// A PostgreSQL failure as this port reports it ([`crate::port::pg_error`]).
+fn pg_error(what: &str, err: tokio_postgres::Error) -> ProjectError {
+    crate::port::pg_error(what, err)
 }
 
 impl std::fmt::Debug for PgRegistry {
@@ -42,47 +47,19 @@ impl std::fmt::Debug for PgRegistry {
     }
 }
 
-/// A PostgreSQL failure as the registry reports it: what may pass by itself is
-/// `Unavailable` (503 with `Retry-After`), an error about the statement a storage error.
-fn pg_error(what: &str, err: tokio_postgres::Error) -> ProjectError {
-    match err.as_db_error() {
-        Some(db) if crate::pg::retryable(db.code().code()) => {
-            ProjectError::Unavailable(format!("PostgreSQL {what}: {err}"))
-        }
-        Some(_) => ProjectError::Store(mneme_store::Error::Io(format!("PostgreSQL {what}: {err}"))),
-        None => ProjectError::Unavailable(format!("PostgreSQL {what}: {err}")),
-    }
-}
-
 impl PgRegistry {
     pub(crate) fn new(bridge: Arc<Bridge>, pool: Pool) -> PgRegistry {
-        PgRegistry { bridge, pool }
+        PgRegistry {
+            port: PgPort { bridge, pool },
+        }
     }
 
-    fn run<T, F>(&self, what: &str, future: F) -> Result<T>
-    where
-        F: std::future::Future<Output = Result<T>>,
-    {
-        self.run_for(OP_TIMEOUT, what, future)
-    }
-
-    fn run_for<T, F>(&self, limit: Duration, what: &str, future: F) -> Result<T>
-    where
-        F: std::future::Future<Output = Result<T>>,
-    {
-        self.bridge.wait_for(limit, future).unwrap_or_else(|| {
-            Err(ProjectError::Unavailable(format!(
-                "PostgreSQL {what}: no answer within {} s",
-                limit.as_secs()
-            )))
-        })
-    }
-
-    async fn client(&self) -> Result<deadpool_postgres::Object> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| ProjectError::Unavailable(format!("PostgreSQL connection: {e}")))
+    fn run<T>(
+        &self,
+        what: &str,
+        future: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        self.port.run(OP_TIMEOUT, what, future)
     }
 }
 
@@ -98,7 +75,7 @@ fn format_of(name: &str) -> Result<Format> {
 impl SharedRegistry for PgRegistry {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.run("registry read", async {
-            let client = self.client().await?;
+            let client = self.port.client::<ProjectError>().await?;
             let stmt = client
                 .prepare_cached("SELECT value FROM mneme_registry WHERE key = $1")
                 .await
@@ -113,7 +90,7 @@ impl SharedRegistry for PgRegistry {
 
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         self.run("registry scan", async {
-            let client = self.client().await?;
+            let client = self.port.client::<ProjectError>().await?;
             // Keys from `prefix` up to (excluding) the next prefix; bytea orders bytewise.
             let stmt = client
                 .prepare_cached(
@@ -134,8 +111,8 @@ impl SharedRegistry for PgRegistry {
     }
 
     fn write(&self, batch: WriteBatch, log: Vec<LogOp>) -> Result<()> {
-        self.run_for(WRITE_TIMEOUT, "registry write", async {
-            let mut client = self.client().await?;
+        self.port.run(WRITE_TIMEOUT, "registry write", async {
+            let mut client = self.port.client::<ProjectError>().await?;
             let tx = client
                 .transaction()
                 .await
@@ -237,7 +214,7 @@ impl SharedRegistry for PgRegistry {
     }
 
     fn lock(&self) -> Result<Box<dyn Send>> {
-        match crate::index_log::advisory_lock(&self.bridge, &self.pool, REGISTRY_LOCK, LOCK_WAIT) {
+        match crate::index_log::advisory_lock(&self.port, REGISTRY_LOCK, LOCK_WAIT) {
             Ok(Some(guard)) => Ok(Box::new(guard)),
             Ok(None) => Err(ProjectError::Unavailable(format!(
                 "another node has held the project registry for over {} s; try again",
@@ -251,7 +228,7 @@ impl SharedRegistry for PgRegistry {
 
     fn generation(&self, project_id: &str) -> Result<u64> {
         self.run("generation read", async {
-            let client = self.client().await?;
+            let client = self.port.client::<ProjectError>().await?;
             let stmt = client
                 .prepare_cached("SELECT generation FROM mneme_kb_generation WHERE project_id = $1")
                 .await
@@ -271,8 +248,8 @@ impl SharedRegistry for PgRegistry {
         latest: u64,
     ) -> Result<(Vec<NewDocument>, u64)> {
         let last = latest.min(after + PAGE);
-        self.run_for(WRITE_TIMEOUT, "document log read", async {
-            let client = self.client().await?;
+        self.port.run(WRITE_TIMEOUT, "document log read", async {
+            let client = self.port.client::<ProjectError>().await?;
             let rows = client
                 .query(
                     "SELECT doc_id, path, kb_dir, name, format, content FROM mneme_kb_documents \
