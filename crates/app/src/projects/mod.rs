@@ -543,6 +543,44 @@ impl Projects {
         })
     }
 
+    /// The registry batch that adds project `project_id` with its document metadata and, with
+    /// `overwrite`, removes the records of the project of the same name (returned too); the
+    /// caller holds the registry ([`Projects::exclusive`]).
+    fn new_project_records(
+        &self,
+        project_id: String,
+        fields: NewProject,
+        doc_metadata: Vec<(String, String)>,
+        overwrite: bool,
+    ) -> Result<(Project, WriteBatch, Option<Project>)> {
+        let replaced = self.list()?.into_iter().find(|p| p.name == fields.name);
+        if replaced.is_some() && !overwrite {
+            return Err(ProjectError::NameTaken(fields.name));
+        }
+        let now = iso_naive(SystemTime::now());
+        let mut batch = WriteBatch::default();
+        let project = Project {
+            project_id,
+            name: fields.name,
+            description: fields.description,
+            embedding_model: fields.embedding_model,
+            created_at: now.clone(),
+            updated_at: now,
+            metadata: fields.metadata,
+            sequence: self.next_sequence(&mut batch)?,
+        };
+        batch.put(key(PROJECT, &project.project_id), encode(&project));
+        for (doc_id, metadata) in doc_metadata {
+            let mut k = doc_prefix(&project.project_id);
+            k.extend_from_slice(doc_id.as_bytes());
+            batch.put(k, metadata.into_bytes());
+        }
+        if let Some(old) = &replaced {
+            self.delete_records(&old.project_id, &mut batch)?;
+        }
+        Ok((project, batch, replaced))
+    }
+
     /// Cluster mode's import: one transaction adds the project, its document metadata and
     /// its documents as the first generation of its log and, with `overwrite`, removes the
     /// project of the same name; every node's replica then indexes the documents.
@@ -555,35 +593,14 @@ impl Projects {
     ) -> Result<Project> {
         let project = {
             let _writing = self.exclusive()?;
-            let replaced = self.list()?.into_iter().find(|p| p.name == fields.name);
-            if replaced.is_some() && !overwrite {
-                return Err(ProjectError::NameTaken(fields.name));
-            }
-            let now = iso_naive(SystemTime::now());
-            let mut batch = WriteBatch::default();
-            let project = Project {
-                project_id: uuid_v4(),
-                name: fields.name,
-                description: fields.description,
-                embedding_model: fields.embedding_model,
-                created_at: now.clone(),
-                updated_at: now,
-                metadata: fields.metadata,
-                sequence: self.next_sequence(&mut batch)?,
-            };
-            batch.put(key(PROJECT, &project.project_id), encode(&project));
-            for (doc_id, metadata) in doc_metadata {
-                let mut k = doc_prefix(&project.project_id);
-                k.extend_from_slice(doc_id.as_bytes());
-                batch.put(k, metadata.into_bytes());
-            }
+            let (project, batch, replaced) =
+                self.new_project_records(uuid_v4(), fields, doc_metadata, overwrite)?;
             let mut log = vec![LogOp::Append {
                 project_id: project.project_id.clone(),
                 requires: key(PROJECT, &project.project_id),
                 documents,
             }];
             if let Some(old) = &replaced {
-                self.delete_records(&old.project_id, &mut batch)?;
                 log.push(LogOp::Drop {
                     project_id: old.project_id.clone(),
                 });
@@ -610,31 +627,8 @@ impl Projects {
         overwrite: bool,
     ) -> Result<Project> {
         let _writing = self.exclusive()?;
-        let replaced = self.list()?.into_iter().find(|p| p.name == fields.name);
-        if replaced.is_some() && !overwrite {
-            return Err(ProjectError::NameTaken(fields.name));
-        }
-        let now = iso_naive(SystemTime::now());
-        let mut batch = WriteBatch::default();
-        let project = Project {
-            project_id: staged.project_id.clone(),
-            name: fields.name,
-            description: fields.description,
-            embedding_model: fields.embedding_model,
-            created_at: now.clone(),
-            updated_at: now,
-            metadata: fields.metadata,
-            sequence: self.next_sequence(&mut batch)?,
-        };
-        batch.put(key(PROJECT, &project.project_id), encode(&project));
-        for (doc_id, metadata) in doc_metadata {
-            let mut k = doc_prefix(&project.project_id);
-            k.extend_from_slice(doc_id.as_bytes());
-            batch.put(k, metadata.into_bytes());
-        }
-        if let Some(old) = &replaced {
-            self.delete_records(&old.project_id, &mut batch)?;
-        }
+        let (project, batch, replaced) =
+            self.new_project_records(staged.project_id.clone(), fields, doc_metadata, overwrite)?;
         // Until the registry names it, the moved directory is unused: a crash here leaves an
         // orphan, never a project without its index.
         let target = self.index_dir(&project.project_id);
