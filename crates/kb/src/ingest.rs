@@ -258,11 +258,7 @@ pub(crate) fn scan(kb: &KnowledgeBase, roots: &[PathBuf], options: IngestOptions
         ));
     }
     let current = kb.snapshot();
-    let settings = IndexSettings {
-        chunk: kb.config.chunk,
-        stemming: kb.config.stemming,
-        converter_version: CONVERTER_VERSION,
-    };
+    let settings = index_settings(kb);
     let rebuild = options.rebuild || current.catalog.settings() != settings;
     let catalog = &current.catalog;
     let read = |candidate: Candidate| {
@@ -289,11 +285,7 @@ pub(crate) fn scan(kb: &KnowledgeBase, roots: &[PathBuf], options: IngestOptions
         (file, !unchanged)
     };
     // The files are read on the ingest's threads, in the walk's order.
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(kb.config.max_workers.max(1))
-        .thread_name(|i| format!("mneme-scan-{i}"))
-        .build()
-        .map_err(|err| Error::io("starting scan workers", std::io::Error::other(err)))?;
+    let pool = workers(kb, "scan")?;
     let read: Vec<(ScanFile, bool)> =
         pool.install(|| walked.candidates.into_par_iter().map(read).collect());
     let mut changes = rebuild || read.iter().any(|(_, changed)| *changed);
@@ -315,6 +307,29 @@ pub(crate) fn scan(kb: &KnowledgeBase, roots: &[PathBuf], options: IngestOptions
         problems: walked.problems,
         ignored: walked.ignored,
     })
+}
+
+/// What the index's documents are made with (a change means converting everything again).
+fn index_settings(kb: &KnowledgeBase) -> IndexSettings {
+    IndexSettings {
+        chunk: kb.config.chunk,
+        stemming: kb.config.stemming,
+        converter_version: CONVERTER_VERSION,
+    }
+}
+
+/// The `max_workers` threads an ingest or a scan reads, converts and embeds on.
+fn workers(kb: &KnowledgeBase, name: &'static str) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(kb.config.max_workers.max(1))
+        .thread_name(move |i| format!("mneme-{name}-{i}"))
+        .build()
+        .map_err(|err| {
+            Error::io(
+                format!("starting {name} workers"),
+                std::io::Error::other(err),
+            )
+        })
 }
 
 /// Replays a [`Scan`]: the ingest of its walk, with its bytes instead of the files.
@@ -383,11 +398,7 @@ fn run_walked(
     progress: &dyn IngestProgress,
 ) -> Result<IngestReport> {
     let current = kb.snapshot();
-    let settings = IndexSettings {
-        chunk: kb.config.chunk,
-        stemming: kb.config.stemming,
-        converter_version: CONVERTER_VERSION,
-    };
+    let settings = index_settings(kb);
     let rebuild = options.rebuild || current.catalog.settings() != settings;
     let base = if rebuild {
         Catalog::empty(settings)
@@ -421,11 +432,7 @@ fn run_walked(
     if rebuild {
         writer.delete_all_documents()?;
     }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(kb.config.max_workers.max(1))
-        .thread_name(|i| format!("mneme-ingest-{i}"))
-        .build()
-        .map_err(|err| Error::io("starting ingest workers", std::io::Error::other(err)))?;
+    let pool = workers(kb, "ingest")?;
     let ctx = WorkerCtx {
         collect_chunks: kb.embedder.is_some(),
         writer: &writer,
