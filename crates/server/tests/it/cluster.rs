@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::Reply;
-use crate::support::cluster::{Cluster, mneme_bin};
+use crate::support::cluster::{Cluster, assert_unavailable, eventually, header, mneme_bin};
 
 fn create(cluster: &Cluster, node: usize, node_id: &str, config: Value) -> String {
     let created = cluster.json(
@@ -65,38 +65,6 @@ fn predicted_names(cluster: &Cluster, node: usize, sid: &str) -> Vec<String> {
         .iter()
         .map(|p| format!("PTRN|{}", p["name"].as_str().unwrap()))
         .collect()
-}
-
-fn header<'r>(reply: &'r Reply, name: &str) -> Option<&'r str> {
-    reply
-        .headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-/// A refusal of a store outage: 503 with `Retry-After`.
-fn assert_unavailable(reply: &Reply, what: &str) {
-    assert_eq!(
-        reply.status,
-        503,
-        "{what}: {}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    assert!(
-        header(reply, "retry-after").is_some(),
-        "{what}: a 503 carries Retry-After, headers {:?}",
-        reply.headers
-    );
-}
-
-/// Polls `check` every 100 ms until it holds; fails after `limit` saying `what`.
-fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !check() {
-        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
-        thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

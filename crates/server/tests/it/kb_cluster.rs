@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::cluster::Cluster;
+use crate::support::cluster::{Cluster, assert_unavailable, eventually, header};
 use crate::support::{Reply, try_http};
 
 const GLOBAL: &str = "cluster-global-key";
@@ -74,6 +74,28 @@ fn query_ids(cluster: &Cluster, node: usize, project: &str, key: &str, text: &st
         200,
         &format!("query {text:?} on node {node}"),
     );
+    doc_ids(&answer)
+}
+
+/// Creates a project through `node`; its id.
+fn create_project(cluster: &Cluster, node: usize, name: &str) -> String {
+    let created = expect(
+        json_call(
+            cluster,
+            node,
+            "POST",
+            "/api/v2/projects",
+            GLOBAL,
+            Some(&json!({"name": name})),
+        ),
+        201,
+        &format!("create {name} on node {node}"),
+    );
+    created["project_id"].as_str().unwrap().to_owned()
+}
+
+/// The doc_ids of a query's answer, in rank order.
+fn doc_ids(answer: &Value) -> Vec<String> {
     answer["results"]
         .as_array()
         .unwrap()
@@ -103,19 +125,7 @@ fn projects_keys_and_documents_are_served_by_every_node() {
     let cluster = Cluster::up(3, &[("KB_API_KEY", GLOBAL)]);
 
     // A project created on node 1 is listed by node 3.
-    let created = expect(
-        json_call(
-            &cluster,
-            0,
-            "POST",
-            "/api/v2/projects",
-            GLOBAL,
-            Some(&json!({"name": "shared", "description": "made on node 1"})),
-        ),
-        201,
-        "create on node 1",
-    );
-    let project = created["project_id"].as_str().unwrap().to_owned();
+    let project = create_project(&cluster, 0, "shared");
     let listed = expect(
         json_call(&cluster, 2, "GET", "/api/v2/projects", GLOBAL, None),
         200,
@@ -327,19 +337,7 @@ fn projects_keys_and_documents_are_served_by_every_node() {
 #[test]
 fn with_postgres_down_queries_answer_from_the_replica_and_writes_are_refused_with_retry_after() {
     let cluster = Cluster::up(2, &[("KB_API_KEY", GLOBAL)]);
-    let created = expect(
-        json_call(
-            &cluster,
-            0,
-            "POST",
-            "/api/v2/projects",
-            GLOBAL,
-            Some(&json!({"name": "outage"})),
-        ),
-        201,
-        "create",
-    );
-    let project = created["project_id"].as_str().unwrap().to_owned();
+    let project = create_project(&cluster, 0, "outage");
     let doc = ingest(
         &cluster,
         0,
@@ -370,17 +368,7 @@ fn with_postgres_down_queries_answer_from_the_replica_and_writes_are_refused_wit
                 &json!({"content": "Lost while the database is down?", "metadata": {"name": "late"}}),
             ),
         );
-        assert_eq!(
-            write.status,
-            503,
-            "node {node}: {}",
-            String::from_utf8_lossy(&write.body)
-        );
-        assert!(
-            write.headers.iter().any(|(k, _)| k == "retry-after"),
-            "a 503 carries Retry-After: {:?}",
-            write.headers
-        );
+        assert_unavailable(&write, &format!("an ingest on node {node}"));
         let create = json_call(
             &cluster,
             node,
@@ -389,12 +377,7 @@ fn with_postgres_down_queries_answer_from_the_replica_and_writes_are_refused_wit
             GLOBAL,
             Some(&json!({"name": "during"})),
         );
-        assert_eq!(
-            create.status,
-            503,
-            "node {node}: {}",
-            String::from_utf8_lossy(&create.body)
-        );
+        assert_unavailable(&create, &format!("a project created on node {node}"));
     }
 
     cluster.script("pg-start", &[]);
@@ -417,14 +400,6 @@ fn with_postgres_down_queries_answer_from_the_replica_and_writes_are_refused_wit
         "list",
     );
     assert_eq!(listed["count"], 1, "{listed}");
-}
-
-fn header<'r>(reply: &'r Reply, name: &str) -> Option<&'r str> {
-    reply
-        .headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
 }
 
 #[test]
@@ -504,12 +479,7 @@ fn v1_query(cluster: &Cluster, node: usize, text: &str) -> Vec<String> {
         200,
         &format!("v1 query {text:?} on node {node}"),
     );
-    answer["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["doc_id"].as_str().unwrap().to_owned())
-        .collect()
+    doc_ids(&answer)
 }
 
 fn v1_documents(cluster: &Cluster, node: usize) -> u64 {
@@ -519,15 +489,6 @@ fn v1_documents(cluster: &Cluster, node: usize) -> u64 {
         "v1 stats",
     );
     stats["total_documents"].as_u64().unwrap()
-}
-
-/// Polls `check` every 50 ms until it holds; fails after `limit` saying `what`.
-fn eventually(limit: std::time::Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let started = std::time::Instant::now();
-    while !check() {
-        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -686,19 +647,7 @@ fn a_staleness_bound_lets_a_project_replica_answer_without_reading_the_registry(
         2,
         &[("KB_API_KEY", GLOBAL), ("MNEME_MAX_STALENESS_MS", "600000")],
     );
-    let created = expect(
-        json_call(
-            &cluster,
-            0,
-            "POST",
-            "/api/v2/projects",
-            GLOBAL,
-            Some(&json!({"name": "stale"})),
-        ),
-        201,
-        "create",
-    );
-    let project = created["project_id"].as_str().unwrap().to_owned();
+    let project = create_project(&cluster, 0, "stale");
     let first = ingest(
         &cluster,
         0,

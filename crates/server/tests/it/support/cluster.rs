@@ -157,3 +157,36 @@ impl Drop for Cluster {
             .output();
     }
 }
+
+/// A header of a reply, by its lower-case name.
+pub fn header<'r>(reply: &'r Reply, name: &str) -> Option<&'r str> {
+    reply
+        .headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// A refusal of a store outage: 503 with `Retry-After`.
+pub fn assert_unavailable(reply: &Reply, what: &str) {
+    assert_eq!(
+        reply.status,
+        503,
+        "{what}: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert!(
+        header(reply, "retry-after").is_some(),
+        "{what}: a 503 carries Retry-After, headers {:?}",
+        reply.headers
+    );
+}
+
+/// Polls `check` every 100 ms until it holds; fails after `limit` saying `what`.
+pub fn eventually(limit: std::time::Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !check() {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
