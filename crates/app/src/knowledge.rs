@@ -129,11 +129,6 @@ impl Knowledge {
         Ok(knowledge)
     }
 
-    /// Whether the index is a replica of a log shared with other nodes (cluster mode).
-    pub fn is_shared(&self) -> bool {
-        self.shared.is_some()
-    }
-
     /// The index, brought up to the shared log's last generation first (cluster mode), so that
     /// it holds every ingest acknowledged before this call, on any node; while the log is out
     /// of reach, the index as it is.
